@@ -1,0 +1,40 @@
+"""`dmmconf`: the suite's command line. Each sub-command lives in harness/commands/."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from harness.commands import COMMANDS
+
+
+class UserError(Exception):
+    """Bad input from the user: printed as one line, exit status 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dmmconf",
+        description="Conformance suite for DMM with multicast (draft-sarikaya-mext-multicastdmm-01)",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    for module in COMMANDS:
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except UserError as exc:
+        print(f"dmmconf {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # `dmmconf clauses | head`
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
