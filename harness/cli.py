@@ -6,11 +6,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from harness.commands import COMMANDS
-
-
-class UserError(Exception):
-    """Bad input from the user: printed as one line, exit status 2."""
+from harness.commands import all_commands
+from harness.errors import UserError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,7 +16,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Conformance suite for DMM with multicast (draft-sarikaya-mext-multicastdmm-01)",
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    for module in COMMANDS:
+    for module in all_commands():
         module.register(sub)
     return parser
 

@@ -1,5 +1,20 @@
-"""Sub-commands of `dmmconf`. Each module has register(subparsers) setting `func`."""
+"""Sub-commands of `dmmconf`. Each module has register(subparsers), which sets `func`."""
 
+from __future__ import annotations
+
+import importlib
 from types import ModuleType
 
-COMMANDS: list[ModuleType] = []
+# Order is the order of `dmmconf --help`.
+_NAMES = ("run", "clauses", "decode", "vectors")
+
+
+def all_commands() -> list[ModuleType]:
+    modules = []
+    for name in _NAMES:
+        try:
+            modules.append(importlib.import_module(f"harness.commands.{name}"))
+        except ModuleNotFoundError as exc:
+            if exc.name != f"harness.commands.{name}":
+                raise
+    return modules
