@@ -44,9 +44,10 @@ class MobOpt(IntEnum):
     NAT_DETECTION = 31  # RFC 5555 §3.2.2
     IPV4_CARE_OF_ADDRESS = 32  # RFC 5555 §3.1.2
     BINDING_IDENTIFIER = 35  # RFC 5648 §6.1
-    # RFC 6089 §7 (IANA): 44 is Flow Identification, 45 is Flow Summary.
-    FLOW_IDENTIFICATION = 44
-    FLOW_SUMMARY = 45
+    # RFC 6089 §4.2.2 and §4.2 (and Wireshark) give 44 to Flow Summary and 45 to Flow
+    # Identification; its IANA section §7 lists them the other way round. The body wins.
+    FLOW_SUMMARY = 44
+    FLOW_IDENTIFICATION = 45
 
 
 # Defaults for the option types the drafts leave unassigned (TBA1 / TBD).
