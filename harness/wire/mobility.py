@@ -14,6 +14,7 @@ docs/interpretations.md (checksum, alignment, type value).
 from __future__ import annotations
 
 import ipaddress
+import socket
 import struct
 from typing import Any
 
@@ -37,7 +38,11 @@ from scapy.fields import (
 )
 from scapy.layers import inet6
 from scapy.layers.inet6 import (
+    HAO,
     IP6ListField,
+    IPv6,
+    IPv6ExtHdrDestOpt,
+    IPv6ExtHdrRouting,
     MIP6MH_BA,
     MIP6MH_BE,
     MIP6MH_BU,
@@ -50,6 +55,7 @@ from scapy.layers.inet6 import (
     _PhantomAutoPadField,
 )
 from scapy.packet import Packet, Raw
+from scapy.pton_ntop import inet_pton
 from scapy.utils import checksum as internet_checksum
 
 from harness.config import WireConfig
@@ -637,7 +643,48 @@ class MobilityOption(MIP6OptUnknown):
         return inet6.moboptcls.get(otype, MIP6OptUnknown)
 
 
-class BindingUpdate(MIP6MH_BU):
+def _pseudo_header_addresses(mh: Packet) -> tuple[str, str] | None:
+    """Source and destination for the MH checksum (RFC 6275 §6.1.1).
+
+    The Home Address option supplies the source wherever it sits among the
+    destination options (scapy's own helper only finds it when it is the sole
+    option, which is never the case once padding has been dissected), and a
+    routing header with segments left supplies the final destination.
+    """
+    src = dst = None
+    layer = mh.underlayer
+    while layer is not None and not isinstance(layer, IPv6):
+        if isinstance(layer, IPv6ExtHdrDestOpt) and src is None:
+            for opt in layer.options:
+                if isinstance(opt, HAO):
+                    src = opt.hoa
+        if isinstance(layer, IPv6ExtHdrRouting) and layer.segleft and layer.addresses:
+            dst = layer.addresses[-1]
+        layer = layer.underlayer
+    if layer is None:
+        return None
+    return src or layer.src, dst or layer.dst
+
+
+class _ChecksummedMH(Packet):
+    def post_build(self, p: bytes, pay: bytes) -> bytes:
+        p += pay
+        if self.len is None:
+            p = p[:1] + struct.pack("B", (len(p) - 8) // 8) + p[2:]
+        if self.cksum is None:
+            addrs = _pseudo_header_addresses(self)
+            if addrs is not None:
+                pseudo = (
+                    inet_pton(socket.AF_INET6, addrs[0])
+                    + inet_pton(socket.AF_INET6, addrs[1])
+                    + struct.pack("!IxxxB", len(p), 135)
+                )
+                zeroed = p[:4] + b"\x00\x00" + p[6:]
+                p = p[:4] + struct.pack("!H", internet_checksum(pseudo + zeroed)) + p[6:]
+        return p
+
+
+class BindingUpdate(_ChecksummedMH, MIP6MH_BU):
     """Binding Update with the flags of RFC 6275 §6.1.7, RFC 5555 §3.1.3 (F), RFC 5648 §4.2 (O)."""
 
     name = "IPv6 Mobility Header - Binding Update"
@@ -656,7 +703,7 @@ class BindingUpdate(MIP6MH_BU):
     ]
 
 
-class BindingAck(MIP6MH_BA):
+class BindingAck(_ChecksummedMH, MIP6MH_BA):
     name = "IPv6 Mobility Header - Binding ACK"
     fields_desc = [
         ByteEnumField("nh", 59, inet6.ipv6nh),
@@ -674,7 +721,7 @@ class BindingAck(MIP6MH_BA):
     ]
 
 
-class BindingError(MIP6MH_BE):
+class BindingError(_ChecksummedMH, MIP6MH_BE):
     name = "IPv6 Mobility Header - Binding Error"
     fields_desc = [
         ByteEnumField("nh", 59, inet6.ipv6nh),

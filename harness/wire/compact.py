@@ -1,0 +1,407 @@
+"""A second, independent Mobility Header codec: plain `struct`, no scapy.
+
+It parses what arrives on the wire strictly and says what a conformant receiver
+does with it (RFC 6275 §9.2 and the option rules of RFC 5648, RFC 6089,
+RFC 5026, RFC 5555 and the draft). Pure functions of bytes: the sans-I/O core
+that the reference daemons build on, and the oracle for the malformed vectors.
+A differential property test holds it equal to the scapy layers.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import struct
+from dataclasses import dataclass, field
+from enum import Enum
+
+from harness.config import WireConfig
+from harness.wire import numbers
+from harness.wire.numbers import BAStatus, MHType, MobOpt
+
+IPV6_HEADER_LEN = 40
+NH_HOPOPTS, NH_ROUTING, NH_DSTOPTS, NH_MOBILITY, NH_NONE = 0, 43, 60, 135, 59
+HAO_TYPE = 0xC9
+
+# RFC 6275 §9.2: the smallest Header Len accepted per MH type (in octets, whole header).
+MIN_MH_LEN = {
+    MHType.BRR: 8,
+    MHType.HOTI: 16,
+    MHType.COTI: 16,
+    MHType.HOT: 24,
+    MHType.COT: 24,
+    MHType.BU: 12,
+    MHType.BA: 12,
+    MHType.BE: 24,
+}
+FIXED_PART = {MHType.BRR: 8, MHType.BU: 12, MHType.BA: 12, MHType.BE: 24}
+
+
+class Malformed(ValueError):
+    """The bytes do not form the structure they claim to."""
+
+
+class ReactionKind(str, Enum):
+    ACCEPT = "accept"
+    DISCARD = "discard"  # silently
+    ICMP_PARAMETER_PROBLEM = "icmp-parameter-problem"  # discard and send ICMPv6 type 4
+    BINDING_ERROR = "binding-error"
+    BINDING_ACK = "binding-ack"
+
+
+@dataclass(frozen=True)
+class Reaction:
+    """What the receiver of a message does, as a tester can observe it."""
+
+    kind: ReactionKind
+    status: int | None = None  # BA or BE status, or ICMP code
+    pointer: int | None = None  # ICMPv6 Parameter Problem pointer (from the IPv6 header)
+    option_status: tuple[tuple[str, int], ...] = ()  # e.g. (("BID", 164),)
+    ignored_options: tuple[int, ...] = ()  # options skipped as not allowed in this message
+    multicast_installed: bool | None = None  # BU with Multicast State: was the state taken
+    reason: str = ""
+
+    def to_json(self) -> dict[str, object]:
+        out: dict[str, object] = {"kind": self.kind.value}
+        for name in ("status", "pointer", "multicast_installed"):
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value
+        if self.option_status:
+            out["option_status"] = dict(self.option_status)
+        if self.ignored_options:
+            out["ignored_options"] = list(self.ignored_options)
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, object]) -> Reaction:
+        status = data.get("option_status") or {}
+        assert isinstance(status, dict)
+        ignored = data.get("ignored_options") or []
+        assert isinstance(ignored, list)
+        return cls(
+            kind=ReactionKind(data["kind"]),
+            status=data.get("status"),  # type: ignore[arg-type]
+            pointer=data.get("pointer"),  # type: ignore[arg-type]
+            option_status=tuple(sorted(status.items())),
+            ignored_options=tuple(ignored),
+            multicast_installed=data.get("multicast_installed"),  # type: ignore[arg-type]
+        )
+
+    def same_verdict(self, other: Reaction) -> bool:
+        """Equal in everything a tester observes (the reason text is for humans)."""
+        return self.to_json() == other.to_json()
+
+
+# --- Parsed structures -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class McastRecord:
+    rtype: int
+    maddr: str
+    sources: tuple[str, ...]
+    auxdata: bytes = b""
+
+
+@dataclass(frozen=True)
+class McastState:
+    report_type: int
+    checksum: int
+    checksum_ok: bool
+    records: tuple[McastRecord, ...]
+
+
+@dataclass(frozen=True)
+class Option:
+    otype: int
+    offset: int  # from the start of the Mobility Header
+    data: bytes
+
+
+@dataclass
+class MobilityMessage:
+    src: str
+    dst: str
+    hoa: str | None  # from the Home Address option
+    rh2_hoa: str | None  # from a type 2 routing header
+    mh_offset: int  # from the start of the IPv6 packet
+    payload_proto: int
+    header_len: int  # octets
+    mhtype: int
+    checksum: int
+    checksum_ok: bool
+    body: bytes  # the whole Mobility Header
+    options: list[Option] = field(default_factory=list)
+
+    # BU / BA fixed fields
+    @property
+    def seq(self) -> int:
+        off = 6 if self.mhtype == MHType.BU else 8
+        return int(struct.unpack_from("!H", self.body, off)[0])
+
+    @property
+    def lifetime(self) -> int:
+        off = 10
+        return int(struct.unpack_from("!H", self.body, off)[0])
+
+    @property
+    def bu_flags(self) -> int:
+        return int(struct.unpack_from("!H", self.body, 8)[0]) >> 6
+
+    @property
+    def ba_status(self) -> int:
+        return self.body[6]
+
+
+def _checksum(data: bytes) -> int:
+    if len(data) % 2:
+        data += b"\x00"
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def mh_checksum(src: str, dst: str, mh: bytes) -> int:
+    """RFC 6275 §6.1.1 (pseudo-header of RFC 2460 §8.1, next header 135), checksum field zeroed."""
+    mh = mh[:4] + b"\x00\x00" + mh[6:]
+    pseudo = (
+        ipaddress.IPv6Address(src).packed
+        + ipaddress.IPv6Address(dst).packed
+        + struct.pack("!IxxxB", len(mh), NH_MOBILITY)
+    )
+    return _checksum(pseudo + mh)
+
+
+def report_checksum(body: bytes) -> int:
+    return _checksum(body[:2] + b"\x00\x00" + body[4:])
+
+
+def _addr(raw: bytes) -> str:
+    return str(ipaddress.ip_address(raw))
+
+
+def parse_packet(packet: bytes) -> MobilityMessage:
+    """Find the Mobility Header in an IPv6 packet and parse its header and option TLVs."""
+    if len(packet) < IPV6_HEADER_LEN:
+        raise Malformed(f"IPv6 header truncated: {len(packet)} octets")
+    if packet[0] >> 4 != 6:
+        raise Malformed(f"IP version {packet[0] >> 4}, not 6")
+    plen = struct.unpack_from("!H", packet, 4)[0]
+    if IPV6_HEADER_LEN + plen > len(packet):
+        raise Malformed(f"IPv6 Payload Length {plen} runs past the {len(packet)} octets captured")
+    packet = packet[: IPV6_HEADER_LEN + plen]
+    nh = packet[6]
+    src, dst = _addr(packet[8:24]), _addr(packet[24:40])
+    hoa = rh2 = None
+    pos = IPV6_HEADER_LEN
+    while nh in (NH_HOPOPTS, NH_DSTOPTS, NH_ROUTING):
+        if pos + 2 > len(packet):
+            raise Malformed("extension header truncated")
+        hlen = 8 * (packet[pos + 1] + 1)
+        if pos + hlen > len(packet):
+            raise Malformed("extension header runs past the packet")
+        ext = packet[pos : pos + hlen]
+        if nh == NH_DSTOPTS:
+            hoa = _home_address_option(ext) or hoa
+        elif nh == NH_ROUTING and ext[2] == 2 and hlen == 24:
+            rh2 = _addr(ext[8:24])
+        nh = ext[0]
+        pos += hlen
+    if nh != NH_MOBILITY:
+        raise Malformed(f"no Mobility Header (next header {nh})")
+    mh = packet[pos:]
+    if len(mh) < 6:
+        raise Malformed(f"Mobility Header truncated: {len(mh)} octets")
+    header_len = 8 * (mh[1] + 1)
+    if header_len > len(mh):
+        raise Malformed(f"Mobility Header Len says {header_len} octets, {len(mh)} present")
+    mh = mh[:header_len]
+    csum = struct.unpack_from("!H", mh, 4)[0]
+    pseudo_src = hoa or src
+    pseudo_dst = rh2 or dst
+    msg = MobilityMessage(
+        src=src,
+        dst=dst,
+        hoa=hoa,
+        rh2_hoa=rh2,
+        mh_offset=pos,
+        payload_proto=mh[0],
+        header_len=header_len,
+        mhtype=mh[2],
+        checksum=csum,
+        checksum_ok=mh_checksum(pseudo_src, pseudo_dst, mh) == csum,
+        body=mh,
+    )
+    fixed = FIXED_PART.get(MHType(msg.mhtype)) if msg.mhtype in FIXED_PART else None
+    if fixed is not None and header_len >= fixed:
+        msg.options = parse_options(mh, fixed)
+    return msg
+
+
+def _home_address_option(ext: bytes) -> str | None:
+    pos = 2
+    while pos < len(ext):
+        otype = ext[pos]
+        if otype == 0:
+            pos += 1
+            continue
+        if pos + 2 > len(ext):
+            raise Malformed("destination option truncated")
+        olen = ext[pos + 1]
+        if pos + 2 + olen > len(ext):
+            raise Malformed("destination option runs past its header")
+        if otype == HAO_TYPE:
+            if olen != 16:
+                raise Malformed(f"Home Address option length {olen}, not 16")
+            return _addr(ext[pos + 2 : pos + 18])
+        pos += 2 + olen
+    return None
+
+
+def parse_options(mh: bytes, start: int) -> list[Option]:
+    """Mobility option TLVs (RFC 6275 §6.2.1); Pad1 and PadN are consumed, not returned."""
+    options: list[Option] = []
+    pos = start
+    while pos < len(mh):
+        otype = mh[pos]
+        if otype == MobOpt.PAD1:
+            pos += 1
+            continue
+        if pos + 2 > len(mh):
+            raise Malformed(f"option type {otype} at offset {pos} has no length octet")
+        olen = mh[pos + 1]
+        if pos + 2 + olen > len(mh):
+            raise Malformed(
+                f"option type {otype} at offset {pos}: length {olen} runs past the header"
+            )
+        if otype != MobOpt.PADN:
+            options.append(Option(otype, pos, mh[pos + 2 : pos + 2 + olen]))
+        pos += 2 + olen
+    return options
+
+
+def parse_multicast_state(data: bytes) -> McastState:
+    """The body of a Multicast State option (draft §4.1, RFC 3810 §5.2 / RFC 3376 §4.2)."""
+    if len(data) < 8:
+        raise Malformed(f"Multicast State option body is {len(data)} octets, header needs 8")
+    rtype_report, _res, csum, _res2, count = struct.unpack_from("!BBHHH", data)
+    if rtype_report not in (numbers.MLDV2_REPORT, numbers.IGMPV3_REPORT):
+        raise Malformed(f"report type {rtype_report} is neither MLDv2 (143) nor IGMPv3 (34)")
+    alen = 16 if rtype_report == numbers.MLDV2_REPORT else 4
+    pos = 8
+    records = []
+    for n in range(count):
+        if pos + 4 + alen > len(data):
+            raise Malformed(f"record {n + 1} of {count} truncated at offset {pos}")
+        rtype, auxlen, nsrc = struct.unpack_from("!BBH", data, pos)
+        if rtype not in range(1, 7):
+            raise Malformed(f"record {n + 1}: unknown record type {rtype}")
+        maddr = _addr(data[pos + 4 : pos + 4 + alen])
+        pos += 4 + alen
+        need = nsrc * alen + auxlen * 4  # Aux Data Len counts 32-bit words (RFC 3810 §5.2.6)
+        if pos + need > len(data):
+            raise Malformed(f"record {n + 1}: {nsrc} sources and {auxlen} aux words overflow")
+        sources = tuple(_addr(data[pos + i * alen : pos + (i + 1) * alen]) for i in range(nsrc))
+        pos += nsrc * alen
+        aux = data[pos : pos + auxlen * 4]
+        pos += auxlen * 4
+        records.append(McastRecord(rtype, maddr, sources, aux))
+    if pos != len(data):
+        raise Malformed(f"{len(data) - pos} octets after the {count} records the header counts")
+    return McastState(rtype_report, csum, report_checksum(data) == csum, tuple(records))
+
+
+def is_multicast_state(opt: Option, config: WireConfig) -> bool:
+    if opt.otype != config.multicast_state_type:
+        return False
+    if opt.otype != MobOpt.EXPERIMENTAL:
+        return True
+    return len(opt.data) >= 8 and opt.data[0] in (numbers.MLDV2_REPORT, numbers.IGMPV3_REPORT)
+
+
+# --- What a receiver does ---------------------------------------------------------------------
+
+# Options that a Binding Update must not carry (they belong to the BA); RFC 6275 §6.2 lets a
+# receiver skip what it does not expect, so they are ignored, not fatal.
+BA_ONLY_OPTIONS = (MobOpt.IPV4_ADDRESS_ACK, MobOpt.NAT_DETECTION)
+
+
+def judge(packet: bytes, config: WireConfig | None = None) -> Reaction:
+    """The reaction of a conformant home agent receiving `packet` (an IPv6 packet)."""
+    config = config or WireConfig.from_env()
+    try:
+        msg = parse_packet(packet)
+    except Malformed as exc:
+        return Reaction(ReactionKind.DISCARD, reason=str(exc))
+    return judge_message(msg, config)
+
+
+def judge_message(msg: MobilityMessage, config: WireConfig) -> Reaction:
+    # RFC 6275 §9.2, in its order: checksum, payload proto, MH type, header length.
+    if not msg.checksum_ok:
+        return Reaction(ReactionKind.DISCARD, reason="Mobility Header checksum is wrong")
+    if msg.payload_proto != NH_NONE:
+        return Reaction(
+            ReactionKind.ICMP_PARAMETER_PROBLEM,
+            status=0,
+            pointer=msg.mh_offset,
+            reason=f"Payload Proto is {msg.payload_proto}, not 59",
+        )
+    known = {int(t) for t in MHType if t != MHType.EXPERIMENTAL}
+    if msg.mhtype not in known:
+        return Reaction(ReactionKind.BINDING_ERROR, status=2, reason="unrecognised MH type")
+    if msg.header_len < MIN_MH_LEN[MHType(msg.mhtype)]:
+        return Reaction(
+            ReactionKind.ICMP_PARAMETER_PROBLEM,
+            status=0,
+            pointer=msg.mh_offset + 1,
+            reason=f"Header Len {msg.header_len} below the minimum for MH type {msg.mhtype}",
+        )
+    if msg.mhtype != MHType.BU:
+        # A home agent expects only Binding Updates; route optimisation is off (draft §6).
+        return Reaction(ReactionKind.DISCARD, reason=f"MH type {msg.mhtype} is not for a HA")
+    try:
+        options = parse_options(msg.body, FIXED_PART[MHType.BU])
+    except Malformed as exc:
+        return Reaction(ReactionKind.DISCARD, reason=f"option layout broken: {exc}")
+    return _judge_binding_update(options, config)
+
+
+def _judge_binding_update(options: list[Option], config: WireConfig) -> Reaction:
+    ignored = tuple(o.otype for o in options if o.otype in BA_ONLY_OPTIONS)
+    ignored += tuple(o.otype for o in options if o.otype == config.alt_ha_tunnel_address_type)
+    for opt in options:
+        if opt.otype == MobOpt.BINDING_IDENTIFIER and len(opt.data) not in (4, 8, 20):
+            # RFC 5648 §6.2, first rule.
+            return Reaction(
+                ReactionKind.BINDING_ACK,
+                status=BAStatus.MCOA_MALFORMED,
+                reason=f"BID option length {len(opt.data)} is not 4, 8 or 20",
+            )
+    option_status: list[tuple[str, int]] = []
+    for opt in options:
+        if opt.otype == MobOpt.FLOW_IDENTIFICATION and len(opt.data) < 6:
+            option_status.append(("FID", 130))  # RFC 6089 §4.2: option malformed
+    mcast = [o for o in options if is_multicast_state(o, config)]
+    installed: bool | None = None
+    reason = ""
+    if mcast:
+        installed = True
+        for opt in mcast:
+            try:
+                state = parse_multicast_state(opt.data)
+            except Malformed as exc:
+                installed, reason = False, f"Multicast State not installed: {exc}"
+                break
+            if not state.checksum_ok:
+                installed, reason = False, "Multicast State not installed: report checksum wrong"
+                break
+    return Reaction(
+        ReactionKind.BINDING_ACK,
+        status=BAStatus.ACCEPTED,
+        option_status=tuple(option_status),
+        ignored_options=ignored,
+        multicast_installed=installed,
+        reason=reason,
+    )
