@@ -405,3 +405,78 @@ def _judge_binding_update(options: list[Option], config: WireConfig) -> Reaction
         multicast_installed=installed,
         reason=reason,
     )
+
+
+# --- Alignment (RFC 6275 §6.2 xn+y notation), stated once more, from the RFC texts ----------
+
+_ALIGNMENT: dict[int, tuple[int, int]] = {
+    MobOpt.BINDING_REFRESH_ADVICE: (2, 0),  # RFC 6275 §6.2.4
+    MobOpt.ALTERNATE_COA: (8, 6),  # RFC 6275 §6.2.5
+    MobOpt.NONCE_INDICES: (2, 0),  # RFC 6275 §6.2.6
+    MobOpt.BINDING_AUTH_DATA: (8, 2),  # RFC 6275 §6.2.7
+    MobOpt.MESSAGE_AUTH: (4, 1),  # RFC 4285 §5
+    MobOpt.REPLAY_PROTECTION: (8, 2),  # RFC 4285 §6
+    MobOpt.IPV4_HOME_ADDRESS: (4, 0),  # RFC 5555 §3.1.1
+    MobOpt.IPV4_CARE_OF_ADDRESS: (4, 0),  # RFC 5555 §3.1.2
+    MobOpt.IPV4_ADDRESS_ACK: (4, 0),  # RFC 5555 §3.2.1
+    MobOpt.NAT_DETECTION: (4, 0),  # RFC 5555 §3.2.2
+    MobOpt.FLOW_IDENTIFICATION: (2, 0),  # RFC 6089 §4.2
+    MobOpt.FLOW_SUMMARY: (2, 0),  # RFC 6089 §4.2.2
+}
+
+
+def required_alignment(opt: Option, config: WireConfig) -> tuple[int, int]:
+    """(x, y): the option must start at an offset x*n + y from the start of the MH."""
+    if is_multicast_state(opt, config):
+        return (8, 2)  # docs/interpretations.md, point 4
+    if opt.otype == config.alt_ha_tunnel_address_type:
+        return (8, 6)  # draft-perkins-mext-hatunaddr-02 §2
+    if opt.otype == MobOpt.BINDING_IDENTIFIER:
+        return (2, 0) if len(opt.data) == 4 else (8, 2)  # RFC 5648 §4.3
+    return _ALIGNMENT.get(opt.otype, (1, 0))
+
+
+def misaligned(options: list[Option], config: WireConfig) -> list[str]:
+    """Each option that does not start where its alignment rule puts it."""
+    out = []
+    for opt in options:
+        x, y = required_alignment(opt, config)
+        if opt.offset % x != y % x:
+            out.append(f"option {opt.otype} at offset {opt.offset}, needs {x}n+{y}")
+    return out
+
+
+def padding_problems(mh: bytes, start: int) -> list[str]:
+    """Pad1/PadN that carry non-zero octets, and a header that is not a multiple of 8."""
+    out = []
+    if len(mh) % 8:
+        out.append(f"Mobility Header is {len(mh)} octets, not a multiple of 8")
+    pos = start
+    while pos < len(mh):
+        otype = mh[pos]
+        if otype == MobOpt.PAD1:
+            pos += 1
+            continue
+        olen = mh[pos + 1] if pos + 1 < len(mh) else 0
+        if otype == MobOpt.PADN and any(mh[pos + 2 : pos + 2 + olen]):
+            out.append(f"PadN at offset {pos} carries non-zero octets")
+        pos += 2 + olen
+    return out
+
+
+@dataclass(frozen=True)
+class BindingIdentifier:
+    bid: int
+    status: int
+    h_flag: bool
+    bid_pri: int
+    coa: str | None
+
+
+def parse_binding_identifier(data: bytes) -> BindingIdentifier:
+    """RFC 5648 §4.3 with RFC 6089 §4.1's BID-PRI."""
+    if len(data) not in (4, 8, 20):
+        raise Malformed(f"BID option length {len(data)} is not 4, 8 or 20")
+    bid, status, flags = struct.unpack_from("!HBB", data)
+    coa = _addr(data[4:]) if len(data) > 4 else None
+    return BindingIdentifier(bid, status, bool(flags & 0x80), flags & 0x7F, coa)

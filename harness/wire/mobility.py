@@ -381,13 +381,13 @@ class FIDSubOptTrafficSelector(Packet):
     fields_desc = [
         ByteField("stype", 3),
         ByteField("slen", None),
-        ByteField("ts_format", numbers.TS_FORMAT_IPV6_BINARY),
+        ByteField("ts_format", None),  # None: taken from the selector's class
         ByteField("reserved", 0),
         PacketListField(
             "selector",
             [],
             next_cls_cb=lambda pkt, lst, cur, remain: (
-                None if lst else _TS_CLASSES.get(pkt.ts_format, Raw)
+                None if lst or not remain else _TS_CLASSES.get(pkt.ts_format, Raw)
             ),
             length_from=lambda pkt: max(pkt.slen - 2, 0),
         ),
@@ -412,6 +412,10 @@ class FIDSubOptTrafficSelector(Packet):
     def post_build(self, p: bytes, pay: bytes) -> bytes:
         if self.slen is None:
             p = p[:1] + struct.pack("B", len(p) - 2) + p[2:]
+        if self.ts_format is None:
+            sel = type(self.selector[0]) if self.selector else None
+            fmt = {cls: code for code, cls in _TS_CLASSES.items()}.get(sel, 0)  # type: ignore[arg-type]
+            p = p[:2] + struct.pack("B", fmt) + p[3:]
         return p + pay
 
     def extract_padding(self, s: bytes) -> tuple[bytes, bytes]:
@@ -818,3 +822,56 @@ __all__ = [
     "register",
     "report_checksum",
 ]
+
+
+# --- Listener state that does not fit one option (docs/interpretations.md, point 3) ----------
+
+MAX_OPTION_DATA = 255
+
+
+def _record_size(rec: Packet) -> int:
+    return len(bytes(rec))
+
+
+def _split_record(rec: Packet, room: int) -> list[Packet]:
+    """Cut a record whose sources overflow `room` octets into records of the same type and group."""
+    alen = 16 if isinstance(rec, MldAddressRecord) else 4
+    fixed = 4 + alen + len(rec.auxdata)
+    per = (room - fixed) // alen
+    if per < 1:
+        raise MobilityOptionTooLong("a record with its aux data alone exceeds one option")
+    sources = list(rec.sources)
+    parts = []
+    for i in range(0, max(len(sources), 1), per):
+        part = rec.copy()
+        part.sources = sources[i : i + per]
+        part.nsrc = None
+        parts.append(part)
+    return parts
+
+
+def multicast_state_options(
+    records: list[Packet], report_type: int = numbers.MLDV2_REPORT
+) -> list[MIP6OptMulticastState]:
+    """As many Multicast State options as the records need, each within 255 octets of data.
+
+    Whole records go to each option in order; a record with too many sources is
+    split into records of the same type and group (the receiver concatenates them).
+    """
+    room = MAX_OPTION_DATA - REPORT_HEADER_LEN
+    pieces: list[Packet] = []
+    for rec in records:
+        pieces.extend([rec] if _record_size(rec) <= room else _split_record(rec, room))
+    options: list[MIP6OptMulticastState] = []
+    current: list[Packet] = []
+    used = 0
+    for rec in pieces:
+        size = _record_size(rec)
+        if current and used + size > room:
+            options.append(MIP6OptMulticastState(report_type=report_type, records=current))
+            current, used = [], 0
+        current.append(rec)
+        used += size
+    if current or not options:
+        options.append(MIP6OptMulticastState(report_type=report_type, records=current))
+    return options
