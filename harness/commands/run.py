@@ -1,0 +1,107 @@
+"""`dmmconf run`: the conformance run (pytest on the installed suites), writing the reports."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from harness.errors import UserError
+
+PLUGINS = ("harness.pytest_plugin", "reports.plugin")
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "run",
+        help="run the conformance suites and write the reports",
+        description="Run the conformance suites with pytest and write report.json, report.html, "
+        "junit.xml and allure-results to the report directory. Exit status: pytest's, after "
+        "the gate (only fails on MUST clauses fail the run unless --strict-gate).",
+        epilog="Arguments after -- go to pytest unchanged, e.g. dmmconf run -- -k binding -x",
+    )
+    p.add_argument("--role", choices=("ha", "mn"), help="role of the SUT (default: both)")
+    p.add_argument(
+        "--sut",
+        default="reference",
+        metavar="reference|PROFILE",
+        help="the bundled reference (default) or a SUT profile file",
+    )
+    p.add_argument(
+        "--report-dir",
+        default="reports/out",
+        metavar="DIR",
+        help="where the reports go (default reports/out)",
+    )
+    p.add_argument(
+        "--strict-gate",
+        action="store_true",
+        help="fail the exit status on any fail, not only on MUST clauses",
+    )
+    p.add_argument("--serial", action="store_true", help="do not run tests in parallel (xdist)")
+    p.add_argument(
+        "pytest_args", nargs="*", metavar="-- PYTEST_ARGS", help="extra pytest arguments (after --)"
+    )
+    p.set_defaults(func=run)
+
+
+def _suites_dir() -> Path:
+    spec = importlib.util.find_spec("suites")
+    if spec is None or spec.origin is None:
+        raise UserError("the 'suites' package is not installed (pip install -e .)")
+    return Path(spec.origin).parent
+
+
+def _wants_parallel(args: argparse.Namespace) -> bool:
+    if args.serial or (os.cpu_count() or 1) < 2 or importlib.util.find_spec("xdist") is None:
+        return False
+    user = args.pytest_args
+    given = {"-n", "--numprocesses", "--dist"}
+    return not any(a in given or a.startswith(("-n", "--numprocesses=")) for a in user) and not (
+        "no:xdist" in user or "-pno:xdist" in user
+    )
+
+
+def pytest_argv(args: argparse.Namespace) -> list[str]:
+    """The pytest command line for these options (exposed for tests and for --help-like use)."""
+    if args.sut != "reference" and not Path(args.sut).is_file():
+        raise UserError(f"--sut {args.sut}: not 'reference' and no such profile file")
+    report_dir = Path(args.report_dir).resolve()
+    try:
+        report_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"--report-dir {args.report_dir}: {exc.strerror}") from None
+    argv = [str(_suites_dir())]
+    # pytest registers a plugin module once by name: harmless when a conftest lists them too,
+    # needed when the suites are installed without the checkout's conftest.py.
+    for plugin in PLUGINS:
+        argv += ["-p", plugin]
+    argv += [
+        "--report-dir",
+        str(report_dir),
+        f"--junitxml={report_dir / 'junit.xml'}",
+        "-o",
+        "junit_suite_name=dmmconf",
+    ]
+    if importlib.util.find_spec("allure_pytest") is not None:
+        argv += [f"--alluredir={report_dir / 'allure-results'}", "--clean-alluredir"]
+    if args.role:
+        argv += ["--sut-role", args.role]
+    if args.sut != "reference":
+        argv += ["--sut", str(Path(args.sut).resolve())]
+    if args.strict_gate:
+        argv.append("--strict-gate")
+    if _wants_parallel(args):
+        argv += ["-n", "auto"]
+    return argv + list(args.pytest_args)
+
+
+def run(args: argparse.Namespace) -> int:
+    import pytest  # late: `dmmconf --help` should not pay for it
+
+    argv = pytest_argv(args)
+    print("dmmconf run: pytest " + " ".join(argv), file=sys.stderr)
+    return int(pytest.main(argv))

@@ -1,0 +1,315 @@
+"""The root pytest plugin: options, the `clause` marker, the verdict ledger and the gate.
+
+Loaded by the top-level conftest.py (and by `dmmconf run -p`; pytest registers a
+plugin module once by name, so both together are harmless).
+
+Works under pytest-xdist: workers validate markers at collection and put the
+clause IDs into `item.user_properties` (("clause", ID) pairs), which travel with
+every report to the controller; the controller alone keeps the ledger, runs the
+gate and prints the summary.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import textwrap
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness import catalog as catalog_mod
+from harness.catalog import Catalog
+from harness.verdicts import Ledger, TestResult, Verdict
+
+CATALOG_ENV = "DMMCONF_CATALOG"
+DEFAULT_REPORT_DIR = "reports/out"
+
+
+def load_catalog(path: str | os.PathLike[str] | None = None) -> tuple[Catalog, str]:
+    """The catalog at `path`, else at $DMMCONF_CATALOG, else the bundled one; and where from."""
+    path = path or os.environ.get(CATALOG_ENV) or None
+    if path is None:
+        return catalog_mod.load(), "suites/requirements.toml"
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise catalog_mod.CatalogError(f"cannot read catalog {path}: {exc.strerror}") from None
+    return catalog_mod.parse(text), str(path)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    sut_role: str | None
+    sut: str  # "reference" or an absolute profile path
+    report_dir: Path
+    strict_gate: bool
+
+
+@dataclass
+class GateDecision:
+    strict: bool
+    blocking: list[str]  # failed tests that fail the run
+    tolerated: list[str]  # failed tests on non-mandatory clauses only
+    exit_before: int
+    exit_after: int
+    message: str | None
+
+
+@dataclass
+class RunState:
+    catalog: Catalog
+    catalog_source: str
+    options: RunOptions
+    is_worker: bool
+    suite_roots: tuple[Path, ...]
+    ledger: Ledger = field(default_factory=Ledger)
+    covered: set[str] = field(default_factory=set)
+    collect_errors: int = 0
+    interrupted: bool = False
+    gate: GateDecision | None = None
+
+
+STATE = pytest.StashKey[RunState]()
+
+
+def state(config: pytest.Config) -> RunState:
+    return config.stash[STATE]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("dmmconf", "DMM multicast conformance")
+    group.addoption(
+        "--sut-role",
+        choices=("ha", "mn"),
+        default=None,
+        help="role of the system under test (default: both roles, reference SUT)",
+    )
+    group.addoption(
+        "--sut",
+        default="reference",
+        metavar="reference|PROFILE",
+        help="the SUT: the bundled reference or a profile file",
+    )
+    group.addoption(
+        "--report-dir",
+        default=DEFAULT_REPORT_DIR,
+        metavar="DIR",
+        help=f"where report.json and report.html go (default {DEFAULT_REPORT_DIR})",
+    )
+    group.addoption(
+        "--strict-gate",
+        action="store_true",
+        default=False,
+        help="any fail fails the exit status, not only fails on MUST clauses",
+    )
+    group.addoption(
+        "--catalog",
+        default=None,
+        metavar="PATH",
+        help=f"requirement catalog to use (default ${CATALOG_ENV} or the bundled one)",
+    )
+
+
+def _suite_roots(config: pytest.Config) -> tuple[Path, ...]:
+    """Directories whose tests must carry a clause marker."""
+    roots = [config.rootpath / "suites"]
+    spec = importlib.util.find_spec("suites")
+    if spec is not None and spec.origin:
+        roots.append(Path(spec.origin).parent)
+    return tuple(dict.fromkeys(r.resolve() for r in roots))
+
+
+@pytest.hookimpl(tryfirst=True)  # other plugins (reports) read the state in their configure
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "clause(*ids): the catalog requirement(s) this test judges")
+    here = config.invocation_params.dir
+    try:
+        raw = config.getoption("catalog")
+        catalog, source = load_catalog(here / raw if raw else None)
+    except catalog_mod.CatalogError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    sut = config.getoption("sut")
+    if sut != "reference":
+        profile = here / sut
+        if not profile.is_file():
+            raise pytest.UsageError(f"--sut {sut}: not 'reference' and no such profile file")
+        sut = str(profile.resolve())
+    options = RunOptions(
+        sut_role=config.getoption("sut_role"),
+        sut=sut,
+        report_dir=(here / config.getoption("report_dir")).resolve(),
+        strict_gate=bool(config.getoption("strict_gate")),
+    )
+    config.stash[STATE] = RunState(
+        catalog=catalog,
+        catalog_source=source,
+        options=options,
+        is_worker=hasattr(config, "workerinput"),
+        suite_roots=_suite_roots(config),
+    )
+
+
+def clause_ids(item: pytest.Item) -> list[str]:
+    """All clause IDs of an item, from markers on it, its class and module."""
+    ids = (str(a) for mark in item.iter_markers("clause") for a in mark.args)
+    return list(dict.fromkeys(ids))  # unique, in order
+
+
+def _problems(item: pytest.Function, st: RunState) -> list[str]:
+    marks = list(item.iter_markers("clause"))
+    where = item.nodeid
+    if not marks:
+        path = item.path.resolve()
+        if any(path.is_relative_to(root) for root in st.suite_roots):
+            return [
+                f"{where}: no @pytest.mark.clause(...): every conformance test names the "
+                "requirement(s) it judges"
+            ]
+        return []
+    out = []
+    for mark in marks:
+        if not mark.args or not all(isinstance(a, str) for a in mark.args):
+            out.append(f"{where}: @pytest.mark.clause needs one or more clause IDs (strings)")
+        out.extend(
+            f"{where}: unknown clause ID {a!r} (not in the catalog {st.catalog_source})"
+            for a in mark.args
+            if isinstance(a, str) and a not in st.catalog
+        )
+    return out
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> Generator[None, Any, Any]:
+    """Turn a module/class with a bad or missing clause marker into a collection error."""
+    report = yield
+    st = collector.config.stash.get(STATE, None)
+    if st is None or report.outcome != "passed":
+        return report
+    problems: list[str] = []
+    for node in report.result or ():
+        if isinstance(node, pytest.Function):
+            found = _problems(node, st)
+            problems.extend(found)
+            if not found:
+                for cid in clause_ids(node):
+                    if ("clause", cid) not in node.user_properties:
+                        node.user_properties.append(("clause", cid))
+    if problems:
+        report.outcome = "failed"
+        report.longrepr = "\n".join(problems)
+        report.result = []
+    return report
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_finish(session: pytest.Session) -> None:
+    st = state(session.config)
+    for item in session.items:
+        st.covered.update(clause_ids(item))
+
+
+class _Controller:
+    """Hooks that only the controller (or a single process) runs."""
+
+    def __init__(self, st: RunState) -> None:
+        self.st = st
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed:
+            self.st.collect_errors += 1
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        result = self.st.ledger.record(report)
+        self.st.covered.update(result.clauses)
+
+    def pytest_keyboard_interrupt(self) -> None:
+        self.st.interrupted = True
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        st = self.st
+        why = "run interrupted before the test finished" if st.interrupted else "did not finish"
+        st.ledger.finish_all(why)
+        st.gate = decide_gate(st, int(session.exitstatus))
+        session.exitstatus = st.gate.exit_after
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        st = self.st
+        tr = terminalreporter
+        uncovered = [c.id for c in st.catalog if c.mandatory and c.id not in st.covered]
+        tr.write_line(f"uncovered MUSTs: {len(uncovered)}")
+        if uncovered:
+            width = shutil.get_terminal_size().columns - 4
+            for line in textwrap.wrap(" ".join(uncovered), width, break_on_hyphens=False):
+                tr.write_line(f"  {line}")
+        if st.gate is not None and st.gate.message:
+            tr.write_line(st.gate.message, bold=True)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    st = state(session.config)
+    if not st.is_worker:
+        session.config.pluginmanager.register(_Controller(st), "dmmconf-controller")
+
+
+def _blocks(result: TestResult, st: RunState) -> bool:
+    """Does this failed test fail the run?"""
+    if not result.clauses:
+        return not result.xfail  # harness tests: pytest's own meaning of xfail
+    if result.error or st.options.strict_gate:
+        return True
+    return any(st.catalog[c].mandatory for c in result.clauses if c in st.catalog)
+
+
+def decide_gate(st: RunState, exitstatus: int) -> GateDecision:
+    """The exit status: only fails on MUST clauses (or any fail with --strict-gate) count."""
+    failed = [r for r in st.ledger if r.verdict == Verdict.FAIL]
+    blocking = [r.nodeid for r in failed if _blocks(r, st)]
+    tolerated = [r.nodeid for r in failed if not _blocks(r, st)]
+    after, message = exitstatus, None
+    if exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+        if blocking:
+            after = pytest.ExitCode.TESTS_FAILED
+            if exitstatus == pytest.ExitCode.OK:
+                message = (
+                    f"dmmconf gate: {len(blocking)} known failure(s) (xfail) on "
+                    "MUST clauses: exit status 1"
+                )
+        elif tolerated and exitstatus == pytest.ExitCode.TESTS_FAILED and not st.collect_errors:
+            after = pytest.ExitCode.OK
+            message = (
+                f"dmmconf gate: {len(tolerated)} failure(s), all on SHOULD/MAY/BEHAVIOUR "
+                "clauses: exit status 0 (--strict-gate makes them fail the run)"
+            )
+    return GateDecision(
+        st.options.strict_gate, blocking, tolerated, exitstatus, int(after), message
+    )
+
+
+@pytest.fixture(scope="session")
+def run_options(pytestconfig: pytest.Config) -> RunOptions:
+    """--sut-role, --sut, --report-dir and --strict-gate of this run."""
+    return state(pytestconfig).options
+
+
+@pytest.fixture
+def attach(request: pytest.FixtureRequest) -> Callable[[str | os.PathLike[str]], None]:
+    """attach(path): keep a file (a pcap, a log) as evidence in this test's report entry."""
+
+    def _attach(path: str | os.PathLike[str]) -> None:
+        resolved = str(Path(path).resolve())
+        request.node.user_properties.append(("attachment", resolved))
+        try:  # allure-pytest, when active, wants the file too; a no-op otherwise
+            import allure
+
+            allure.attach.file(resolved, name=Path(resolved).name)
+        except Exception:  # noqa: BLE001 - evidence is best effort, never a test failure
+            pass
+
+    return _attach

@@ -1,0 +1,111 @@
+"""The report document (report.json) built from the verdict ledger and the catalog.
+
+Schema "dmmconf-report/1":
+  run      metadata: times, command line, SUT, versions, interrupted, exit status, gate
+  summary  counts of tests per verdict, of clauses per verdict (plus "untested"),
+           and the MUST/MUST NOT clauses with no test
+  tests    one entry per test, in the order they ran (see harness.verdicts.TestResult.to_dict)
+  clauses  one entry per catalog clause, with the verdict aggregated over its tests
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from harness.catalog import Catalog, Clause
+from harness.verdicts import SEVERITY, UNTESTED, Verdict, worst
+
+SCHEMA = "dmmconf-report/1"
+DRAFT = "draft-sarikaya-mext-multicastdmm-01"
+CLAUSE_VERDICTS: tuple[str, ...] = (*(v.value for v in SEVERITY), UNTESTED)
+
+
+def clause_url(clause: Clause) -> str | None:
+    """Where a clause's section can be read online."""
+    section = clause.section.strip().rstrip(".")
+    anchor = f"#section-{section}" if re.fullmatch(r"[0-9A-Z]+(\.[0-9]+)*", section) else ""
+    if clause.source.strip().lower() == "draft":
+        return f"https://datatracker.ietf.org/doc/html/{DRAFT}{anchor}"
+    rfc = re.fullmatch(r"RFC\s*(\d+)", clause.source.strip(), re.IGNORECASE)
+    if rfc:
+        return f"https://www.rfc-editor.org/rfc/rfc{rfc[1]}{anchor}"
+    return None
+
+
+def clause_entries(catalog: Catalog, tests: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    by_clause: dict[str, list[dict[str, Any]]] = {}
+    for test in tests:
+        for cid in test["clauses"]:
+            by_clause.setdefault(cid, []).append(test)
+    entries = []
+    for clause in catalog:
+        mine = by_clause.get(clause.id, [])
+        verdict = worst(Verdict(t["verdict"]) for t in mine)
+        entries.append(
+            {
+                "id": clause.id,
+                "level": clause.level,
+                "mandatory": clause.mandatory,
+                "roles": list(clause.roles),
+                "source": clause.source,
+                "section": clause.section,
+                "url": clause_url(clause),
+                "text": clause.text,
+                "note": clause.note,
+                "verdict": verdict.value if verdict else UNTESTED,
+                "tests": [t["nodeid"] for t in mine],
+            }
+        )
+    return entries
+
+
+def summarize(tests: list[dict[str, Any]], clauses: list[dict[str, Any]]) -> dict[str, Any]:
+    test_counts = {v.value: 0 for v in SEVERITY}
+    for t in tests:
+        test_counts[t["verdict"]] += 1
+    clause_counts = dict.fromkeys(CLAUSE_VERDICTS, 0)
+    for c in clauses:
+        clause_counts[c["verdict"]] += 1
+    return {
+        "tests": test_counts,
+        "clauses": clause_counts,
+        "uncovered_mandatory": [
+            c["id"] for c in clauses if c["mandatory"] and c["verdict"] == UNTESTED
+        ],
+    }
+
+
+def build(
+    run: Mapping[str, Any], tests: Iterable[dict[str, Any]], catalog: Catalog
+) -> dict[str, Any]:
+    tests = list(tests)
+    clauses = clause_entries(catalog, tests)
+    return {
+        "schema": SCHEMA,
+        "run": dict(run),
+        "summary": summarize(tests, clauses),
+        "tests": tests,
+        "clauses": clauses,
+    }
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Replace `path` in one step, so a reader (or a killed run) never sees half a file."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def dumps(doc: Mapping[str, Any]) -> str:
+    return json.dumps(doc, indent=2, ensure_ascii=False, default=str) + "\n"
