@@ -13,7 +13,8 @@ from harness.errors import UserError
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dmmconf",
-        description="Conformance suite for DMM with multicast (draft-sarikaya-mext-multicastdmm-01)",
+        description="Conformance suite for DMM with multicast "
+        "(draft-sarikaya-mext-multicastdmm-01)",
     )
     sub = parser.add_subparsers(dest="command", required=True)
     for module in all_commands():

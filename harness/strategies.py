@@ -177,12 +177,12 @@ def traffic_selector(draw: st.DrawFn) -> Packet:
         end = "end_" + name[len("start_") :]
         if draw(st.booleans()) and isinstance(values[name], int):
             values[end] = values[name]
-    return FIDSubOptTrafficSelector(selector=[cls(**values)])
+    return FIDSubOptTrafficSelector(selector=[cls(**values)])  # type: ignore[arg-type]
 
 
 @st.composite
 def flow_identification(draw: st.DrawFn, in_bu: bool = True) -> Packet:
-    subs = []
+    subs: list[Packet] = []
     if draw(st.booleans()):
         subs.append(
             FIDSubOptBindingReference(
@@ -229,7 +229,9 @@ def _bu_options() -> st.SearchStrategy[Packet]:
         multicast_state_option(),
         st.builds(
             MIP6OptExperimental,
-            data=st.binary(max_size=40).filter(lambda b: b[:1] not in (b"\x8f", b"\x22")),
+            data=st.binary(min_size=1, max_size=40).filter(
+                lambda b: b[:1] not in (b"\x8f", b"\x22")
+            ),
         ),
         fqdn().map(lambda name: MIP6OptMNID(id=name)),
         st.integers(0, 2**64 - 1).map(lambda t: MIP6OptReplayProtection(timestamp=t)),

@@ -118,7 +118,12 @@ def check_codecs_agree(pkt: Packet, cls: type[Packet]) -> None:
             state = compact.parse_multicast_state(opt.data)
             ours = [(r.rtype, r.maddr, r.sources, r.auxdata) for r in state.records]
             theirs = [
-                (r.rtype, str(ipaddress.ip_address(r.maddr)), tuple(str(ipaddress.ip_address(s)) for s in r.sources), r.auxdata)
+                (
+                    r.rtype,
+                    str(ipaddress.ip_address(r.maddr)),
+                    tuple(str(ipaddress.ip_address(s)) for s in r.sources),
+                    r.auxdata,
+                )
                 for r in sopt.records
             ]
             assert ours == theirs
@@ -201,7 +206,9 @@ def test_property(name: str) -> None:
 
 
 def test_option_data_limit_is_enforced() -> None:
-    too_many = MldAddressRecord(maddr="ff3e::8000:1", sources=[f"2001:db8::{i:x}" for i in range(1, 16)])
+    too_many = MldAddressRecord(
+        maddr="ff3e::8000:1", sources=[f"2001:db8::{i:x}" for i in range(1, 16)]
+    )
     with pytest.raises(mobility.MobilityOptionTooLong):
         bytes(MIP6OptMulticastState(records=[too_many]))
 
@@ -259,7 +266,9 @@ MUTANTS: dict[str, tuple[Callable[[], contextmanager], str]] = {  # type: ignore
 PROPERTY_FAILURES = (AssertionError, compact.Malformed, mobility.MobilityOptionTooLong)
 
 # Generation only: a mutant needs one counterexample, not a shrunk one.
-MUTANT_RUN = settings(PROPERTY, max_examples=200, phases=[Phase.generate], report_multiple_bugs=False)
+MUTANT_RUN = settings(
+    PROPERTY, max_examples=200, phases=[Phase.generate], report_multiple_bugs=False
+)
 
 
 @pytest.mark.parametrize("mutant", sorted(MUTANTS))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import ipaddress
 import struct
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 from harness.config import WireConfig
 from harness.wire import numbers
@@ -40,7 +40,7 @@ class Malformed(ValueError):
     """The bytes do not form the structure they claim to."""
 
 
-class ReactionKind(str, Enum):
+class ReactionKind(StrEnum):
     ACCEPT = "accept"
     DISCARD = "discard"  # silently
     ICMP_PARAMETER_PROBLEM = "icmp-parameter-problem"  # discard and send ICMPv6 type 4
@@ -79,7 +79,7 @@ class Reaction:
         ignored = data.get("ignored_options") or []
         assert isinstance(ignored, list)
         return cls(
-            kind=ReactionKind(data["kind"]),
+            kind=ReactionKind(str(data["kind"])),
             status=data.get("status"),  # type: ignore[arg-type]
             pointer=data.get("pointer"),  # type: ignore[arg-type]
             option_status=tuple(sorted(status.items())),

@@ -38,7 +38,11 @@ def layer_dict(layer: Packet) -> dict[str, JSONValue]:
         val = layer.getfieldval(fld.name)
         out[fld.name] = _value(layer, fld, val)
         inner = getattr(fld, "fld", fld)
-        if isinstance(inner, EnumField) and isinstance(val, int) and not isinstance(inner, PacketListField):
+        if (
+            isinstance(inner, EnumField)
+            and isinstance(val, int)
+            and not isinstance(inner, PacketListField)
+        ):
             text = inner.i2repr(layer, val)
             if text != str(val):
                 out[f"{fld.name}_text"] = text

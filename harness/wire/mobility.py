@@ -39,13 +39,13 @@ from scapy.fields import (
 from scapy.layers import inet6
 from scapy.layers.inet6 import (
     HAO,
+    MIP6MH_BA,
+    MIP6MH_BE,
+    MIP6MH_BU,
     IP6ListField,
     IPv6,
     IPv6ExtHdrDestOpt,
     IPv6ExtHdrRouting,
-    MIP6MH_BA,
-    MIP6MH_BE,
-    MIP6MH_BU,
     LifetimeField,
     MIP6OptUnknown,
     Pad1,
@@ -273,8 +273,6 @@ class FIDSubOptBindingReference(Packet):
         return b"", s
 
 
-
-
 class _TSFlagsField(BitField):
     """The A.. flags of a binary traffic selector; when left None, set from the fields present."""
 
@@ -288,8 +286,8 @@ class _TSFlagsField(BitField):
         return int(x or 0)
 
 
-def _present(bit: int, name: str):  # type: ignore[no-untyped-def]
-    """Field `name` is on the wire when its flag is set (or, while building, when it has a value)."""
+def _present(bit: int, name: str) -> Any:
+    """Field `name` is on the wire when its flag is set (or, when building, has a value)."""
 
     def cond(pkt: Packet) -> bool:
         if pkt.flags is None:
@@ -457,7 +455,7 @@ class _FIDSubOptionsField(PacketListField):
 
     HEADER = 8  # Type, Length, FID, FID-PRI, Reserved, Status
 
-    def i2m(self, pkt: Packet | None, val: list[Packet]) -> bytes:
+    def i2m(self, pkt: Packet | None, val: Any) -> bytes:
         out = b""
         pos = self.HEADER
         for sub in val:
@@ -473,7 +471,7 @@ class _FIDSubOptionsField(PacketListField):
             pos += len(raw)
         return out
 
-    def addfield(self, pkt: Packet, s: bytes, val: list[Packet]) -> bytes:
+    def addfield(self, pkt: Packet, s: bytes, val: Any) -> bytes:
         return s + self.i2m(pkt, val)
 
 
@@ -498,7 +496,7 @@ class MIP6OptFlowSummary(_MobOpt):
     fields_desc = [
         ByteEnumField("otype", int(MobOpt.FLOW_SUMMARY), _mobopttypes),
         ByteField("olen", None),
-        FieldListField("fids", [1], ShortField("fid", 0), length_from=lambda pkt: pkt.olen),
+        FieldListField("fids", [1], ShortField("fid", 0), length_from=lambda pkt: pkt.olen),  # type: ignore[list-item]
     ]
     x, y = 2, 0
 
@@ -692,6 +690,7 @@ class BindingUpdate(_ChecksummedMH, MIP6MH_BU):
     """Binding Update with the flags of RFC 6275 §6.1.7, RFC 5555 §3.1.3 (F), RFC 5648 §4.2 (O)."""
 
     name = "IPv6 Mobility Header - Binding Update"
+    match_subclass = True  # pkt[MIP6MH_BU] finds it, as code written for scapy expects
     fields_desc = [
         ByteEnumField("nh", 59, inet6.ipv6nh),
         ByteField("len", None),
@@ -699,7 +698,7 @@ class BindingUpdate(_ChecksummedMH, MIP6MH_BU):
         ByteField("res", 0),
         XShortField("cksum", None),
         XShortField("seq", 0),
-        FlagsField("flags", "AH", 10, "OTFPRMKLHA"),
+        FlagsField("flags", 0b11 << 8, 10, "OTFPRMKLHA"),  # A and H
         XBitField("reserved", 0, 6),
         LifetimeField("mhtime", 3),
         _PhantomAutoPadField("autopad", 1),
@@ -709,6 +708,7 @@ class BindingUpdate(_ChecksummedMH, MIP6MH_BU):
 
 class BindingAck(_ChecksummedMH, MIP6MH_BA):
     name = "IPv6 Mobility Header - Binding ACK"
+    match_subclass = True
     fields_desc = [
         ByteEnumField("nh", 59, inet6.ipv6nh),
         ByteField("len", None),
@@ -727,6 +727,7 @@ class BindingAck(_ChecksummedMH, MIP6MH_BA):
 
 class BindingError(_ChecksummedMH, MIP6MH_BE):
     name = "IPv6 Mobility Header - Binding Error"
+    match_subclass = True
     fields_desc = [
         ByteEnumField("nh", 59, inet6.ipv6nh),
         ByteField("len", None),
@@ -737,9 +738,7 @@ class BindingError(_ChecksummedMH, MIP6MH_BE):
         ByteField("reserved", 0),
         IP6Field("hoa", "::"),
         _PhantomAutoPadField("autopad", 1),
-        _OptionsField(
-            "options", [], MobilityOption, 24, length_from=lambda pkt: 8 * (pkt.len - 2)
-        ),
+        _OptionsField("options", [], MobilityOption, 24, length_from=lambda pkt: 8 * (pkt.len - 2)),
     ]
 
 
@@ -777,12 +776,12 @@ def register(config: WireConfig | None = None) -> WireConfig:
             del moboptcls[otype]
     moboptcls.update(_STATIC_OPTIONS)
     moboptcls[_config.alt_ha_tunnel_address_type] = MIP6OptAltHATunnelAddress
-    MIP6OptAltHATunnelAddress.fields_desc[0].default = _config.alt_ha_tunnel_address_type
+    MIP6OptAltHATunnelAddress.fields_desc[0].default = _config.alt_ha_tunnel_address_type  # type: ignore[union-attr]
     # With the experimental type, MobilityOption tells the two apart by the body.
     if _config.multicast_state_type != MobOpt.EXPERIMENTAL:
         moboptcls[_config.multicast_state_type] = MIP6OptMulticastState
     # Enum fields copy their dict when the class is made; name the configured types directly.
-    MIP6OptMulticastState.fields_desc[0].i2s[_config.multicast_state_type] = "Multicast State"
+    MIP6OptMulticastState.fields_desc[0].i2s[_config.multicast_state_type] = "Multicast State"  # type: ignore[union-attr]
     _mobopttypes[_config.alt_ha_tunnel_address_type] = "Alternate HA Tunnel Address (hatunaddr)"
     inet6._mip6_mhtype2cls[int(numbers.MHType.BU)] = BindingUpdate
     inet6._mip6_mhtype2cls[int(numbers.MHType.BA)] = BindingAck
