@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -29,9 +30,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except UserError as exc:
         print(f"dmmconf {args.command}: {exc}", file=sys.stderr)
-        return 2
+        return exc.exit_status
     except BrokenPipeError:  # `dmmconf clauses | head`
         return 0
+    except KeyboardInterrupt:
+        print(f"dmmconf {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug of ours: one line, unless the user asks for the trace
+        if os.environ.get("DMMCONF_DEBUG"):
+            raise
+        print(
+            f"dmmconf {args.command}: internal error: {type(exc).__name__}: {exc} "
+            "(set DMMCONF_DEBUG=1 for the traceback)",
+            file=sys.stderr,
+        )
+        return 3
 
 
 if __name__ == "__main__":

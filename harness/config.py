@@ -10,8 +10,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from harness.wire import numbers
-
 
 class ConfigError(ValueError):
     """A setting has a value the suite cannot use."""
@@ -37,6 +35,8 @@ class WireConfig:
 
     @classmethod
     def from_env(cls) -> WireConfig:
+        from harness.wire import numbers  # here, not at the top: harness.wire imports us
+
         mcast = _option_type("DMMCONF_MCAST_OPTION_TYPE", numbers.DEFAULT_MULTICAST_STATE_TYPE)
         hatun = _option_type(
             "DMMCONF_HATUN_OPTION_TYPE", numbers.DEFAULT_ALT_HA_TUNNEL_ADDRESS_TYPE
