@@ -104,4 +104,12 @@ def run(args: argparse.Namespace) -> int:
 
     argv = pytest_argv(args)
     print("dmmconf run: pytest " + " ".join(argv), file=sys.stderr)
-    return int(pytest.main(argv))
+    status = int(pytest.main(argv))
+    if status == int(pytest.ExitCode.NO_TESTS_COLLECTED):
+        # Nothing judged is not a pass: say so, and keep pytest's distinct exit status.
+        print(
+            f"dmmconf run: no conformance test ran, so no clause was judged (exit {status}); "
+            f"the report in {args.report_dir} lists every clause as untested",
+            file=sys.stderr,
+        )
+    return status
