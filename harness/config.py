@@ -15,17 +15,22 @@ class ConfigError(ValueError):
     """A setting has a value the suite cannot use."""
 
 
-def _option_type(env: str, default: int) -> int:
+def env_int(env: str, default: int, low: int, high: int, what: str) -> int:
+    """An integer setting from the environment; out of range is refused, naming the variable."""
     raw = os.environ.get(env)
-    if raw is None or raw == "":
+    if raw is None or raw.strip() == "":
         return default
     try:
         value = int(raw, 0)
     except ValueError:
         raise ConfigError(f"{env}={raw!r}: not an integer") from None
-    if not 2 <= value <= 255:
-        raise ConfigError(f"{env}={value}: a mobility option type is 2..255 (0 and 1 are padding)")
+    if not low <= value <= high:
+        raise ConfigError(f"{env}={value}: {what} is {low}..{high}")
     return value
+
+
+def _option_type(env: str, default: int) -> int:
+    return env_int(env, default, 2, 255, "a mobility option type (0 and 1 are padding)")
 
 
 @dataclass(frozen=True)

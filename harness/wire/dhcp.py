@@ -39,7 +39,6 @@ Interpretations of draft-xia-mext-hioptv4-01 (the draft is terse):
 from __future__ import annotations
 
 import ipaddress
-import os
 import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -73,7 +72,7 @@ from scapy.layers.inet import IP
 from scapy.layers.inet6 import IPv6
 from scapy.packet import Packet
 
-from harness.config import ConfigError
+from harness.config import ConfigError, env_int
 
 # =====================================================================================
 # DHCP protocol numbers. Kept in this module on purpose (numbers.py belongs to the
@@ -144,16 +143,7 @@ IPV4_EMBEDDING_WKP = ipaddress.IPv6Network("64:ff9b::/96")
 
 
 def _dhcpv4_code(env: str, default: int) -> int:
-    raw = os.environ.get(env)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = int(raw, 0)
-    except ValueError:
-        raise ConfigError(f"{env}={raw!r}: not an integer") from None
-    if not 1 <= value <= 254:
-        raise ConfigError(f"{env}={value}: a DHCPv4 option code is 1..254 (0 pad, 255 end)")
-    return value
+    return env_int(env, default, 1, 254, "a DHCPv4 option code (0 is pad, 255 end)")
 
 
 def dhcpv4_option_codes() -> tuple[int, int]:
