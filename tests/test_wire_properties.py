@@ -213,6 +213,37 @@ def test_option_data_limit_is_enforced() -> None:
         bytes(MIP6OptMulticastState(records=[too_many]))
 
 
+@pytest.mark.parametrize(
+    "option",
+    [
+        mobility.MIP6OptDNSUpdate(
+            mn_identity=b"\x3f"
+            + b"a" * 63
+            + b"\x3f"
+            + b"b" * 63
+            + b"\x3f"
+            + b"c" * 63
+            + b"\x3c"
+            + b"d" * 60
+        ),
+        mobility.MIP6OptExperimental(data=bytes(range(255))),
+    ],
+    ids=["dns-update", "experimental"],
+)
+def test_option_of_exactly_255_octets_round_trips(option: Packet) -> None:
+    assert len(bytes(option)) - 2 == 255
+    pkt = bu_packet(BindingUpdate(options=[option]))
+    check_roundtrip(pkt, BindingUpdate)
+    check_lengths_checksums_alignment(bytes(pkt))
+    too_long = option.copy()
+    if isinstance(too_long, mobility.MIP6OptExperimental):
+        too_long.data += b"x"
+    else:
+        too_long.mn_identity += b"x"
+    with pytest.raises(mobility.MobilityOptionTooLong):
+        bytes(too_long)
+
+
 def test_largest_option_is_252_octets() -> None:
     # Records are whole 32-bit words after an 8-octet header, so 255 cannot be hit exactly.
     rec = MldAddressRecord(maddr="ff3e::8000:1", sources=[f"2001:db8::{i:x}" for i in range(1, 15)])
@@ -250,6 +281,11 @@ def _bid_coa_never_sent() -> contextmanager:  # type: ignore[type-arg]
     return _patched(mobility._BIDCareOfAddressField, "i2m", lambda self, pkt, x: b"")
 
 
+def _dns_identity_one_octet_short() -> contextmanager:  # type: ignore[type-arg]
+    fld = next(f for f in mobility.MIP6OptDNSUpdate.fields_desc if f.name == "mn_identity")
+    return _patched(fld, "length_from", lambda pkt: max(pkt.olen - 3, 0))
+
+
 def _split_ignores_limit() -> contextmanager:  # type: ignore[type-arg]
     return _patched(mobility, "MAX_OPTION_DATA", 1000)
 
@@ -261,6 +297,7 @@ MUTANTS: dict[str, tuple[Callable[[], contextmanager], str]] = {  # type: ignore
     "multicast-state-misaligned": (_misaligned_state, "lengths-checksums-alignment"),
     "bid-coa-dropped/bu-roundtrip": (_bid_coa_never_sent, "bu-roundtrip"),
     "split-ignores-255": (_split_ignores_limit, "state-split"),
+    "dns-identity-short/ba-roundtrip": (_dns_identity_one_octet_short, "ba-roundtrip"),
 }
 
 PROPERTY_FAILURES = (AssertionError, compact.Malformed, mobility.MobilityOptionTooLong)
