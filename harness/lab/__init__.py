@@ -1,0 +1,1 @@
+"""The network lab: namespaces, links, handover, captures (issue 3)."""
