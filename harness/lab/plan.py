@@ -55,7 +55,7 @@ class ServiceLink:
 
 
 def _service(name: str, n: int) -> ServiceLink:
-    p6 = ipaddress.IPv6Network(f"2001:db8:{0xc0 + n:x}::/64")
+    p6 = ipaddress.IPv6Network(f"2001:db8:{0xC0 + n:x}::/64")
     p4 = ipaddress.IPv4Network(f"198.51.100.{8 * n}/29")
     hosts4 = list(p4.hosts())
     return ServiceLink(name, p6, p6[0x10], p6[1], p4, hosts4[1], hosts4[0])
@@ -83,6 +83,19 @@ class Plan:
         """The address the MN's interface forms on an access link (static IID: reproducible)."""
         return self.link(link).prefix6[self.mn_iids[interface]]
 
+    def mn_address4(self, link: int, interface: int = 0) -> ipaddress.IPv4Address:
+        """The MN interface's IPv4 address on an access link (dual stack, RFC 5555)."""
+        return self.link(link).subnet4[100 + interface]
+
+    @property
+    def cdn6(self) -> ipaddress.IPv6Address:
+        """The local CDN source (draft §1), a host on access link 1."""
+        return self.link(1).prefix6[self.cdn_iid]
+
+    @property
+    def cdn4(self) -> ipaddress.IPv4Address:
+        return self.link(1).subnet4[self.cdn_iid]
+
     def services(self) -> tuple[ServiceLink, ...]:
         return (self.cn, self.mcast_source, self.dns, self.dhcp)
 
@@ -96,9 +109,7 @@ def build(access_routers: int = DEFAULT_ACCESS_ROUTERS) -> Plan:
         p4 = ipaddress.IPv4Network(f"10.0.{i}.0/24")
         up6 = ipaddress.IPv6Network(f"2001:db8:f{i:03x}::/64")
         up4 = ipaddress.IPv4Network(f"10.255.{i}.0/30")
-        links.append(
-            AccessLink(i, p6, p4, p6[1], p4[1], up6, up6[1], up6[2], up4, up4[1], up4[2])
-        )
+        links.append(AccessLink(i, p6, p4, p6[1], p4[1], up6, up6[1], up6[2], up4, up4[1], up4[2]))
     return Plan(
         access=tuple(links),
         cn=_service("cn", 1),
