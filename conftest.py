@@ -4,4 +4,10 @@
 name, so listing the same module names here never registers them twice.
 """
 
-pytest_plugins = ["harness.pytest_plugin", "reports.plugin"]
+pytest_plugins = [
+    "harness.pytest_plugin",
+    "reports.plugin",
+    "harness.lab.fixtures",
+    "harness.tester.fixtures",
+    "harness.servers.fixtures",
+]

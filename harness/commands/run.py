@@ -11,7 +11,13 @@ from typing import Any
 
 from harness.errors import UserError
 
-PLUGINS = ("harness.pytest_plugin", "reports.plugin")
+PLUGINS = (
+    "harness.pytest_plugin",
+    "reports.plugin",
+    "harness.lab.fixtures",
+    "harness.tester.fixtures",
+    "harness.servers.fixtures",
+)
 
 
 def register(subparsers: Any) -> None:
