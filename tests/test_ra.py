@@ -551,7 +551,7 @@ def test_set_interval_takes_effect_and_stop_is_prompt(
 def test_host_autoconfigures_from_the_ra(
     link: Link, advertisers: list[ra.RouterAdvertiser]
 ) -> None:
-    from pyroute2 import NetNS
+    from harness.lab.netns import NetNS  # no fork, unlike pyroute2's own NetNS
 
     adv = _start(advertisers, link, min_interval=0.05, max_interval=0.1)
     ns = NetNS(link.host)

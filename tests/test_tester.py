@@ -79,15 +79,15 @@ def _alive(pid: int) -> bool:
 
 def reap() -> list[str]:
     """Remove `dmmt-<pid>-*` namespaces whose process is gone (a run killed with -9)."""
-    from pyroute2 import netns
+    from harness.lab import netns  # creates and removes without forking (pyroute2's forks)
 
     removed = []
-    for name in netns.listnetns():
+    for name in netns.list_names():
         parts = name.split("-")
         ours = name.startswith(PREFIX) and len(parts) > 2 and parts[1].isdigit()
         if ours and not _alive(int(parts[1])):
             with contextlib.suppress(OSError):
-                netns.remove(name)
+                netns.delete(name)
                 removed.append(name)
     return removed
 
@@ -143,7 +143,7 @@ def _configure(ns: str, ifname: str, address: str | None, address4: str | None =
 
 @contextlib.contextmanager
 def namespaces(*suffixes: str) -> Iterator[list[str]]:
-    from pyroute2 import netns
+    from harness.lab import netns  # creates and removes without forking (pyroute2's forks)
 
     missing = _netns.missing_privileges()
     if missing:
@@ -153,15 +153,15 @@ def namespaces(*suffixes: str) -> Iterator[list[str]]:
     made = []
     try:
         for name in names:
-            if name in netns.listnetns():
-                netns.remove(name)  # left by this very pid (pid reuse): ours to clear
+            if name in netns.list_names():
+                netns.delete(name)  # left by this very pid (pid reuse): ours to clear
             netns.create(name)
             made.append(name)
         yield names
     finally:
         for name in made:
             with contextlib.suppress(OSError):
-                netns.remove(name)
+                netns.delete(name)
 
 
 @dataclass(frozen=True)
@@ -631,7 +631,7 @@ def test_captures_without_privileges_is_not_run(
 
 
 def test_the_reaper_removes_what_a_killed_run_left(pair: Pair) -> None:
-    from pyroute2 import netns
+    from harness.lab import netns  # creates and removes without forking (pyroute2's forks)
 
     dead = 2**22 + 1  # above the default pid_max: no such process
     assert not _alive(dead)
@@ -639,8 +639,8 @@ def test_the_reaper_removes_what_a_killed_run_left(pair: Pair) -> None:
     netns.create(name)
     try:
         assert name in reap()
-        assert name not in netns.listnetns()
-        assert pair.a in netns.listnetns()  # a live run's namespaces stay
+        assert name not in netns.list_names()
+        assert pair.a in netns.list_names()  # a live run's namespaces stay
     finally:
-        if name in netns.listnetns():
-            netns.remove(name)
+        if name in netns.list_names():
+            netns.delete(name)

@@ -58,7 +58,6 @@ def _pid_alive(pid: int) -> bool:
 
 def reap_stale() -> list[str]:
     """Remove namespaces and private directories of ``dmms-<pid>-`` runs whose pid is dead."""
-    from pyroute2 import netns as pr_netns
 
     removed: list[str] = []
     with contextlib.suppress(FileNotFoundError):
@@ -66,7 +65,7 @@ def reap_stale() -> list[str]:
             m = _OWNED.match(name)
             if m and not _pid_alive(int(m[1])):
                 with contextlib.suppress(OSError):
-                    pr_netns.remove(name)
+                    _netns.delete(name)
                     removed.append(name)
     tmp = Path(tempfile.gettempdir())
     for path in tmp.glob(f"{DIR_PREFIX}*"):
@@ -143,11 +142,10 @@ class ServerNet:
 
     def up(self) -> ServerNet:
         from pyroute2 import IPRoute
-        from pyroute2 import netns as pr_netns
 
         try:
             for name in [self.client, *(s.netns for s in self.sides.values())]:
-                pr_netns.create(name)
+                _netns.create(name)
                 self._made.append(name)
                 with _netns.entered(name):
                     for scope in ("all", "default"):
@@ -214,11 +212,10 @@ class ServerNet:
 
     def down(self) -> None:
         """Delete the namespaces (their veths go with them). Processes in them must be gone."""
-        from pyroute2 import netns as pr_netns
 
         for name in reversed(self._made):
             try:
-                pr_netns.remove(name)
+                _netns.delete(name)
             except OSError as exc:
                 if exc.errno != errno.ENOENT:
                     raise
