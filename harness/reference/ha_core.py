@@ -1,0 +1,558 @@
+"""The reference Home Agent's protocol core: bytes and a clock in, actions out (sans-I/O).
+
+It decides everything a home agent of the draft decides (RFC 6275 §9.2, §9.5.1, §10.3.1 home
+registration; RFC 5648 binding identifiers; RFC 6089 flow bindings; RFC 5555 IPv4 home
+addresses; RFC 5026 / draft §6 DNS updates; RFC 4285 authentication; draft §4.1 and §6 with
+docs/interpretations.md for multicast state) and performs no I/O: the daemon around it
+receives packets, feeds them in, and carries out the returned actions (send a BA, bring a
+tunnel up, install multicast forwarding, ask the DNS server). The same core can be driven by
+hypothesis for millions of steps without a network.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import itertools
+import struct
+from dataclasses import dataclass, field
+
+from harness.config import WireConfig
+from harness.reference.multicast import BindingMulticast, echo_records
+from harness.wire import compact
+from harness.wire.compact import McastRecord, MobilityMessage, Option, ReactionKind
+from harness.wire.numbers import IGMPV3_REPORT, MLDV2_REPORT, BAStatus, MobOpt
+
+IPv6 = ipaddress.IPv6Address
+IPv4 = ipaddress.IPv4Address
+SEQ_WINDOW = 1 << 15  # RFC 6275 §9.5.1: "less than" modulo 2**16
+LIFETIME_UNIT = 4  # seconds per unit of the BU/BA Lifetime field (RFC 6275 §6.1.7)
+NTP_EPOCH_OFFSET = 2208988800  # seconds from 1900 to 1970 (RFC 4285 §6 timestamps)
+REPLAY_WINDOW = 7.0  # RFC 4285 §5: the "close enough" default
+
+
+# --- Configuration --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HAConfig:
+    address: IPv6
+    home_prefix: ipaddress.IPv6Network
+    max_lifetime: int = 420  # seconds granted at most (RFC 6275 leaves it to the HA)
+    keys: dict[int, bytes] = field(default_factory=dict)  # RFC 4285 MN-HA SAs by SPI
+    require_auth: bool = False
+    require_replay_protection: bool = False
+    ipv4_pool: ipaddress.IPv4Network | None = None  # RFC 5555 dynamic IPv4 home addresses
+    data_plane_address: IPv6 | None = None  # draft §9: announced in the BA when set
+    wire: WireConfig = field(default_factory=WireConfig.from_env)
+
+
+# --- State ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Flow:
+    fid: int
+    fid_pri: int
+    bids: tuple[int, ...]
+    selector: bytes  # the traffic selector sub-option data, kept as sent (RFC 6088)
+
+
+@dataclass
+class Binding:
+    """One binding cache entry (RFC 6275 §9.1), keyed by home address and BID (RFC 5648)."""
+
+    hoa: IPv6
+    bid: int  # 0 when the BU carried no Binding Identifier option
+    coa: ipaddress.IPv4Address | IPv6
+    bid_pri: int
+    expires: float
+    multicast: BindingMulticast = field(default_factory=BindingMulticast)
+
+
+@dataclass
+class MobileNode:
+    """What the HA keeps per home address across its bindings."""
+
+    hoa: IPv6
+    last_seq: int
+    bindings: dict[int, Binding] = field(default_factory=dict)
+    flows: dict[int, Flow] = field(default_factory=dict)
+    ipv4_hoa: IPv4 | None = None
+    fqdn: bytes | None = None
+    spi: int | None = None
+
+
+# --- Actions --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BidStatus:
+    bid: int
+    status: int
+
+
+@dataclass(frozen=True)
+class FidStatus:
+    fid: int
+    fid_pri: int
+    status: int
+
+
+@dataclass(frozen=True)
+class McastEcho:
+    report_type: int
+    records: tuple[McastRecord, ...]
+
+
+@dataclass(frozen=True)
+class DnsStatus:
+    status: int
+    remove: bool
+    fqdn: bytes
+
+
+@dataclass(frozen=True)
+class IPv4Ack:
+    status: int
+    prefix_len: int
+    address: IPv4
+
+
+@dataclass(frozen=True)
+class SendBindingAck:
+    coa: ipaddress.IPv4Address | IPv6  # where the BA goes
+    hoa: IPv6  # for the type 2 routing header
+    seq: int
+    status: int
+    lifetime: int  # in 4-second units
+    bids: tuple[BidStatus, ...] = ()
+    flows: tuple[FidStatus, ...] = ()
+    multicast: tuple[McastEcho, ...] = ()
+    dns: DnsStatus | None = None
+    ipv4: IPv4Ack | None = None
+    data_plane: IPv6 | None = None
+    auth_spi: int | None = None  # sign with this SA (RFC 4285 §5.1.1: BA answers in kind)
+    replay_timestamp: int | None = None  # RFC 4285 §6, echoed or the HA's own on mismatch
+
+
+@dataclass(frozen=True)
+class SendBindingError:
+    dst: IPv6
+    hoa: IPv6
+    status: int
+
+
+@dataclass(frozen=True)
+class SendParameterProblem:
+    dst: IPv6
+    pointer: int
+    invoking_packet: bytes
+
+
+@dataclass(frozen=True)
+class TunnelUp:
+    hoa: IPv6
+    bid: int
+    coa: ipaddress.IPv4Address | IPv6
+
+
+@dataclass(frozen=True)
+class TunnelDown:
+    hoa: IPv6
+    bid: int
+    coa: ipaddress.IPv4Address | IPv6
+
+
+@dataclass(frozen=True)
+class MulticastChanged:
+    hoa: IPv6
+    bid: int
+    coa: ipaddress.IPv4Address | IPv6
+    state: BindingMulticast
+
+
+@dataclass(frozen=True)
+class DnsRequest:
+    """Ask the DNS server (RFC 2136); answer with HomeAgentCore.dns_done(request_id, ok)."""
+
+    request_id: int
+    fqdn: bytes
+    hoa: IPv6
+    remove: bool
+
+
+Action = (
+    SendBindingAck
+    | SendBindingError
+    | SendParameterProblem
+    | TunnelUp
+    | TunnelDown
+    | MulticastChanged
+    | DnsRequest
+)
+
+
+# --- The core -------------------------------------------------------------------------------
+
+
+def seq_newer(seq: int, last: int) -> bool:
+    """RFC 6275 §9.5.1: `seq` is greater than `last` modulo 2**16."""
+    return 0 < (seq - last) % (1 << 16) < SEQ_WINDOW
+
+
+def _ntp_now(now: float) -> int:
+    seconds = int(now) + NTP_EPOCH_OFFSET
+    return (seconds << 32) | int((now % 1) * (1 << 32))
+
+
+class HomeAgentCore:
+    def __init__(self, config: HAConfig) -> None:
+        self.config = config
+        self.nodes: dict[IPv6, MobileNode] = {}
+        self._dns_ids = itertools.count(1)
+        self._pending: dict[int, SendBindingAck] = {}  # BAs waiting for their DNS answer
+
+    # -- queries -------------------------------------------------------------------------
+    def bindings(self) -> list[Binding]:
+        return [b for node in self.nodes.values() for b in node.bindings.values()]
+
+    def next_deadline(self) -> float | None:
+        expiries = [b.expires for b in self.bindings()]
+        return min(expiries) if expiries else None
+
+    # -- events --------------------------------------------------------------------------
+    def receive(self, packet: bytes, now: float) -> list[Action]:
+        """An IPv6 packet carrying a Mobility Header arrived."""
+        try:
+            msg = compact.parse_packet(packet)
+        except compact.Malformed:
+            return []  # RFC 6275 §9.2: not a message we can process; silently discarded
+        reaction = compact.judge_message(msg, self.config.wire)
+        src = IPv6(msg.src)
+        hoa = IPv6(msg.hoa) if msg.hoa else src
+        if reaction.kind is ReactionKind.DISCARD:
+            return []
+        if reaction.kind is ReactionKind.ICMP_PARAMETER_PROBLEM:
+            return [SendParameterProblem(src, reaction.pointer or 0, packet)]
+        if reaction.kind is ReactionKind.BINDING_ERROR:
+            return [SendBindingError(src, hoa, reaction.status or 2)]
+        if reaction.status is not None and reaction.status >= 128:
+            return [self._reject(msg, src, hoa, reaction.status)]
+        return self._binding_update(msg, src, hoa, now)
+
+    def tick(self, now: float) -> list[Action]:
+        """Expire bindings whose lifetime ran out (RFC 6275 §10.3.1)."""
+        actions: list[Action] = []
+        for node in list(self.nodes.values()):
+            for bid, binding in list(node.bindings.items()):
+                if binding.expires <= now:
+                    del node.bindings[bid]
+                    actions += self._removed(binding)
+            if not node.bindings:
+                actions += self._forget(node)
+        return actions
+
+    def dns_done(self, request_id: int, ok: bool) -> list[Action]:
+        """The DNS server answered a DnsRequest; release the BA that waited for it."""
+        ba = self._pending.pop(request_id, None)
+        if ba is None or ba.dns is None:
+            return []
+        status = 0 if ok else 130  # RFC 5026 §8.1: 130 DNS update failed
+        dns = DnsStatus(status, ba.dns.remove, ba.dns.fqdn)
+        return [SendBindingAck(**{**ba.__dict__, "dns": dns})]
+
+    # -- Binding Update processing -------------------------------------------------------
+    def _reject(self, msg: MobilityMessage, coa: IPv6, hoa: IPv6, status: int) -> SendBindingAck:
+        return SendBindingAck(coa, hoa, msg.seq, status, 0)
+
+    def _binding_update(
+        self, msg: MobilityMessage, src: IPv6, hoa: IPv6, now: float
+    ) -> list[Action]:
+        cfg = self.config
+        options = compact.parse_options(msg.body, compact.FIXED_PART[compact.MHType.BU])
+        flags = msg.bu_flags
+        ack_requested = bool(flags & 0x200)  # A
+        home = bool(flags & 0x100)  # H
+        coa: IPv6 | IPv4 = src
+        alt = _first(options, MobOpt.ALTERNATE_COA)
+        if alt is not None and len(alt.data) == 16:
+            coa = IPv6(alt.data)  # RFC 6275 §6.2.5
+
+        # RFC 4285: authenticate before believing anything else in the message.
+        auth = _first(options, MobOpt.MESSAGE_AUTH)
+        spi = None
+        if auth is not None:
+            spi = struct.unpack_from("!I", auth.data, 1)[0] if len(auth.data) >= 5 else None
+            key = cfg.keys.get(spi) if spi is not None else None
+            if key is None:
+                return []  # RFC 4285 §5.1.1: no SA for it, the HA MUST discard the BU
+            if not _authentic(msg, auth, key, coa if isinstance(coa, IPv6) else src, hoa):
+                return [SendBindingAck(coa, hoa, msg.seq, BAStatus.MIPV6_AUTH_FAIL, 0)]
+        elif cfg.require_auth:
+            return []  # no authentication where an SA is required: discarded likewise
+        replay = _first(options, MobOpt.REPLAY_PROTECTION)
+        stamp = None
+        if replay is not None and len(replay.data) == 8:
+            stamp = struct.unpack("!Q", replay.data)[0]
+            sent = (stamp >> 32) - NTP_EPOCH_OFFSET + (stamp & 0xFFFFFFFF) / (1 << 32)
+            if abs(sent - now) > REPLAY_WINDOW:
+                return [
+                    SendBindingAck(
+                        coa,
+                        hoa,
+                        msg.seq,
+                        BAStatus.MIPV6_ID_MISMATCH,
+                        0,
+                        auth_spi=spi,
+                        replay_timestamp=_ntp_now(now),
+                    )
+                ]
+        elif cfg.require_replay_protection:
+            return [SendBindingAck(coa, hoa, msg.seq, BAStatus.MIPV6_MESG_ID_REQD, 0, auth_spi=spi)]
+
+        def reply(status: int, **extra: object) -> list[Action]:
+            return [SendBindingAck(coa, hoa, msg.seq, status, 0, auth_spi=spi, **extra)]  # type: ignore[arg-type]
+
+        if not home:
+            return reply(BAStatus.HOME_REGISTRATION_NOT_SUPPORTED)
+        if hoa not in cfg.home_prefix:
+            return reply(BAStatus.NOT_HOME_SUBNET)
+        node = self.nodes.get(hoa)
+        if node is not None and not seq_newer(msg.seq, node.last_seq):
+            # RFC 6275 §9.5.1: the BA carries the last accepted sequence number.
+            return [
+                SendBindingAck(
+                    coa, hoa, node.last_seq, BAStatus.SEQUENCE_OUT_OF_WINDOW, 0, auth_spi=spi
+                )
+            ]
+
+        requested = msg.lifetime * LIFETIME_UNIT
+        dereg = requested == 0 or coa == hoa
+        granted = 0 if dereg else min(requested, cfg.max_lifetime)
+        if node is None:
+            if dereg:
+                # Nothing to deregister: accepted all the same (RFC 6275 §10.3.2 answers 0).
+                return (
+                    [SendBindingAck(coa, hoa, msg.seq, BAStatus.ACCEPTED, 0, auth_spi=spi)]
+                    if ack_requested
+                    else []
+                )
+            node = self.nodes[hoa] = MobileNode(hoa, msg.seq)
+        node.last_seq = msg.seq
+        node.spi = spi
+
+        actions: list[Action] = []
+        bid_opts = [o for o in options if o.otype == MobOpt.BINDING_IDENTIFIER]
+        bid_status: list[BidStatus] = []
+        targets: list[tuple[int, int, IPv6 | IPv4]] = []  # (bid, bid_pri, coa)
+        if bid_opts:
+            for opt in bid_opts:
+                ident = compact.parse_binding_identifier(opt.data)
+                target = ipaddress.ip_address(ident.coa) if ident.coa else coa
+                targets.append((ident.bid, ident.bid_pri, target))
+                bid_status.append(BidStatus(ident.bid, 0))
+        else:
+            targets.append((0, 0, coa))
+            # RFC 5648 §6.2: a BU without BID replaces every binding of the home address.
+            for other in list(node.bindings.values()):
+                if other.bid != 0:
+                    del node.bindings[other.bid]
+                    actions += self._removed(other)
+
+        mcast = [o for o in options if compact.is_multicast_state(o, cfg.wire)]
+        for bid, pri, target in targets:
+            old = node.bindings.get(bid)
+            if dereg:
+                if old is not None:
+                    del node.bindings[bid]
+                    actions += self._removed(old)
+                continue
+            prev_coa = old.coa if old is not None else None
+            if old is None:
+                binding = Binding(hoa, bid, target, pri, now + granted)
+                node.bindings[bid] = binding
+                actions.append(TunnelUp(hoa, bid, target))
+            else:
+                binding = old
+                if prev_coa != target:
+                    actions.append(TunnelDown(hoa, bid, old.coa))
+                    actions.append(TunnelUp(hoa, bid, target))
+                binding.coa, binding.bid_pri, binding.expires = target, pri, now + granted
+            before = (dict(binding.multicast.mld.groups), dict(binding.multicast.igmp.groups))
+            if mcast:
+                _install_multicast(binding, mcast)
+            after = (binding.multicast.mld.groups, binding.multicast.igmp.groups)
+            moved = prev_coa is not None and prev_coa != target and any(after)
+            if before != after or moved:
+                actions.append(MulticastChanged(hoa, bid, target, binding.multicast))
+
+        echo: tuple[McastEcho, ...] = ()
+        if mcast and not dereg:
+            first = node.bindings[targets[0][0]]
+            echo = _echo(first, mcast)
+
+        flows = self._flows(node, options, dereg)
+        ipv4 = self._ipv4(node, options, dereg)
+        ba = SendBindingAck(
+            coa,
+            hoa,
+            msg.seq,
+            BAStatus.ACCEPTED,
+            granted // LIFETIME_UNIT,
+            bids=tuple(bid_status),
+            flows=flows,
+            multicast=echo,
+            ipv4=ipv4,
+            data_plane=cfg.data_plane_address if not dereg else None,
+            auth_spi=spi,
+            replay_timestamp=stamp,
+        )
+        dns = _first(options, MobOpt.DNS_UPDATE)
+        if dereg and not node.bindings:
+            actions += self._forget(node)
+        if dns is not None and len(dns.data) >= 2:
+            remove = bool(dns.data[1] & 0x80) or dereg
+            fqdn = dns.data[2:]
+            if not remove:
+                node.fqdn = fqdn
+            request = DnsRequest(next(self._dns_ids), fqdn, hoa, remove)
+            # Draft §6: the BA goes out after the DNS update, with its status.
+            self._pending[request.request_id] = SendBindingAck(
+                **{**ba.__dict__, "dns": DnsStatus(0, remove, fqdn)}
+            )
+            return actions + [request]
+        if ack_requested:
+            actions.append(ba)
+        return actions
+
+    # -- pieces ------------------------------------------------------------------------------
+    def _removed(self, binding: Binding) -> list[Action]:
+        out: list[Action] = [TunnelDown(binding.hoa, binding.bid, binding.coa)]
+        if binding.multicast.mld.groups or binding.multicast.igmp.groups:
+            out.append(MulticastChanged(binding.hoa, binding.bid, binding.coa, BindingMulticast()))
+        return out
+
+    def _forget(self, node: MobileNode) -> list[Action]:
+        """The node has no binding left: drop it, and its DNS entry (draft §6)."""
+        self.nodes.pop(node.hoa, None)
+        if node.fqdn is not None:
+            return [DnsRequest(next(self._dns_ids), node.fqdn, node.hoa, True)]
+        return []
+
+    def _flows(self, node: MobileNode, options: list[Option], dereg: bool) -> tuple[FidStatus, ...]:
+        statuses = []
+        for opt in options:
+            if opt.otype != MobOpt.FLOW_IDENTIFICATION:
+                continue
+            if len(opt.data) < 6:
+                statuses.append(FidStatus(0, 0, 130))
+                continue
+            fid, pri = struct.unpack_from("!HH", opt.data)
+            bids, selector = _fid_suboptions(opt.data[6:])
+            unknown = [b for b in bids if b not in node.bindings]
+            if dereg:
+                node.flows.pop(fid, None)
+                statuses.append(FidStatus(fid, pri, 0))
+            elif unknown:
+                statuses.append(FidStatus(fid, pri, 131))  # RFC 6089: BID not found
+            else:
+                node.flows[fid] = Flow(fid, pri, bids, selector)
+                statuses.append(FidStatus(fid, pri, 0))
+        for opt in options:
+            if opt.otype == MobOpt.FLOW_SUMMARY:
+                for i in range(0, len(opt.data) - 1, 2):
+                    fid = struct.unpack_from("!H", opt.data, i)[0]
+                    if fid not in node.flows:
+                        statuses.append(FidStatus(fid, 0, 132))  # FID not found
+        return tuple(statuses)
+
+    def _ipv4(self, node: MobileNode, options: list[Option], dereg: bool) -> IPv4Ack | None:
+        opt = _first(options, MobOpt.IPV4_HOME_ADDRESS)
+        if opt is None or len(opt.data) != 6:
+            return None
+        prefix_len = opt.data[0] >> 2
+        asked = IPv4(opt.data[2:6])
+        pool = self.config.ipv4_pool
+        if dereg:
+            node.ipv4_hoa = None
+            return IPv4Ack(0, prefix_len, asked)
+        if prefix_len == 0:
+            return IPv4Ack(128, 0, IPv4(0))  # RFC 5555 §3.1.1: zero is an error
+        if pool is None:
+            return IPv4Ack(129, 0, IPv4(0))  # administratively prohibited: no IPv4 here
+        if asked != IPv4(0):
+            if asked not in pool:
+                return IPv4Ack(130, 0, IPv4(0))  # incorrect IPv4 home address
+            node.ipv4_hoa = asked
+            return IPv4Ack(0, 32, asked)
+        if node.ipv4_hoa is None:
+            taken = {n.ipv4_hoa for n in self.nodes.values()}
+            free = next((a for a in pool.hosts() if a not in taken and a != pool[1]), None)
+            if free is None:
+                return IPv4Ack(132, 0, IPv4(0))  # dynamic assignment not available
+            node.ipv4_hoa = free
+        return IPv4Ack(0, 32, node.ipv4_hoa)
+
+
+def _first(options: list[Option], otype: int) -> Option | None:
+    return next((o for o in options if o.otype == otype), None)
+
+
+def _authentic(msg: MobilityMessage, opt: Option, key: bytes, coa: IPv6, hoa: IPv6) -> bool:
+    """RFC 4285 §5.1: HMAC_SHA1 over CoA | HoA | MH up to the SPI, checksum zeroed."""
+    if len(opt.data) < 5 + 12:
+        return False
+    spi_end = opt.offset + 2 + 5
+    mh = msg.body[:4] + b"\x00\x00" + msg.body[6:spi_end]
+    mac = hmac.new(key, coa.packed + hoa.packed + mh, hashlib.sha1).digest()[:12]
+    return hmac.compare_digest(mac, opt.data[5:17])
+
+
+def _install_multicast(binding: Binding, options: list[Option]) -> None:
+    states = []
+    for opt in options:
+        try:
+            state = compact.parse_multicast_state(opt.data)
+        except compact.Malformed:
+            continue  # INT-2: a malformed option installs nothing
+        if state.checksum_ok:
+            states.append(state)
+    binding.multicast.apply(states)
+
+
+def _echo(binding: Binding, options: list[Option]) -> tuple[McastEcho, ...]:
+    """INT-6: each family the BU carried, with what is installed now (maybe nothing)."""
+    families = []
+    for opt in options:
+        family = opt.data[0] if opt.data else None
+        if family in (MLDV2_REPORT, IGMPV3_REPORT) and family not in families:
+            families.append(family)
+    out = []
+    for family in families:
+        state = binding.multicast.mld if family == MLDV2_REPORT else binding.multicast.igmp
+        out.append(McastEcho(family, tuple(echo_records(state))))
+    return tuple(out)
+
+
+def _fid_suboptions(data: bytes) -> tuple[tuple[int, ...], bytes]:
+    """Binding references and the traffic selector of a FID option (RFC 6089 §4.2.1)."""
+    bids: list[int] = []
+    selector = b""
+    pos = 0
+    while pos < len(data):
+        stype = data[pos]
+        if stype == 0:
+            pos += 1
+            continue
+        if pos + 2 > len(data):
+            break
+        slen = data[pos + 1]
+        body = data[pos + 2 : pos + 2 + slen]
+        if stype == 2:
+            bids += [struct.unpack_from("!H", body, i)[0] for i in range(0, len(body) - 1, 2)]
+        elif stype == 3:
+            selector = body
+        pos += 2 + slen
+    return tuple(bids), selector

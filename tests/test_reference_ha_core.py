@@ -1,0 +1,274 @@
+"""The reference HA core, driven with the tester's own scapy-built BUs (no network)."""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+
+import pytest
+from scapy.layers.inet6 import (
+    HAO,
+    IPv6,
+    IPv6ExtHdrDestOpt,
+    MIP6OptMsgAuth,
+    MIP6OptReplayProtection,
+)
+from scapy.packet import Packet
+
+import vectors
+from harness.reference import encode
+from harness.reference.ha_core import (
+    DnsRequest,
+    HAConfig,
+    HomeAgentCore,
+    MulticastChanged,
+    SendBindingAck,
+    SendBindingError,
+    SendParameterProblem,
+    TunnelDown,
+    TunnelUp,
+    _ntp_now,
+)
+from harness.wire import auth, compact
+from harness.wire.mobility import (
+    BindingUpdate,
+    FIDSubOptBindingReference,
+    MIP6OptBindingIdentifier,
+    MIP6OptDNSUpdate,
+    MIP6OptFlowIdentification,
+    MIP6OptFlowSummary,
+    MIP6OptIPv4HomeAddress,
+    MIP6OptMulticastState,
+    MldAddressRecord,
+)
+
+HA, HOA, COA, COA2 = "2001:db8:1::1", "2001:db8:1::10", "2001:db8:2::10", "2001:db8:3::10"
+KEY, SPI = b"k" * 20, 4096
+GROUP, SOURCE = "ff3e::8000:1", "2001:db8:c2::10"
+NOW = 1_800_000_000.0
+
+
+def core(**kw: object) -> HomeAgentCore:
+    cfg = HAConfig(
+        address=ipaddress.IPv6Address(HA),
+        home_prefix=ipaddress.IPv6Network("2001:db8:1::/64"),
+        keys={SPI: KEY},
+        **kw,  # type: ignore[arg-type]
+    )
+    return HomeAgentCore(cfg)
+
+
+def bu(
+    *options: Packet, seq: int = 1, lifetime: int = 25, flags: int = 0x300, coa: str = COA
+) -> bytes:
+    pkt = (
+        IPv6(src=coa, dst=HA)
+        / IPv6ExtHdrDestOpt(options=[HAO(hoa=HOA)])
+        / BindingUpdate(seq=seq, mhtime=lifetime, flags=flags, options=list(options))
+    )
+    if any(isinstance(o, MIP6OptMsgAuth) for o in options):
+        pkt = auth.sign(pkt, KEY)
+    return bytes(pkt)
+
+
+def only(actions: list[object], cls: type) -> list:  # type: ignore[type-arg]
+    return [a for a in actions if isinstance(a, cls)]
+
+
+def state_option(*groups: str) -> MIP6OptMulticastState:
+    return MIP6OptMulticastState(
+        records=[MldAddressRecord(rtype=1, maddr=g, sources=[SOURCE]) for g in groups]
+    )
+
+
+def test_registration_brings_up_the_tunnel_and_acks() -> None:
+    ha = core()
+    actions = ha.receive(bu(seq=7, lifetime=25), NOW)
+    assert only(actions, TunnelUp) == [
+        TunnelUp(ipaddress.ip_address(HOA), 0, ipaddress.ip_address(COA))
+    ]
+    (ba,) = only(actions, SendBindingAck)
+    assert (ba.status, ba.seq, ba.lifetime) == (0, 7, 25)
+    pkt = encode.binding_ack(ba, ha.config)
+    msg = compact.parse_packet(bytes(pkt))
+    assert msg.checksum_ok and msg.rh2_hoa == HOA and msg.dst == COA
+
+
+def test_lifetime_is_capped_and_bindings_expire() -> None:
+    ha = core(max_lifetime=40)
+    (ba,) = only(ha.receive(bu(lifetime=1000), NOW), SendBindingAck)
+    assert ba.lifetime == 10
+    assert ha.next_deadline() == NOW + 40
+    assert ha.tick(NOW + 39) == []
+    assert only(ha.tick(NOW + 40), TunnelDown)
+    assert ha.bindings() == []
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "status"),
+    [(10, 10, 135), (10, 9, 135), (10, 11, 0), (65535, 0, 0), (10, 10 + 32768, 135)],
+)
+def test_sequence_numbers_modulo_2_16(first: int, second: int, status: int) -> None:
+    ha = core()
+    ha.receive(bu(seq=first), NOW)
+    (ba,) = only(ha.receive(bu(seq=second, coa=COA2), NOW), SendBindingAck)
+    assert ba.status == status
+    if status == 135:
+        assert ba.seq == first  # RFC 6275 §9.5.1: the last accepted one
+
+
+def test_not_home_subnet_and_not_home_registration() -> None:
+    ha = core()
+    raw = bytes(
+        IPv6(src=COA, dst=HA)
+        / IPv6ExtHdrDestOpt(options=[HAO(hoa="2001:db8:9::1")])
+        / BindingUpdate(seq=1)
+    )
+    assert only(ha.receive(raw, NOW), SendBindingAck)[0].status == 132
+    assert only(ha.receive(bu(flags=0x200), NOW), SendBindingAck)[0].status == 131
+
+
+def test_multicast_state_installed_echoed_moved_and_removed() -> None:
+    ha = core()
+    actions = ha.receive(bu(state_option(GROUP)), NOW)
+    (changed,) = only(actions, MulticastChanged)
+    assert changed.state.admits(ipaddress.ip_address(GROUP), ipaddress.ip_address(SOURCE))
+    (ba,) = only(actions, SendBindingAck)
+    assert [r.maddr for r in ba.multicast[0].records] == [GROUP]
+    # The encoded BA carries the echo as a Multicast State option that parses back.
+    msg = compact.parse_packet(bytes(encode.binding_ack(ba, ha.config)))
+    (opt,) = [
+        o
+        for o in compact.parse_options(msg.body, 12)
+        if compact.is_multicast_state(o, ha.config.wire)
+    ]
+    assert [r.maddr for r in compact.parse_multicast_state(opt.data).records] == [GROUP]
+    # A refresh from a new CoA without the option moves the state with the binding (INT-5).
+    moved = ha.receive(bu(seq=2, coa=COA2), NOW)
+    assert only(moved, MulticastChanged)[0].coa == ipaddress.ip_address(COA2)
+    # Deregistration removes it.
+    gone = ha.receive(bu(seq=3, lifetime=0, coa=COA2), NOW)
+    assert only(gone, TunnelDown) and not only(gone, MulticastChanged)[0].state.mld.groups
+
+
+def test_bad_report_checksum_installs_nothing_and_echoes_empty() -> None:
+    ha = core()
+    opt = state_option(GROUP)
+    opt.cksum = 0x1234
+    actions = ha.receive(bu(opt), NOW)
+    assert not only(actions, MulticastChanged)
+    (ba,) = only(actions, SendBindingAck)
+    assert ba.status == 0 and ba.multicast[0].records == ()
+
+
+def test_multiple_care_of_addresses_and_replacement() -> None:
+    ha = core()
+    actions = ha.receive(
+        bu(
+            MIP6OptBindingIdentifier(bid=1, bid_pri=1, coa=COA),
+            MIP6OptBindingIdentifier(bid=2, bid_pri=2, coa=COA2),
+        ),
+        NOW,
+    )
+    assert {t.bid for t in only(actions, TunnelUp)} == {1, 2}
+    assert [(b.bid, b.status) for b in only(actions, SendBindingAck)[0].bids] == [(1, 0), (2, 0)]
+    # RFC 5648 §6.2: a BU without a BID option replaces them all.
+    replaced = ha.receive(bu(seq=2), NOW)
+    assert {t.bid for t in only(replaced, TunnelDown)} == {1, 2}
+    assert [b.bid for b in ha.bindings()] == [0]
+
+
+def test_flow_bindings_need_known_bids() -> None:
+    ha = core()
+    ha.receive(bu(MIP6OptBindingIdentifier(bid=1, coa=COA)), NOW)
+    (ba,) = only(
+        ha.receive(
+            bu(
+                MIP6OptBindingIdentifier(bid=1, coa=COA),
+                MIP6OptFlowIdentification(
+                    fid=5, fid_pri=1, suboptions=[FIDSubOptBindingReference(bids=[1])]
+                ),
+                MIP6OptFlowIdentification(
+                    fid=6, fid_pri=2, suboptions=[FIDSubOptBindingReference(bids=[9])]
+                ),
+                MIP6OptFlowSummary(fids=[5, 7]),
+                seq=2,
+            ),
+            NOW,
+        ),
+        SendBindingAck,
+    )
+    assert [(f.fid, f.status) for f in ba.flows] == [(5, 0), (6, 131), (7, 132)]
+
+
+def test_dns_update_waits_for_the_server_then_acks_with_its_status() -> None:
+    ha = core()
+    fqdn = b"\x02mn\x03lab\x07example\x00"
+    actions = ha.receive(bu(MIP6OptDNSUpdate(mn_identity=fqdn)), NOW)
+    (req,) = only(actions, DnsRequest)
+    assert not only(actions, SendBindingAck) and not req.remove and req.fqdn == fqdn
+    (ba,) = ha.dns_done(req.request_id, ok=False)
+    assert ba.dns.status == 130 and ba.status == 0
+    # Deregistration removes the entry (draft §6).
+    dereg = ha.receive(bu(seq=2, lifetime=0), NOW)
+    assert any(isinstance(a, DnsRequest) and a.remove for a in dereg)
+
+
+def test_authentication_rfc4285() -> None:
+    good = bu(MIP6OptMsgAuth(mspi=SPI, authdata=b"\0" * 12))
+    ha = core(require_auth=True)
+    (ba,) = only(ha.receive(good, NOW), SendBindingAck)
+    assert ba.status == 0 and ba.auth_spi == SPI
+    assert auth.verify(encode.binding_ack(ba, ha.config), KEY)
+    assert core(require_auth=True).receive(bu(seq=2), NOW) == []  # no auth: discarded
+    other = HomeAgentCore(
+        HAConfig(
+            address=ipaddress.IPv6Address(HA),
+            home_prefix=ipaddress.IPv6Network("2001:db8:1::/64"),
+            keys={SPI: b"other"},
+        )
+    )
+    assert only(other.receive(good, NOW), SendBindingAck)[0].status == 146
+    unknown = HomeAgentCore(
+        HAConfig(
+            address=ipaddress.IPv6Address(HA), home_prefix=ipaddress.IPv6Network("2001:db8:1::/64")
+        )
+    )
+    assert unknown.receive(good, NOW) == []  # no SA for the SPI: discarded
+
+
+def test_replay_protection_window() -> None:
+    ha = core()
+    fresh = bu(MIP6OptReplayProtection(timestamp=_ntp_now(NOW)))
+    assert only(ha.receive(fresh, NOW), SendBindingAck)[0].status == 0
+    stale = bu(MIP6OptReplayProtection(timestamp=_ntp_now(NOW - 60)), seq=2)
+    (ba,) = only(ha.receive(stale, NOW), SendBindingAck)
+    assert ba.status == 144 and ba.replay_timestamp == _ntp_now(NOW)
+
+
+def test_ipv4_home_address_assignment() -> None:
+    ha = core(ipv4_pool=ipaddress.IPv4Network("10.0.1.0/24"))
+    (ba,) = only(ha.receive(bu(MIP6OptIPv4HomeAddress(address="0.0.0.0")), NOW), SendBindingAck)
+    assert ba.ipv4.status == 0 and ba.ipv4.address in ipaddress.IPv4Network("10.0.1.0/24")
+    no_pool = core()
+    (ba,) = only(
+        no_pool.receive(bu(MIP6OptIPv4HomeAddress(address="0.0.0.0")), NOW), SendBindingAck
+    )
+    assert ba.ipv4.status == 129
+
+
+@pytest.mark.parametrize("vec", vectors.malformed(), ids=lambda v: v.name)
+def test_malformed_vectors_get_their_reaction(vec: vectors.Vector) -> None:
+    actions = core().receive(vec.raw, time.time())
+    kind = vec.expect["kind"]
+    if kind == "discard":
+        assert actions == []
+    elif kind == "icmp-parameter-problem":
+        assert only(actions, SendParameterProblem)[0].pointer == vec.expect["pointer"]
+    elif kind == "binding-error":
+        assert only(actions, SendBindingError)[0].status == vec.expect["status"]
+    else:
+        (ba,) = only(actions, SendBindingAck)
+        assert ba.status == vec.expect["status"]
+        if vec.expect.get("multicast_installed") is False:
+            assert not only(actions, MulticastChanged)
