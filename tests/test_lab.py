@@ -26,8 +26,9 @@ import pytest
 
 from harness.commands import lab as lab_command
 from harness.lab import mldproxy, netns, registry, rtnl
-from harness.lab.topology import Lab, LabUnavailable, Unreachable
+from harness.lab.topology import Lab, LabError, LabUnavailable, Unreachable
 from harness.verdicts import not_run
+from tests.subreaper import Victim
 
 SSM_SOURCE_PORT = 5000
 
@@ -391,22 +392,17 @@ time.sleep(120)
 
 def test_run_killed_with_sigkill_is_reaped(lab: Lab) -> None:
     runid = registry.new_runid("killed")
-    victim = subprocess.Popen(
-        [sys.executable, "-c", _VICTIM, runid], stdout=subprocess.PIPE, text=True
-    )
+    victim = Victim(_VICTIM, runid)  # under a keeper that reaps what it leaves
     try:
-        assert victim.stdout is not None
-        line = victim.stdout.readline().split()
+        line = victim.readline(30.0).split()
         assert line[:1] == ["up"], f"the victim lab did not come up: {line}"
         proxy_pid = int(line[1])
         ours = [n for n in netns.list_names() if registry.runid_of(n) == runid]
         assert len(ours) == len(lab.nodes)
-        victim.send_signal(signal.SIGKILL)
-        victim.wait(5)
+        victim.kill()
+        assert victim.wait_all_gone(5.0), "the killed lab's MLD proxy outlived it"
     finally:
-        if victim.poll() is None:
-            victim.kill()
-            victim.wait()
+        victim.close()
     # Its namespaces outlive it; the next lab's bring-up reaps them (and its proxy is gone).
     assert [n for n in netns.list_names() if registry.runid_of(n) == runid]
     with own_lab():
@@ -534,3 +530,57 @@ def test_multihomed_from_bring_up() -> None:
         the_lab.ping("mn", p.link(1).router6, ifname="mn0")
         the_lab.ping("mn", p.link(2).router4, ifname="mn1")
         the_lab.ping("mn", p.cn.host6, ifname="mn1", src=p.mn_address(2, 1))
+
+
+# ---------------------------------------------------------------- Router Advertisements
+
+
+def test_each_ar_advertises_as_a_home_agent_and_reset_restores_it(clean_lab: Lab) -> None:
+    lab = clean_lab
+    for link in lab.plan.access:
+        adv = lab.ra(link.index)
+        assert adv.netns == lab.ns(link.name) and adv.iface == "acc0"
+        assert adv.params.ha is not None and adv.params.ha.option is True
+        assert adv.params.router_address == link.router6
+        assert (adv.min_interval, adv.max_interval) == lab.ra_intervals
+        assert adv.wait_sent(1, adv.max_interval + 0.5), f"ar{link.index} sent no RA"
+    # The MN's kernel ignores them: the lab configures its addresses itself.
+    with netns.entered(lab.ns("mn")):
+        assert netns.read_sysctl("net.ipv6.conf.mn0.accept_ra") == "0"
+    lab.ra(2).set_ha_info(False)
+    lab.ra(3).set_interval(0.1, 0.2)
+    lab.reset()
+    assert lab.ra(2).params.ha == lab.ha_info
+    assert (lab.ra(3).min_interval, lab.ra(3).max_interval) == lab.ra_intervals
+    with pytest.raises(ValueError, match="no access link 4"):
+        lab.ra(4)
+
+
+def test_a_lab_without_router_advertisements() -> None:
+    with own_lab(router_advertisements=False, multicast_routing=False) as the_lab:
+        assert the_lab.timings.phases["ra"] < 0.01
+        with pytest.raises(LabError, match="router_advertisements=False"):
+            the_lab.ra(1)
+
+
+def test_pid_tagged_namespaces_of_dead_runs_are_reaped() -> None:
+    """A test's own small topology (`dmmr-<pid>-...`) of a run killed with -9 goes, and
+    what still ran inside it is killed."""
+    if netns.missing_privileges():
+        not_run(f"needs namespaces: {netns.missing_privileges()}", hint=netns.PRIVILEGE_HINT)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    name = f"dmmr-{dead.pid}-x"
+    netns.create(name)
+    with netns.entered(name):
+        inside = subprocess.Popen(["sleep", "60"])  # forked in the namespace: inside at once
+    try:
+        assert netns.pids_in(name) == [inside.pid]
+        assert name in registry.reap_pid_tagged()
+        assert inside.wait(5) == -signal.SIGKILL
+        assert not netns.exists(name)
+    finally:
+        if inside.poll() is None:
+            inside.kill()
+            inside.wait()
+        netns.delete(name)

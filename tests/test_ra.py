@@ -35,7 +35,7 @@ from scapy.layers.inet6 import (
 )
 
 from harness import verdicts
-from harness.lab import ra
+from harness.lab import ra, registry
 from harness.wire import tshark
 
 PREFIX = ipaddress.IPv6Network("2001:db8:1::/64")
@@ -322,6 +322,7 @@ def link() -> Iterator[Link]:
         verdicts.not_run("network namespaces need root", hint="run the tests as root")
     if shutil.which("ip") is None:
         verdicts.not_run("iproute2's ip is missing", hint="apt-get install iproute2")
+    registry.reap_pid_tagged(("dmmr-",))  # what a run killed with -9 left
     base = f"dmmr-{os.getpid()}-{next(_counter)}"
     ln = Link(base + "r", base + "h")
     try:

@@ -6,8 +6,9 @@
   missing) every test using it ends with a not-run verdict that says what is missing and
   how to get it, never an error.
 * `clean_lab`: the same lab, put back as bring-up left it after the test (impairments
-  cleared, the MN's interfaces back on their first links, added interfaces removed).
-  Tests that move, add or impair things use this one.
+  cleared, the MN's interfaces back on their first links, added interfaces removed, the
+  ARs' Router Advertisements as they were). Tests that move, add, impair or change
+  things use this one.
 """
 
 from __future__ import annotations

@@ -432,7 +432,7 @@ class RouterAdvertiser:
         self._explicit_min_delay = min_delay_between_ras
         max_i = params.max_interval if max_interval is None else max_interval
         min_i = 0.33 * max_i if min_interval is None else min_interval
-        self._check_intervals(min_i, max_i)
+        self.check_intervals(min_i, max_i)
         self.min_interval, self.max_interval = min_i, max_i
         self._params = replace(params, max_interval=max_i)
         self._ra = b""
@@ -443,6 +443,9 @@ class RouterAdvertiser:
         self.rs_invalid: deque[str] = deque(maxlen=100)
         self.send_errors: deque[str] = deque(maxlen=100)
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        # Its own generator: the advertiser thread must not draw from the process-wide
+        # one while a test runs (hypothesis, for one, watches that for its strategies).
+        self._rng = random.Random()
         self._stopping = False
         self._final = final_ra
         self._reschedule = False
@@ -456,7 +459,7 @@ class RouterAdvertiser:
     # ---------------------------------------------------------------- control
 
     @staticmethod
-    def _check_intervals(min_interval: float, max_interval: float) -> None:
+    def check_intervals(min_interval: float, max_interval: float) -> None:
         if max_interval < MIN_MAX_RTR_ADV_INTERVAL:
             raise ValueError(
                 f"MaxRtrAdvInterval {max_interval:g} s is below RFC 6275 §7.5's "
@@ -510,7 +513,7 @@ class RouterAdvertiser:
 
     def set_interval(self, min_interval: float, max_interval: float) -> None:
         """New MinRtrAdvInterval/MaxRtrAdvInterval; the next RA is rescheduled from the last."""
-        self._check_intervals(min_interval, max_interval)
+        self.check_intervals(min_interval, max_interval)
         with self._lock:
             self.min_interval, self.max_interval = min_interval, max_interval
         self._update(replace(self.params, max_interval=max_interval), reschedule=True)
@@ -633,7 +636,7 @@ class RouterAdvertiser:
 
     def _interval(self, initial_left: int) -> float:
         value = (
-            random.uniform(self.min_interval, self.max_interval)
+            self._rng.uniform(self.min_interval, self.max_interval)
             if self.jitter
             else (self.max_interval)
         )
@@ -672,10 +675,10 @@ class RouterAdvertiser:
                 src = self._receive(sock)
                 if src is not None:
                     if self.solicited_unicast and src != "::":
-                        unicast.append((now + random.uniform(0, self.max_ra_delay), src))
+                        unicast.append((now + self._rng.uniform(0, self.max_ra_delay), src))
                     elif pending is None:
                         # RFC 4861 §6.2.6: random delay; rate limit; or the scheduled RA
-                        t = now + random.uniform(0, self.max_ra_delay)
+                        t = now + self._rng.uniform(0, self.max_ra_delay)
                         if last_multicast is not None and (
                             now - last_multicast < self.min_delay_between_ras
                         ):

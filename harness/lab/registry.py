@@ -10,7 +10,10 @@ its maker). `reap()` then removes, under a lock:
   processes, every process still inside its namespaces, the namespaces, its files;
 * every `dmm-` namespace that no registry claims and that is older than
   `orphan_age` seconds (a registry lost with a reboot of /run never happens, but a
-  namespace made by hand with the project's prefix might).
+  namespace made by hand with the project's prefix might);
+* the small topologies some tests build for themselves, named `<prefix><pid>-...` with
+  the pid of the process that made them (`dmmt-`, `dmmr-`, and `dmms-` of older runs):
+  those whose process is gone, with every process still inside.
 
 Run ids carry the pytest-xdist worker id (`gw0-3fa9c1`), so two workers never collide and
 a reader can tell whose namespaces they are.
@@ -33,6 +36,8 @@ from typing import Any
 from harness.lab import netns
 
 PREFIX = "dmm-"
+# Namespaces named `<prefix><pid>-...` by the tests' own small topologies (tester, RA).
+PID_TAGGED_PREFIXES = ("dmmt-", "dmmr-", "dmms-")
 REGISTRY_DIR = Path(os.environ.get("DMMCONF_RUN_DIR", "/run/dmmconf")) / "runs"
 ORPHAN_AGE = 30.0  # seconds: an unclaimed dmm- namespace younger than this may be a lab being born
 
@@ -179,6 +184,30 @@ def destroy(record: RunRecord) -> list[str]:
     return removed
 
 
+def _pid_gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def reap_pid_tagged(prefixes: tuple[str, ...] = PID_TAGGED_PREFIXES) -> list[str]:
+    """Remove `<prefix><pid>-...` namespaces whose pid is gone (and what runs in them)."""
+    removed = []
+    for name in netns.list_names():
+        for prefix in prefixes:
+            pid = name[len(prefix) :].split("-", 1)[0] if name.startswith(prefix) else ""
+            if pid.isdigit() and _pid_gone(int(pid)):
+                with contextlib.suppress(OSError):
+                    netns.delete(name)
+                    removed.append(name)
+                break
+    return removed
+
+
 def reap(orphan_age: float = ORPHAN_AGE, include_manual: bool = False) -> list[str]:
     """Remove what dead runs left; the names of the namespaces removed."""
     removed: list[str] = []
@@ -198,4 +227,5 @@ def reap(orphan_age: float = ORPHAN_AGE, include_manual: bool = False) -> list[s
             if born is None or now - born >= orphan_age:
                 netns.delete(name)
                 removed.append(name)
+        removed += reap_pid_tagged()
     return removed

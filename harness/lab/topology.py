@@ -18,13 +18,22 @@ Interface names inside the namespaces: ARs `acc0` (access) and `up0` (uplink); t
 `eth0`; the MN `mn0`, `mn1`, ...; in sw the bridges `br<i>` and the ports `p-<peer>`.
 Addresses come from plan.py only. IPv6 addresses are added without DAD and accept_dad is
 0 everywhere, so everything is usable the moment bring-up returns. Routers forward IPv6
-and IPv4 and accept no RAs; the MN's accept_ra is a parameter (default 1, the kernel's).
+and IPv4 and accept no RAs; the MN's accept_ra is a parameter (default 0 when the lab
+configures the MN's addresses, else 1, the kernel's).
 
 Multicast routing: every router (core, ARs) is an MLD proxy (RFC 4605) over the kernel's
 IPv6 multicast routing; see mldproxy.py for why and how. The core's upstream is the
 `src` link (the remote source), its downstream the AR uplinks and the other service
 links; each AR's upstream is its uplink and its downstream its access link. IPv4
 multicast is not routed (no IGMP proxy yet).
+
+Router Advertisements: each AR advertises its link's prefix on acc0 from a
+harness.lab.ra.RouterAdvertiser (a thread of the process that owns the lab), as a home
+agent with the Home Agent Information option by default, every 0.33-1 s (RFC 4861's
+timers scaled by RA_SCALE); `lab.ra(i)` changes them while they run, e.g.
+`lab.ra(2).set_ha_info(False)` so an MN on link 2 must bootstrap. They start once the
+access interfaces are operationally up and stop before the namespaces go. The MN's
+kernel ignores them by default (accept_ra 0 when the lab configures its addresses).
 
 Loss: nftables in the switch namespace (`impair`). Delay: not available (no netem in this
 kernel; a userspace relay would be the way), `impair(delay=...)` says so.
@@ -47,6 +56,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import dataclasses
 import errno
 import ipaddress
 import json
@@ -67,6 +77,7 @@ from types import FrameType
 from typing import Any
 
 from harness.lab import mldproxy, netns, plan, registry, rtnl
+from harness.lab import ra as radv
 
 IPv6 = ipaddress.IPv6Address
 
@@ -74,6 +85,14 @@ SERVICE_NODES = ("cn", "src", "dns", "dhcp")
 MN_METRIC = 1024  # the MN's default route metric for mn0; mn<k> gets MN_METRIC + k
 STOP_TIMEOUT = 1.0
 SETTLE_TIMEOUT = 3.0  # link-state waits in handover
+# The ARs' Router Advertisements run on RFC 4861's timers scaled down for tests:
+# MaxRtrAdvInterval 600 s -> 1 s (MinRtrAdvInterval keeps its 0.33 ratio, Router
+# Lifetime its 3 x MaxRtrAdvInterval), MAX_RA_DELAY_TIME 0.5 s -> ~1 ms.
+RA_SCALE = 1 / 600
+# What each AR's home agent advertises: the H flag, the R flag with its address and the
+# Home Agent Information option, sent even with default values (RFC 6275 §7.4 allows
+# leaving it out then; the lab wants it on the wire for tests to see and switch off).
+HA_INFO = radv.HaInfo(option=True)
 NFT_TABLE = "dmm_impair"
 
 
@@ -124,10 +143,14 @@ class Lab:
         runid: str | None = None,
         mn_links: Sequence[int] = (1,),
         configure_addresses: bool = True,
-        mn_accept_ra: int = 1,
+        mn_accept_ra: int | None = None,
         mcast_snooping: bool = False,
         multicast_routing: bool = True,
         mld_timers: mldproxy.Timers | None = None,
+        router_advertisements: bool = True,
+        ra_max_interval: float | None = None,
+        ra_min_interval: float | None = None,
+        ha_info: radv.HaInfo | None = HA_INFO,
         manual: bool = False,
     ) -> None:
         if the_plan is None:
@@ -141,7 +164,23 @@ class Lab:
         self.runid = runid or registry.new_runid("lab" if manual else None)
         self.manual = manual
         self.configure_addresses = configure_addresses
-        self.mn_accept_ra = mn_accept_ra
+        # The lab's static addresses and the kernel's SLAAC from the ARs' RAs would pile
+        # up across handovers (old prefixes stay preferred for days): a lab that configures
+        # the MN's addresses turns the kernel's RA processing off unless asked for.
+        self.mn_accept_ra = (
+            (0 if configure_addresses else 1) if mn_accept_ra is None else mn_accept_ra
+        )
+        # A manual lab outlives the process; the advertisers are threads of this process.
+        self.router_advertisements = router_advertisements and not manual
+        max_i = (
+            radv.DEFAULT_MAX_RTR_ADV_INTERVAL * RA_SCALE
+            if ra_max_interval is None
+            else ra_max_interval
+        )
+        min_i = 0.33 * max_i if ra_min_interval is None else ra_min_interval
+        radv.RouterAdvertiser.check_intervals(min_i, max_i)
+        self.ra_intervals = (min_i, max_i)
+        self.ha_info = ha_info
         self.mcast_snooping = mcast_snooping
         self.multicast_routing = multicast_routing
         self.mld_timers = mld_timers or mldproxy.Timers()
@@ -156,6 +195,8 @@ class Lab:
         self._peers: list[tuple[str, int]] = []  # veth ends created down, to bring up
         self._proxy: subprocess.Popen[bytes] | None = None
         self._proxy_control: str | None = None
+        self._advertisers: dict[int, radv.RouterAdvertiser] = {}
+        self._ra_params: dict[int, radv.RaParams] = {}
         self._old_sigterm: Any = None
         self._is_up = False
         self._lock = threading.RLock()
@@ -237,6 +278,10 @@ class Lab:
             if self.multicast_routing:
                 self._wait_proxy()
             phases["mldproxy"] = time.perf_counter() - t
+            t = time.perf_counter()
+            if self.router_advertisements:
+                self._start_advertisers()
+            phases["ra"] = time.perf_counter() - t
         except BaseException:
             self.down()
             raise
@@ -461,6 +506,70 @@ class Lab:
                 )
         iface.configured = link
 
+    # ------------------------------------------------------------------ RAs
+
+    def _start_advertisers(self) -> None:
+        """A RouterAdvertiser on each AR's access interface, once that interface is
+        operationally up (before that the kernel drops what is sent on a veth, for up to
+        about 1 s: the first RAs would be lost)."""
+        for ar in self.routers:
+            index = self.ifindex(ar, "acc0")
+            with rtnl.LinkWatch(self.ns(ar)) as watch:
+                watch.wait(
+                    index,
+                    lambda s: s.operstate == "up",
+                    SETTLE_TIMEOUT,
+                    current=self._current(ar, index),
+                )
+        min_i, max_i = self.ra_intervals
+        for link in self.plan.access:
+            params = radv.params_for_link(link, ha=self.ha_info, max_interval=max_i)
+            adv = radv.RouterAdvertiser(
+                "acc0",
+                params,
+                netns=self.ns(link.name),
+                min_interval=min_i,
+                max_interval=max_i,
+                max_ra_delay=radv.MAX_RA_DELAY_TIME * RA_SCALE,
+                final_ra=False,  # tear-down: nobody is left to hear it
+                name=f"ra-{self.runid}-{link.name}",
+            )
+            self._advertisers[link.index] = adv
+            self._ra_params[link.index] = params
+            adv.start(timeout=SETTLE_TIMEOUT)
+
+    def ra(self, link: int) -> radv.RouterAdvertiser:
+        """The RouterAdvertiser of access link `link`'s AR: `lab.ra(2).set_ha_info(False)`
+        takes the home agent out of ar2's next RAs (reset() puts it back)."""
+        self._check_link(link)
+        if link not in self._advertisers:
+            why = "a manual lab has none" if self.manual else "router_advertisements=False"
+            raise LabError(f"no Router Advertisements in this lab ({why})")
+        return self._advertisers[link]
+
+    def _stop_advertisers(self) -> None:
+        for adv in self._advertisers.values():
+            with contextlib.suppress(radv.RaError):
+                adv.stop(final=False)
+        self._advertisers.clear()
+
+    def _reset_advertisers(self) -> None:
+        min_i, max_i = self.ra_intervals
+        for index, adv in self._advertisers.items():
+            if (adv.min_interval, adv.max_interval) != (min_i, max_i):
+                adv.set_interval(min_i, max_i)
+            now = adv.params
+            want = dataclasses.replace(
+                self._ra_params[index], max_interval=now.max_interval, lladdr=now.lladdr
+            )
+            if now != want:
+                changes = {
+                    f.name: getattr(want, f.name)
+                    for f in dataclasses.fields(want)
+                    if f.name != "max_interval"
+                }
+                adv.set_params(**changes)
+
     # ------------------------------------------------------------------ MLD proxy
 
     def _proxy_config(self) -> dict[str, Any]:
@@ -561,6 +670,7 @@ class Lab:
             t0 = time.perf_counter()
             with contextlib.suppress(Exception):
                 atexit.unregister(self.down)
+            self._stop_advertisers()  # before their namespaces go
             if self._proxy is not None:
                 with contextlib.suppress(ProcessLookupError):
                     self._proxy.terminate()
@@ -859,9 +969,11 @@ class Lab:
 
     def reset(self) -> None:
         """Back to the state after bring-up: no impairments, the MN's first interfaces
-        attached where they started, the ones added since removed."""
+        attached where they started, the ones added since removed, the ARs' RAs as they
+        were."""
         if self.impairments:
             self.clear_impairments()
+        self._reset_advertisers()
         for name in list(self.mn):
             iface = self.mn[name]
             if iface.number >= len(self.initial_mn_links) or iface.port != f"p-mn{iface.number}":
@@ -910,6 +1022,12 @@ class Lab:
             "multicast_routing": "MLD proxy (RFC 4605) in core and each AR"
             if self.multicast_routing
             else "off",
+            "router_advertisements": (
+                f"every {self.ra_intervals[0]:g}-{self.ra_intervals[1]:g} s on each AR's acc0"
+                + (", with the Home Agent Information option" if self.ha_info else "")
+            )
+            if self.router_advertisements
+            else "off" + (" (a manual lab's would die with `lab up`)" if self.manual else ""),
             "enter": f"ip netns exec {self.ns('mn')} bash",
             "timings": {
                 "up": round(self.timings.up, 3),

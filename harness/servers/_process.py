@@ -10,17 +10,23 @@ What every server here shares:
 * readiness is an event, not a sleep: the reader thread sets it when the daemon prints
   the line that says it is serving (or when its output ends because it died); the
   caller then confirms with a real query;
-* the daemon gets SIGTERM if the thread that started it dies (PR_SET_PDEATHSIG), so a
-  test run killed with kill -9 does not leave daemons behind; start servers from the
-  main thread (pytest, and pytest-xdist workers, run tests there);
+* the daemon gets SIGTERM when the process that started it dies (PR_SET_PDEATHSIG), so
+  a test run killed with kill -9 does not leave daemons behind. The kernel sends that
+  signal when the *thread* that forked the daemon ends, not the process: every daemon is
+  therefore forked by one spawner thread that lives as long as the process (`_Spawner`),
+  whichever thread asked for it (a fixture, a helper thread that is gone a moment later);
+* a daemon runs inside a lab namespace, so the lab's reaper, which kills every process
+  in the namespaces it removes, gets it too if it survived somehow;
 * stop: SIGTERM, SIGKILL after a deadline, then the directory goes.
 """
 
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import ctypes
 import os
+import queue
 import re
 import shutil
 import signal
@@ -30,7 +36,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Any, TypeVar
 
 from harness.lab import netns as _netns
 
@@ -54,6 +60,10 @@ class ServerError(RuntimeError):
     """The daemon was started but did not come up, or misbehaved."""
 
 
+T = TypeVar("T")
+_OWNED_DIR = re.compile(rf"^{re.escape(DIR_PREFIX)}(\d+)-")
+
+
 def private_dir(kind: str) -> Path:
     """A fresh directory tagged with this process's id, so a reaper can tell whose it is."""
     return Path(tempfile.mkdtemp(prefix=f"{DIR_PREFIX}{os.getpid()}-{kind}-"))
@@ -63,6 +73,27 @@ def remove_dir(path: Path) -> None:
     if os.environ.get(KEEP_DIRS_ENV) == "1":
         return
     shutil.rmtree(path, ignore_errors=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def reap_dirs() -> list[Path]:
+    """Remove the private directories of processes that are gone (a run killed with -9)."""
+    removed = []
+    for path in Path(tempfile.gettempdir()).glob(f"{DIR_PREFIX}*"):
+        m = _OWNED_DIR.match(path.name)
+        if m and path.is_dir() and not _pid_alive(int(m[1])):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
 
 
 def find_binary(name: str, package: str, explicit: str | None = None) -> str:
@@ -83,6 +114,58 @@ def find_binary(name: str, package: str, explicit: str | None = None) -> str:
 
 def _die_with_parent() -> None:  # runs in the child between fork and exec
     _prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
+class _Spawner:
+    """One thread, alive as long as the process, that forks every daemon.
+
+    PR_SET_PDEATHSIG fires when the parent *thread* ends (prctl(2)): a daemon forked by
+    a short-lived thread would be killed when that thread returns, and one forked by a
+    thread that lingers would outlive nothing. A thread that only ends with the process
+    makes the signal mean "the process died". `call(fn)` runs fn in it (fn enters the
+    daemon's namespace there, so the namespace switch stays per call) and returns its
+    result or raises its exception in the caller.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], concurrent.futures.Future[Any]]]
+        self._jobs = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+
+    def call(self, fn: Callable[[], T]) -> T:
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive() or self._pid != os.getpid():
+                self._jobs = queue.SimpleQueue()  # a fork's copy starts afresh
+                self._pid = os.getpid()
+                self._thread = threading.Thread(
+                    target=self._run, args=(self._jobs,), name="dmmconf-spawner", daemon=True
+                )
+                self._thread.start()
+            future: concurrent.futures.Future[T] = concurrent.futures.Future()
+            self._jobs.put((fn, future))
+        return future.result()
+
+    @property
+    def thread(self) -> threading.Thread | None:
+        return self._thread
+
+    @staticmethod
+    def _run(
+        jobs: queue.SimpleQueue[tuple[Callable[[], Any], concurrent.futures.Future[Any]]],
+    ) -> None:
+        while True:
+            fn, future = jobs.get()
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(fn())
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                future.set_exception(exc)
+
+
+spawner = _Spawner()
 
 
 class ServerProcess:
@@ -116,17 +199,21 @@ class ServerProcess:
 
     def start(self, timeout: float) -> None:
         """Start, and return once the ready line appeared; ServerError otherwise."""
-        with _netns.entered(self.netns):
-            self.proc = subprocess.Popen(
-                self.argv,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                cwd=self.workdir,
-                env=self.env,
-                start_new_session=True,  # Ctrl-C reaches pytest, whose teardown stops us
-                preexec_fn=_die_with_parent,  # dies with us, even after kill -9
-            )
+
+        def spawn() -> subprocess.Popen[bytes]:
+            with _netns.entered(self.netns):
+                return subprocess.Popen(
+                    self.argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    cwd=self.workdir,
+                    env=self.env,
+                    start_new_session=True,  # Ctrl-C reaches pytest, whose teardown stops us
+                    preexec_fn=_die_with_parent,  # dies with this process, even after kill -9
+                )
+
+        self.proc = spawner.call(spawn)
         assert self.proc.stdout is not None
         self._reader = threading.Thread(
             target=self._follow, args=(self.proc.stdout,), name=f"{self.kind}-log", daemon=True

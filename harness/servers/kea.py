@@ -36,6 +36,16 @@ option is ``binary`` with ``csv-format: false`` and the hex from
 Kea returns it to a client whose Parameter Request List (option 55) asks for the code,
 e.g. in the ACK to a DHCPINFORM (RFC 2131 §3.4).
 
+Subnets and relays (the lab): besides the subnet of its own link (selected by the
+receiving interface), a server takes `links`, one `LinkSubnet` per access link, each
+with its own home network information: kea-dhcp6 selects the subnet whose prefix holds
+the link-address of the relay that forwarded the message (a DHCPv6 relay in each access
+router, harness/servers/relay.py), kea-dhcp4 the one holding giaddr or, for a
+DHCPINFORM sent straight to it, the client's ciaddr (RFC 2131 §3.4). Every option is
+configured per subnet, none globally, so an answer always names the asking link's home
+agent. Relayed messages arrive at the server's unicast address, which kea-dhcp6 only
+listens on when told (`unicast`: interface "eth0/2001:db8:c4::10").
+
 Each server runs in the foreground in a private directory: the generated JSON, the
 control socket, the pid and lock files (KEA_PIDFILE_DIR, KEA_LOCKFILE_DIR), the server
 DUID file; leases are in memory only (memfile, persist false); the log goes to stdout,
@@ -132,6 +142,25 @@ class HomeNetworkInfo:
             ha_fqdns=self.ha_fqdns,
             home_network_id=self.home_network_id,
         )
+
+
+@dataclass(frozen=True)
+class LinkSubnet:
+    """A link a server answers for through a relay (or, DHCPv4, by the client's ciaddr):
+    its prefix or subnet, and the home network information handed out there."""
+
+    subnet: ipaddress.IPv6Network | ipaddress.IPv4Network
+    info: HomeNetworkInfo
+
+    @classmethod
+    def for_access_link(cls, link: lab_plan.AccessLink, family: int = 6) -> LinkSubnet:
+        """Access link `link` of the plan, whose AR is the home agent it names."""
+        info = HomeNetworkInfo(
+            ha_addresses=(link.router6,),
+            home_prefixes=(link.prefix6,),
+            ha_fqdns=(f"{link.ha_fqdn}.",),
+        )
+        return cls(link.prefix6 if family == 6 else link.subnet4, info)
 
 
 # ---------------------------------------------------------------- configuration
@@ -261,12 +290,14 @@ class _KeaServer:
         interface: str,
         *,
         info: HomeNetworkInfo | None = None,
+        links: Sequence[LinkSubnet] = (),
         binary: str | None = None,
         ready_timeout: float = 10.0,
     ) -> None:
         self.netns = netns
         self.interface = interface
         self.info = info or HomeNetworkInfo.from_plan(links=[DEFAULT_HOME_LINK])
+        self.links = tuple(links)
         self.binary = binary
         self.ready_timeout = ready_timeout
         self.startup_seconds: float | None = None
@@ -283,12 +314,25 @@ class _KeaServer:
         assert self.dir is not None
         return self.dir / f"kea{self.family}.sock"
 
+    def _listen(self) -> str:
+        return self.interface
+
+    def info_for(
+        self, address: str | ipaddress.IPv4Address | ipaddress.IPv6Address
+    ) -> HomeNetworkInfo:
+        """What the server hands out to a client (or relay link-address) at `address`."""
+        addr = ipaddress.ip_address(str(address))
+        for link in self.links:
+            if addr.version == link.subnet.version and addr in link.subnet:
+                return link.info
+        return self.info
+
     def kea_config(self, directory: Path) -> dict[str, Any]:
         section = self._section(directory)
         section.setdefault("interfaces-config", {})
         section["interfaces-config"].update(
             {
-                "interfaces": [self.interface],
+                "interfaces": [self._listen()],
                 # An address still tentative (DAD) cannot be bound yet: retry, don't give up.
                 "service-sockets-max-retries": 100,
                 "service-sockets-retry-wait-time": 100,
@@ -387,8 +431,10 @@ def dhcp_started(family: int) -> re.Pattern[str]:
 class KeaDhcp6Server(_KeaServer):
     """kea-dhcp6 on `interface` in `netns`: stateless RFC 6610 home network information.
 
-    `subnet` is the link's prefix (Kea selects it by the receiving interface); the
-    options are global, so any Information-request arriving on the interface gets them.
+    `subnet` is the prefix of the server's own link (selected by the receiving
+    interface; its clients get `info`); each of `links` is a link behind a relay
+    (selected by the relay's link-address; its clients get that link's info). With
+    `unicast`, Kea also listens on that address of `interface`, where relays send.
     """
 
     def __init__(
@@ -398,23 +444,44 @@ class KeaDhcp6Server(_KeaServer):
         subnet: ipaddress.IPv6Network | str,
         *,
         info: HomeNetworkInfo | None = None,
+        links: Sequence[LinkSubnet] = (),
+        unicast: ipaddress.IPv6Address | str | None = None,
         containers: Sequence[int] = (dhcp.Dhcp6Opt.MIP6_UDINF, dhcp.Dhcp6Opt.MIP6_VDINF),
         encoding: Encoding = "kea",
         binary: str | None = None,
         ready_timeout: float = 10.0,
     ) -> None:
-        super().__init__(netns, interface, info=info, binary=binary, ready_timeout=ready_timeout)
+        super().__init__(
+            netns, interface, info=info, links=links, binary=binary, ready_timeout=ready_timeout
+        )
         self.subnet = ipaddress.IPv6Network(subnet)
+        self.unicast = ipaddress.IPv6Address(str(unicast)) if unicast is not None else None
         self.containers = tuple(containers)
         self.encoding: Encoding = encoding
+        for link in self.links:
+            if link.subnet.version != 6:
+                raise ValueError(f"kea-dhcp6: {link.subnet} is not an IPv6 prefix")
+
+    def _listen(self) -> str:
+        return f"{self.interface}/{self.unicast}" if self.unicast else self.interface
 
     def _section(self, directory: Path) -> dict[str, Any]:
         defs, data = dhcp6_option_config(self.info, self.containers, self.encoding)
+        subnets = [
+            {
+                "id": 1,
+                "subnet": str(self.subnet),
+                "interface": self.interface,
+                "option-data": data,
+            }
+        ]
+        for n, link in enumerate(self.links, start=2):
+            _, link_data = dhcp6_option_config(link.info, self.containers, self.encoding)
+            subnets.append({"id": n, "subnet": str(link.subnet), "option-data": link_data})
         return {
             "data-directory": str(directory),  # the server DUID file goes here
             "option-def": defs,
-            "option-data": data,
-            "subnet6": [{"id": 1, "subnet": str(self.subnet), "interface": self.interface}],
+            "subnet6": subnets,
         }
 
 
@@ -434,22 +501,33 @@ class KeaDhcp4Server(_KeaServer):
         subnet: ipaddress.IPv4Network | str,
         *,
         info: HomeNetworkInfo | None = None,
+        links: Sequence[LinkSubnet] = (),
         code: int | None = None,
         binary: str | None = None,
         ready_timeout: float = 10.0,
     ) -> None:
-        super().__init__(netns, interface, info=info, binary=binary, ready_timeout=ready_timeout)
+        super().__init__(
+            netns, interface, info=info, links=links, binary=binary, ready_timeout=ready_timeout
+        )
         self.subnet = ipaddress.IPv4Network(subnet)
         self.code = dhcp.hninf_code() if code is None else code
+        for link in self.links:
+            if link.subnet.version != 4:
+                raise ValueError(f"kea-dhcp4: {link.subnet} is not an IPv4 subnet")
 
     def _section(self, directory: Path) -> dict[str, Any]:
         defs, data = dhcp4_option_config(self.info, self.code)
+        subnets = [
+            {"id": 1, "subnet": str(self.subnet), "interface": self.interface, "option-data": data}
+        ]
+        for n, link in enumerate(self.links, start=2):
+            _, link_data = dhcp4_option_config(link.info, self.code)
+            subnets.append({"id": n, "subnet": str(link.subnet), "option-data": link_data})
         return {
             # raw: Kea's default, which also serves clients without an address yet.
             "interfaces-config": {"dhcp-socket-type": "raw"},
             "option-def": defs,
-            "option-data": data,
-            "subnet4": [{"id": 1, "subnet": str(self.subnet), "interface": self.interface}],
+            "subnet4": subnets,
         }
 
 
@@ -581,6 +659,7 @@ def _hwaddr(interface: str) -> str:
 
 __all__ = [
     "HomeNetworkInfo",
+    "LinkSubnet",
     "KeaDhcp4Server",
     "KeaDhcp6Server",
     "control_command",

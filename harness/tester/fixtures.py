@@ -3,10 +3,12 @@
 Use in a test (the module is a pytest plugin: `-p harness.tester.fixtures`, or
 `pytest_plugins = ["harness.tester.fixtures"]` in the root conftest)::
 
-    def test_ba(captures):
-        ha_link = captures.watch("dmm-ar1", "br1", "access1")  # namespace, interface, label
-        ha_link.send(IPv6(...) / BindingUpdate(seq=7))
-        ha_link.expect(is_mh("BA", seq=7, status=0), within=1.0)
+    def test_ba(lab, captures):
+        access1 = captures.watch_link(lab, 1)  # br1 in the lab's sw namespace: link 1 whole
+        ha = captures.watch_node(lab, "ar1", "acc0")  # or one node's interface
+        # or any namespace and interface: captures.watch(ns, iface, label)
+        access1.send(IPv6(...) / BindingUpdate(seq=7))
+        access1.expect(is_mh("BA", seq=7, status=0), within=1.0)
 
 Each watched link is captured from `watch()` to the end of the test into
 `<report dir>/captures/<test>/<test>.<label>.pcap` (pytest's tmp_path when the dmmconf
@@ -32,13 +34,16 @@ import shutil
 import time
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from harness import verdicts
 from harness.lab import netns as _netns
 from harness.tester.conversation import Link
+
+if TYPE_CHECKING:
+    from harness.lab.topology import Lab
 
 KEEP_CHOICES = ("always", "failed")
 KEEP_ENV = "DMMCONF_KEEP_CAPTURES"
@@ -99,6 +104,19 @@ class Captures:
         link.start()
         self.links[label] = link
         return link
+
+    def watch_link(self, lab: Lab, link: int, label: str | None = None) -> Link:
+        """Capture access link `link` of `lab` whole: its bridge in the `sw` namespace
+        (every frame between the AR, the MN's interfaces and any host on the link).
+        Label `access<link>` unless told."""
+        if not 1 <= link <= len(lab.plan.access):
+            raise ValueError(f"no access link {link} in this lab (1..{len(lab.plan.access)})")
+        return self.watch(lab.ns("sw"), f"br{link}", label or f"access{link}")
+
+    def watch_node(self, lab: Lab, node: str, iface: str, label: str | None = None) -> Link:
+        """Capture interface `iface` of lab node `node` ("ar1", "mn", "core"...); what
+        that node sends and receives there. Label `<node>-<iface>` unless told."""
+        return self.watch(lab.ns(node), iface, label or f"{node}-{iface}")
 
     def __getitem__(self, label: str) -> Link:
         return self.links[label]

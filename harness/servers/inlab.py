@@ -1,0 +1,118 @@
+"""The real servers inside a running Lab (harness.lab.topology): where each one goes.
+
+* `lab_named(lab)`: named in the lab's `dns` namespace on plan.dns.host6/host4, serving
+  the home domain with the plan's access routers as home agents (AAAA, A, the
+  ``_mip6._ipv6`` SRV set, PTRs).
+* `LabDhcp(lab)`: Kea DHCPv6 and DHCPv4 in the `dhcp` namespace, one subnet per access
+  link, and a DHCPv6 relay (dhcrelay -6) in every access router, from its access link
+  (acc0) to the server's unicast address through its uplink (up0). An Information-
+  request an MN sends to ff02::1:2 on link i reaches Kea through ar i's relay, with
+  ar i's address as link-address, and the Reply names ar i as home agent and link i's
+  prefix as home prefix. A DHCPINFORM from the MN goes straight to the server's IPv4
+  address (RFC 2131 §3.4), whose subnet Kea picks by ciaddr: no DHCPv4 relay needed.
+
+The daemons run in the lab's namespaces, so they go with it: `Lab.down()` and the
+reaper kill whatever is left in the namespaces they remove.
+"""
+
+from __future__ import annotations
+
+import time
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+from harness.servers.bind import DNS_PORT, NamedServer, ZoneData, home_agents
+from harness.servers.kea import HomeNetworkInfo, KeaDhcp4Server, KeaDhcp6Server, LinkSubnet
+from harness.servers.relay import DhcpRelay6
+
+if TYPE_CHECKING:
+    from harness.lab.topology import Lab
+
+DHCP_IFNAME = "eth0"  # the dhcp host's interface (topology.py)
+RELAY_LOWER, RELAY_UPPER = "acc0", "up0"  # an AR's access and uplink interfaces
+
+
+def lab_named(lab: Lab, *, zone: ZoneData | None = None, port: int = DNS_PORT) -> NamedServer:
+    """named for the lab's home domain in its `dns` namespace, started (by default the
+    zone names the plan's access routers as the home agents)."""
+    p = lab.plan
+    if zone is None:
+        zone = ZoneData(home_agents=home_agents(p), ns6=p.dns.host6, ns4=p.dns.host4)
+    return NamedServer(lab.ns("dns"), [p.dns.host6, p.dns.host4], zone=zone, port=port).start()
+
+
+class LabDhcp:
+    """Kea (DHCPv6, DHCPv4) in the lab's `dhcp` namespace and a DHCPv6 relay per AR."""
+
+    def __init__(self, lab: Lab, *, dhcp4: bool = True) -> None:
+        p = lab.plan
+        self.lab = lab
+        self.v6 = KeaDhcp6Server(
+            lab.ns("dhcp"),
+            DHCP_IFNAME,
+            p.dhcp.prefix6,
+            unicast=p.dhcp.host6,
+            links=[LinkSubnet.for_access_link(link, 6) for link in p.access],
+        )
+        self.v4 = (
+            KeaDhcp4Server(
+                lab.ns("dhcp"),
+                DHCP_IFNAME,
+                p.dhcp.subnet4,
+                links=[LinkSubnet.for_access_link(link, 4) for link in p.access],
+            )
+            if dhcp4
+            else None
+        )
+        self.relays = {
+            link.index: DhcpRelay6(lab.ns(link.name), RELAY_LOWER, RELAY_UPPER, p.dhcp.host6)
+            for link in p.access
+        }
+        self.startup_seconds: float | None = None
+
+    def home_info(self, link: int) -> HomeNetworkInfo:
+        """What a client on access link `link` is told."""
+        return self.v6.info_for(self.lab.plan.link(link).router6)
+
+    def start(self) -> LabDhcp:
+        began = time.monotonic()
+        try:
+            self.v6.start()
+            if self.v4 is not None:
+                self.v4.start()
+            for relay in self.relays.values():
+                relay.start()
+        except BaseException:
+            self.stop()
+            raise
+        self.startup_seconds = time.monotonic() - began
+        return self
+
+    def stop(self) -> None:
+        for relay in self.relays.values():
+            relay.stop()
+        if self.v4 is not None:
+            self.v4.stop()
+        self.v6.stop()
+
+    def pids(self) -> list[int]:
+        servers: list[DhcpRelay6 | KeaDhcp6Server | KeaDhcp4Server | None] = [
+            self.v6,
+            self.v4,
+            *self.relays.values(),
+        ]
+        return [s.pid for s in servers if s is not None and s.pid is not None]
+
+    def __enter__(self) -> LabDhcp:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+__all__ = ["LabDhcp", "lab_named"]
