@@ -316,6 +316,24 @@ def _wait_oper_up(ns: str, iface: str, timeout: float = 5.0) -> None:
         time.sleep(0.02)
 
 
+def _wait_link_local(ns: str, iface: str, timeout: float = 5.0) -> None:
+    """Carrier up is not enough: sending from the host needs its link-local address."""
+    deadline = time.monotonic() + timeout
+    while True:
+        out = subprocess.run(
+            ["ip", "-n", ns, "-j", "-6", "addr", "show", "dev", iface, "scope", "link"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        infos = [a for entry in json.loads(out or "[]") for a in entry.get("addr_info", [])]
+        if any(not a.get("tentative") for a in infos):
+            return
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{iface} in {ns} has no usable link-local address in {timeout} s")
+        time.sleep(0.02)
+
+
 @pytest.fixture
 def link() -> Iterator[Link]:
     if os.geteuid() != 0:
@@ -360,6 +378,8 @@ def link() -> Iterator[Link]:
         # the kernel drops what is sent before the carrier is seen up (linkwatch: up to 1 s)
         _wait_oper_up(ln.router, ln.router_if)
         _wait_oper_up(ln.host, ln.host_if)
+        _wait_link_local(ln.router, ln.router_if)
+        _wait_link_local(ln.host, ln.host_if)
         yield ln
     finally:
         for ns in (ln.router, ln.host):
