@@ -1,0 +1,152 @@
+"""Fixtures of the HA suite: the SUT home agent on ar1, and the tester as its mobile node.
+
+The SUT is whatever `--sut` names (the bundled reference by default), started through its
+profile on ar1 of the session's lab; the tests judge only what reaches the wire. The tester
+is the mobile node: it sits in the `mn` namespace, moved to access link 2 (a foreign link
+for ar1's home agent), with the care-of address of the packet vectors (2001:db8:2::10) added
+to its interface, and sends crafted Binding Updates signed with the profile's MN-HA key.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import itertools
+import struct
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from scapy.layers.inet6 import HAO, IPv6, IPv6ExtHdrDestOpt, MIP6OptMsgAuth
+from scapy.packet import Packet
+
+from harness.lab.topology import Lab
+from harness.pytest_plugin import RunOptions
+from harness.sut import adapters
+from harness.sut.profile import Keys, Placement
+from harness.tester.conversation import Link
+from harness.tester.fixtures import Captures
+from harness.verdicts import not_applicable, not_run
+from harness.wire import auth, compact
+from harness.wire.mobility import BindingUpdate
+
+HOME_LINK, FOREIGN_LINK = 1, 2
+COA = "2001:db8:2::10"  # the care-of address of vectors/ (generate.py MN_COA)
+FLAG_A, FLAG_H = 0x200, 0x100
+
+
+@dataclass
+class HomeAgentUnderTest:
+    lab: Lab
+    sut: adapters.SutAdapter
+    address: str
+    prefix: ipaddress.IPv6Network
+    keys: Keys | None
+    coa: str = COA
+    _hoas: Iterator[int] = field(default_factory=lambda: itertools.count(0x1000))
+
+    def fresh_hoa(self) -> str:
+        """A home address in the HA's prefix that no other test used (no shared state)."""
+        return str(self.prefix[next(self._hoas)])
+
+    def bu(
+        self,
+        hoa: str,
+        seq: int,
+        lifetime: int = 25,
+        options: tuple[Packet, ...] = (),
+        *,
+        flags: int = FLAG_A | FLAG_H,
+        sign: bool = True,
+        key: bytes | None = None,
+    ) -> Packet:
+        """A Binding Update from the CoA with a Home Address option, signed (RFC 4285) with
+        the profile's SA unless sign=False or the profile has no keys; `key` overrides it."""
+        opts = list(options)
+        if sign and self.keys is not None:
+            opts.append(MIP6OptMsgAuth(subtype=1, mspi=self.keys.spi, authdata=b"\x00" * 12))
+        pkt: Packet = (
+            IPv6(src=self.coa, dst=self.address)
+            / IPv6ExtHdrDestOpt(options=[HAO(hoa=hoa)])
+            / BindingUpdate(seq=seq, mhtime=lifetime, flags=flags, options=opts)
+        )
+        if sign and self.keys is not None:
+            pkt = auth.sign(pkt, key if key is not None else self.keys.key)
+        return IPv6(bytes(pkt))
+
+    def resign(self, raw: bytes, hoa: str, seq: int) -> bytes:
+        """A vector BU (raw bytes) made this test's own: its Home Address option set to
+        `hoa`, its sequence number to `seq`, and (if the profile has keys) an MN-HA
+        authentication option appended last, signed; the MH checksum recomputed."""
+        msg = compact.parse_packet(raw)
+        pkt = bytearray(raw)
+        pos = pkt.find(bytes([0xC9, 16]), 40, msg.mh_offset)
+        if pos < 0:
+            raise ValueError("the vector has no Home Address option")
+        pkt[pos + 2 : pos + 18] = ipaddress.IPv6Address(hoa).packed
+        off = msg.mh_offset
+        struct.pack_into("!H", pkt, off + 6, seq)
+        if self.keys is not None:
+            mh_len = 8 * (pkt[off + 1] + 1)
+            pad = (-(mh_len + 19)) % 8
+            extra = (bytes([1, pad - 2]) + bytes(pad - 2) if pad >= 2 else bytes(pad)) + (
+                bytes([9, 17, 1]) + struct.pack("!I", self.keys.spi) + bytes(12)
+            )
+            pkt[off + mh_len : off + mh_len] = extra
+            pkt[off + 1] += len(extra) // 8
+            struct.pack_into("!H", pkt, 4, len(pkt) - 40)
+            struct.pack_into("!H", pkt, off + 4, 0)
+            spi_end = off + mh_len + len(extra) - 12
+            mac = auth.authenticator(self.keys.key, msg.src, hoa, bytes(pkt[off:spi_end]))
+            pkt[spi_end : spi_end + 12] = mac
+        struct.pack_into("!H", pkt, off + 4, 0)
+        checksum = compact.mh_checksum(hoa, msg.dst, bytes(pkt[off:]))
+        struct.pack_into("!H", pkt, off + 4, checksum)
+        return bytes(pkt)
+
+
+def _ip(lab: Lab, *args: str) -> None:
+    subprocess.run(["ip", "-n", lab.ns("mn"), *args], check=True, capture_output=True, timeout=10)
+
+
+@pytest.fixture(scope="module")
+def home_agent(
+    lab: Lab, run_options: RunOptions, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[HomeAgentUnderTest]:
+    """The SUT home agent started on ar1, and the tester's MN placed on access link 2."""
+    if run_options.sut_role == "mn":
+        not_applicable("the run tests the MN role (--sut-role mn)")
+    workdir: Path = tmp_path_factory.mktemp("sut-ha")
+    sut = adapters.open_sut(run_options.sut, "ha", workdir)
+    placement = Placement.for_ha(
+        lab.plan,
+        HOME_LINK,
+        netns=lab.ns(f"ar{HOME_LINK}"),
+        iface="acc0",
+        uplink_iface="up0",
+        workdir=workdir,
+    )
+    lab.move("mn0", FOREIGN_LINK)
+    _ip(lab, "addr", "add", f"{COA}/64", "dev", "mn0", "nodad")
+    try:
+        try:
+            sut.start(placement)
+        except adapters.SutNotBuilt as exc:
+            not_run(str(exc))
+        keys = sut.profile.keys if isinstance(sut, adapters.ProfileSut) else None
+        link = lab.plan.link(HOME_LINK)
+        yield HomeAgentUnderTest(lab, sut, str(link.router6), link.prefix6, keys)
+    finally:
+        sut.stop()
+        _ip(lab, "addr", "del", f"{COA}/64", "dev", "mn0")
+        lab.reset()
+
+
+@pytest.fixture
+def mn_link(home_agent: HomeAgentUnderTest, captures: Captures) -> Link:
+    """The tester's MN interface (mn0 on access link 2): send BUs, expect the answers."""
+    return captures.watch_node(home_agent.lab, "mn", "mn0")
+
+
+__all__ = ["COA", "FLAG_A", "FLAG_H", "HomeAgentUnderTest"]

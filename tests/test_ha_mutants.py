@@ -1,0 +1,134 @@
+"""The HA suite against one-clause mutants of the reference HA: each must be caught.
+
+A mutant is the reference HA started with DMMCONF_HA_MUTANT=<name> (harness/reference/
+ha_daemon.py MUTANTS), through a profile that is the bundled one with that variable set: the
+same path an external SUT takes. For each mutant, the suite tests that judge the clause it
+breaks are run against it in a pytest of their own (its own lab, its own report directory),
+and every one of them must fail. The kill matrix: `pytest tests/test_ha_mutants.py -v`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.lab import netns
+from harness.reference.ha_daemon import MUTANTS
+from harness.sut import adapters
+
+ROOT = Path(__file__).resolve().parent.parent
+SUITE = "suites/ha/test_registration.py"
+MALFORMED = SUITE + "::test_malformed_message_gets_its_reaction"
+
+# mutant -> the suite tests that must catch it
+KILLS: dict[str, tuple[str, ...]] = {
+    "ignore-seq": (SUITE + "::test_stale_sequence_number_is_refused_with_the_last_accepted",),
+    "wrong-seq": (SUITE + "::test_valid_home_registration_is_accepted",),
+    "long-lifetime": (SUITE + "::test_valid_home_registration_is_accepted",),
+    "accept-foreign-hoa": (SUITE + "::test_home_address_outside_the_prefix_is_refused",),
+    "accept-unauth": (SUITE + "::test_unauthenticated_bu_is_not_accepted",),
+    "accept-bad-auth": (SUITE + "::test_wrong_authenticator_gets_146",),
+    "unsigned-ba": (SUITE + "::test_ba_is_authenticated_like_the_bu",),
+    "no-echo": (SUITE + "::test_multicast_state_is_echoed_in_the_ba",),
+    "dereg-lifetime": (SUITE + "::test_deregistration_gets_status_0_lifetime_0",),
+    "no-binding-error": (MALFORMED + "[unknown-mh-type]",),
+    "no-param-problem": (
+        MALFORMED + "[payload-proto-not-59]",
+        MALFORMED + "[be-header-len-too-short]",
+    ),
+    "answer-discarded": (
+        MALFORMED + "[mh-checksum-wrong]",
+        MALFORMED + "[mh-truncated]",
+        MALFORMED + "[option-length-past-end]",
+        MALFORMED + "[option-truncated]",
+    ),
+    "reject-malformed-mcast": (
+        MALFORMED + "[mcast-record-count-too-big]",
+        MALFORMED + "[mcast-aux-overflow]",
+        MALFORMED + "[mcast-unknown-record-type]",
+        MALFORMED + "[mcast-report-checksum-wrong]",
+    ),
+    "reject-ba-options": (MALFORMED + "[ba-options-in-bu]",),
+    "no-tunnel": (SUITE + "::test_packets_for_the_home_address_are_tunnelled_to_the_coa",),
+    "no-reverse-tunnel": (SUITE + "::test_reverse_tunnelled_packets_are_forwarded",),
+    "no-mcast-forward": (SUITE + "::test_subscribed_multicast_data_is_tunnelled_to_the_coa",),
+}
+
+
+def test_every_mutant_has_killers() -> None:
+    assert set(KILLS) == set(MUTANTS)
+
+
+def mutant_profile(name: str, directory: Path) -> Path:
+    """The bundled reference HA profile, starting the reference as mutant `name` ("none":
+    the reference itself, through a copied profile: the control)."""
+    text = (adapters.PROFILES_DIR / "reference-ha.toml").read_text(encoding="utf-8")
+    start = 'start = """{python} -m harness.cli ha'
+    assert start in text
+    if name != "none":
+        text = text.replace(
+            start, f'start = """DMMCONF_HA_MUTANT={name} {{python}} -m harness.cli ha'
+        )
+    text = text.replace('name = "dmmconf reference HA"', f'name = "reference HA, mutant {name}"')
+    path = directory / f"mutant-{name}.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def run_suite(mutant: str, targets: tuple[str, ...], tmp_path: Path) -> tuple[set[str], str]:
+    """Run `targets` against the mutant; the node ids that failed, and the output."""
+    missing = netns.missing_privileges()
+    if missing:
+        pytest.skip(f"the lab needs privileges: {missing}")
+    profile = mutant_profile(mutant, tmp_path)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "DMMCONF_HA_"))}
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:xdist",
+            "-q",
+            "-rA",
+            "--sut",
+            str(profile),
+            "--sut-role",
+            "ha",
+            "--report-dir",
+            str(tmp_path / "report"),
+            *targets,
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    out = proc.stdout + proc.stderr
+    return set(re.findall(r"^FAILED (\S+)", out, re.M)), out
+
+
+@pytest.mark.needs_root
+def test_control_the_reference_passes_every_killer(tmp_path: Path) -> None:
+    """Through the same copied profile, the unmutated reference passes them all."""
+    targets = tuple(sorted({t for ts in KILLS.values() for t in ts}))
+    failed, out = run_suite("none", targets, tmp_path)
+    assert not failed, f"the reference itself fails {sorted(failed)}:\n{out[-3000:]}"
+    assert re.search(rf"^{len(targets)} passed", out, re.M), out[-3000:]
+
+
+@pytest.mark.needs_root
+@pytest.mark.parametrize("mutant", sorted(KILLS))
+def test_suite_kills_mutant(mutant: str, tmp_path: Path) -> None:
+    targets = KILLS[mutant]
+    failed, out = run_suite(mutant, targets, tmp_path)
+    survived = [t for t in targets if t not in failed]
+    assert not survived, f"mutant {mutant} ({MUTANTS[mutant]}) survived {survived}:\n{out[-3000:]}"
