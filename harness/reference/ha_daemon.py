@@ -88,6 +88,8 @@ MUTANTS: dict[str, str] = {
     "no-tunnel": "tunnels nothing to the care-of address (RFC 6275 §10.4.1)",
     "no-reverse-tunnel": "drops reverse-tunnelled packets (RFC 6275 §10.4.5)",
     "no-mcast-forward": "tunnels no multicast data to subscribed bindings (draft §6)",
+    "ignore-leave": "keeps tunnelling a group the MN's newer Multicast State no longer lists "
+    "(draft §6, INT-7)",
     "reject-ba-options": "refuses (128) a BU carrying options it does not expect there "
     "instead of skipping them (RFC 6275 §6.2.1)",
 }
@@ -523,8 +525,9 @@ class MulticastForwarder:
                     }
                 else:
                     wanted.add((group, None))
-        for group, source in sorted(self.joined - wanted, key=str):
-            self._member(group, source, join=False)
+        if self.mutant != "ignore-leave":
+            for group, source in sorted(self.joined - wanted, key=str):
+                self._member(group, source, join=False)
         for group, source in sorted(wanted - self.joined, key=str):
             self._member(group, source, join=True)
 
@@ -565,7 +568,8 @@ class MulticastForwarder:
             group = ipaddress.IPv6Address(packet[24:40])
             source = ipaddress.IPv6Address(packet[8:24])
             for b in core.bindings():
-                if isinstance(b.coa, ipaddress.IPv6Address) and b.multicast.admits(group, source):
+                wanted = b.multicast.admits(group, source) or self.mutant == "ignore-leave"
+                if isinstance(b.coa, ipaddress.IPv6Address) and wanted:
                     tunnels.encapsulate(packet, b.coa)
 
 

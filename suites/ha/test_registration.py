@@ -17,6 +17,7 @@ from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Ether
 
 import vectors
+from harness import verdicts
 from harness.config import WireConfig
 from harness.tester.conversation import (
     ExpectationFailed,
@@ -268,6 +269,51 @@ def test_subscribed_multicast_data_is_tunnelled_to_the_coa(
         mn_link.send(home_agent.bu(hoa, seq + 1, lifetime=0))
         with contextlib.suppress(ExpectationFailed):
             _ba(mn_link, seq + 1)
+
+
+@pytest.mark.clause("DMM-HA-12", "DMM-HA-19")
+def test_a_group_left_in_a_newer_bu_is_no_longer_tunnelled(
+    home_agent: HomeAgentUnderTest, mn_link: Link
+) -> None:
+    """INT-7: a refresh BU's Multicast State replaces the binding's state, so data for a group
+    it no longer lists stops reaching the CoA (the group is still sent, and was tunnelled
+    before, so its absence is the HA's doing)."""
+    lab = home_agent.lab
+    source = str(lab.plan.mcast_source.host6)
+    group = "ff3e::8000:44"  # a group no other test uses
+    hoa, seq = home_agent.fresh_hoa(), 90
+    state = MIP6OptMulticastState(
+        records=[MldAddressRecord(rtype=1, maddr=group, sources=[source])]
+    )
+    mn_link.send(home_agent.bu(hoa, seq, options=(state,)))
+    _ba(mn_link, seq, 0)
+    tunnelled = inbound & from_src(home_agent.address) & is_udp_to(group, 5004, tunnelled=True)
+    try:
+        with lab.socket("src", socket.AF_INET6, socket.SOCK_DGRAM) as sender:
+            sender.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 16)
+            sender.setsockopt(
+                socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, lab.ifindex("src", "eth0")
+            )
+            for _ in range(20):  # until the joins have reached the core's proxy
+                sender.sendto(b"subscribed", (group, 5004))
+                try:
+                    mn_link.expect(tunnelled, within=0.2)
+                    break
+                except ExpectationFailed:
+                    continue
+            else:
+                verdicts.inconclusive(f"data for {group} never reached the CoA while subscribed")
+            # The refresh lists no group any more (an option with zero records, INT-7).
+            mn_link.send(home_agent.bu(hoa, seq + 1, options=(MIP6OptMulticastState(records=[]),)))
+            _ba(mn_link, seq + 1, 0)
+            after = mn_link.mark()
+            for _ in range(5):
+                sender.sendto(b"left", (group, 5004))
+            mn_link.expect_none(tunnelled, during=0.5, since=after)
+    finally:
+        mn_link.send(home_agent.bu(hoa, seq + 2, lifetime=0))
+        with contextlib.suppress(ExpectationFailed):
+            _ba(mn_link, seq + 2)
 
 
 # --- Malformed messages (vectors/malformed.json) --------------------------------------------
