@@ -36,7 +36,8 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from types import TracebackType
+from typing import IO, Any, Self, TypeVar
 
 from harness.lab import netns as _netns
 
@@ -293,3 +294,42 @@ def wait_until(
         if time.monotonic() >= deadline:
             raise ServerError(f"{what}: not within {timeout:g} s")
         time.sleep(step)
+
+
+class ManagedServer:
+    """What every daemon wrapper shares: its process, its private directory, and stopping
+    both (also as a context manager). Subclasses set `_proc` and `dir` in `start()`."""
+
+    dir: Path | None = None
+    _proc: ServerProcess | None = None
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def tail(self) -> str:
+        return self._proc.tail() if self._proc is not None else "(not started)"
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None and self._proc.proc else None
+
+    def stop(self, timeout: float = 5.0) -> None:
+        try:
+            if self._proc is not None:
+                self._proc.stop(timeout)
+        finally:
+            self._proc = None
+            if self.dir is not None:
+                remove_dir(self.dir)
+                self.dir = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -29,7 +29,6 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 
 import dns.exception
 import dns.flags
@@ -46,11 +45,11 @@ import dns.update
 from harness.lab import netns as _netns
 from harness.lab import plan as lab_plan
 from harness.servers._process import (
+    ManagedServer,
     ServerError,
     ServerProcess,
     find_binary,
     private_dir,
-    remove_dir,
 )
 
 INSTALL_HINT = "apt-get install bind9"
@@ -206,7 +205,7 @@ def _split(addresses: Iterable[str | IPAddress]) -> tuple[list[str], list[str]]:
     return v4, v6
 
 
-class NamedServer:
+class NamedServer(ManagedServer):
     """named for the home domain, in network namespace `netns`, listening on `addresses`.
 
     Use as a context manager, or call start() and stop(). `startup_seconds` is from
@@ -343,34 +342,6 @@ class NamedServer:
                             f"{dns.rcode.to_text(reply.rcode())}; its output:\n{self.tail()}"
                         )
                     break
-
-    def tail(self) -> str:
-        return self._proc.tail() if self._proc is not None else "(not started)"
-
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None and self._proc.proc else None
-
-    def stop(self, timeout: float = 5.0) -> None:
-        try:
-            if self._proc is not None:
-                self._proc.stop(timeout)
-        finally:
-            self._proc = None
-            if self.dir is not None:
-                remove_dir(self.dir)
-                self.dir = None
-
-    def __enter__(self) -> NamedServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 # ------------------------------------------------------------------------- client

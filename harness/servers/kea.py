@@ -67,7 +67,6 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Literal
 
 from scapy.layers.dhcp import BOOTP, DHCP
@@ -78,11 +77,11 @@ from scapy.packet import Packet, Raw
 
 from harness.lab import plan as lab_plan
 from harness.servers._process import (
+    ManagedServer,
     ServerError,
     ServerProcess,
     find_binary,
     private_dir,
-    remove_dir,
     wait_until,
 )
 from harness.wire import dhcp
@@ -277,7 +276,7 @@ def _udp_port_bound(pid: int, port: int, v6: bool) -> bool:
     return any(line.split()[1].endswith(want) for line in lines if len(line.split()) > 1)
 
 
-class _KeaServer:
+class _KeaServer(ManagedServer):
     family = 6
     daemon = "kea-dhcp6"
     package = "kea-dhcp6-server"
@@ -393,34 +392,6 @@ class _KeaServer:
             )
         except ServerError as exc:
             raise ServerError(f"{exc}; its output:\n{self.tail()}") from None
-
-    def tail(self) -> str:
-        return self._proc.tail() if self._proc is not None else "(not started)"
-
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None and self._proc.proc else None
-
-    def stop(self, timeout: float = 5.0) -> None:
-        try:
-            if self._proc is not None:
-                self._proc.stop(timeout)
-        finally:
-            self._proc = None
-            if self.dir is not None:
-                remove_dir(self.dir)
-                self.dir = None
-
-    def __enter__(self) -> _KeaServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def dhcp_started(family: int) -> re.Pattern[str]:

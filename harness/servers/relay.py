@@ -25,14 +25,13 @@ import ipaddress
 import re
 import time
 from pathlib import Path
-from types import TracebackType
 
 from harness.servers._process import (
+    ManagedServer,
     ServerError,
     ServerProcess,
     find_binary,
     private_dir,
-    remove_dir,
     wait_until,
 )
 
@@ -49,7 +48,7 @@ def _udp6_port_bound(pid: int, port: int) -> bool:
     return any(len(f := line.split()) > 1 and f[1].endswith(want) for line in lines)
 
 
-class DhcpRelay6:
+class DhcpRelay6(ManagedServer):
     """dhcrelay -6 in namespace `netns`: from `lower` (the access link) to `server` via
     `upper`. `link_address` overrides the address dhcrelay would take from `lower`."""
 
@@ -108,34 +107,6 @@ class DhcpRelay6:
             self.stop()
             raise
         return self
-
-    def tail(self) -> str:
-        return self._proc.tail() if self._proc is not None else "(not started)"
-
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None and self._proc.proc else None
-
-    def stop(self, timeout: float = 5.0) -> None:
-        try:
-            if self._proc is not None:
-                self._proc.stop(timeout)
-        finally:
-            self._proc = None
-            if self.dir is not None:
-                remove_dir(self.dir)
-                self.dir = None
-
-    def __enter__(self) -> DhcpRelay6:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 __all__ = ["DhcpRelay6", "INSTALL_HINT"]
