@@ -28,6 +28,7 @@ from scapy.utils import rdpcap
 
 from harness import verdicts
 from harness.lab import netns as _netns
+from harness.lab import registry
 from harness.tester.capture import Capture, CaptureError
 from harness.tester.conversation import (
     Endpoint,
@@ -68,28 +69,12 @@ NETLINK_ROUTE = 0
 
 
 def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return registry.alive(pid, None)
 
 
 def reap() -> list[str]:
     """Remove `dmmt-<pid>-*` namespaces whose process is gone (a run killed with -9)."""
-    from harness.lab import netns  # creates and removes without forking (pyroute2's forks)
-
-    removed = []
-    for name in netns.list_names():
-        parts = name.split("-")
-        ours = name.startswith(PREFIX) and len(parts) > 2 and parts[1].isdigit()
-        if ours and not _alive(int(parts[1])):
-            with contextlib.suppress(OSError):
-                netns.delete(name)
-                removed.append(name)
-    return removed
+    return registry.reap_pid_tagged((PREFIX,))
 
 
 def _ipr(ns: str) -> Any:

@@ -184,23 +184,13 @@ def destroy(record: RunRecord) -> list[str]:
     return removed
 
 
-def _pid_gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
-
-
 def reap_pid_tagged(prefixes: tuple[str, ...] = PID_TAGGED_PREFIXES) -> list[str]:
     """Remove `<prefix><pid>-...` namespaces whose pid is gone (and what runs in them)."""
     removed = []
     for name in netns.list_names():
         for prefix in prefixes:
             pid = name[len(prefix) :].split("-", 1)[0] if name.startswith(prefix) else ""
-            if pid.isdigit() and _pid_gone(int(pid)):
+            if pid.isdigit() and not alive(int(pid), None):
                 with contextlib.suppress(OSError):
                     netns.delete(name)
                     removed.append(name)

@@ -40,6 +40,7 @@ from types import TracebackType
 from typing import IO, Any, Self, TypeVar
 
 from harness.lab import netns as _netns
+from harness.lab import registry
 
 KEEP_DIRS_ENV = "DMMCONF_KEEP_SERVER_DIRS"  # "1": keep the private directories (debugging)
 DIR_PREFIX = "dmms-"
@@ -76,22 +77,12 @@ def remove_dir(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def reap_dirs() -> list[Path]:
     """Remove the private directories of processes that are gone (a run killed with -9)."""
     removed = []
     for path in Path(tempfile.gettempdir()).glob(f"{DIR_PREFIX}*"):
         m = _OWNED_DIR.match(path.name)
-        if m and path.is_dir() and not _pid_alive(int(m[1])):
+        if m and path.is_dir() and not registry.alive(int(m[1]), None):
             shutil.rmtree(path, ignore_errors=True)
             removed.append(path)
     return removed
