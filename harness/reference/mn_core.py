@@ -1,0 +1,541 @@
+"""The reference Mobile Node's core (sans-I/O): draft §3 and §7 on top of RFC 6275 §11.
+
+It is fed events (a Router Advertisement heard, a carrier change, the sessions and multicast
+listening the daemon observed, a Binding Acknowledgement, the passing of time) and answers
+with actions for the daemon (`harness/reference/mn_daemon.py`) to carry out. It never reads
+a clock or touches a socket.
+
+What it decides:
+
+* The home agent cache (draft §3, §7): an entry per link whose RA carried a home agent
+  (H flag, the router's address in an R-flag Prefix Information option, RFC 6275 §7.2);
+  an entry lives for the Home Agent Lifetime (OPEN-1), except the first one, which is the
+  home link's and never expires. Leaving a link without registering drops its entry.
+* Movement (RFC 6275 §11.5.1): an RA with another prefix on an interface means a new link.
+  The address formed there (prefix + the interface's identifier) is the care-of address and
+  the address for new communication (draft §3: "uses this new address as its new Home
+  Address").
+* Which home agents need a binding (draft §3, §7, OPEN-15, INT-14): the one of the link left,
+  when the address of that link still has a session (the daemon says which addresses do),
+  or when multicast groups joined on that link are still listened to. Groups are
+  attributed to the link on which they were joined: each binding carries the listener
+  state of its own link's groups (draft §3 "all ongoing multicast group subscriptions",
+  split by home agent so that no group arrives twice).
+* Binding Updates (RFC 6275 §11.7.1): H and A set, a new sequence number for every BU
+  (§11.8, including retransmissions), retransmission with exponential back-off
+  (INITIAL_BINDACK_TIMEOUT, MAX_BINDACK_TIMEOUT, §13), status 135 answered with the HA's
+  number plus one (§11.7.3), refresh before the granted lifetime ends (draft §7), a new BU
+  when the listener state of a binding changes (INT-7), deregistration when its sessions
+  end (draft §7 MAY; on by default), and deregistration when the MN returns to the link.
+* The data plane follows the bindings: a home address leaves the air interface for the
+  tunnel when the MN moves away, and the tunnel carries traffic only once the BA has
+  come (draft §3: the BA "completes the registration").
+
+Times: `now` and every deadline are in seconds of the daemon's clock. Binding lifetimes
+are protocol time, multiplied by `time_scale` (the lab runs RFC timers 100 times faster);
+the lifetimes that come from Router Advertisements are already real time (the lab's
+routers advertise with short real intervals) and are not scaled.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import random
+from dataclasses import dataclass, field
+from enum import Enum
+
+from harness.reference.multicast import GroupState, ListenerState
+
+IPv6 = ipaddress.IPv6Address
+Prefix = ipaddress.IPv6Network
+
+LIFETIME_UNIT = 4  # seconds per unit of the BU/BA Lifetime field (RFC 6275 §6.1.7)
+STATUS_REJECTED = 128  # BA status >= 128: the BU was refused (RFC 6275 §6.1.8)
+STATUS_SEQ_OUT_OF_WINDOW = 135
+
+
+@dataclass(frozen=True)
+class MNConfig:
+    bu_lifetime: int = 100  # Lifetime field of registration BUs, 4 s units (RFC 6275 §6.1.7)
+    time_scale: float = 1.0  # real seconds per protocol second
+    refresh_share: float = 0.5  # refresh once this share of the granted lifetime has passed
+    initial_bindack_timeout: float = 1.0  # RFC 6275 §13, protocol seconds
+    max_bindack_timeout: float = 32.0
+    min_timer: float = 0.05  # no scaled timer is shorter than this (real seconds)
+    deregister: bool = True  # draft §7: MAY deregister when the sessions end
+    multicast_is_session: bool = True  # INT-14: a subscription made on a link keeps its HA
+    seed: int | None = None  # initial sequence numbers; None: unpredictable
+
+    def scaled(self, protocol_seconds: float) -> float:
+        return max(self.min_timer, protocol_seconds * self.time_scale)
+
+
+@dataclass(frozen=True)
+class RouterAdvert:
+    """What the core needs of an RA (the daemon parses it)."""
+
+    iface: str
+    router: IPv6  # the link-local source: the default router
+    prefix: Prefix  # the autonomous /64 of the link
+    ha_address: IPv6 | None = None  # the router's global address (R flag) when H is set
+    ha_lifetime: float | None = None  # Home Agent Lifetime (or Router Lifetime), seconds
+
+
+class Phase(Enum):
+    REGISTERING = "registering"
+    REGISTERED = "registered"
+    DEREGISTERING = "deregistering"
+
+
+@dataclass
+class HomeAgentEntry:
+    address: IPv6
+    prefix: Prefix
+    expires: float | None  # None: the home link's entry, which does not expire (draft §3)
+
+
+@dataclass
+class Binding:
+    hoa: IPv6
+    prefix: Prefix  # the home link of this binding (the link the address was formed on)
+    ha: IPv6
+    coa: IPv6
+    iface: str
+    seq: int
+    phase: Phase = Phase.REGISTERING
+    multicast: ListenerState = field(default_factory=ListenerState)
+    sent_at: float = 0.0
+    timeout: float = 0.0  # retransmission interval now in force (real seconds)
+    retransmit_at: float | None = None
+    refresh_at: float | None = None
+    expires_at: float | None = None
+    acked_coa: IPv6 | None = None  # the CoA the HA last accepted: the tunnel's end
+
+
+# ---------------------------------------------------------------- actions
+
+
+@dataclass(frozen=True)
+class AddAddress:
+    iface: str
+    address: IPv6
+    prefixlen: int
+
+
+@dataclass(frozen=True)
+class RemoveAddress:
+    iface: str
+    address: IPv6
+
+
+@dataclass(frozen=True)
+class SetDefaultRoute:
+    iface: str
+    router: IPv6
+
+
+@dataclass(frozen=True)
+class SendRouterSolicitation:
+    iface: str
+
+
+@dataclass(frozen=True)
+class HomeAddressToTunnel:
+    """Keep `hoa` for the sockets that use it, off the air interface: it moves to the
+    tunnel device, deprecated so that new communication does not pick it (draft §3)."""
+
+    iface: str
+    hoa: IPv6
+
+
+@dataclass(frozen=True)
+class HomeAddressFromTunnel:
+    hoa: IPv6
+
+
+@dataclass(frozen=True)
+class SendBindingUpdate:
+    iface: str
+    ha: IPv6
+    hoa: IPv6
+    coa: IPv6
+    seq: int
+    lifetime: int  # 4 s units; 0 deregisters
+    multicast: ListenerState | None  # None: no Multicast State option
+
+
+@dataclass(frozen=True)
+class TunnelChanged:
+    """The data plane's bindings changed: (hoa -> (ha, coa)) of the accepted ones."""
+
+    routes: tuple[tuple[IPv6, IPv6, IPv6], ...]
+
+
+@dataclass(frozen=True)
+class MulticastOnTunnel:
+    """The listener state to mirror on the tunnel device (draft §3 last paragraph)."""
+
+    state: ListenerState
+
+
+@dataclass(frozen=True)
+class AnnounceListening:
+    """Groups that are served natively again on `iface`'s link: report them there now
+    (the kernel would wait for the querier's next General Query)."""
+
+    iface: str
+    state: ListenerState
+
+
+@dataclass(frozen=True)
+class Log:
+    text: str
+
+
+Action = (
+    AddAddress
+    | RemoveAddress
+    | SetDefaultRoute
+    | SendRouterSolicitation
+    | HomeAddressToTunnel
+    | HomeAddressFromTunnel
+    | SendBindingUpdate
+    | TunnelChanged
+    | MulticastOnTunnel
+    | AnnounceListening
+    | Log
+)
+
+
+@dataclass
+class AttachedLink:
+    prefix: Prefix
+    address: IPv6
+    router: IPv6
+
+
+def address_in(prefix: Prefix, iid: int) -> IPv6:
+    return prefix[iid]
+
+
+def eui64_iid(mac: str) -> int:
+    """The modified EUI-64 interface identifier of a MAC address (RFC 4291 appendix A)."""
+    octets = bytes.fromhex(mac.replace(":", "").replace("-", ""))
+    if len(octets) != 6:
+        raise ValueError(f"not a 48-bit MAC address: {mac!r}")
+    eui = bytes([octets[0] ^ 0x02]) + octets[1:3] + b"\xff\xfe" + octets[3:]
+    return int.from_bytes(eui, "big")
+
+
+def restrict(state: ListenerState, groups: set[ipaddress.IPv4Address | IPv6]) -> ListenerState:
+    return ListenerState({g: s for g, s in state.groups.items() if g in groups})
+
+
+class MobileNodeCore:
+    def __init__(self, config: MNConfig | None = None) -> None:
+        self.config = config or MNConfig()
+        self._rng = random.Random(self.config.seed)
+        self.iids: dict[str, int] = {}
+        self.links: dict[str, AttachedLink] = {}
+        self.ha_cache: dict[Prefix, HomeAgentEntry] = {}
+        self._home_seen = False
+        self.bindings: dict[IPv6, Binding] = {}  # by home address
+        self.sessions: set[IPv6] = set()
+        self.listening = ListenerState()
+        # group -> prefix of the link it was joined on, for groups served by a binding
+        self.group_home: dict[ipaddress.IPv4Address | IPv6, Prefix] = {}
+        self._routes: tuple[tuple[IPv6, IPv6, IPv6], ...] = ()
+        self._mirrored = ListenerState()
+
+    # ------------------------------------------------------------------ events
+
+    def add_interface(self, iface: str, iid: int) -> list[Action]:
+        self.iids[iface] = iid
+        return [SendRouterSolicitation(iface)]
+
+    def carrier(self, now: float, iface: str, up: bool) -> list[Action]:
+        """A carrier change: on carrier up, solicit an RA at once (RFC 4861 §6.3.7), which
+        makes movement detection as fast as the router's answer."""
+        return [SendRouterSolicitation(iface)] if up and iface in self.iids else []
+
+    def observed(self, now: float, sessions: set[IPv6], listening: ListenerState) -> list[Action]:
+        """What the daemon sees in the kernel: local addresses with a live session, and the
+        air interfaces' multicast listener state. Bindings follow it (draft §7, INT-7)."""
+        self.sessions = set(sessions)
+        self.listening = listening
+        for group in [g for g in self.group_home if g not in listening.groups]:
+            del self.group_home[group]  # the application left: no HA serves it any more
+        out: list[Action] = []
+        for b in list(self.bindings.values()):
+            if b.phase is Phase.DEREGISTERING:
+                continue
+            wanted = self._binding_state(b)
+            if not self._needs_binding(b.hoa, b.prefix):
+                if self.config.deregister:
+                    out += self._deregister(now, b, "its sessions ended")
+                continue
+            if wanted.groups != b.multicast.groups:
+                b.multicast = wanted
+                out.append(Log(f"listener state of {b.hoa} changed: new BU to {b.ha}"))
+                out += self._send_bu(now, b, fresh=True)
+        return out + self._sync_data_plane()
+
+    def router_advertisement(self, now: float, ra: RouterAdvert) -> list[Action]:
+        out: list[Action] = []
+        if ra.ha_address is not None:
+            out += self._cache_home_agent(now, ra)
+        if ra.iface not in self.iids:
+            return out
+        current = self.links.get(ra.iface)
+        if current is not None and current.prefix == ra.prefix:
+            if current.router != ra.router:
+                current.router = ra.router
+                out.append(SetDefaultRoute(ra.iface, ra.router))
+            return out
+        return out + self._moved(now, ra, current)
+
+    def binding_ack(
+        self, now: float, ha: IPv6, hoa: IPv6, seq: int, status: int, lifetime: int
+    ) -> list[Action]:
+        b = self.bindings.get(hoa)
+        if b is None or b.ha != ha or b.retransmit_at is None or seq != b.seq:
+            if b is not None and b.ha == ha and status == STATUS_SEQ_OUT_OF_WINDOW:
+                pass  # §11.7.3: a 135 carries the HA's last accepted number, not ours
+            else:
+                return [Log(f"BA from {ha} for {hoa} (seq {seq}) matches no pending BU")]
+        out: list[Action] = []
+        if status == STATUS_SEQ_OUT_OF_WINDOW:
+            b.seq = seq  # §11.7.3: store it, and the next BU uses the number after it
+            return [Log(f"{ha} says sequence out of window: resending after {seq}")] + (
+                self._send_bu(
+                    now, b, fresh=True, lifetime=0 if b.phase is Phase.DEREGISTERING else None
+                )
+            )
+        b.retransmit_at = None
+        if status >= STATUS_REJECTED:
+            out.append(Log(f"{ha} refused the binding of {hoa}: status {status}"))
+            return out + self._drop(b)
+        if b.phase is Phase.DEREGISTERING:
+            out.append(Log(f"{ha} deregistered {hoa}"))
+            return out + self._drop(b)
+        b.phase = Phase.REGISTERED
+        b.acked_coa = b.coa
+        granted = self.config.scaled(lifetime * LIFETIME_UNIT)
+        b.expires_at = now + granted
+        b.refresh_at = now + granted * self.config.refresh_share
+        out.append(Log(f"{ha} accepted {hoa} -> {b.coa} for {lifetime} units"))
+        return out + self._sync_data_plane()
+
+    def tick(self, now: float) -> list[Action]:
+        out: list[Action] = []
+        for prefix, entry in list(self.ha_cache.items()):
+            if entry.expires is not None and entry.expires <= now:
+                del self.ha_cache[prefix]
+                out.append(Log(f"home agent {entry.address} of {prefix} expired from the cache"))
+        for b in list(self.bindings.values()):
+            if b.retransmit_at is not None and b.retransmit_at <= now:
+                b.timeout = min(b.timeout * 2, self.config.scaled(self.config.max_bindack_timeout))
+                out += self._send_bu(
+                    now,
+                    b,
+                    fresh=False,
+                    lifetime=0 if b.phase is Phase.DEREGISTERING else None,
+                )
+            elif b.expires_at is not None and b.expires_at <= now and b.retransmit_at is None:
+                out.append(Log(f"binding of {b.hoa} at {b.ha} expired"))
+                out += self._drop(b)
+            elif b.refresh_at is not None and b.refresh_at <= now and b.retransmit_at is None:
+                b.refresh_at = None
+                out += self._send_bu(now, b, fresh=True)
+        return out
+
+    def next_deadline(self) -> float | None:
+        times = [e.expires for e in self.ha_cache.values() if e.expires is not None]
+        for b in self.bindings.values():
+            if b.retransmit_at is not None:
+                times.append(b.retransmit_at)
+            else:
+                times += [t for t in (b.refresh_at, b.expires_at) if t is not None]
+        return min(times, default=None)
+
+    # ------------------------------------------------------------------ queries
+
+    def registered(self) -> dict[IPv6, tuple[IPv6, IPv6]]:
+        """hoa -> (ha, coa the HA accepted): what the data plane may use."""
+        return {r[0]: (r[1], r[2]) for r in self._routes}
+
+    def current_address(self, iface: str) -> IPv6 | None:
+        link = self.links.get(iface)
+        return link.address if link else None
+
+    # ------------------------------------------------------------------ internals
+
+    def _cache_home_agent(self, now: float, ra: RouterAdvert) -> list[Action]:
+        assert ra.ha_address is not None
+        entry = self.ha_cache.get(ra.prefix)
+        if entry is not None and entry.expires is None:
+            entry.address = ra.ha_address
+            return []
+        permanent = not self._home_seen  # draft §3: the first entry does not expire
+        self._home_seen = True
+        lifetime = ra.ha_lifetime if ra.ha_lifetime is not None else 0.0
+        expires = None if permanent else now + lifetime
+        is_new = entry is None
+        self.ha_cache[ra.prefix] = HomeAgentEntry(ra.ha_address, ra.prefix, expires)
+        if is_new:
+            kind = "home link, kept" if permanent else f"for {lifetime:g} s"
+            return [Log(f"home agent {ra.ha_address} cached for {ra.prefix} ({kind})")]
+        return []
+
+    def _needs_binding(self, address: IPv6, prefix: Prefix) -> bool:
+        if address in self.sessions:
+            return True
+        return self.config.multicast_is_session and any(
+            p == prefix for p in self.group_home.values()
+        )
+
+    def _binding_state(self, b: Binding) -> ListenerState:
+        groups = {g for g, p in self.group_home.items() if p == b.prefix}
+        return restrict(self.listening, groups)
+
+    def _moved(self, now: float, ra: RouterAdvert, old: AttachedLink | None) -> list[Action]:
+        iface = ra.iface
+        new_address = address_in(ra.prefix, self.iids[iface])
+        out: list[Action] = [Log(f"{iface}: on link {ra.prefix}, address {new_address}")]
+        if old is not None:
+            out.append(RemoveAddress(iface, old.address))
+        self.links[iface] = AttachedLink(ra.prefix, new_address, ra.router)
+        if old is not None and old.address not in self.bindings:
+            out += self._leave_link(now, iface, old, new_address)
+        returning = self.bindings.get(new_address)
+        if returning is not None:
+            # back on the link of this home address (RFC 6275 §11.5.4): deregister it, and
+            # its groups are served natively again
+            out.append(HomeAddressFromTunnel(new_address))
+            served = self._binding_state(returning)
+            for group in served.groups:
+                self.group_home.pop(group, None)
+            out += self._deregister(now, returning, "the MN is back on its link", coa=new_address)
+            if served.groups:
+                out.append(AnnounceListening(iface, served))
+        out.append(AddAddress(iface, new_address, ra.prefix.prefixlen))
+        out.append(SetDefaultRoute(iface, ra.router))
+        for b in self.bindings.values():
+            if b.iface == iface and b.coa != new_address and b.phase is not Phase.DEREGISTERING:
+                b.coa = new_address
+                out += self._send_bu(now, b, fresh=True)
+        return out + self._sync_data_plane()
+
+    def _leave_link(self, now: float, iface: str, old: AttachedLink, coa: IPv6) -> list[Action]:
+        """The MN left `old`: register its address with that link's HA if it is still in
+        use (draft §3), else forget that HA (draft §7)."""
+        native = [g for g in self.listening.groups if g not in self.group_home]
+        for group in native:
+            self.group_home[group] = old.prefix  # joined on the link being left
+        entry = self.ha_cache.get(old.prefix)
+        if entry is not None and entry.expires is not None and entry.expires <= now:
+            entry = None
+        if not self._needs_binding(old.address, old.prefix):
+            self._forget_groups(old.prefix)
+            if entry is not None and entry.expires is not None:
+                del self.ha_cache[old.prefix]
+            return [Log(f"{old.address}: no session left, no binding")]
+        if entry is None:
+            left = self._forget_groups(old.prefix)
+            out: list[Action] = [Log(f"{old.address} still in use, but no home agent known")]
+            if left.groups:
+                out.append(AnnounceListening(iface, left))
+            return out
+        b = Binding(
+            hoa=old.address,
+            prefix=old.prefix,
+            ha=entry.address,
+            coa=coa,
+            iface=iface,
+            seq=self._rng.randrange(0x10000),
+        )
+        b.multicast = self._binding_state(b)
+        self.bindings[b.hoa] = b
+        return [HomeAddressToTunnel(iface, b.hoa), *self._send_bu(now, b, fresh=True)]
+
+    def _forget_groups(self, prefix: Prefix) -> ListenerState:
+        groups = {g for g, p in self.group_home.items() if p == prefix}
+        for g in groups:
+            del self.group_home[g]
+        return restrict(self.listening, groups)
+
+    def _deregister(
+        self, now: float, b: Binding, why: str, coa: IPv6 | None = None
+    ) -> list[Action]:
+        b.phase = Phase.DEREGISTERING
+        if coa is not None:
+            b.coa = coa
+        return [
+            Log(f"deregistering {b.hoa} at {b.ha}: {why}"),
+            *self._send_bu(now, b, fresh=True, lifetime=0),
+        ]
+
+    def _drop(self, b: Binding) -> list[Action]:
+        self.bindings.pop(b.hoa, None)
+        for g in [g for g, p in self.group_home.items() if p == b.prefix]:
+            del self.group_home[g]
+        out: list[Action] = []
+        link = self.links.get(b.iface)
+        if link is None or link.address != b.hoa:
+            out.append(HomeAddressFromTunnel(b.hoa))
+        return out + self._sync_data_plane()
+
+    def _send_bu(
+        self, now: float, b: Binding, *, fresh: bool, lifetime: int | None = None
+    ) -> list[Action]:
+        b.seq = (b.seq + 1) & 0xFFFF  # RFC 6275 §11.8: every BU has a new number
+        if fresh:
+            b.timeout = self.config.scaled(self.config.initial_bindack_timeout)
+        b.sent_at = now
+        b.retransmit_at = now + b.timeout
+        units = self.config.bu_lifetime if lifetime is None else lifetime
+        multicast = b.multicast if units else None
+        return [SendBindingUpdate(b.iface, b.ha, b.hoa, b.coa, b.seq, units, multicast)]
+
+    def _sync_data_plane(self) -> list[Action]:
+        out: list[Action] = []
+        routes = tuple(
+            sorted(
+                (b.hoa, b.ha, b.acked_coa)
+                for b in self.bindings.values()
+                if b.acked_coa is not None and b.phase is not Phase.DEREGISTERING
+            )
+        )
+        if routes != self._routes:
+            self._routes = routes
+            out.append(TunnelChanged(routes))
+        mirror = ListenerState()
+        for b in self.bindings.values():
+            if b.acked_coa is not None and b.phase is Phase.REGISTERED:
+                mirror.groups.update(b.multicast.groups)
+        if mirror.groups != self._mirrored.groups:
+            self._mirrored = mirror
+            out.append(MulticastOnTunnel(mirror))
+        return out
+
+
+__all__ = [
+    "Action",
+    "AddAddress",
+    "AnnounceListening",
+    "Binding",
+    "GroupState",
+    "HomeAddressFromTunnel",
+    "HomeAddressToTunnel",
+    "Log",
+    "MNConfig",
+    "MobileNodeCore",
+    "MulticastOnTunnel",
+    "RemoveAddress",
+    "RouterAdvert",
+    "SendBindingUpdate",
+    "SendRouterSolicitation",
+    "SetDefaultRoute",
+    "TunnelChanged",
+    "eui64_iid",
+]

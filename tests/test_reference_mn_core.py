@@ -1,0 +1,163 @@
+"""The reference MN's sans-I/O core (harness/reference/mn_core.py): draft §3, §7 decisions."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import pytest
+
+from harness.reference import mn_core as m
+from harness.reference.multicast import GroupState, ListenerState, Mode
+
+A = ipaddress.IPv6Address
+P = ipaddress.IPv6Network
+IID = 0x100
+G1, G2, SRC = A("ff3e::8000:1"), A("ff0e::db8:1"), A("2001:db8:c2::10")
+
+
+def ra(link: int, ha: bool = True, lifetime: float = 3.0) -> m.RouterAdvert:
+    prefix = P(f"2001:db8:{link}::/64")
+    return m.RouterAdvert(
+        iface="mn0",
+        router=A(f"fe80::{link}"),
+        prefix=prefix,
+        ha_address=prefix[1] if ha else None,
+        ha_lifetime=lifetime if ha else None,
+    )
+
+
+def addr(link: int) -> A:
+    return P(f"2001:db8:{link}::/64")[IID]
+
+
+def listening(*groups: A) -> ListenerState:
+    return ListenerState({g: GroupState(Mode.EXCLUDE, frozenset()) for g in groups})
+
+
+def of(actions: list[m.Action], kind: type) -> list:
+    return [a for a in actions if isinstance(a, kind)]
+
+
+@pytest.fixture
+def core() -> m.MobileNodeCore:
+    c = m.MobileNodeCore(m.MNConfig(bu_lifetime=100, time_scale=0.01, seed=1))
+    c.add_interface("mn0", IID)
+    c.router_advertisement(0.0, ra(1))
+    return c
+
+
+def test_first_link_gives_address_route_and_no_binding(core: m.MobileNodeCore) -> None:
+    assert core.current_address("mn0") == addr(1)
+    assert core.ha_cache[P("2001:db8:1::/64")].expires is None  # the home link's entry stays
+    assert not core.bindings
+
+
+def test_move_without_session_sends_nothing_and_forgets(core: m.MobileNodeCore) -> None:
+    core.router_advertisement(0.1, ra(2))
+    out = core.router_advertisement(0.2, ra(3))
+    assert not of(out, m.SendBindingUpdate)
+    assert m.RemoveAddress("mn0", addr(2)) in out
+    assert P("2001:db8:2::/64") not in core.ha_cache  # draft §7: entry removed
+
+
+def test_move_with_session_registers_with_previous_ha(core: m.MobileNodeCore) -> None:
+    core.observed(0.0, {addr(1)}, ListenerState())
+    out = core.router_advertisement(1.0, ra(2))
+    [bu] = of(out, m.SendBindingUpdate)
+    assert (bu.ha, bu.hoa, bu.coa) == (A("2001:db8:1::1"), addr(1), addr(2))
+    assert bu.lifetime == 100
+    assert m.HomeAddressToTunnel("mn0", addr(1)) in out
+    assert not of(out, m.TunnelChanged)  # only the BA completes the registration (§3)
+    acked = core.binding_ack(1.01, bu.ha, bu.hoa, bu.seq, 0, 100)
+    assert of(acked, m.TunnelChanged) == [m.TunnelChanged(((addr(1), bu.ha, addr(2)),))]
+
+
+def test_groups_go_to_the_ha_of_the_link_they_were_joined_on(core: m.MobileNodeCore) -> None:
+    core.observed(0.0, {addr(1)}, listening(G1))
+    [bu1] = of(core.router_advertisement(1.0, ra(2)), m.SendBindingUpdate)
+    assert bu1.multicast is not None and set(bu1.multicast.groups) == {G1}
+    out = core.binding_ack(1.01, bu1.ha, bu1.hoa, bu1.seq, 0, 100)
+    [mirror] = of(out, m.MulticastOnTunnel)
+    assert set(mirror.state.groups) == {G1}
+    # a group joined on link 2 is native there: no BU to HA1 for it
+    assert not of(core.observed(1.1, {addr(1)}, listening(G1, G2)), m.SendBindingUpdate)
+    # leaving G1: HA1 gets the new (empty) state at once (INT-7)
+    [bu2] = of(core.observed(1.2, {addr(1)}, listening(G2)), m.SendBindingUpdate)
+    assert bu2.multicast is not None and not bu2.multicast.groups
+    assert bu2.seq == (bu1.seq + 1) & 0xFFFF
+
+
+def test_multicast_alone_keeps_a_binding(core: m.MobileNodeCore) -> None:
+    core.observed(0.0, set(), listening(G1))
+    [bu] = of(core.router_advertisement(1.0, ra(2)), m.SendBindingUpdate)
+    assert bu.hoa == addr(1)
+
+
+def test_refresh_before_expiry_and_retransmission(core: m.MobileNodeCore) -> None:
+    core.observed(0.0, {addr(1)}, ListenerState())
+    [bu] = of(core.router_advertisement(10.0, ra(2)), m.SendBindingUpdate)
+    # no BA: retransmit after INITIAL_BINDACK_TIMEOUT (scaled), with a new number, then back off
+    [re1] = of(core.tick(10.0 + 0.051), m.SendBindingUpdate)
+    [re2] = of(core.tick(10.0 + 0.051 + 0.101), m.SendBindingUpdate)
+    assert re1.seq == bu.seq + 1 and re2.seq == bu.seq + 2
+    core.binding_ack(10.2, re2.ha, re2.hoa, re2.seq, 0, 100)  # granted 400 s x 0.01 = 4 s
+    assert not of(core.tick(11.9), m.SendBindingUpdate)
+    [refresh] = of(core.tick(12.21), m.SendBindingUpdate)
+    assert refresh.seq == re2.seq + 1 and refresh.lifetime == 100
+
+
+def test_status_135_resends_after_the_ha_number(core: m.MobileNodeCore) -> None:
+    core.observed(0.0, {addr(1)}, ListenerState())
+    [bu] = of(core.router_advertisement(1.0, ra(2)), m.SendBindingUpdate)
+    [again] = of(core.binding_ack(1.01, bu.ha, bu.hoa, 4000, 135, 0), m.SendBindingUpdate)
+    assert again.seq == 4001  # RFC 6275 §11.7.3
+
+
+def test_session_end_deregisters(core: m.MobileNodeCore) -> None:
+    core.observed(0.0, {addr(1)}, ListenerState())
+    [bu] = of(core.router_advertisement(1.0, ra(2)), m.SendBindingUpdate)
+    core.binding_ack(1.01, bu.ha, bu.hoa, bu.seq, 0, 100)
+    out = core.observed(2.0, set(), ListenerState())
+    [dereg] = of(out, m.SendBindingUpdate)
+    assert dereg.lifetime == 0 and dereg.multicast is None
+    assert of(out, m.TunnelChanged) == [m.TunnelChanged(())]  # no data on a binding going away
+    out = core.binding_ack(2.01, dereg.ha, dereg.hoa, dereg.seq, 0, 0)
+    assert m.HomeAddressFromTunnel(addr(1)) in out
+    assert not core.bindings
+
+
+def test_second_move_updates_the_coa_and_expires_non_home_entries(
+    core: m.MobileNodeCore,
+) -> None:
+    core.observed(0.0, {addr(1)}, ListenerState())
+    [bu] = of(core.router_advertisement(1.0, ra(2, lifetime=3.0)), m.SendBindingUpdate)
+    core.binding_ack(1.01, bu.ha, bu.hoa, bu.seq, 0, 100)
+    out = core.router_advertisement(1.5, ra(3))
+    [update] = of(out, m.SendBindingUpdate)  # link 2's address had no session: HA1 only
+    assert (update.ha, update.hoa, update.coa) == (bu.ha, addr(1), addr(3))
+    core.tick(10.0)
+    assert P("2001:db8:3::/64") not in core.ha_cache  # expired after its lifetime
+    assert P("2001:db8:1::/64") in core.ha_cache  # the home link's never does
+
+
+def test_return_home_deregisters_and_announces_groups(core: m.MobileNodeCore) -> None:
+    core.observed(0.0, {addr(1)}, listening(G1))
+    [bu] = of(core.router_advertisement(1.0, ra(2)), m.SendBindingUpdate)
+    core.binding_ack(1.01, bu.ha, bu.hoa, bu.seq, 0, 100)
+    out = core.router_advertisement(2.0, ra(1))
+    [dereg] = of(out, m.SendBindingUpdate)
+    assert (dereg.lifetime, dereg.coa, dereg.hoa) == (0, addr(1), addr(1))
+    assert of(out, m.AnnounceListening)[0].state.groups.keys() == {G1}
+    kinds = [type(a) for a in out]
+    # the home address leaves the tunnel device before it is put back on the interface
+    assert kinds.index(m.HomeAddressFromTunnel) < kinds.index(m.AddAddress)
+
+
+def test_no_home_agent_known_means_no_bu(core: m.MobileNodeCore) -> None:
+    core.router_advertisement(0.5, ra(2, ha=False))  # link 2 advertises no HA
+    core.observed(0.6, {addr(2)}, ListenerState())
+    assert not of(core.router_advertisement(1.0, ra(3)), m.SendBindingUpdate)
+
+
+def test_eui64() -> None:
+    assert m.eui64_iid("02:dd:0c:00:01:00") == 0x00DD0CFFFE000100
