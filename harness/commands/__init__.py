@@ -6,7 +6,7 @@ import importlib
 from types import ModuleType
 
 # Order is the order of `dmmconf --help`.
-_NAMES = ("run", "clauses", "decode", "vectors", "lab", "ha")
+_NAMES = ("run", "clauses", "decode", "vectors", "lab", "ha", "mn")
 
 
 def all_commands() -> list[ModuleType]:

@@ -61,7 +61,7 @@ class MNConfig:
     refresh_share: float = 0.5  # refresh once this share of the granted lifetime has passed
     initial_bindack_timeout: float = 1.0  # RFC 6275 §13, protocol seconds
     max_bindack_timeout: float = 32.0
-    min_timer: float = 0.05  # no scaled timer is shorter than this (real seconds)
+    min_timer: float = 0.25  # no scaled timer is shorter than this (real seconds)
     deregister: bool = True  # draft §7: MAY deregister when the sessions end
     multicast_is_session: bool = True  # INT-14: a subscription made on a link keeps its HA
     seed: int | None = None  # initial sequence numbers; None: unpredictable

@@ -1,0 +1,74 @@
+"""`dmmconf mn ...`: the reference Mobile Node daemon, run inside the MN's namespace.
+
+The options are the contract of harness/sut/profiles/reference-mn.toml; what the daemon does
+is described in harness/reference/mn_daemon.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from harness.errors import UserError
+
+# Accepted for the profile contract, not used: features the reference MN does not claim.
+_IGNORED = ("dns_server", "domain", "mn_id")
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("mn", help="run the reference Mobile Node (inside the MN's namespace)")
+    p.add_argument("--ifaces", nargs="+", required=True, help="the air interfaces to manage")
+    p.add_argument("--spi", type=int, default=None, help="RFC 4285 mobility SPI of the MN-HA SA")
+    p.add_argument("--key-file", default=None, help="the MN-HA shared key (hex text)")
+    p.add_argument("--mn-id", default=None, help="the MN's NAI / FQDN (not used yet)")
+    p.add_argument("--dns-server", default=None, help="DNS server (not used yet)")
+    p.add_argument("--domain", default=None, help="DNS domain (not used yet)")
+    p.add_argument(
+        "--bu-lifetime",
+        type=float,
+        default=400.0,
+        help="the binding lifetime its BUs ask for, protocol seconds (sent in 4 s units)",
+    )
+    p.add_argument(
+        "--time-scale",
+        type=float,
+        default=1.0,
+        help="real seconds per protocol second (binding lifetimes, BA timeouts)",
+    )
+    p.add_argument(
+        "--no-deregister", action="store_true", help="keep bindings when their sessions end"
+    )
+    p.add_argument("--workdir", default=None, help="working directory (accepted)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from harness.reference import ha_daemon, mn_daemon
+
+    if (args.spi is None) != (args.key_file is None):
+        raise UserError("--spi and --key-file go together")
+    key = None
+    if args.key_file is not None:
+        try:
+            key = ha_daemon.read_key(args.key_file)
+        except OSError as exc:
+            raise UserError(f"cannot read {args.key_file}: {exc.strerror or exc}") from None
+    units = -(-int(args.bu_lifetime) // 4)  # RFC 6275 §6.1.7: 4 s units, rounded up
+    if not 1 <= units <= 0xFFFF:
+        raise UserError(f"--bu-lifetime: 4..262140 s, not {args.bu_lifetime:g}")
+    if not args.time_scale > 0:
+        raise UserError(f"--time-scale must be positive, not {args.time_scale}")
+    ignored = [f"--{n.replace('_', '-')}" for n in _IGNORED if getattr(args, n) is not None]
+    if ignored:
+        print(f"dmmconf mn: note: accepted but not used: {', '.join(ignored)}", flush=True)
+    opts = mn_daemon.Options(
+        ifaces=tuple(args.ifaces),
+        spi=args.spi,
+        key=key,
+        mn_id=args.mn_id,
+        bu_lifetime=units,
+        time_scale=args.time_scale,
+        deregister=not args.no_deregister,
+        mutant=mn_daemon.mutant_from_env(),
+    )
+    return mn_daemon.main(opts)
