@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import ipaddress
 import os
 import select
@@ -73,6 +74,12 @@ MUTANTS: dict[str, str] = {
     "keep-old-source": "leaves the previous address preferred on the air interface, so new "
     "communication keeps using it (draft §3)",
     "stale-mcast": "keeps announcing a group the application left (INT-7)",
+    "no-reverse-tunnel": "drops what the applications send from a home address (RFC 6275 "
+    "§11.3.1, draft §3)",
+    "no-auth": "sends its BUs without the MN-HA authentication option (RFC 4285 §5.1)",
+    "ro-coti": "starts return routability with a Care-of Test Init (draft §6: disabled)",
+    "report-in-tunnel": "tunnels its MLD Reports to the HA before any Query came through the "
+    "tunnel (RFC 6275 §11.3.4)",
 }
 
 
@@ -116,7 +123,8 @@ _TCP_GONE = {"06", "07", "0A"}  # TIME_WAIT, CLOSE, LISTEN: not a session
 
 
 def _proc_sockets(path: str) -> Iterable[tuple[ipaddress.IPv6Address, str, bool]]:
-    """(local address, state, has a peer) of each socket in /proc/net/{tcp6,udp6}."""
+    """(local address, state, has a peer) of each socket in /proc/net/{tcp6,udp6} that a
+    process still holds (an orphan, inode 0, closing on its own, is no session)."""
     try:
         with open(path) as f:
             lines = f.readlines()[1:]
@@ -127,6 +135,8 @@ def _proc_sockets(path: str) -> Iterable[tuple[ipaddress.IPv6Address, str, bool]
         if len(parts) < 4:
             continue
         local, remote, state = parts[1], parts[2], parts[3]
+        if len(parts) > 9 and parts[9] == "0":
+            continue
         raw = bytes.fromhex(local.split(":")[0])
         # the kernel prints the address as four host-order 32-bit words
         addr = b"".join(raw[i : i + 4][::-1] for i in range(0, 16, 4))
@@ -154,32 +164,19 @@ def binding_update(
 ) -> bytes:
     from scapy.layers.inet6 import HAO, IPv6, IPv6ExtHdrDestOpt, MIP6OptAltCoA, MIP6OptMsgAuth
 
+    from harness.reference.mn_listener import option_records
     from harness.wire import auth
-    from harness.wire.mobility import BindingUpdate, MldAddressRecord, multicast_state_options
-    from harness.wire.numbers import McastRecordType
+    from harness.wire.mobility import BindingUpdate, multicast_state_options
 
     options: list[Any] = [MIP6OptAltCoA(acoa=str(bu.coa))]
     if bu.multicast is not None and mutant != "no-mcast-option":
-        records = []
-        for group in sorted(bu.multicast.groups, key=lambda a: a.packed):
-            state = bu.multicast.groups[group]
-            rtype = (
-                McastRecordType.MODE_IS_INCLUDE
-                if state.mode is Mode.INCLUDE
-                else McastRecordType.MODE_IS_EXCLUDE
-            )
-            records.append(
-                MldAddressRecord(
-                    rtype=int(rtype),
-                    maddr=str(group),
-                    sources=[str(s) for s in sorted(state.sources, key=lambda a: a.packed)],
-                )
-            )
-        options += multicast_state_options(records)
-    if opts.key is not None and opts.spi is not None:
+        options += multicast_state_options(option_records(bu.multicast))
+    signed = opts.key is not None and opts.spi is not None and mutant != "no-auth"
+    if signed:
         options.append(MIP6OptMsgAuth(subtype=1, mspi=opts.spi, authdata=b"\x00" * 12))
     flags = 0x100 | (0 if mutant == "no-ack-flag" else 0x200)  # H, A (RFC 6275 §11.7.1)
     mh = BindingUpdate(seq=bu.seq, mhtime=bu.lifetime, flags=flags, options=options)
+    pkt: Any
     if mutant == "no-hao":
         pkt = IPv6(src=str(bu.coa), dst=str(bu.ha)) / mh
     else:
@@ -188,7 +185,8 @@ def binding_update(
             / IPv6ExtHdrDestOpt(options=[HAO(hoa=str(bu.hoa))])
             / mh
         )
-    if opts.key is not None and opts.spi is not None:
+    if signed:
+        assert opts.key is not None
         pkt = auth.sign(pkt, opts.key)
     return bytes(pkt)
 
@@ -516,16 +514,22 @@ class MobileNodeDaemon:
             if self.opts.key is not None and not self._ba_authentic(frame):
                 self.log(f"BA from {msg.src} fails RFC 4285 verification: ignored")
                 continue
-            self.perform(
-                self.core.binding_ack(
-                    time.monotonic(),
-                    ipaddress.IPv6Address(msg.src),
-                    ipaddress.IPv6Address(hoa),
-                    msg.seq,
-                    msg.ba_status,
-                    msg.lifetime,
-                )
+            actions = self.core.binding_ack(
+                time.monotonic(),
+                ipaddress.IPv6Address(msg.src),
+                ipaddress.IPv6Address(hoa),
+                msg.seq,
+                msg.ba_status,
+                msg.lifetime,
             )
+            self.perform(actions)
+            if self.mutant == "no-refresh":
+                for b in self.core.bindings.values():
+                    b.refresh_at = None
+            if self.mutant == "report-in-tunnel" and msg.ba_status < 128:
+                self._tunnel_report(ipaddress.IPv6Address(hoa))
+            if self.mutant == "ro-coti" and msg.ba_status < 128:
+                self._send_coti(ipaddress.IPv6Address(hoa))
 
     def _ba_authentic(self, frame: bytes) -> bool:
         from scapy.layers.inet6 import IPv6, MIP6OptMsgAuth
@@ -554,7 +558,9 @@ class MobileNodeDaemon:
             if route is None:
                 continue  # not (yet) registered: the BA completes the registration (§3)
             if inner[6] == 0 and _is_mld_report(inner):
-                continue  # RFC 6275 §11.3.4: no tunnelled reports (the HA ignores them, INT-7)
+                continue  # RFC 6275 §11.3.4: none tunnelled (the HA ignores them, INT-7)
+            if self.mutant == "no-reverse-tunnel":
+                continue
             ha, coa = route
             outer = _ipv6_header(len(inner), IPPROTO_IPV6_IN_IPV6, str(coa), str(ha))
             self._send(outer + inner, str(ha))
@@ -586,7 +592,7 @@ class MobileNodeDaemon:
 
     def perform(self, actions: list[mn_core.Action]) -> None:
         ip: list[str] = []
-        after: list[Callable[[], None]] = []
+        after: list[Callable[[], object]] = []
         for a in actions:
             if isinstance(a, mn_core.Log):
                 self.log(a.text)
@@ -609,16 +615,16 @@ class MobileNodeDaemon:
                     f"addr del {a.hoa}/128 dev {TUN_NAME}",
                 ]
             elif isinstance(a, mn_core.SendRouterSolicitation):
-                after.append(lambda iface=a.iface: self._solicit(iface))
+                after.append(functools.partial(self._solicit, a.iface))
             elif isinstance(a, mn_core.SendBindingUpdate):
-                after.append(lambda bu=a: self._send_bu(bu))
+                after.append(functools.partial(self._send_bu, a))
             elif isinstance(a, mn_core.TunnelChanged):
                 self._has = {hoa: (ha, coa) for hoa, ha, coa in a.routes}
             elif isinstance(a, mn_core.MulticastOnTunnel):
                 if self.mutant != "no-mirror" and self._mirror is not None:
-                    after.append(lambda state=a.state: self._mirror.sync(state))
+                    after.append(functools.partial(self._mirror.sync, a.state))
             elif isinstance(a, mn_core.AnnounceListening):
-                after.append(lambda iface=a.iface, state=a.state: self._announce(iface, state))
+                after.append(functools.partial(self._announce, a.iface, a.state))
         if ip:
             _ip_batch(ip, self.log)
         for fn in after:
@@ -632,6 +638,27 @@ class MobileNodeDaemon:
             f"BU to {bu.ha}: hoa {bu.hoa} coa {bu.coa} seq {bu.seq} lifetime {bu.lifetime}"
             f" groups {groups}"
         )
+
+    def _tunnel_report(self, hoa: ipaddress.IPv6Address) -> None:
+        """Mutant report-in-tunnel only: the listener state as an MLDv2 Report, tunnelled
+        to the HA as soon as the BA came, before any Query from it (RFC 6275 §11.3.4)."""
+        route = self._has.get(hoa)
+        if route is not None and self._listener is not None:
+            ha, coa = route
+            inner = mld_report(self._listener.state(), str(hoa))
+            outer = _ipv6_header(len(inner), IPPROTO_IPV6_IN_IPV6, str(coa), str(ha))
+            self._send(outer + inner, str(ha))
+
+    def _send_coti(self, hoa: ipaddress.IPv6Address) -> None:
+        """Mutant ro-coti only: a Care-of Test Init (RFC 6275 §6.1.4) from the care-of
+        address, as route optimisation would start it (its peer here: the HA)."""
+        from scapy.layers.inet6 import IPv6, MIP6MH_CoTI
+
+        route = self._has.get(hoa)
+        if route is not None:
+            ha, coa = route
+            pkt = IPv6(src=str(coa), dst=str(ha)) / MIP6MH_CoTI(cookie=b"\x01" * 8)
+            self._send(bytes(pkt), str(ha))
 
     def _solicit(self, iface: str) -> None:
         sock = self._ra_socks.get(iface)

@@ -1,0 +1,199 @@
+"""A mobility world: the lab with a home agent on every access router, a mobile node, a
+correspondent node and multicast sources, and the real applications that use them.
+
+The MN suite, the interop suite, the handover state machine and the benchmark all stand on
+it. Which side is the system under test is the caller's choice: the MN suite starts the
+SUT mobile node among reference home agents; the interop run starts the reference on both
+sides. Everything is judged from outside: the kernel's state of the MN (addresses), the
+wire (captures), and what the applications report.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.apps.control import App
+from harness.lab import mldproxy, netns
+from harness.lab.topology import Lab
+from harness.sut import adapters
+from harness.sut.profile import Placement
+
+MN_IFACE = "mn0"
+ADDRESS_POLL = 0.01  # netlink has no cheap "wait for an address"; poll with a deadline
+CN_PORT = 7000
+MCAST_PORT = 5000
+# The MLD querier timers of the lab's routers: short, so that a report the kernel sends in
+# answer to a query comes within a second (RFC 3810 §9 timers, scaled down).
+MLD_TIMERS = mldproxy.Timers(query_interval=1.0, query_response_interval=0.2)
+
+
+def mobility_lab() -> Lab:
+    """The lab for runs with a real mobile node: the MN forms its own addresses (the lab
+    configures none on it), and the routers query MLD listeners every second."""
+    return Lab(configure_addresses=False, mld_timers=MLD_TIMERS)
+
+
+@dataclass
+class World:
+    lab: Lab
+    workdir: Path
+    home_agents: dict[int, adapters.SutAdapter] = field(default_factory=dict)
+    mn: adapters.SutAdapter | None = None
+    apps: list[App] = field(default_factory=list)
+    moves: list[tuple[float, int]] = field(default_factory=list)  # (monotonic time, link)
+
+    # ------------------------------------------------------------------ nodes
+
+    def start_home_agents(self, sut: str = "reference", links: tuple[int, ...] = ()) -> None:
+        """A home agent on each access router (`sut` names the profile of all of them)."""
+        for i in links or tuple(range(1, self.lab.n + 1)):
+            workdir = self.workdir / f"ha{i}"
+            workdir.mkdir(parents=True, exist_ok=True)
+            ha: adapters.SutAdapter
+            if sut == "reference":
+                ha = adapters.ReferenceSut("ha", workdir, placement=f"ar{i}")
+            else:
+                ha = adapters.open_sut(sut, "ha", workdir)
+            ha.start(
+                Placement.for_ha(
+                    self.lab.plan,
+                    i,
+                    netns=self.lab.ns(f"ar{i}"),
+                    iface="acc0",
+                    uplink_iface="up0",
+                    workdir=workdir,
+                )
+            )
+            self.home_agents[i] = ha
+
+    def start_mobile_node(self, sut: str = "reference") -> adapters.SutAdapter:
+        workdir = self.workdir / "mn"
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.mn = adapters.open_sut(sut, "mn", workdir)
+        self.mn.start(
+            Placement.for_mn(
+                self.lab.plan, netns=self.lab.ns("mn"), ifaces=(MN_IFACE,), workdir=workdir
+            )
+        )
+        return self.mn
+
+    def stop_mobile_node(self) -> None:
+        if self.mn is not None:
+            self.mn.stop()
+            self.mn = None
+
+    # ------------------------------------------------------------------ MN state
+
+    def mn_addresses(self, iface: str = MN_IFACE) -> list[ipaddress.IPv6Address]:
+        """The MN's global IPv6 addresses on `iface`, from the kernel (not from the SUT)."""
+        from pyroute2 import IPRoute
+
+        with netns.entered(self.lab.ns("mn")), IPRoute() as ipr:
+            try:
+                index = ipr.link_lookup(ifname=iface)[0]
+            except IndexError:
+                return []
+            out = []
+            for msg in ipr.get_addr(family=10, index=index):
+                addr = ipaddress.IPv6Address(msg.get_attr("IFA_ADDRESS"))
+                if not addr.is_link_local:
+                    out.append(addr)
+            return out
+
+    def mn_address(self, link: int, within: float = 5.0) -> ipaddress.IPv6Address:
+        """Wait until the MN has formed an address in access link `link`'s prefix."""
+        prefix = self.lab.plan.link(link).prefix6
+        deadline = time.monotonic() + within
+        while True:
+            found = [a for a in self.mn_addresses() if a in prefix]
+            if found:
+                return found[0]
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"the MN formed no address in {prefix} within {within:g} s "
+                    f"(it has: {', '.join(map(str, self.mn_addresses())) or 'none'})"
+                )
+            time.sleep(ADDRESS_POLL)
+
+    def move(self, link: int) -> float:
+        """Handover of the MN's interface to access link `link`; the time of the move."""
+        self.lab.move(MN_IFACE, link)
+        now = time.monotonic()
+        self.moves.append((now, link))
+        return now
+
+    # ------------------------------------------------------------------ applications
+
+    def app(self, node: str, name: str, *args: str) -> App:
+        app = App.in_lab(self.lab, node, name, *args)
+        self.apps.append(app)
+        app.wait_ready()
+        return app
+
+    def echo_server(self) -> App:
+        return self.app("cn", "tcp_echo", "--port", str(CN_PORT))
+
+    def session(self, interval: float = 0.05) -> App:
+        """A TCP session from the MN to the CN (a real application's connection)."""
+        return self.app(
+            "mn",
+            "tcp_session",
+            "--connect",
+            str(self.lab.plan.cn.host6),
+            "--port",
+            str(CN_PORT),
+            "--interval",
+            str(interval),
+        )
+
+    def receiver(self, group: str, *sources: str) -> App:
+        args = ["--group", group, "--port", str(MCAST_PORT), "--iface", MN_IFACE]
+        for s in sources:
+            args += ["--source", s]
+        return self.app("mn", "mcast_recv", *args)
+
+    def source(self, node: str, group: str, rate: float = 100.0, stream: str = "") -> App:
+        args = ["--group", group, "--port", str(MCAST_PORT), "--rate", str(rate)]
+        if stream:
+            args += ["--stream", stream]
+        return self.app(node, "mcast_send", *args)
+
+    def source_address(self, node: str) -> str:
+        return str({"src": self.lab.plan.mcast_source.host6, "cdn": self.lab.plan.cdn6}[node])
+
+    # ------------------------------------------------------------------ end
+
+    def close(self) -> None:
+        for app in reversed(self.apps):
+            with contextlib.suppress(Exception):
+                app.stop()
+        self.apps.clear()
+        self.stop_mobile_node()
+        for ha in self.home_agents.values():
+            with contextlib.suppress(Exception):
+                ha.stop()
+        self.home_agents.clear()
+
+
+@contextlib.contextmanager
+def world(lab: Lab, workdir: Path) -> Iterator[World]:
+    w = World(lab, workdir)
+    try:
+        yield w
+    finally:
+        w.close()
+
+
+def log_tail(sut: adapters.SutAdapter | None, chars: int = 3000) -> str:
+    path: Any = sut.log_path if sut is not None else None
+    if path is None:
+        return ""
+    with contextlib.suppress(OSError):
+        return str(Path(path).read_text(errors="replace")[-chars:])
+    return ""

@@ -1,0 +1,356 @@
+"""The mobile node's registration and multicast behaviour (draft §3, §4.1, §7; RFC 6275 §11.7).
+
+Every test starts the SUT MN on access link 1 among reference home agents, gives it real
+work (a TCP session to the CN, applications that join groups), moves its interface, and
+judges what the MN sends (captured on its interface), its kernel state, and what its
+applications receive.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+import pytest
+from scapy.layers.inet6 import IPv6
+
+from harness.tester.conversation import Predicate, mobility_message
+from harness.verdicts import inconclusive
+from harness.wire import auth
+from harness.wire.numbers import McastRecordType
+
+from .conftest import (
+    ALT_COA,
+    FLAG_A,
+    FLAG_H,
+    MSG_AUTH,
+    MobileNodeUnderTest,
+    alt_coa,
+    multicast_state,
+    options_of,
+)
+
+REGISTRATION_WAIT = 3.0  # a move to the first BU: RS/RA and the MN's reaction (seconds)
+QUIET = 1.5  # how long "no BU" is watched for: many times what the reference needs
+
+
+def _session_then_move(mn: MobileNodeUnderTest, to: int = 2) -> Any:
+    session = mn.world.session()
+    session.wait_for("rtt", 3, "a first round trip on link 1")
+    mn.link.mark()
+    mn.world.move(to)
+    return session
+
+
+@pytest.mark.clause(
+    "DMM-OVW-2",
+    "DMM-OVW-5",
+    "DMM-OVW-6",
+    "DMM-MN-1",
+    "DMM-MN-5",
+    "RFC6275-MN-1",
+    "RFC6275-MN-2",
+    "RFC6275-MN-3",
+    "RFC6275-MN-4",
+)
+def test_move_with_a_session_registers_with_the_previous_ha(mn: MobileNodeUnderTest) -> None:
+    _session_then_move(mn)
+    bu = mn.expect_bu(REGISTRATION_WAIT, to=mn.ha_address(1))
+    coa = mn.world.mn_address(2)
+    assert bu.hoa == str(mn.home), f"home address option {bu.hoa}, expected {mn.home}"
+    assert bu.src == str(coa), f"BU from {bu.src}, expected the new care-of address {coa}"
+    assert bu.bu_flags & FLAG_H, "H (home registration) flag clear"
+    assert bu.bu_flags & FLAG_A, "A (acknowledge) flag clear"
+    assert bu.lifetime > 0, "Lifetime 0 in a registration"
+    assert alt_coa(bu) == bu.src, "no Alternate Care-of Address option equal to the source"
+
+
+@pytest.mark.clause("DMM-OVW-5", "DMM-MN-6")
+def test_no_binding_without_a_session(mn: MobileNodeUnderTest) -> None:
+    mn.link.expect_none(bu_any(), QUIET, "a BU while the MN is on its first link")
+    mn.world.move(2)
+    mn.world.mn_address(2)
+    mn.link.expect_none(bu_any(), QUIET, "a BU after a move with no session and no group")
+
+
+@pytest.mark.clause("DMM-MN-6")
+def test_no_bu_while_on_the_link_of_the_session(mn: MobileNodeUnderTest) -> None:
+    session = mn.world.session()
+    session.wait_for("rtt", 3, "a round trip")
+    mn.world.receiver(str(mn.lab.plan.ssm_group6), str(mn.lab.plan.mcast_source.host6))
+    mn.link.expect_none(bu_any(), QUIET, "a BU while the MN is on the session's link")
+
+
+def bu_any() -> Predicate:
+    from .conftest import bu_from_mn
+
+    return bu_from_mn()
+
+
+@pytest.mark.clause(
+    "DMM-OVW-27",
+    "DMM-OPT-1",
+    "DMM-OPT-2",
+    "DMM-OPT-4",
+    "DMM-OPT-6",
+    "DMM-OPT-7",
+    "DMM-HA-11",
+    "RFC3810-2",
+)
+def test_bu_carries_every_group_joined_on_the_link(mn: MobileNodeUnderTest) -> None:
+    plan = mn.lab.plan
+    src, cdn = str(plan.mcast_source.host6), str(plan.cdn6)
+    mn.world.receiver(str(plan.ssm_group6), src)  # INCLUDE {src}
+    mn.world.receiver(str(plan.asm_group6))  # EXCLUDE {}
+    expected = {
+        str(plan.ssm_group6): (int(McastRecordType.MODE_IS_INCLUDE), frozenset({src})),
+        str(plan.asm_group6): (int(McastRecordType.MODE_IS_EXCLUDE), frozenset()),
+    }
+    # the state the MN reported on link 1 (RFC 3810): each group appears in its reports
+    for group in expected:
+        mn.link.expect(_mld_report_with(group), 3, f"an MLDv2 Report for {group} on link 1")
+    del cdn
+    _session_then_move(mn)
+    bu = mn.expect_bu(REGISTRATION_WAIT, to=mn.ha_address(1))
+    got = multicast_state(bu)
+    assert got == expected, f"Multicast State records {got}, expected {expected}"
+    for o in options_of(bu):
+        if o.otype not in (0, 1, ALT_COA, MSG_AUTH) and o.data[:1] == b"\x8f":
+            assert len(o.data) % 4 == 0
+    for rec_aux in _aux_lengths(bu):
+        assert rec_aux == 0, "a record with auxiliary data (RFC 3810 §5.2.10)"
+
+
+def _aux_lengths(bu: Any) -> list[int]:
+    from harness.config import WireConfig
+    from harness.wire import compact
+
+    config = WireConfig.from_env()
+    out = []
+    for o in options_of(bu):
+        if compact.is_multicast_state(o, config):
+            out += [len(r.auxdata) for r in compact.parse_multicast_state(o.data).records]
+    return out
+
+
+def _mld_report_with(group: str) -> Predicate:
+    from scapy.layers.inet6 import ICMPv6MLReport2
+
+    def test(pkt: Any) -> bool:
+        rep = pkt.getlayer(ICMPv6MLReport2)
+        return rep is not None and any(r.dst == group for r in rep.records)
+
+    return Predicate(test, f"an MLDv2 Report naming {group}")
+
+
+@pytest.mark.clause("DMM-OPT-2")
+def test_a_left_group_is_dropped_by_a_new_bu(mn: MobileNodeUnderTest) -> None:
+    plan = mn.lab.plan
+    group = str(plan.ssm_group6)
+    app = mn.world.receiver(group, str(plan.mcast_source.host6))
+    mn.world.receiver(str(plan.asm_group6))
+    _session_then_move(mn)
+    bu = mn.expect_bu(REGISTRATION_WAIT, to=mn.ha_address(1))
+    assert group in multicast_state(bu)
+    app.stop()  # the application leaves the group
+    later = mn.expect_bu(REGISTRATION_WAIT, what="a BU without the group left", to=bu.dst)
+    assert group not in multicast_state(later), "the left group is still announced"
+    assert str(plan.asm_group6) in multicast_state(later), "the remaining group is missing"
+
+
+@pytest.mark.clause("DMM-MN-3", "RFC6275-MN-4")
+def test_binding_is_refreshed_before_it_expires(mn: MobileNodeUnderTest) -> None:
+    _session_then_move(mn)
+    bu = mn.expect_bu(REGISTRATION_WAIT, to=mn.ha_address(1))
+    ba = mn.link.expect(_ba_for(bu.seq), 2, f"the HA's BA for seq {bu.seq}")
+    msg = mobility_message(ba)
+    assert msg is not None and msg.ba_status < 128, "the reference HA refused the binding"
+    granted = mn.lifetime_seconds(msg.lifetime)
+    refresh = mn.expect_bu(granted, "a refresh before the granted lifetime ends", to=bu.dst)
+    assert refresh.lifetime > 0
+    assert (refresh.seq - bu.seq) & 0xFFFF in range(1, 0x8000), "sequence number not newer"
+
+
+def _ba_for(seq: int) -> Predicate:
+    def test(pkt: Any) -> bool:
+        msg = mobility_message(pkt)
+        return msg is not None and msg.mhtype == 6 and msg.seq == seq
+
+    return Predicate(test, f"a BA for seq {seq}")
+
+
+@pytest.mark.clause("DMM-MN-4")
+def test_deregistration_when_the_session_ends(mn: MobileNodeUnderTest) -> None:
+    session = _session_then_move(mn)
+    bu = mn.expect_bu(REGISTRATION_WAIT, to=mn.ha_address(1))
+    mn.link.expect(_ba_for(bu.seq), 2, "the HA's BA")
+    session.send("close")
+    session.wait_for("closed", 3, "the session's clean close")
+    try:
+        mn.expect_bu(REGISTRATION_WAIT, "a deregistration", to=bu.dst, lifetime_zero=True)
+    except AssertionError:
+        inconclusive("the MN kept its binding after the session ended (draft §7: MAY)")
+
+
+@pytest.mark.clause("RFC4285-1", "RFC4285-3", "RFC4285-4")
+def test_bu_is_authenticated(mn: MobileNodeUnderTest) -> None:
+    key = mn.key()
+    if key is None:
+        inconclusive("the SUT profile has no [keys]: its BUs cannot be verified")
+    _session_then_move(mn)
+    bu = mn.expect_bu(REGISTRATION_WAIT, to=mn.ha_address(1))
+    opts = options_of(bu)
+    real = [o for o in opts if o.otype not in (0, 1)]
+    assert real and real[-1].otype == MSG_AUTH, "the MN-HA authentication option is not last"
+    pkt = mn.link.frames()[-1].packet
+    for frame in reversed(mn.link.frames()):
+        m = mobility_message(frame.packet)
+        if m is not None and m.mhtype == 5 and m.seq == bu.seq:
+            pkt = frame.packet
+            break
+    assert auth.verify(pkt.getlayer(IPv6), key), "the authenticator does not verify"
+
+
+@pytest.mark.clause("DMM-OVW-31", "DMM-OVW-8")
+def test_application_keeps_receiving_through_the_tunnel(mn: MobileNodeUnderTest) -> None:
+    """After the move the application still receives the group, and (draft §3 last
+    paragraph) the MN's OS delivers it from the tunnel, not from the air interface: the
+    datagrams' arrival interface (IPV6_PKTINFO) is not mn0."""
+    plan = mn.lab.plan
+    group, src = str(plan.ssm_group6), str(plan.mcast_source.host6)
+    app = mn.world.receiver(group, src)
+    mn.world.source("src", group, rate=100)
+    first = app.wait_for("data", 3, "data on link 1")
+    air = first["ifindex"]
+    _session_then_move(mn)
+    mn.expect_bu(REGISTRATION_WAIT, to=mn.ha_address(1))
+    app.mark()
+    app.wait_count(
+        lambda e: e["event"] == "data" and e.get("ifindex") != air,
+        20,
+        3,
+        "20 datagrams delivered from the tunnel (not from mn0) after the move",
+    )
+    tunnelled = _tunnelled_from(mn.ha_address(1), group)
+    mn.link.expect(tunnelled, 2, f"the group's data tunnelled from {mn.ha_address(1)}")
+
+
+def _tunnelled_from(ha: str, group: str) -> Predicate:
+    def test(pkt: Any) -> bool:
+        outer = pkt.getlayer(IPv6)
+        if outer is None or outer.nh != 41 or outer.src != ha:
+            return False
+        inner = outer.payload.getlayer(IPv6)
+        return inner is not None and inner.dst == group
+
+    return Predicate(test, f"IPv6-in-IPv6 from {ha} carrying {group}")
+
+
+@pytest.mark.clause("DMM-OVW-9")
+def test_session_traffic_leaves_through_the_home_agent(mn: MobileNodeUnderTest) -> None:
+    session = _session_then_move(mn)
+    mn.expect_bu(REGISTRATION_WAIT, to=mn.ha_address(1))
+    session.mark()
+    session.wait_count("rtt", 5, 3, "5 round trips of the session after the move")
+    ha, home, cn = mn.ha_address(1), str(mn.home), str(mn.lab.plan.cn.host6)
+
+    def upstream(pkt: Any) -> bool:
+        ip = pkt.getlayer(IPv6)
+        if ip is None:
+            return False
+        if ip.nh == 41 and ip.dst == ha:  # reverse-tunnelled (RFC 6275 §11.3.1)
+            inner = ip.payload.getlayer(IPv6)
+            return inner is not None and inner.src == home and inner.dst == cn
+        msg_hao = _home_address_option(pkt)
+        return ip.dst == cn and msg_hao == home  # route optimisation style (draft §3)
+
+    mn.link.expect(
+        Predicate(upstream, "session packets with the old address as home address"),
+        2,
+        since=0,
+    )
+
+
+def _home_address_option(pkt: Any) -> str | None:
+    from scapy.layers.inet6 import HAO
+
+    hao = pkt.getlayer(HAO)
+    return str(hao.hoa) if hao is not None else None
+
+
+@pytest.mark.clause("DMM-OVW-14")
+def test_new_communication_uses_the_new_address(mn: MobileNodeUnderTest) -> None:
+    _session_then_move(mn)
+    mn.expect_bu(REGISTRATION_WAIT, to=mn.ha_address(1))
+    coa = mn.world.mn_address(2)
+    echo = mn.world.apps[0]  # the echo server at the CN (mn.world.echo_server())
+    echo.mark()
+    fresh = mn.world.session()
+    fresh.wait_for("rtt", 3, "a round trip of a session started on link 2")
+    accepted = echo.wait_for("accepted", 3, "the CN accepting the new session")
+    peer = ipaddress.IPv6Address(accepted["peer"].split("%")[0])
+    assert peer == coa, f"the new session comes from {peer}, not from the new address {coa}"
+
+
+@pytest.mark.clause("DMM-OVW-23", "DMM-OVW-26", "RFC6275-MN-6")
+def test_joins_are_reported_on_the_link_without_home_address(mn: MobileNodeUnderTest) -> None:
+    group = str(mn.lab.plan.ssm_group6)
+    mn.world.receiver(group, str(mn.lab.plan.mcast_source.host6))
+    report = mn.link.expect(_mld_report_with(group), 3, f"an MLDv2 Report for {group}")
+    assert _home_address_option(report) is None, "the MLD Report carries a Home Address option"
+    text = mn.lab.exec_in("mn", ["cat", "/proc/net/igmp6"], stdout=-1).communicate()[0]
+    hexgroup = ipaddress.IPv6Address(group).packed.hex()
+    lines = [ln for ln in text.decode().splitlines() if hexgroup in ln]
+    assert any(ln.split()[1] == "mn0" for ln in lines), "the kernel's listener state is not on mn0"
+
+
+@pytest.mark.clause("DMM-HA-9", "DMM-CN-1", "DMM-CN-3", "DMM-MN-2")
+def test_no_route_optimisation(mn: MobileNodeUnderTest) -> None:
+    _session_then_move(mn)
+    mn.expect_bu(REGISTRATION_WAIT, to=mn.ha_address(1))
+    mn.world.move(3)
+    mn.expect_bu(REGISTRATION_WAIT, to=mn.ha_address(1))
+
+    def route_optimisation(pkt: Any) -> bool:
+        msg = mobility_message(pkt)
+        if msg is None or msg.src == mn.ha_address(1):
+            return False
+        return msg.mhtype in (1, 2, 3, 4) or (msg.mhtype == 5 and not msg.bu_flags & FLAG_H)
+
+    mn.link.expect_none(
+        Predicate(route_optimisation, "return routability or a correspondent BU"),
+        0.5,
+        since=0,
+    )
+
+
+@pytest.mark.clause("RFC6275-MN-7")
+def test_no_tunnelled_report_before_the_has_query(mn: MobileNodeUnderTest) -> None:
+    app = mn.world.receiver(str(mn.lab.plan.ssm_group6), str(mn.lab.plan.mcast_source.host6))
+    app.wait_ready()
+    _session_then_move(mn)
+    mn.expect_bu(REGISTRATION_WAIT, to=mn.ha_address(1))
+    ha = mn.ha_address(1)
+
+    def tunnelled_mld(kind: int, outer_dst: str | None, outer_src: str | None) -> Any:
+        def test(pkt: Any) -> bool:
+            from scapy.layers.inet6 import ICMPv6MLQuery, ICMPv6MLQuery2, ICMPv6MLReport2
+
+            ip = pkt.getlayer(IPv6)
+            if ip is None or ip.nh != 41:
+                return False
+            if outer_dst and ip.dst != outer_dst or outer_src and ip.src != outer_src:
+                return False
+            inner = ip.payload
+            layers = (ICMPv6MLReport2,) if kind == 143 else (ICMPv6MLQuery, ICMPv6MLQuery2)
+            return any(inner.haslayer(la) for la in layers)
+
+        return test
+
+    frames = mn.link.frames()
+    query_at = next((f.seq for f in frames if tunnelled_mld(130, None, ha)(f.packet)), None)
+    for f in frames:
+        if tunnelled_mld(143, ha, None)(f.packet):
+            assert query_at is not None and f.seq > query_at, (
+                "an MLD Report tunnelled to the HA before the HA's first tunnelled Query"
+            )

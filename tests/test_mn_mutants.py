@@ -1,0 +1,64 @@
+"""The MN suite against one-clause mutants of the reference MN: each must be caught.
+
+See harness/tester/mutants.py; the kill matrix: `pytest tests/test_mn_mutants.py -v`.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from harness.lab import netns
+from harness.reference.mn_daemon import MUTANTS
+from harness.tester.mutants import run_suite
+
+SUITE = "suites/mn/test_mobile_node.py::"
+REGISTRATION = SUITE + "test_move_with_a_session_registers_with_the_previous_ha"
+
+# mutant -> the suite tests that must catch it
+KILLS: dict[str, tuple[str, ...]] = {
+    "no-mcast-option": (SUITE + "test_bu_carries_every_group_joined_on_the_link",),
+    "no-hao": (REGISTRATION,),
+    "no-ack-flag": (REGISTRATION,),
+    "bu-to-current-ha": (REGISTRATION,),
+    "always-register": (SUITE + "test_no_binding_without_a_session",),
+    "no-refresh": (SUITE + "test_binding_is_refreshed_before_it_expires",),
+    "no-mirror": (SUITE + "test_application_keeps_receiving_through_the_tunnel",),
+    "keep-old-source": (SUITE + "test_new_communication_uses_the_new_address",),
+    "stale-mcast": (SUITE + "test_a_left_group_is_dropped_by_a_new_bu",),
+    "no-reverse-tunnel": (SUITE + "test_session_traffic_leaves_through_the_home_agent",),
+    "no-auth": (SUITE + "test_bu_is_authenticated",),
+    "ro-coti": (SUITE + "test_no_route_optimisation",),
+    "report-in-tunnel": (SUITE + "test_no_tunnelled_report_before_the_has_query",),
+}
+
+
+def _privileged() -> None:
+    missing = netns.missing_privileges()
+    if missing:
+        pytest.skip(f"the lab needs privileges: {missing}")
+
+
+def test_every_mutant_has_killers() -> None:
+    assert set(KILLS) == set(MUTANTS)
+
+
+@pytest.mark.needs_root
+def test_control_the_reference_passes_every_killer(tmp_path: Path) -> None:
+    _privileged()
+    targets = tuple(sorted({t for ts in KILLS.values() for t in ts}))
+    failed, out = run_suite("mn", "none", targets, tmp_path)
+    assert not failed, f"the reference itself fails {sorted(failed)}:\n{out[-3000:]}"
+    assert re.search(rf"^{len(targets)} passed", out, re.M), out[-3000:]
+
+
+@pytest.mark.needs_root
+@pytest.mark.parametrize("mutant", sorted(KILLS))
+def test_suite_kills_mutant(mutant: str, tmp_path: Path) -> None:
+    _privileged()
+    targets = KILLS[mutant]
+    failed, out = run_suite("mn", mutant, targets, tmp_path)
+    survived = [t for t in targets if t not in failed]
+    assert not survived, f"mutant {mutant} ({MUTANTS[mutant]}) survived {survived}:\n{out[-3000:]}"
