@@ -97,10 +97,11 @@ def test_refresh_before_expiry_and_retransmission(core: m.MobileNodeCore) -> Non
     core.observed(0.0, {addr(1)}, ListenerState())
     [bu] = of(core.router_advertisement(10.0, ra(2)), m.SendBindingUpdate)
     # no BA: retransmit after INITIAL_BINDACK_TIMEOUT (scaled), with a new number, then back off
-    # (1 s x 0.01 is below the 0.25 s floor of MNConfig.min_timer)
+    # (1 s x 0.01 is below the 0.25 s floor of MNConfig.min_timer; the back-off doubles it
+    # up to MAX_BINDACK_TIMEOUT, 32 s x 0.01)
     [re1] = of(core.tick(10.0 + 0.251), m.SendBindingUpdate)
-    assert not of(core.tick(10.0 + 0.251 + 0.49), m.SendBindingUpdate)
-    [re2] = of(core.tick(10.0 + 0.251 + 0.501), m.SendBindingUpdate)
+    assert not of(core.tick(10.0 + 0.251 + 0.31), m.SendBindingUpdate)
+    [re2] = of(core.tick(10.0 + 0.251 + 0.321), m.SendBindingUpdate)
     assert re1.seq == bu.seq + 1 and re2.seq == bu.seq + 2
     core.binding_ack(10.8, re2.ha, re2.hoa, re2.seq, 0, 100)  # granted 400 s x 0.01 = 4 s
     assert not of(core.tick(12.7), m.SendBindingUpdate)
