@@ -24,6 +24,12 @@ from harness.sut import adapters
 ROOT = Path(__file__).resolve().parent.parent
 SUITE = "suites/ha/test_registration.py"
 MALFORMED = SUITE + "::test_malformed_message_gets_its_reaction"
+MCAST = "suites/ha/test_multicast.py::"
+ECHO_PROPERTY = MCAST + "test_any_mldv2_multicast_state_is_installed_and_echoed"
+QUERIES = MCAST + "test_general_queries_reach_the_coa_through_the_tunnel_at_the_query_interval"
+RA_OWN = MCAST + "test_the_home_agent_advertises_itself_on_its_link"
+RA_RULES = MCAST + "test_home_agent_information_option_rules"
+BOTH_SOURCES = MCAST + "test_subscribed_group_is_tunnelled_from_remote_and_local_sources"
 
 # mutant -> the suite tests that must catch it
 KILLS: dict[str, tuple[str, ...]] = {
@@ -34,7 +40,7 @@ KILLS: dict[str, tuple[str, ...]] = {
     "accept-unauth": (SUITE + "::test_unauthenticated_bu_is_not_accepted",),
     "accept-bad-auth": (SUITE + "::test_wrong_authenticator_gets_146",),
     "unsigned-ba": (SUITE + "::test_ba_is_authenticated_like_the_bu",),
-    "no-echo": (SUITE + "::test_multicast_state_is_echoed_in_the_ba",),
+    "no-echo": (SUITE + "::test_multicast_state_is_echoed_in_the_ba", ECHO_PROPERTY),
     "dereg-lifetime": (SUITE + "::test_deregistration_gets_status_0_lifetime_0",),
     "no-binding-error": (MALFORMED + "[unknown-mh-type]",),
     "no-param-problem": (
@@ -56,8 +62,29 @@ KILLS: dict[str, tuple[str, ...]] = {
     "reject-ba-options": (MALFORMED + "[ba-options-in-bu]",),
     "no-tunnel": (SUITE + "::test_packets_for_the_home_address_are_tunnelled_to_the_coa",),
     "no-reverse-tunnel": (SUITE + "::test_reverse_tunnelled_packets_are_forwarded",),
-    "no-mcast-forward": (SUITE + "::test_subscribed_multicast_data_is_tunnelled_to_the_coa",),
+    "no-mcast-forward": (
+        SUITE + "::test_subscribed_multicast_data_is_tunnelled_to_the_coa",
+        BOTH_SOURCES,
+    ),
     "ignore-leave": (SUITE + "::test_a_group_left_in_a_newer_bu_is_no_longer_tunnelled",),
+    # suites/ha/test_multicast.py
+    "drop-aux-records": (ECHO_PROPERTY,),
+    "changes-replace-state": (MCAST + "test_state_change_records_apply_to_the_bindings_state",),
+    "forward-unsubscribed": (MCAST + "test_a_group_not_in_the_state_is_not_tunnelled",),
+    "ignore-source-filter": (MCAST + "test_include_and_exclude_source_filters_are_honoured",),
+    "tunnel-link-local": (MCAST + "test_a_link_local_group_is_never_tunnelled",),
+    "one-copy-only": (MCAST + "test_each_subscribed_mobile_node_gets_one_copy",),
+    "native-on-home-link": (
+        MCAST + "test_data_for_the_mobile_node_is_not_sent_natively_on_the_home_link",
+    ),
+    "ghost-state": (MCAST + "test_multicast_state_lives_only_with_a_binding",),
+    "obey-tunnelled-report": (MCAST + "test_a_tunnelled_mld_report_changes_nothing",),
+    "no-querier": (QUERIES,),
+    "query-not-tunnelled": (QUERIES,),
+    "query-every-binding": (MCAST + "test_no_queries_to_a_binding_without_multicast_state",),
+    "ra-without-h": (RA_OWN, RA_RULES),
+    "ra-zero-lifetime": (RA_RULES,),
+    "no-checksum-fix": (BOTH_SOURCES,),
 }
 
 

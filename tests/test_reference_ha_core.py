@@ -161,6 +161,93 @@ def test_bad_report_checksum_installs_nothing_and_echoes_empty() -> None:
     assert ba.status == 0 and ba.multicast[0].records == ()
 
 
+def test_link_local_groups_are_neither_installed_nor_echoed() -> None:
+    """RFC 6275 §10.4.2 with OPEN-6: records of link-local scope (ff02::/16, and ff01::/16
+    below it) are left out of the binding's state and of the BA's echo; the rest stays."""
+    ha = core()
+    option = MIP6OptMulticastState(
+        records=[
+            MldAddressRecord(rtype=2, maddr="ff02::db8:1", sources=[]),
+            MldAddressRecord(rtype=2, maddr="ff01::db8:1", sources=[]),
+            MldAddressRecord(rtype=1, maddr=GROUP, sources=[SOURCE]),
+        ]
+    )
+    actions = ha.receive(bu(option), NOW)
+    (changed,) = only(actions, MulticastChanged)
+    assert [str(g) for g in changed.state.mld.groups] == [GROUP]
+    (ba,) = only(actions, SendBindingAck)
+    assert [r.maddr for r in ba.multicast[0].records] == [GROUP]
+
+
+def test_mld_general_query_encoding() -> None:
+    """RFC 3810 §5.1: the querier's General Query, checked with scapy's MLDv2 layers."""
+    from scapy.layers.inet6 import ICMPv6MLQuery2, IPv6ExtHdrHopByHop, RouterAlert
+
+    src = ipaddress.IPv6Address("fe80::1")
+    raw = encode.mld_general_query(src, max_response=0.1, query_interval=1.0)
+    pkt = IPv6(raw)
+    assert (pkt.src, pkt.dst, pkt.hlim, pkt.plen) == ("fe80::1", "ff02::1", 1, len(raw) - 40)
+    hbh = pkt[IPv6ExtHdrHopByHop]
+    assert any(isinstance(o, RouterAlert) and o.value == 0 for o in hbh.options)
+    q = pkt[ICMPv6MLQuery2]
+    assert (q.type, q.mrd, q.mladdr, q.S, q.QRV, q.QQIC, q.sources_number) == (
+        130,
+        100,
+        "::",
+        0,
+        2,
+        1,
+        0,
+    )
+    sent = q.cksum
+    q.cksum = None
+    assert IPv6(bytes(pkt))[ICMPv6MLQuery2].cksum == sent
+    # RFC 3810 §5.1.3 / §5.1.9: large values in the floating-point form.
+    assert encode.max_response_code(10) == 10000
+    code = encode.max_response_code(40)
+    assert ((code & 0xFFF) | 0x1000) << (((code >> 12) & 7) + 3) == 40000
+    assert encode.qqic(125) == 125 and encode.qqic(0.2) == 1
+    code = encode.qqic(200)
+    assert ((code & 0xF) | 0x10) << (((code >> 4) & 7) + 3) == 200
+
+
+def test_complete_checksum_fixes_a_partial_udp_checksum() -> None:
+    """A datagram seen with only the pseudo-header sum in its checksum field (offload) is
+    tunnelled with the full checksum; other packets pass unchanged."""
+    from scapy.layers.inet import UDP
+
+    good = bytes(IPv6(src=SOURCE, dst=GROUP) / UDP(sport=1, dport=5004) / b"data")
+    partial = bytearray(good)
+    partial[46:48] = b"\x12\x34"
+    assert encode.complete_checksum(bytes(partial)) == good
+    assert encode.complete_checksum(good) == good
+    fragment = bytes(IPv6(src=SOURCE, dst=GROUP, nh=44) / (b"\x11\x00\x00\x01" + b"x" * 12))
+    assert encode.complete_checksum(fragment) == fragment
+
+
+def test_querier_schedule_follows_the_bindings_multicast_state() -> None:
+    """The daemon's querier (sans-I/O part): a query at once when a binding gets state or
+    moves, then every interval; none for bindings without state."""
+    from harness.reference.ha_daemon import MldQuerier
+
+    ha = core()
+    querier = MldQuerier(interval=1.0, response=0.1)
+    ha.receive(bu(seq=1), NOW)
+    querier.sync(ha.bindings(), 0.0)
+    assert querier.next_due() is None and querier.due(0.0) == []
+    ha.receive(bu(state_option(GROUP), seq=2), NOW)
+    querier.sync(ha.bindings(), 0.5)
+    assert querier.due(0.5) == [ipaddress.ip_address(COA)]
+    assert querier.next_due() == 1.5 and querier.due(1.4) == []
+    assert querier.due(1.5) == [ipaddress.ip_address(COA)]
+    ha.receive(bu(seq=3, coa=COA2), NOW)  # moves, state and all (INT-5)
+    querier.sync(ha.bindings(), 1.6)
+    assert querier.due(1.6) == [ipaddress.ip_address(COA2)]
+    ha.receive(bu(MIP6OptMulticastState(records=[]), seq=4, coa=COA2), NOW)  # cleared
+    querier.sync(ha.bindings(), 1.7)
+    assert querier.next_due() is None
+
+
 def test_multiple_care_of_addresses_and_replacement() -> None:
     ha = core()
     actions = ha.receive(

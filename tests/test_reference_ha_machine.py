@@ -25,7 +25,8 @@ from harness.wire.mobility import BindingUpdate, MIP6OptMulticastState, MldAddre
 HA = ipaddress.IPv6Address("2001:db8:1::1")
 HOA = ipaddress.IPv6Address("2001:db8:1::10")
 COAS = [ipaddress.IPv6Address(f"2001:db8:{i}::10") for i in (2, 3, 4)]
-GROUPS = ["ff3e::8000:1", "ff3e::8000:2", "ff0e::1"]
+GROUPS = ["ff3e::8000:1", "ff3e::8000:2", "ff0e::1", "ff02::db8:1"]
+LINK_LOCAL = {"ff02::db8:1"}  # never installed, never echoed (RFC 6275 §10.4.2, OPEN-6)
 SOURCE = "2001:db8:c2::10"
 MAX_LIFETIME = 40
 
@@ -104,7 +105,7 @@ class HomeAgentMachine(RuleBasedStateMachine):
             self.groups = set()
         self.coa, self.expires = coa, self.now + granted
         if groups is not None:
-            self.groups = set(groups)
+            self.groups = set(groups) - LINK_LOCAL
             assert {r.maddr for r in ba.multicast[0].records} == self.groups
 
     @precondition(lambda self: self.coa is not None)

@@ -2,7 +2,8 @@
 
 The options are the contract of harness/sut/profiles/reference-ha.toml. Options for features
 the reference does not implement yet are accepted and noted on start-up (see
-harness/reference/ha_daemon.py for what is done).
+harness/reference/ha_daemon.py for what is done). Timers given explicitly are used as they
+are; those left out take the RFC's default multiplied by --time-scale.
 """
 
 from __future__ import annotations
@@ -13,7 +14,25 @@ from typing import Any
 
 from harness.errors import UserError
 
-_IGNORED = ("address4", "dns_server", "domain", "mn_id", "min_bu_lifetime", "mld_query_interval")
+_IGNORED = ("address4", "dns_server", "domain", "mn_id", "min_bu_lifetime")
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0, not {text}")
+    return value
+
+
+def _interval_pair(text: str) -> tuple[float, float]:
+    parts = text.split(",")
+    if len(parts) != 2:
+        raise argparse.ArgumentTypeError(f"expected MIN,MAX (seconds), not {text!r}")
+    low, high = (_positive(p) for p in parts)
+    return low, high
 
 
 def register(sub: Any) -> None:
@@ -30,13 +49,38 @@ def register(sub: Any) -> None:
     p.add_argument("--mn-id", default=None, help="the MN's NAI (accepted, not checked yet)")
     p.add_argument("--max-lifetime", type=int, default=420, help="seconds granted at most")
     p.add_argument("--min-bu-lifetime", type=float, default=None, help="accepted, not used")
-    p.add_argument("--mld-query-interval", type=float, default=None, help="accepted, not used")
-    p.add_argument("--time-scale", type=float, default=1.0, help="accepted, not used yet")
+    p.add_argument(
+        "--mld-query-interval",
+        type=_positive,
+        default=None,
+        help="seconds between MLD General Queries to each MN (RFC 3810 §9.2: 125 x time scale)",
+    )
+    p.add_argument(
+        "--mld-query-response-interval",
+        type=_positive,
+        default=None,
+        help="Maximum Response Delay of the queries, seconds (RFC 3810 §9.3: 10 x time scale)",
+    )
+    p.add_argument(
+        "--ra-interval",
+        type=_interval_pair,
+        default=None,
+        metavar="MIN,MAX",
+        help="send Router Advertisements with the Home Agent Information option on --iface "
+        "every MIN..MAX seconds (RFC 6275 §7.5 allows 0.03,0.07 at least); none without it",
+    )
+    p.add_argument(
+        "--time-scale",
+        type=_positive,
+        default=1.0,
+        help="factor for the RFC default of every timer not given (lifetimes are not scaled)",
+    )
     p.add_argument("--workdir", default=None, help="working directory (accepted)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from harness.lab import ra as radv
     from harness.reference import ha_daemon
 
     try:
@@ -52,9 +96,23 @@ def run(args: argparse.Namespace) -> int:
             keys[args.spi] = ha_daemon.read_key(args.key_file)
         except OSError as exc:
             raise UserError(f"cannot read {args.key_file}: {exc.strerror or exc}") from None
+    scale = args.time_scale
+    if scale > 1:
+        raise UserError(f"--time-scale: a factor in (0, 1], not {scale:g}")
+    query = args.mld_query_interval or ha_daemon.DEFAULT_QUERY_INTERVAL * scale
+    response = args.mld_query_response_interval or min(
+        ha_daemon.DEFAULT_QUERY_RESPONSE_INTERVAL * scale, query
+    )
+    if response > query:  # RFC 3810 §9.3
+        raise UserError(
+            f"--mld-query-response-interval {response:g} s exceeds the query interval {query:g} s"
+        )
+    if args.ra_interval is not None:
+        try:
+            radv.RouterAdvertiser.check_intervals(*args.ra_interval)
+        except ValueError as exc:
+            raise UserError(f"--ra-interval: {exc}") from None
     ignored = [f"--{n.replace('_', '-')}" for n in _IGNORED if getattr(args, n) is not None]
-    if args.time_scale != 1.0:
-        ignored.append("--time-scale")
     if ignored:
         print(f"dmmconf ha: note: accepted but not used yet: {', '.join(ignored)}", flush=True)
     opts = ha_daemon.Options(
@@ -65,5 +123,9 @@ def run(args: argparse.Namespace) -> int:
         keys=keys,
         max_lifetime=args.max_lifetime,
         mutant=ha_daemon.mutant_from_env(),
+        mld_query_interval=query,
+        mld_query_response_interval=response,
+        ra_interval=args.ra_interval,
+        time_scale=scale,
     )
     return ha_daemon.main(opts)

@@ -71,7 +71,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
@@ -537,6 +537,32 @@ class Lab:
             self._advertisers[link.index] = adv
             self._ra_params[link.index] = params
             adv.start(timeout=SETTLE_TIMEOUT)
+
+    @contextlib.contextmanager
+    def advertiser_paused(self, link: int) -> Iterator[None]:
+        """Access link `link`'s RAs stopped (no final RA) while a SUT on that AR sends its
+        own; then a fresh advertiser with the same settings takes over (a stopped one
+        cannot start again). A lab without advertisers is left as it is."""
+        if link not in self._advertisers:
+            yield
+            return
+        adv = self._advertisers[link]
+        adv.stop(final=False)
+        try:
+            yield
+        finally:
+            fresh = radv.RouterAdvertiser(
+                adv.iface,
+                adv.params,
+                netns=adv.netns,
+                min_interval=adv.min_interval,
+                max_interval=adv.max_interval,
+                jitter=adv.jitter,
+                max_ra_delay=adv.max_ra_delay,
+                final_ra=adv.final_ra,
+                name=adv.name,
+            )
+            self._advertisers[link] = fresh.start(timeout=SETTLE_TIMEOUT)
 
     def ra(self, link: int) -> radv.RouterAdvertiser:
         """The RouterAdvertiser of access link `link`'s AR: `lab.ra(2).set_ha_info(False)`

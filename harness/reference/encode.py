@@ -1,6 +1,11 @@
-"""Turning the HA core's SendBindingAck into a packet (the daemon's encoder, scapy layers)."""
+"""The daemon's encoders: the HA core's SendBindingAck as a packet (scapy layers), and the
+MLDv2 General Query the HA sends as querier for its mobile nodes (plain struct)."""
 
 from __future__ import annotations
+
+import ipaddress
+import math
+import struct
 
 from scapy.layers.inet6 import IPv6, IPv6ExtHdrRouting, MIP6OptMsgAuth, MIP6OptReplayProtection
 from scapy.packet import Packet
@@ -61,3 +66,121 @@ def binding_ack(action: SendBindingAck, config: HAConfig) -> Packet:
         status=action.status, seq=action.seq, mhtime=action.lifetime, options=options
     )
     return auth.sign(pkt, key) if key is not None else pkt
+
+
+# --- MLDv2 General Query (RFC 3810 §5.1) ------------------------------------------------------
+
+ALL_NODES = ipaddress.IPv6Address("ff02::1")
+ICMPV6_MLD_QUERY = 130
+ROUTER_ALERT_MLD = bytes([5, 2, 0, 0])  # RFC 2711 Router Alert, value 0: MLD (RFC 3810 §5)
+PADN_2 = bytes([1, 0])
+DEFAULT_ROBUSTNESS = 2  # RFC 3810 §9.1
+
+
+def _float_code(value: int, mant_bits: int, total_bits: int) -> int:
+    """RFC 3810 §5.1.3 / §5.1.9: values below 2**(total_bits-1) as they are, larger ones as
+    1 | exp | mant with value = (mant | 1 << mant_bits) << (exp + 3)."""
+    if value < 1 << (total_bits - 1):
+        return value
+    exp_bits = total_bits - 1 - mant_bits
+    for exp in range(1 << exp_bits):
+        mant = (value >> (exp + 3)) - (1 << mant_bits)
+        if 0 <= mant < 1 << mant_bits:
+            return (1 << (total_bits - 1)) | (exp << mant_bits) | mant
+    return (1 << total_bits) - 1  # the largest value the code can hold
+
+
+def max_response_code(seconds: float) -> int:
+    """Maximum Response Code (RFC 3810 §5.1.3) for a delay in seconds (milliseconds)."""
+    return _float_code(max(0, round(seconds * 1000)), 12, 16)
+
+
+def qqic(seconds: float) -> int:
+    """Querier's Query Interval Code (RFC 3810 §5.1.9); whole seconds, at least 1."""
+    return _float_code(max(1, math.ceil(seconds)), 4, 8)
+
+
+def transport_checksum(
+    src: ipaddress.IPv6Address, dst: ipaddress.IPv6Address, nh: int, msg: bytes
+) -> int:
+    """The Internet checksum of an upper-layer message with the pseudo-header of RFC 8200
+    §8.1 (the checksum field of `msg` must be zero)."""
+    data = src.packed + dst.packed + struct.pack("!I3xB", len(msg), nh) + msg
+    if len(data) % 2:
+        data += b"\x00"
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def icmpv6_checksum(src: ipaddress.IPv6Address, dst: ipaddress.IPv6Address, msg: bytes) -> int:
+    """RFC 4443 §2.3."""
+    return transport_checksum(src, dst, 58, msg)
+
+
+# Where the checksum field sits in each upper layer the HA may have to complete.
+_CHECKSUM_AT = {17: 6, 6: 16, 58: 2}  # UDP, TCP, ICMPv6
+_EXTENSIONS = (0, 43, 60)  # Hop-by-Hop, Routing, Destination Options (RFC 8200 §4)
+
+
+def complete_checksum(packet: bytes) -> bytes:
+    """`packet` (IPv6) with its UDP, TCP or ICMPv6 checksum computed in full.
+
+    A packet a local sender handed over with checksum offload (a veth passes it on as it
+    is) is seen by a packet socket with only the pseudo-header sum in the field; forwarded
+    in a tunnel so, its receiver would drop it. Packets behind a Fragment header or an
+    unknown header are returned as they are."""
+    if len(packet) < 40 or packet[0] >> 4 != 6:
+        return packet
+    nh, pos = packet[6], 40
+    while nh in _EXTENSIONS and pos + 2 <= len(packet):
+        nh, pos = packet[pos], pos + 8 * (packet[pos + 1] + 1)
+    at = _CHECKSUM_AT.get(nh)
+    end = 40 + struct.unpack_from("!H", packet, 4)[0]
+    if at is None or pos + at + 2 > min(end, len(packet)):
+        return packet
+    msg = bytearray(packet[pos:end])
+    struct.pack_into("!H", msg, at, 0)
+    src, dst = ipaddress.IPv6Address(packet[8:24]), ipaddress.IPv6Address(packet[24:40])
+    csum = transport_checksum(src, dst, nh, bytes(msg))
+    if nh == 17 and csum == 0:
+        csum = 0xFFFF  # RFC 8200 §8.1: a UDP checksum of zero is sent as all ones
+    struct.pack_into("!H", msg, at, csum)
+    return packet[:pos] + bytes(msg) + packet[end:]
+
+
+def mld_general_query(
+    src: ipaddress.IPv6Address,
+    *,
+    max_response: float,
+    query_interval: float,
+    robustness: int = DEFAULT_ROBUSTNESS,
+    router_alert: bool = True,
+) -> bytes:
+    """A whole IPv6 packet: an MLDv2 General Query (RFC 3810 §5.1: multicast address and
+    source list empty, S = 0) from `src` (a link-local address, §5.1.14) to ff02::1 with
+    hop limit 1 and a Hop-by-Hop Router Alert option (§5)."""
+    body = bytearray(
+        struct.pack(
+            "!BBHHH16sBBH",
+            ICMPV6_MLD_QUERY,
+            0,
+            0,
+            max_response_code(max_response),
+            0,
+            bytes(16),
+            robustness & 0x7 if robustness <= 7 else 0,  # Resv | S = 0 | QRV (§5.1.8)
+            qqic(query_interval),
+            0,
+        )
+    )
+    struct.pack_into("!H", body, 2, icmpv6_checksum(src, ALL_NODES, bytes(body)))
+    if router_alert:
+        ext, nh = bytes([58, 0]) + ROUTER_ALERT_MLD + PADN_2, 0  # Hop-by-Hop, 8 octets
+    else:
+        ext, nh = b"", 58
+    header = struct.pack(
+        "!IHBB16s16s", 6 << 28, len(ext) + len(body), nh, 1, src.packed, ALL_NODES.packed
+    )
+    return header + ext + bytes(body)

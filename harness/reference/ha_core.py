@@ -510,6 +510,18 @@ def _authentic(msg: MobilityMessage, opt: Option, key: bytes, coa: IPv6, hoa: IP
     return hmac.compare_digest(mac, opt.data[5:17])
 
 
+def served_scope(group: ipaddress.IPv4Address | IPv6) -> bool:
+    """May the HA serve `group` over a tunnel at all? Not when its scope is link-local or
+    less (RFC 6275 §10.4.2: such packets MUST NOT be tunnelled; docs/interpretations.md
+    OPEN-6: such records are neither installed nor echoed). IPv4: 224.0.0.0/24."""
+    if group.version == 6:
+        return (group.packed[1] & 0xF) > 2
+    return group not in LINK_LOCAL_GROUPS4
+
+
+LINK_LOCAL_GROUPS4 = ipaddress.IPv4Network("224.0.0.0/24")
+
+
 def _install_multicast(binding: Binding, options: list[Option]) -> None:
     states = []
     for opt in options:
@@ -520,6 +532,9 @@ def _install_multicast(binding: Binding, options: list[Option]) -> None:
         if state.checksum_ok:
             states.append(state)
     binding.multicast.apply(states)
+    for family in (binding.multicast.mld, binding.multicast.igmp):
+        for group in [g for g in family.groups if not served_scope(g)]:
+            del family.groups[group]  # OPEN-6 / RFC 6275 §10.4.2
 
 
 def _echo(binding: Binding, options: list[Option]) -> tuple[McastEcho, ...]:

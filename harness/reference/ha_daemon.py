@@ -12,18 +12,36 @@ nsenter) and does only I/O; every decision is the core's:
   (addresses for the MH checksum and RFC 4285, offsets for ICMP pointers).
 * Binding Acknowledgements (type 2 routing header), Binding Errors and ICMPv6 Parameter
   Problems go out whole through an IPPROTO_RAW socket.
-* One poll loop; its timeout is the core's next deadline (binding expiry). SIGTERM and
-  SIGINT end it cleanly.
+* One poll loop; its timeout is the nearer of the core's next deadline (binding expiry)
+  and the querier's next query. SIGTERM and SIGINT end it cleanly.
 
 * The data plane in userspace (class Tunnels): a TUN device per binding with the home
   address's /128 routed into it, IPv6-in-IPv6 to the care-of address, and the reverse
   tunnel from a raw socket of protocol 41.
 * Multicast (class MulticastForwarder): the groups of the bindings' multicast state joined
-  on the uplink, and data admitted by a binding's state tunnelled to its CoA.
+  on the uplink, and multicast data arriving on the uplink or on the access link that a
+  binding's state admits (group and INCLUDE/EXCLUDE source list) tunnelled to its CoA, one
+  copy per binding; never natively on the access link, never groups of link-local scope
+  (RFC 6275 §10.4.2; the core installs no such records, OPEN-6). A packet whose checksum
+  its sender left to offload (PACKET_AUXDATA says so) is tunnelled with the checksum
+  completed.
+* The MLD querier for the mobile nodes (class MldQuerier; draft §6, RFC 6275 §10.4.3,
+  INT-7): an MLDv2 General Query, from the access interface's link-local address, through
+  the tunnel to the CoA of every binding with IPv6 multicast state, at once after the BA
+  that installs the state and every --mld-query-interval after. MLD Reports that come back
+  through the tunnel are not read: only Binding Updates change the state (INT-7).
+* Router Advertisements on the access link with the H flag, the R flag and the Home Agent
+  Information option (RFC 6275 §7), from harness.lab.ra.RouterAdvertiser, when
+  --ra-interval MIN,MAX is given.
+* --time-scale multiplies the RFC defaults of the timers that are not given explicitly
+  (RFC 3810 §9: Query Interval 125 s, Query Response Interval 10 s). Binding lifetimes
+  are not scaled (they travel on the wire in 4-second units), nor is the core's clock
+  (RFC 4285 timestamps are wall-clock time).
 
-Not done yet (issue 4): the MLD querier towards the tunnel, DNS updates (DnsRequest answered
-as failed), and scaling of the core's clock by --time-scale (the core's clock is the wall
-clock, which RFC 4285 timestamps need).
+Not done yet (issue 4): DNS updates (a DnsRequest is answered as failed), the MN-ID option
+check (RFC 4283), IGMPv3 queries and IPv4 multicast forwarding (the profile does not claim
+ipv4), and the RFC 3810 startup queries (the first query goes at once, the next after a
+whole Query Interval).
 
 One-clause mutants for the suite's own tests: DMMCONF_HA_MUTANT=<name> (see MUTANTS) starts a
 deliberately broken HA; tests/test_ha_mutants.py checks that each is caught by the suite.
@@ -48,6 +66,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.reference import encode, ha_core
+from harness.reference import multicast as mcast
 from harness.reference.ha_core import (
     Action,
     DnsRequest,
@@ -63,11 +82,19 @@ from harness.reference.ha_core import (
 from harness.wire import compact
 
 IPPROTO_DSTOPTS, IPPROTO_MH, IPPROTO_IPV6_IN_IPV6 = 60, 135, 41
+IPPROTO_HOPOPTS, IPPROTO_ICMPV6 = 0, 58
 TUNSETIFF, IFF_TUN, IFF_NO_PI = 0x400454CA, 0x0001, 0x1000
 TUN_PREFIX = "dmmha"
 IPV6_HEADER = struct.Struct("!IHBB16s16s")
 ICMP6_MAX = 1280  # RFC 4443 §2.4: the error packet must not exceed the minimum MTU
 READY_LINE = "dmmconf ha: ready"
+ETH_P_IPV6 = 0x86DD
+SOL_PACKET, PACKET_AUXDATA = 263, 8  # linux/if_packet.h
+TP_STATUS_CSUMNOTREADY = 1 << 3  # the checksum is left to the (virtual) hardware
+# RFC defaults of the timers (seconds), multiplied by --time-scale when not given.
+DEFAULT_QUERY_INTERVAL = 125.0  # RFC 3810 §9.2
+DEFAULT_QUERY_RESPONSE_INTERVAL = 10.0  # RFC 3810 §9.3
+MAX_RA_DELAY_TIME = 0.5  # RFC 4861 §10
 
 # One-clause mutants: name -> what it breaks (the clause its suite test judges).
 MUTANTS: dict[str, str] = {
@@ -92,6 +119,32 @@ MUTANTS: dict[str, str] = {
     "(draft §6, INT-7)",
     "reject-ba-options": "refuses (128) a BU carrying options it does not expect there "
     "instead of skipping them (RFC 6275 §6.2.1)",
+    # multicast (suites/ha/test_multicast.py)
+    "drop-aux-records": "drops Multicast Address Records that carry auxiliary data instead of "
+    "ignoring the data (RFC 3810 §5.2.10, INT-6)",
+    "changes-replace-state": "applies Filter-Mode-Change and Source-List-Change records to an "
+    "empty state instead of the binding's (RFC 3810 §7.4.2, INT-7)",
+    "forward-unsubscribed": "tunnels every multicast packet it sees to every binding with "
+    "multicast state, subscribed or not (draft §6, INT-7)",
+    "ignore-source-filter": "tunnels a subscribed group from any source, ignoring INCLUDE and "
+    "EXCLUDE source lists (draft §6, INT-5)",
+    "tunnel-link-local": "installs and tunnels groups of link-local scope (RFC 6275 §10.4.2)",
+    "one-copy-only": "tunnels each multicast packet to one subscribed binding only (draft §3)",
+    "native-on-home-link": "also sends the multicast data it tunnels natively on its access "
+    "link (draft §3: the state points to the tunnel)",
+    "ghost-state": "serves the Multicast State of rejected and deregistering BUs, and keeps a "
+    "removed binding's state (draft §6: a binding cache entry MUST exist)",
+    "obey-tunnelled-report": "changes a binding's state from MLD Reports tunnelled by the MN "
+    "(draft §6, INT-7)",
+    "no-querier": "sends no MLD Queries to its mobile nodes (draft §6, RFC 6275 §10.4.3)",
+    "query-not-tunnelled": "sends its MLD Queries natively on the access link instead of "
+    "through the tunnel to the CoA (draft §6, RFC 6275 §10.4.3)",
+    "query-every-binding": "sends MLD Queries to bindings without multicast state (INT-7)",
+    "ra-without-h": "sends the Home Agent Information option in RAs whose H flag is clear "
+    "(RFC 6275 §7.4)",
+    "ra-zero-lifetime": "advertises Home Agent Lifetime 0 (RFC 6275 §7.4)",
+    "no-checksum-fix": "tunnels multicast data whose checksum the sender left to offload as "
+    "it is, with a checksum that does not verify (RFC 6275 §10.4.2: the packet must arrive)",
 }
 BA_ONLY_OPTIONS = (30, 31)  # what vectors/ puts in a BU to be skipped
 
@@ -105,6 +158,10 @@ class Options:
     keys: dict[int, bytes]
     max_lifetime: int = 420
     mutant: str | None = None
+    mld_query_interval: float = DEFAULT_QUERY_INTERVAL
+    mld_query_response_interval: float = DEFAULT_QUERY_RESPONSE_INTERVAL
+    ra_interval: tuple[float, float] | None = None  # (MinRtrAdvInterval, MaxRtrAdvInterval)
+    time_scale: float = 1.0
 
 
 def read_key(path: str) -> bytes:
@@ -143,6 +200,10 @@ def _ancillary(ancdata: list[tuple[int, int, bytes]]) -> tuple[str | None, int, 
     return dst, hlim, tclass
 
 
+# A binding's multicast service as the data plane sees it: where to, and what it admits.
+Served = tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, mcast.BindingMulticast]
+
+
 class HomeAgentDaemon:
     def __init__(self, opts: Options, log: Callable[[str], None] | None = None) -> None:
         self.opts = opts
@@ -164,7 +225,14 @@ class HomeAgentDaemon:
         self._rx: list[tuple[socket.socket, int]] = []
         self._tx: socket.socket | None = None
         self.tunnels = Tunnels(opts.address, None, self.log, self.mutant)
-        self.multicast = MulticastForwarder(opts.uplink, self.log, self.mutant)
+        self.multicast = MulticastForwarder(opts.uplink, opts.iface, self.log, self.mutant)
+        self.querier = MldQuerier(
+            opts.mld_query_interval, opts.mld_query_response_interval, self.mutant
+        )
+        self.advertiser: Any = None
+        self.link_local: ipaddress.IPv6Address | None = None
+        self.access_ifindex = 0
+        self.ghosts: list[Served] = []  # mutant ghost-state only
 
     # ------------------------------------------------------------------ sockets
 
@@ -181,9 +249,56 @@ class HomeAgentDaemon:
         tunnel.setblocking(False)
         self._rx.append((tunnel, IPPROTO_IPV6_IN_IPV6))
         self.tunnels = Tunnels(self.opts.address, self._tx, self.log, self.mutant)
+        if self.mutant == "obey-tunnelled-report":
+            self.tunnels.on_inner = self._tunnelled_report
         self.multicast.open()
+        self._open_access_link()
+
+    def _open_access_link(self) -> None:
+        """The access interface: its link-local address (the MLD querier's source, RFC 3810
+        §5.1.14) and, with --ra-interval, the Router Advertisements (RFC 6275 §7)."""
+        from harness.lab import ra as radv
+
+        try:
+            self.access_ifindex = socket.if_nametoindex(self.opts.iface)
+        except OSError as exc:
+            self.log(f"no access interface {self.opts.iface}: {exc}; no MLD queries, no RAs")
+            return
+        deadline = time.monotonic() + 5.0
+        while True:
+            addr, why = radv.link_local_address(self.access_ifindex)
+            if addr is not None or time.monotonic() > deadline:
+                break
+            select.select([], [], [], 0.02)  # a tentative address: wait for DAD to end
+        if addr is None:
+            self.log(f"{self.opts.iface}: {why}; no MLD queries")
+        else:
+            self.link_local = ipaddress.IPv6Address(addr)
+        if self.opts.ra_interval is None:
+            return
+        low, high = self.opts.ra_interval
+        params = radv.RaParams(
+            prefix=self.opts.prefix,
+            router_address=self.opts.address,
+            ha=radv.HaInfo(option=True),  # on the wire even with default values
+            max_interval=high,
+        )
+        self.advertiser = radv.RouterAdvertiser(
+            self.opts.iface,
+            params,
+            min_interval=low,
+            max_interval=high,
+            max_ra_delay=MAX_RA_DELAY_TIME * self.opts.time_scale,
+            name=f"dmmconf-ha-ra-{self.opts.iface}",
+        )
+        self.advertiser.start(timeout=5.0)
+        self.log(f"Router Advertisements on {self.opts.iface} every {low:g}-{high:g} s")
 
     def close(self) -> None:
+        if self.advertiser is not None:
+            with contextlib.suppress(Exception):
+                self.advertiser.stop()  # with a final RA (RFC 4861 §6.2.5)
+            self.advertiser = None
         for s, _ in self._rx:
             s.close()
         self._rx = []
@@ -196,6 +311,20 @@ class HomeAgentDaemon:
 
     # ------------------------------------------------------------------ loop
 
+    def served(self) -> list[Served]:
+        """Every binding's multicast service (and, for one mutant, its ghosts)."""
+        return [(b.coa, b.multicast) for b in self.core.bindings()] + self.ghosts
+
+    def _timeout(self) -> float | None:
+        waits = []
+        deadline = self.core.next_deadline()
+        if deadline is not None:
+            waits.append(max(0.0, deadline - time.time()) + 0.001)
+        due = self.querier.next_due()
+        if due is not None:
+            waits.append(max(0.0, due - time.monotonic()))
+        return min(waits) if waits else None
+
     def run(self) -> int:
         self.open()
         wake_r, wake_w = socket.socketpair()
@@ -206,18 +335,16 @@ class HomeAgentDaemon:
         signal.signal(signal.SIGINT, self.stop)
         self.log(
             f"prefix {self.opts.prefix}, address {self.opts.address}, "
-            f"{len(self.opts.keys)} MN-HA key(s)"
+            f"{len(self.opts.keys)} MN-HA key(s), MLD Query Interval "
+            f"{self.opts.mld_query_interval:g} s"
             + (f", MUTANT {self.mutant}" if self.mutant else "")
         )
         print(READY_LINE, flush=True)
         try:
             while not self._stop:
-                deadline = self.core.next_deadline()
-                timeout = None if deadline is None else max(0.0, deadline - time.time()) + 0.001
                 readers: list[Any] = [wake_r, *(s for s, _ in self._rx), *self.tunnels.fds()]
-                if self.multicast.sniffer is not None:
-                    readers.append(self.multicast.sniffer)
-                ready, _, _ = select.select(readers, [], [], timeout)
+                readers += self.multicast.sniffers
+                ready, _, _ = select.select(readers, [], [], self._timeout())
                 for r in ready:
                     if r is wake_r:
                         with contextlib.suppress(OSError):
@@ -226,8 +353,8 @@ class HomeAgentDaemon:
                     if isinstance(r, int):
                         self.tunnels.from_tun(r)
                         continue
-                    if r is self.multicast.sniffer:
-                        self.multicast.drain(self.core, self.tunnels)
+                    if r in self.multicast.sniffers:
+                        self.multicast.drain(r, self.served(), self.tunnels)
                         continue
                     proto = {id(s): p for s, p in self._rx}.get(id(r))
                     if proto == IPPROTO_IPV6_IN_IPV6:
@@ -235,6 +362,7 @@ class HomeAgentDaemon:
                     elif proto is not None:
                         self._drain(r, proto)
                 self.perform(self.core.tick(time.time()))
+                self._query()
         finally:
             signal.set_wakeup_fd(-1)
             wake_r.close()
@@ -244,6 +372,23 @@ class HomeAgentDaemon:
             self.close()
         self.log("stopped")
         return 0
+
+    def _query(self) -> None:
+        """Draft §6 / RFC 6275 §10.4.3: the General Queries that are due, in their tunnels."""
+        now = time.monotonic()
+        self.querier.sync(self.core.bindings(), now)
+        if self.link_local is None:
+            return
+        for coa in self.querier.due(now):
+            query = encode.mld_general_query(
+                self.link_local,
+                max_response=self.opts.mld_query_response_interval,
+                query_interval=self.opts.mld_query_interval,
+            )
+            if self.mutant == "query-not-tunnelled":
+                self._send(query, str(encode.ALL_NODES), self.access_ifindex)
+            else:
+                self.tunnels.encapsulate(query, coa)
 
     def _drain(self, s: socket.socket, proto: int) -> None:
         while True:
@@ -262,9 +407,12 @@ class HomeAgentDaemon:
             self.receive(packet)
 
     def receive(self, packet: bytes) -> None:
+        before = {(b.hoa, b.bid): (b.coa, b.multicast) for b in self.core.bindings()}
         actions = self.core.receive(packet, time.time())
         if self.mutant:
             actions = self._mutate_reaction(packet, actions)
+            if self.mutant == "ghost-state":
+                self._haunt(packet, actions, before)
         self.perform(actions)
 
     def _mutate_reaction(self, packet: bytes, actions: list[Action]) -> list[Action]:
@@ -285,6 +433,34 @@ class HomeAgentDaemon:
                     a = dataclasses.replace(a, status=128)
             out.append(a)
         return out
+
+    def _haunt(
+        self, packet: bytes, actions: list[Action], before: dict[tuple[Any, int], Served]
+    ) -> None:
+        """Mutant ghost-state: what a rejected or deregistering BU carried, and what a
+        removed binding had, stays served."""
+        now = {(b.hoa, b.bid) for b in self.core.bindings()}
+        for key, (coa, state) in before.items():
+            if key not in now and (state.mld.groups or state.igmp.groups):
+                self.ghosts.append((coa, state))
+        for a in actions:
+            if isinstance(a, SendBindingAck) and (a.status >= 128 or a.lifetime == 0):
+                carried = _multicast_states(packet)
+                if carried:
+                    ghost = mcast.BindingMulticast()
+                    ghost.apply(carried)
+                    self.ghosts.append((a.coa, ghost))
+        self.multicast.sync(self.served())
+
+    def _tunnelled_report(self, coa: ipaddress.IPv6Address, inner: bytes) -> None:
+        """Mutant obey-tunnelled-report: an MLDv2 Report from a CoA changes its bindings."""
+        report = _mld_report(inner)
+        if report is None:
+            return
+        for b in self.core.bindings():
+            if b.coa == coa:
+                b.multicast.apply([report])
+        self.multicast.sync(self.served())
 
     # ------------------------------------------------------------------ actions
 
@@ -333,7 +509,7 @@ class HomeAgentDaemon:
                 self.tunnels.down(action.hoa, action.bid)
             elif isinstance(action, MulticastChanged):
                 self.log(f"multicast state of {action.hoa} -> {action.coa} changed")
-                self.multicast.sync(self.core.bindings())
+                self.multicast.sync(self.served())
             elif isinstance(action, DnsRequest):
                 self.log(f"DNS update for {action.hoa} not supported: answered as failed")
                 self.perform(self.core.dns_done(action.request_id, False))
@@ -360,12 +536,53 @@ class HomeAgentDaemon:
         )
         return bytes(pkt)
 
-    def _send(self, data: bytes, dst: str) -> None:
+    def _send(self, data: bytes, dst: str, scope: int = 0) -> None:
         assert self._tx is not None
         try:
-            self._tx.sendto(data, (dst, 0, 0, 0))
+            self._tx.sendto(data, (dst, 0, 0, scope))
         except OSError as exc:
             self.log(f"cannot send to {dst}: {exc}")
+
+
+class MldQuerier:
+    """When each binding with IPv6 multicast state is due for a General Query (draft §6,
+    RFC 6275 §10.4.3, INT-7): at once when it gets state (or moves to another CoA), then
+    every Query Interval. Bindings without multicast state get none. Sans-I/O: the daemon
+    builds and tunnels the queries."""
+
+    def __init__(self, interval: float, response: float, mutant: str | None = None) -> None:
+        self.interval = interval
+        self.response = response
+        self.mutant = mutant
+        self.schedule: dict[tuple[ipaddress.IPv6Address, int], tuple[float, Any]] = {}
+
+    def sync(self, bindings: list[ha_core.Binding], now: float) -> None:
+        if self.mutant == "no-querier":
+            return
+        wanted = {
+            (b.hoa, b.bid): b.coa
+            for b in bindings
+            if isinstance(b.coa, ipaddress.IPv6Address)
+            and (b.multicast.mld.groups or self.mutant == "query-every-binding")
+        }
+        for key in [k for k in self.schedule if k not in wanted]:
+            del self.schedule[key]
+        for key, coa in wanted.items():
+            entry = self.schedule.get(key)
+            if entry is None or entry[1] != coa:
+                self.schedule[key] = (now, coa)
+
+    def next_due(self) -> float | None:
+        return min((t for t, _ in self.schedule.values()), default=None)
+
+    def due(self, now: float) -> list[Any]:
+        """The CoAs to query now; each is scheduled again one interval from now."""
+        out = []
+        for key, (when, coa) in list(self.schedule.items()):
+            if when <= now:
+                out.append(coa)
+                self.schedule[key] = (now + self.interval, coa)
+        return out
 
 
 class Tunnels:
@@ -373,7 +590,8 @@ class Tunnels:
     the home address's /128 routed into it. What the kernel routes there goes to the CoA
     inside IPv6 (outer source: the HA's address), sent whole on the IPPROTO_RAW socket;
     what arrives on the raw socket of protocol 41 from a bound CoA with the bound home
-    address as inner source is written to that TUN device, and the kernel forwards it."""
+    address as inner source is written to that TUN device, and the kernel forwards it.
+    Anything else from a CoA (an MLD Report from its link-local address, INT-7) is dropped."""
 
     def __init__(
         self,
@@ -389,6 +607,7 @@ class Tunnels:
         self._numbers = iter(range(1 << 20))
         self.by_key: dict[tuple[ipaddress.IPv6Address, int], tuple[int, str, Any]] = {}
         self.by_fd: dict[int, tuple[ipaddress.IPv6Address, int]] = {}
+        self.on_inner: Callable[[ipaddress.IPv6Address, bytes], None] | None = None
 
     def fds(self) -> list[int]:
         return list(self.by_fd)
@@ -410,7 +629,9 @@ class Tunnels:
             return
         try:
             for argv in (
-                ["ip", "link", "set", name, "up"],
+                # No link-local address: the kernel's own ND and MLD chatter on the device
+                # would otherwise be read back from it and tunnelled to the CoA.
+                ["ip", "link", "set", name, "addrgenmode", "none", "up"],
                 ["ip", "-6", "route", "replace", f"{hoa}/128", "dev", name],
             ):
                 subprocess.run(argv, check=True, capture_output=True, timeout=5)
@@ -463,6 +684,8 @@ class Tunnels:
             if len(inner) < 40 or inner[0] >> 4 != 6:
                 continue
             src = ipaddress.IPv6Address(addr[0].split("%", 1)[0])
+            if self.on_inner is not None:
+                self.on_inner(src, inner)
             hoa = ipaddress.IPv6Address(inner[8:24])
             for (bound, _bid), (fd, _name, coa) in self.by_key.items():
                 if bound == hoa and coa == src:
@@ -471,22 +694,33 @@ class Tunnels:
                     break
 
 
+def _group_served(group: ipaddress.IPv6Address) -> bool:
+    return ha_core.served_scope(group)
+
+
 class MulticastForwarder:
-    """Draft §6 / RFC 6275 §10.4.1: the groups the bindings' multicast state asks for are
+    """Draft §6 / RFC 6275 §10.4.2: the groups the bindings' multicast state asks for are
     joined on the uplink (the kernel's MLDv2 host stack reports them to the core), and each
-    multicast packet that arrives there is tunnelled to the CoA of every binding whose state
-    admits (group, source): one copy per subscribed binding. Groups of link-local scope are
-    never joined nor tunnelled (RFC 6275 §10.4.1)."""
+    multicast packet that arrives on the uplink, or from a source on the access link, is
+    tunnelled to the CoA of every binding whose state admits (group, source): one copy per
+    subscribed binding (draft §3), and none on the access link itself. Groups of link-local
+    scope are never joined nor tunnelled (RFC 6275 §10.4.2)."""
 
     def __init__(
-        self, uplink: str | None, log: Callable[[str], None], mutant: str | None = None
+        self,
+        uplink: str | None,
+        access: str | None,
+        log: Callable[[str], None],
+        mutant: str | None = None,
     ) -> None:
         self.uplink = uplink
+        self.access = access
         self.log = log
         self.mutant = mutant
         self.joined: set[tuple[ipaddress.IPv6Address, ipaddress.IPv6Address | None]] = set()
         self.joiner: socket.socket | None = None
-        self.sniffer: socket.socket | None = None
+        self.sniffers: list[socket.socket] = []
+        self.native: socket.socket | None = None  # mutant native-on-home-link only
         self.ifindex = 0
 
     def open(self) -> None:
@@ -498,29 +732,41 @@ class MulticastForwarder:
             self.log(f"no uplink {self.uplink}: {exc}; multicast is not forwarded")
             return
         self.joiner = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
-        self.sniffer = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(0x86DD))
-        self.sniffer.bind((self.uplink, 0))
-        self.sniffer.setblocking(False)
+        for name in (self.uplink, self.access):
+            if name is None:
+                continue
+            sniffer = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_IPV6))
+            try:
+                sniffer.bind((name, 0))
+            except OSError as exc:
+                sniffer.close()
+                self.log(f"cannot watch {name} for multicast data: {exc}")
+                continue
+            sniffer.setblocking(False)
+            sniffer.setsockopt(SOL_PACKET, PACKET_AUXDATA, 1)  # to see TP_STATUS_CSUMNOTREADY
+            self.sniffers.append(sniffer)
+            if name == self.access and self.mutant == "native-on-home-link":
+                self.native = sniffer
 
     def close(self) -> None:
-        for s in (self.joiner, self.sniffer):
+        for s in [self.joiner, *self.sniffers]:
             if s is not None:
                 s.close()
-        self.joiner = self.sniffer = None
+        self.joiner, self.sniffers, self.native = None, [], None
         self.joined.clear()
 
-    def sync(self, bindings: list[ha_core.Binding]) -> None:
+    def sync(self, served: list[Served]) -> None:
         if self.joiner is None:
             return
         wanted: set[tuple[ipaddress.IPv6Address, ipaddress.IPv6Address | None]] = set()
-        for b in bindings:
-            for group, state in b.multicast.mld.groups.items():
-                if not isinstance(group, ipaddress.IPv6Address) or (group.packed[1] & 0xF) <= 2:
+        for _coa, state in served:
+            for group, gstate in state.mld.groups.items():
+                if not isinstance(group, ipaddress.IPv6Address) or not _group_served(group):
                     continue
-                if state.mode.name == "INCLUDE":
+                if gstate.mode is mcast.Mode.INCLUDE:
                     wanted |= {
                         (group, src)
-                        for src in state.sources
+                        for src in gstate.sources
                         if isinstance(src, ipaddress.IPv6Address)
                     }
                 else:
@@ -554,23 +800,54 @@ class MulticastForwarder:
             self.joined.discard((group, source))
         self.log(f"{'joined' if join else 'left'} ({source or '*'}, {group}) on {self.uplink}")
 
-    def drain(self, core: HomeAgentCore, tunnels: Tunnels) -> None:
-        assert self.sniffer is not None
+    def _wants(
+        self, state: mcast.BindingMulticast, group: ipaddress.IPv6Address, source: Any
+    ) -> bool:
+        m = self.mutant
+        if m == "ignore-leave":
+            return True
+        if m == "forward-unsubscribed":
+            return bool(state.mld.groups)
+        if m == "ignore-source-filter":
+            return group in state.mld.groups
+        return state.admits(group, source)
+
+    def drain(self, sniffer: socket.socket, served: list[Served], tunnels: Tunnels) -> None:
         while True:
             try:
-                packet, addr = self.sniffer.recvfrom(65535)
+                packet, anc, _flags, addr = sniffer.recvmsg(65535, 64)
             except (BlockingIOError, InterruptedError):
                 return
             if addr[2] == socket.PACKET_OUTGOING or len(packet) < 40 or packet[24] != 0xFF:
                 continue
-            if (packet[25] & 0xF) <= 2 or self.mutant == "no-mcast-forward":
-                continue  # link-local scope (or less) stays on the link
             group = ipaddress.IPv6Address(packet[24:40])
+            if _checksum_not_ready(anc) and self.mutant != "no-checksum-fix":
+                packet = encode.complete_checksum(packet)
+            if self.mutant == "no-mcast-forward":
+                continue
+            if not _group_served(group) and self.mutant != "tunnel-link-local":
+                continue  # link-local scope (or less) stays on the link (RFC 6275 §10.4.2)
             source = ipaddress.IPv6Address(packet[8:24])
-            for b in core.bindings():
-                wanted = b.multicast.admits(group, source) or self.mutant == "ignore-leave"
-                if isinstance(b.coa, ipaddress.IPv6Address) and wanted:
-                    tunnels.encapsulate(packet, b.coa)
+            sent = False
+            for coa, state in served:
+                if isinstance(coa, ipaddress.IPv6Address) and self._wants(state, group, source):
+                    tunnels.encapsulate(packet, coa)
+                    sent = True
+                    if self.mutant == "one-copy-only":
+                        break
+            if sent and self.native is not None and self.access is not None:
+                mac = b"\x33\x33" + group.packed[-4:]
+                with contextlib.suppress(OSError):
+                    self.native.sendto(packet, (self.access, ETH_P_IPV6, 0, 0, mac))
+
+
+def _checksum_not_ready(ancdata: list[tuple[int, int, bytes]]) -> bool:
+    """Does PACKET_AUXDATA (struct tpacket_auxdata, tp_status first) say the packet's
+    checksum was left to offload?"""
+    for level, kind, data in ancdata:
+        if level == SOL_PACKET and kind == PACKET_AUXDATA and len(data) >= 4:
+            return bool(struct.unpack_from("=I", data)[0] & TP_STATUS_CSUMNOTREADY)
+    return False
 
 
 def _has_options(packet: bytes, types: tuple[int, ...]) -> bool:
@@ -580,6 +857,57 @@ def _has_options(packet: bytes, types: tuple[int, ...]) -> bool:
     except (compact.Malformed, KeyError):
         return False
     return any(o.otype in types for o in options)
+
+
+def _multicast_states(packet: bytes) -> list[compact.McastState]:
+    """The Multicast State options of a BU, parsed (malformed ones left out)."""
+    from harness.config import WireConfig
+
+    try:
+        msg = compact.parse_packet(packet)
+        options = compact.parse_options(msg.body, compact.FIXED_PART[compact.MHType.BU])
+    except (compact.Malformed, KeyError):
+        return []
+    out = []
+    for o in options:
+        if compact.is_multicast_state(o, WireConfig.from_env()):
+            with contextlib.suppress(compact.Malformed):
+                out.append(compact.parse_multicast_state(o.data))
+    return out
+
+
+def _mld_report(inner: bytes) -> compact.McastState | None:
+    """An MLDv2 Report (RFC 3810 §5.2) in an IPv6 packet, behind at most a Hop-by-Hop
+    header; its body has the layout of the Multicast State option's."""
+    nh, pos = inner[6], 40
+    if nh == IPPROTO_HOPOPTS and len(inner) >= pos + 2:
+        nh, pos = inner[pos], pos + 8 * (inner[pos + 1] + 1)
+    if nh != IPPROTO_ICMPV6 or len(inner) < pos + 8 or inner[pos] != 143:
+        return None
+    try:
+        return compact.parse_multicast_state(inner[pos:])
+    except compact.Malformed:
+        return None
+
+
+def _ra_mutant(name: str) -> None:
+    """RA mutants: the bytes the RouterAdvertiser sends are altered."""
+    from harness.lab import ra as radv
+
+    build = radv.ra_bytes
+
+    def mutated(params: Any) -> bytes:
+        ra = bytearray(build(params))
+        if name == "ra-without-h":
+            ra[5] &= ~0x20 & 0xFF  # RFC 6275 §7.1: the H flag
+        pos = 16  # RFC 4861 §4.2: options follow the 16-octet header
+        while pos + 2 <= len(ra) and ra[pos + 1]:
+            if ra[pos] == 8 and name == "ra-zero-lifetime":  # Home Agent Information
+                struct.pack_into("!H", ra, pos + 6, 0)
+            pos += 8 * ra[pos + 1]
+        return bytes(ra)
+
+    radv.ra_bytes = mutated
 
 
 def install_mutant(name: str | None) -> None:
@@ -592,6 +920,22 @@ def install_mutant(name: str | None) -> None:
         ha_core.seq_newer = lambda seq, last: True
     elif name == "accept-bad-auth":
         ha_core._authentic = lambda *args: True
+    elif name == "tunnel-link-local":
+        ha_core.served_scope = lambda group: True
+    elif name == "changes-replace-state":
+        apply = mcast.apply_records
+        mcast.apply_records = lambda previous, records: apply(mcast.ListenerState(), records)
+    elif name == "drop-aux-records":
+        parse = compact.parse_multicast_state
+
+        def without_aux(data: bytes) -> compact.McastState:
+            state = parse(data)
+            kept = tuple(r for r in state.records if not r.auxdata)
+            return dataclasses.replace(state, records=kept)
+
+        compact.parse_multicast_state = without_aux
+    elif name in ("ra-without-h", "ra-zero-lifetime"):
+        _ra_mutant(name)
 
 
 def main(opts: Options) -> int:

@@ -5,10 +5,16 @@ profile on ar1 of the session's lab; the tests judge only what reaches the wire.
 is the mobile node: it sits in the `mn` namespace, moved to access link 2 (a foreign link
 for ar1's home agent), with the care-of address of the packet vectors (2001:db8:2::10) added
 to its interface, and sends crafted Binding Updates signed with the profile's MN-HA key.
+Further care-of addresses on the same interface (2001:db8:2::11...) stand for other mobile
+nodes, or keep one test's tunnel apart from the others'.
+
+While the SUT runs, the lab's own Router Advertisements on the SUT's link are stopped, so
+that the RAs seen there are the SUT's (RFC 6275 §7); they are restored afterwards.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import itertools
 import struct
@@ -24,7 +30,7 @@ from scapy.packet import Packet
 from harness.lab.topology import Lab
 from harness.pytest_plugin import RunOptions
 from harness.sut import adapters
-from harness.sut.profile import Keys, Placement
+from harness.sut.profile import Keys, Placement, Timers
 from harness.tester.conversation import Link
 from harness.tester.fixtures import Captures
 from harness.verdicts import not_applicable, not_run
@@ -33,6 +39,8 @@ from harness.wire.mobility import BindingUpdate
 
 HOME_LINK, FOREIGN_LINK = 1, 2
 COA = "2001:db8:2::10"  # the care-of address of vectors/ (generate.py MN_COA)
+# More care-of addresses on the tester's interface: other mobile nodes, or tunnels of their own.
+OTHER_COAS = ("2001:db8:2::11", "2001:db8:2::12", "2001:db8:2::13", "2001:db8:2::14")
 FLAG_A, FLAG_H = 0x200, 0x100
 
 
@@ -43,7 +51,9 @@ class HomeAgentUnderTest:
     address: str
     prefix: ipaddress.IPv6Network
     keys: Keys | None
+    timers: Timers = Timers()
     coa: str = COA
+    other_coas: tuple[str, ...] = OTHER_COAS
     _hoas: Iterator[int] = field(default_factory=lambda: itertools.count(0x1000))
 
     def fresh_hoa(self) -> str:
@@ -60,14 +70,16 @@ class HomeAgentUnderTest:
         flags: int = FLAG_A | FLAG_H,
         sign: bool = True,
         key: bytes | None = None,
+        coa: str | None = None,
     ) -> Packet:
-        """A Binding Update from the CoA with a Home Address option, signed (RFC 4285) with
-        the profile's SA unless sign=False or the profile has no keys; `key` overrides it."""
+        """A Binding Update from the CoA (`coa`, default the tester's first) with a Home
+        Address option, signed (RFC 4285) with the profile's SA unless sign=False or the
+        profile has no keys; `key` overrides it."""
         opts = list(options)
         if sign and self.keys is not None:
             opts.append(MIP6OptMsgAuth(subtype=1, mspi=self.keys.spi, authdata=b"\x00" * 12))
         pkt: Packet = (
-            IPv6(src=self.coa, dst=self.address)
+            IPv6(src=coa or self.coa, dst=self.address)
             / IPv6ExtHdrDestOpt(options=[HAO(hoa=hoa)])
             / BindingUpdate(seq=seq, mhtime=lifetime, flags=flags, options=opts)
         )
@@ -110,7 +122,7 @@ def _ip(lab: Lab, *args: str) -> None:
     subprocess.run(["ip", "-n", lab.ns("mn"), *args], check=True, capture_output=True, timeout=10)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def home_agent(
     lab: Lab, run_options: RunOptions, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[HomeAgentUnderTest]:
@@ -128,18 +140,27 @@ def home_agent(
         workdir=workdir,
     )
     lab.move("mn0", FOREIGN_LINK)
-    _ip(lab, "addr", "add", f"{COA}/64", "dev", "mn0", "nodad")
+    coas = (COA, *OTHER_COAS)
+    for coa in coas:
+        _ip(lab, "addr", "add", f"{coa}/64", "dev", "mn0", "nodad")
     try:
-        try:
-            sut.start(placement)
-        except adapters.SutNotBuilt as exc:
-            not_run(str(exc))
-        keys = sut.profile.keys if isinstance(sut, adapters.ProfileSut) else None
-        link = lab.plan.link(HOME_LINK)
-        yield HomeAgentUnderTest(lab, sut, str(link.router6), link.prefix6, keys)
+        with lab.advertiser_paused(HOME_LINK):
+            try:
+                sut.start(placement)
+            except adapters.SutNotBuilt as exc:
+                not_run(str(exc))
+            try:
+                keys = sut.profile.keys if isinstance(sut, adapters.ProfileSut) else None
+                link = lab.plan.link(HOME_LINK)
+                yield HomeAgentUnderTest(
+                    lab, sut, str(link.router6), link.prefix6, keys, timers=sut.timers
+                )
+            finally:
+                sut.stop()
     finally:
-        sut.stop()
-        _ip(lab, "addr", "del", f"{COA}/64", "dev", "mn0")
+        for coa in coas:
+            with contextlib.suppress(subprocess.CalledProcessError):
+                _ip(lab, "addr", "del", f"{coa}/64", "dev", "mn0")
         lab.reset()
 
 
@@ -149,4 +170,4 @@ def mn_link(home_agent: HomeAgentUnderTest, captures: Captures) -> Link:
     return captures.watch_node(home_agent.lab, "mn", "mn0")
 
 
-__all__ = ["COA", "FLAG_A", "FLAG_H", "HomeAgentUnderTest"]
+__all__ = ["COA", "FLAG_A", "FLAG_H", "OTHER_COAS", "HomeAgentUnderTest"]
