@@ -526,8 +526,6 @@ class MobileNodeDaemon:
             if self.mutant == "no-refresh":
                 for b in self.core.bindings.values():
                     b.refresh_at = None
-            if self.mutant == "report-in-tunnel" and msg.ba_status < 128:
-                self._tunnel_report(ipaddress.IPv6Address(hoa))
             if self.mutant == "ro-coti" and msg.ba_status < 128:
                 self._send_coti(ipaddress.IPv6Address(hoa))
 
@@ -633,21 +631,21 @@ class MobileNodeDaemon:
     def _send_bu(self, bu: mn_core.SendBindingUpdate) -> None:
         data = binding_update(bu, self.opts, self.mutant)
         self._send(data, str(bu.ha))
+        if self.mutant == "report-in-tunnel" and bu.lifetime:
+            self._tunnel_report(bu)
         groups = len(bu.multicast.groups) if bu.multicast is not None else 0
         self.log(
             f"BU to {bu.ha}: hoa {bu.hoa} coa {bu.coa} seq {bu.seq} lifetime {bu.lifetime}"
             f" groups {groups}"
         )
 
-    def _tunnel_report(self, hoa: ipaddress.IPv6Address) -> None:
-        """Mutant report-in-tunnel only: the listener state as an MLDv2 Report, tunnelled
-        to the HA as soon as the BA came, before any Query from it (RFC 6275 §11.3.4)."""
-        route = self._has.get(hoa)
-        if route is not None and self._listener is not None:
-            ha, coa = route
-            inner = mld_report(self._listener.state(), str(hoa))
-            outer = _ipv6_header(len(inner), IPPROTO_IPV6_IN_IPV6, str(coa), str(ha))
-            self._send(outer + inner, str(ha))
+    def _tunnel_report(self, bu: mn_core.SendBindingUpdate) -> None:
+        """Mutant report-in-tunnel only: the listener state as an MLDv2 Report tunnelled
+        to the HA with the BU, before the binding is in place (RFC 6275 §11.3.4)."""
+        if self._listener is not None:
+            inner = mld_report(self._listener.state(), str(bu.hoa))
+            outer = _ipv6_header(len(inner), IPPROTO_IPV6_IN_IPV6, str(bu.coa), str(bu.ha))
+            self._send(outer + inner, str(bu.ha))
 
     def _send_coti(self, hoa: ipaddress.IPv6Address) -> None:
         """Mutant ro-coti only: a Care-of Test Init (RFC 6275 §6.1.4) from the care-of
