@@ -32,6 +32,7 @@ KILLS: dict[str, tuple[str, ...]] = {
     "no-auth": (SUITE + "test_bu_is_authenticated",),
     "ro-coti": (SUITE + "test_no_route_optimisation",),
     "report-in-tunnel": (SUITE + "test_no_tunnelled_report_before_the_has_query",),
+    "report-on-air": (SUITE + "test_moved_groups_are_not_reported_on_the_new_link",),
 }
 
 

@@ -409,7 +409,7 @@ class MobileNodeCore:
             out += self._leave_link(now, iface, old, new_address)
         returning = self.bindings.get(new_address)
         if returning is not None:
-            # back on the link of this home address (RFC 6275 §11.5.4): deregister it, and
+            # back on the link of this home address (RFC 6275 §11.5.5): deregister it, and
             # its groups are served natively again
             out.append(HomeAddressFromTunnel(new_address))
             served = self._binding_state(returning)

@@ -44,17 +44,20 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from harness.reference import mn_core
+from harness.reference import mn_core, nflog
 from harness.reference.mn_core import MNConfig, MobileNodeCore
 from harness.reference.multicast import ListenerState, Mode
 
 IPPROTO_IPV6_IN_IPV6, IPPROTO_ROUTING, IPPROTO_MH = 41, 43, 135
+SO_MARK = 36
 ETH_P_IPV6 = 0x86DD
 TUNSETIFF, IFF_TUN, IFF_NO_PI = 0x400454CA, 0x0001, 0x1000
 TUN_NAME = "dmmmn0"
 ROUTE_TABLE = 4242  # what the home addresses send goes into the tunnel device
 RULE_PRIORITY = 1000
 NFT_TABLE = "dmmconf_mn"
+NFLOG_GROUP = 4242  # the kernel's MLD Reports on the air interfaces, held back for us
+MARK = 0x444D  # what this daemon sends; the nftables rules let it pass
 POLL_INTERVAL = 0.05  # how often sessions and listener state are looked at (seconds)
 ND_RS, ND_RA = 133, 134
 ALL_ROUTERS = "ff02::2"
@@ -78,6 +81,8 @@ MUTANTS: dict[str, str] = {
     "§11.3.1, draft §3)",
     "no-auth": "sends its BUs without the MN-HA authentication option (RFC 4285 §5.1)",
     "ro-coti": "starts return routability with a Care-of Test Init (draft §6: disabled)",
+    "report-on-air": "lets the kernel keep reporting, on the new link, the groups it now "
+    "receives through the tunnel (draft §3 last paragraph)",
     "report-in-tunnel": "tunnels its MLD Reports to the HA before any Query came through the "
     "tunnel (RFC 6275 §11.3.4)",
 }
@@ -230,6 +235,18 @@ def parse_ra(data: bytes, src: str, iface: str) -> mn_core.RouterAdvert | None:
 
 def mld_report(state: ListenerState, src: str) -> bytes:
     """An MLDv2 Report of Current-State records (RFC 3810 §5.2) from `src`."""
+    from harness.lab.mldproxy import Record
+
+    records = []
+    for group in sorted(state.groups, key=lambda a: a.packed):
+        g = state.groups[group]
+        sources = tuple(sorted(g.sources, key=lambda a: a.packed))
+        records.append(Record(1 if g.mode is Mode.INCLUDE else 2, group, sources))  # type: ignore[arg-type]
+    return mld_report_records(records, src)
+
+
+def mld_report_records(records: Iterable[Any], src: str) -> bytes:
+    """An MLDv2 Report (RFC 3810 §5.2) of the given records (rtype, group, sources)."""
     from scapy.layers.inet6 import (
         ICMPv6MLDMultAddrRec,
         ICMPv6MLReport2,
@@ -238,20 +255,14 @@ def mld_report(state: ListenerState, src: str) -> bytes:
         RouterAlert,
     )
 
-    records = []
-    for group in sorted(state.groups, key=lambda a: a.packed):
-        g = state.groups[group]
-        records.append(
-            ICMPv6MLDMultAddrRec(
-                rtype=1 if g.mode is Mode.INCLUDE else 2,
-                dst=str(group),
-                sources=[str(s) for s in sorted(g.sources, key=lambda a: a.packed)],
-            )
-        )
+    recs = [
+        ICMPv6MLDMultAddrRec(rtype=r.rtype, dst=str(r.group), sources=[str(s) for s in r.sources])
+        for r in records
+    ]
     pkt = (
         IPv6(src=src, dst=MLDV2_ROUTERS, hlim=1)
         / IPv6ExtHdrHopByHop(options=[RouterAlert(value=0)])
-        / ICMPv6MLReport2(records=records)
+        / ICMPv6MLReport2(records=recs)
     )
     return bytes(pkt)
 
@@ -296,6 +307,7 @@ class MobileNodeDaemon:
         self._has: dict[ipaddress.IPv6Address, tuple[ipaddress.IPv6Address, ipaddress.IPv6Address]]
         self._has = {}
         self._nl: Any = None
+        self._air: nflog.NflogGroup | None = None
         self._mirror: Any = None
         self._listener: Any = None
         self._last_seen: tuple[frozenset[Any], Any] | None = None
@@ -326,6 +338,8 @@ class MobileNodeDaemon:
             self._ba[ba.fileno()] = (ba, iface)
             actions += self.core.add_interface(iface, mn_core.eui64_iid(mac))
         self._tx = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_RAW)
+        self._tx.setsockopt(socket.SOL_SOCKET, SO_MARK, MARK)
+        self._air = nflog.NflogGroup(NFLOG_GROUP)
         self._tunnel_rx = socket.socket(socket.AF_INET6, socket.SOCK_RAW, IPPROTO_IPV6_IN_IPV6)
         self._tunnel_rx.setblocking(False)
         self._open_tun()
@@ -355,15 +369,36 @@ class MobileNodeDaemon:
     def _nft(self, add: bool) -> None:
         nft = shutil.which("nft", path=os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin"]))
         if nft is None:
-            return  # the kernel then answers BAs with Parameter Problems: noise, not harm
+            if add:
+                self.log("no nft: BAs draw ICMP errors, and moved groups stay reported on air")
+            self._drop_air()
+            return
         script = f"table ip6 {NFT_TABLE} {{}}\ndelete table ip6 {NFT_TABLE}\n"
         if add:
-            # the daemon reads BAs from AF_PACKET, before this hook (RFC 6275 §6.4)
+            ifaces = ", ".join(f'"{i}"' for i in self.opts.ifaces)
+            # BAs are read from AF_PACKET, before the input hook (RFC 6275 §6.4); the
+            # kernel's MLD Reports on the air interfaces go to this daemon (NFLOG), which
+            # sends on what still belongs to the link (draft §3 last paragraph)
             script += (
-                f"table ip6 {NFT_TABLE} {{ chain in {{ type filter hook prerouting "
-                "priority -300; policy accept; rt type 2 drop; } }\n"
+                f"table ip6 {NFT_TABLE} {{\n"
+                "  chain in { type filter hook prerouting priority -300; policy accept;\n"
+                "    rt type 2 drop; }\n"
+                "  chain out { type filter hook output priority 0; policy accept;\n"
+                f"    oifname {{ {ifaces} }} icmpv6 type mld2-listener-report "
+                f"meta mark != {MARK:#x} log group {NFLOG_GROUP} drop; }}\n"
+                "}\n"
             )
-        subprocess.run([nft, "-f", "-"], input=script, text=True, capture_output=True, timeout=10)
+        res = subprocess.run(
+            [nft, "-f", "-"], input=script, text=True, capture_output=True, timeout=10
+        )
+        if add and res.returncode != 0:
+            self.log(f"nft refused the rules: {res.stderr.strip()}")
+            self._drop_air()
+
+    def _drop_air(self) -> None:
+        if self._air is not None:
+            self._air.close()
+            self._air = None
 
     def close(self) -> None:
         if self._mirror is not None:
@@ -380,6 +415,8 @@ class MobileNodeDaemon:
                 s.close()
         if self._nl is not None:
             self._nl.close()
+        if self._air is not None:
+            self._air.close()
         lines = [f"rule del priority {RULE_PRIORITY}" for _ in self._has]
         _ip_batch(lines, self.log)
         if self._tun_fd is not None:
@@ -423,6 +460,7 @@ class MobileNodeDaemon:
                     self._tun_fd,
                     self._nl,
                     self._listener,
+                    *([self._air] if self._air is not None else []),
                 ]
                 ready, _, _ = select.select(readers, [], [], max(0.0, wake - now))
                 for r in ready:
@@ -445,6 +483,8 @@ class MobileNodeDaemon:
             for iface, up in self._nl.drain():
                 if iface in self._ifindex:
                     self.perform(self.core.carrier(now, iface, up))
+        elif r is self._air:
+            self._air_reports(now)
         elif r is self._listener:
             if self._listener.drain():
                 self.observe(now)
@@ -459,7 +499,10 @@ class MobileNodeDaemon:
 
     def observe(self, now: float) -> None:
         sessions = active_session_addresses()
-        listening = self._listener.state() if self._listener is not None else ListenerState()
+        listening = ListenerState()
+        if self._listener is not None:
+            self._listener.refresh()  # /proc: joins the kernel has not reported yet, leaves
+            listening = self._listener.state()
         if self.mutant == "stale-mcast" and self._last_seen is not None:
             old = self._last_seen[1]
             merged = ListenerState(dict(old.groups))
@@ -474,6 +517,33 @@ class MobileNodeDaemon:
             return
         self._last_seen = seen
         self.perform(self.core.observed(now, sessions, listening))
+
+    def _air_reports(self, now: float) -> None:
+        """The kernel's MLD Reports on an air interface, held back by nftables: learn the
+        listener state from them, and send on only the records of groups that belong to
+        the link; the groups served through a tunnel are no longer reported there."""
+        from harness.lab import mldproxy
+        from harness.reference import mn_listener
+
+        assert self._air is not None
+        names = {index: name for name, index in self._ifindex.items()}
+        changed = False
+        for outdev, packet in self._air.packets():
+            iface = names.get(outdev)
+            message = mn_listener.report_from_packet(packet)
+            if iface is None or message is None or len(packet) < 40:
+                continue
+            if self._listener is not None:
+                changed |= self._listener.feed(iface, message)
+            moved = set() if self.mutant == "report-on-air" else set(self.core.group_home)
+            keep = [r for r in mldproxy.parse_report(message) if r.group not in moved]
+            if keep:
+                src = str(ipaddress.IPv6Address(packet[8:24]))
+                self._send(mld_report_records(keep, src), MLDV2_ROUTERS, outdev)
+        if self._listener is not None:
+            changed |= self._listener.refresh()  # as drain() does: /proc settles the rest
+        if changed:
+            self.observe(now)
 
     def _read_ra(self, sock: socket.socket, iface: str) -> None:
         while True:

@@ -425,6 +425,12 @@ class KernelListenerWatch:
                 changed |= state.forget()
         return self.refresh() or changed
 
+    def feed(self, iface: str, message: bytes) -> bool:
+        """Apply a Report of `iface` that reached the caller another way (the MN daemon
+        gets the kernel's Reports from NFLOG when it holds them back from the link)."""
+        state = self._states.get(iface)
+        return state.feed(message) if state is not None else False
+
     def refresh(self) -> bool:
         """Reconcile with /proc (groups gone, groups no Report described). True if changed."""
         stable = False

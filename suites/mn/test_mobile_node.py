@@ -360,3 +360,24 @@ def test_no_tunnelled_report_before_the_has_query(mn: MobileNodeUnderTest) -> No
         f"MLD Report(s) tunnelled to the HA (frames {early}) before its first tunnelled "
         f"Query (frame {query_at})"
     )
+
+
+@pytest.mark.clause("DMM-OVW-31")
+def test_moved_groups_are_not_reported_on_the_new_link(mn: MobileNodeUnderTest) -> None:
+    """Draft §3: the state of the groups served through the tunnel no longer points to the
+    air interface, so the new link's querier hears no Report for them; a group joined on
+    the new link is reported there as usual."""
+    plan = mn.lab.plan
+    moved, local = str(plan.ssm_group6), str(plan.asm_group6)
+    mn.world.receiver(moved, str(plan.mcast_source.host6))
+    _session_then_move(mn)
+    bu = mn.expect_bu(REGISTRATION_WAIT, to=mn.ha_address(1))
+    mn.link.expect(_ba_for(bu.seq), 2, "the HA's BA")
+    mn.world.receiver(local)
+    mn.link.expect(_mld_report_with(local), 3, f"a Report for {local}, joined on link 2")
+    query = 1.0  # the lab routers' Query Interval (harness/tester/world.py MLD_TIMERS)
+    mn.link.expect_none(
+        _mld_report_with(moved),
+        2.5 * query,
+        f"a Report for {moved} on link 2, where it is served through the tunnel",
+    )
