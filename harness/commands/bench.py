@@ -1,0 +1,168 @@
+"""`dmmconf bench handover`: the handover benchmark (harness/bench/handover.py).
+
+It builds its own mobility lab (root, or a user namespace of one's own), runs the
+scenario, prints a table of the moves and a summary, and with --json writes the whole
+result. Exit status: 0 when the application got the stream back after every move, 1 when
+it did not after some move (the figures are still printed) or the scenario could not
+start, 2 when the lab cannot be built here or an option is wrong.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+from harness.errors import UserError
+
+MIN_MOVES_FOR_FIGURES = 20  # issue 4: median and p95 over at least 20 moves
+
+
+class _Failed(UserError):
+    exit_status = 1
+
+
+def register(sub: Any) -> None:
+    from harness.bench import handover
+
+    p = sub.add_parser(
+        "bench",
+        help="benchmarks in the lab (needs root): the multicast gap across handovers",
+        description="Benchmarks of the reference (or of profile SUTs) in a lab of their own.",
+    )
+    kinds = p.add_subparsers(dest="bench", required=True)
+    h = kinds.add_parser(
+        "handover",
+        help="the multicast gap an application sees across handovers, and the BU->BA round trip",
+        description="Builds a mobility lab of its own (home agents on every access router, "
+        "the MN on link 1 with a TCP session and an application receiving an SSM group), "
+        "moves the MN round the links 1->2->3->1... and reports, per move and in summary "
+        "(median, p95, min, max), the longest silence the application saw, the datagrams "
+        "lost and duplicated, the BU->BA round trip and the time from the move to the BU "
+        "on the MN's interface. Needs root (or a user namespace of one's own).",
+    )
+    h.add_argument(
+        "--moves",
+        type=int,
+        default=handover.DEFAULT_MOVES,
+        metavar="N",
+        help=f"handovers round links 1->2->3->1... (default {handover.DEFAULT_MOVES})",
+    )
+    h.add_argument(
+        "--rate",
+        type=float,
+        default=handover.DEFAULT_RATE,
+        metavar="PPS",
+        help=f"datagrams per second of the stream (default {handover.DEFAULT_RATE:g})",
+    )
+    h.add_argument(
+        "--source",
+        choices=handover.SOURCES,
+        default="src",
+        help="the multicast source: behind the core (src, default) or the CDN on link 1 (cdn)",
+    )
+    h.add_argument(
+        "--dwell",
+        type=float,
+        default=handover.DEFAULT_DWELL,
+        metavar="S",
+        help=f"seconds on each link once the stream is back (default {handover.DEFAULT_DWELL:g})",
+    )
+    h.add_argument("--json", metavar="FILE", help="write the whole result as JSON")
+    h.add_argument("--pcap", metavar="FILE", help="keep the capture of the MN's interface")
+    h.add_argument(
+        "--events",
+        action="store_true",
+        help="put every classified frame and datagram arrival in the JSON too (large)",
+    )
+    h.add_argument(
+        "--sut-mn", default="reference", metavar="PROFILE", help="the MN (default: reference)"
+    )
+    h.add_argument(
+        "--sut-ha",
+        default="reference",
+        metavar="PROFILE",
+        help="the HA of the home link (ar1), which gets every BU of the scenario; the other "
+        "access routers run the reference HA (default: reference everywhere)",
+    )
+    h.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from harness.bench import handover
+    from harness.lab.topology import LabUnavailable
+
+    if args.moves < 1:
+        raise UserError(f"--moves must be at least 1, not {args.moves}")
+    if not args.rate > 0:
+        raise UserError(f"--rate must be positive, not {args.rate:g}")
+    if args.dwell < 0:
+        raise UserError(f"--dwell cannot be negative ({args.dwell:g})")
+    for option, value in (("--sut-mn", args.sut_mn), ("--sut-ha", args.sut_ha)):
+        if value != "reference" and not Path(value).is_file():
+            raise UserError(f"{option}: no profile file {value!r}")
+    out = Path(args.json) if args.json else None
+    if out is not None and not out.parent.exists():
+        raise UserError(f"--json: no directory {str(out.parent)!r}")
+
+    def progress(p: dict[str, Any]) -> None:
+        if args.quiet:
+            return
+        what = "stream back" if p["resumed"] else "NO DATA"
+        sig = "BU+BA" if p["ba"] else ("BU, no BA" if p["bu"] else "no BU")
+        print(
+            f"move {p['move']}/{args.moves}: {p['from']}->{p['to']}, {sig}, {what}",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    try:
+        result = handover.run(
+            args.moves,
+            args.rate,
+            args.source,
+            dwell=args.dwell,
+            sut_mn=args.sut_mn,
+            sut_ha=args.sut_ha,
+            pcap=Path(args.pcap) if args.pcap else None,
+            progress=progress,
+            keep_events=args.events,
+        )
+    except LabUnavailable as exc:
+        hint = f" ({exc.hint})" if exc.hint else ""
+        raise UserError(f"the lab cannot be built here: {exc}{hint}") from None
+    except handover.BenchError as exc:
+        raise _Failed(str(exc)) from None
+    result["command"] = "dmmconf bench handover " + " ".join(shlex.quote(a) for a in _argv(args))
+    print(handover.format_report(result))
+    if args.moves < MIN_MOVES_FOR_FIGURES:
+        print(
+            f"note: {args.moves} moves; the published figures use at least "
+            f"{MIN_MOVES_FOR_FIGURES} (the default is {handover.DEFAULT_MOVES})"
+        )
+    if out is not None:
+        out.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"JSON: {out}")
+    missing = result["summary"]["totals"]["moves"] - result["summary"]["totals"]["resumed"]
+    if missing:
+        print(
+            f"dmmconf bench: the application got no data after {missing} move(s)",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def _argv(args: argparse.Namespace) -> list[str]:
+    """The options of this run, as a command line (for the record in the result)."""
+    out = ["--moves", str(args.moves), "--rate", f"{args.rate:g}", "--source", args.source]
+    out += ["--dwell", f"{args.dwell:g}"]
+    if args.sut_mn != "reference":
+        out += ["--sut-mn", args.sut_mn]
+    if args.sut_ha != "reference":
+        out += ["--sut-ha", args.sut_ha]
+    return out
