@@ -134,11 +134,17 @@ def _aux_lengths(bu: Any) -> list[int]:
 
 
 def _mld_report_with(group: str) -> Predicate:
-    from scapy.layers.inet6 import ICMPv6MLReport2
+    """An MLDv2 Report with a record for `group` (parsed by the lab's MLD code: scapy's
+    ICMPv6MLReport2 reads only the first record of a report)."""
+    from harness.lab.mldproxy import parse_report
+    from harness.reference.mn_listener import report_from_packet
+
+    want = ipaddress.IPv6Address(group)
 
     def test(pkt: Any) -> bool:
-        rep = pkt.getlayer(ICMPv6MLReport2)
-        return rep is not None and any(r.dst == group for r in rep.records)
+        ip = pkt.getlayer(IPv6)
+        message = report_from_packet(bytes(ip)) if ip is not None else None
+        return message is not None and any(r.group == want for r in parse_report(message))
 
     return Predicate(test, f"an MLDv2 Report naming {group}")
 
