@@ -32,6 +32,9 @@ KILLS: dict[str, tuple[str, ...]] = {
     "no-auth": (SUITE + "test_bu_is_authenticated",),
     "ro-coti": (SUITE + "test_no_route_optimisation",),
     "report-in-tunnel": (SUITE + "test_no_tunnelled_report_before_the_has_query",),
+    "ignore-135": (SUITE + "test_status_135_makes_the_mn_use_the_next_number",),
+    "strict-ba-options": (SUITE + "test_unknown_option_in_the_ba_is_skipped",),
+    "tunnel-before-ba": (SUITE + "test_tunnel_is_used_only_after_the_ba",),
     "report-on-air": (SUITE + "test_moved_groups_are_not_reported_on_the_new_link",),
 }
 

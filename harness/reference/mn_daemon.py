@@ -83,6 +83,10 @@ MUTANTS: dict[str, str] = {
     "ro-coti": "starts return routability with a Care-of Test Init (draft §6: disabled)",
     "report-on-air": "lets the kernel keep reporting, on the new link, the groups it now "
     "receives through the tunnel (draft §3 last paragraph)",
+    "ignore-135": "ignores a BA with status 135 instead of taking the HA's number "
+    "(RFC 6275 §11.7.3)",
+    "strict-ba-options": "refuses a BA carrying an option it does not know (RFC 6275 §6.1.8)",
+    "tunnel-before-ba": "uses the tunnel as soon as it sends the BU (draft §3)",
     "report-in-tunnel": "tunnels its MLD Reports to the HA before any Query came through the "
     "tunnel (RFC 6275 §11.3.4)",
 }
@@ -581,6 +585,10 @@ class MobileNodeDaemon:
             if msg.mhtype != MHType.BA:
                 continue
             hoa = msg.rh2_hoa or msg.dst  # no type 2 header when the MN is at home (§6.1.8)
+            if self.mutant == "ignore-135" and msg.ba_status == 135:
+                continue
+            if self.mutant == "strict-ba-options" and _unknown_options(msg):
+                continue
             if self.opts.key is not None and not self._ba_authentic(frame):
                 self.log(f"BA from {msg.src} fails RFC 4285 verification: ignored")
                 continue
@@ -701,6 +709,8 @@ class MobileNodeDaemon:
     def _send_bu(self, bu: mn_core.SendBindingUpdate) -> None:
         data = binding_update(bu, self.opts, self.mutant)
         self._send(data, str(bu.ha))
+        if self.mutant == "tunnel-before-ba" and bu.lifetime:
+            self._has[bu.hoa] = (bu.ha, bu.coa)
         if self.mutant == "report-in-tunnel" and bu.lifetime:
             self._tunnel_report(bu)
         groups = len(bu.multicast.groups) if bu.multicast is not None else 0
@@ -744,6 +754,17 @@ class MobileNodeDaemon:
             return
         self._send(mld_report(state, ll), MLDV2_ROUTERS, self._ifindex[iface])
         self.log(f"reported {len(state.groups)} group(s) on {iface}")
+
+
+def _unknown_options(msg: Any) -> bool:
+    """Mutant strict-ba-options only: does the BA carry an option type outside RFC 6275's
+    and RFC 4285's (and the Multicast State option's)?"""
+    from harness.config import WireConfig
+    from harness.wire import compact
+
+    known = {0, 1, 2, 3, 4, 5, 6, 9, 10, WireConfig.from_env().multicast_state_type}
+    options = compact.parse_options(msg.body, compact.FIXED_PART[compact.MHType.BA])
+    return any(o.otype not in known for o in options)
 
 
 def _is_mld_report(packet: bytes) -> bool:

@@ -152,6 +152,20 @@ class World:
             str(interval),
         )
 
+    def udp_session(self, interval: float = 0.01) -> App:
+        """A UDP flow from the MN to the CN's echo: unlike TCP, it keeps sending through
+        losses, so it shows at once which path the MN's packets take."""
+        return self.app(
+            "mn",
+            "udp_session",
+            "--connect",
+            str(self.lab.plan.cn.host6),
+            "--port",
+            str(CN_PORT),
+            "--interval",
+            str(interval),
+        )
+
     def receiver(self, group: str, *sources: str) -> App:
         args = ["--group", group, "--port", str(MCAST_PORT), "--iface", MN_IFACE]
         for s in sources:

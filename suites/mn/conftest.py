@@ -11,7 +11,9 @@ applications receive.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
+import socket
 import struct
 import threading
 from collections.abc import Iterator
@@ -190,4 +192,40 @@ __all__ = [
     "bu_from_mn",
     "multicast_state",
     "options_of",
+    "send_ba_as_ha",
 ]
+
+
+def send_ba_as_ha(
+    mn: MobileNodeUnderTest,
+    link: int,
+    coa: str,
+    hoa: str,
+    seq: int,
+    status: int,
+    lifetime: int,
+    extra: tuple[Any, ...] = (),
+) -> None:
+    """The tester acting as access router `link`'s home agent: a BA (type 2 routing
+    header, RFC 6275 §6.1.8), signed with the profile's MN-HA key when there is one, sent
+    from that router's namespace."""
+    from scapy.layers.inet6 import IPv6, IPv6ExtHdrRouting, MIP6OptMsgAuth
+
+    from harness.wire import auth
+    from harness.wire.mobility import BindingAck
+
+    keys = getattr(getattr(mn.sut, "profile", None), "keys", None)
+    options = list(extra)
+    if keys is not None:
+        options.append(MIP6OptMsgAuth(subtype=1, mspi=keys.spi, authdata=b"\x00" * 12))
+    pkt = (
+        IPv6(src=mn.ha_address(link), dst=coa)
+        / IPv6ExtHdrRouting(type=2, segleft=1, addresses=[hoa])
+        / BindingAck(status=status, seq=seq, mhtime=lifetime, options=options)
+    )
+    if keys is not None:
+        pkt = auth.sign(pkt, keys.key)
+    with contextlib.closing(
+        mn.lab.socket(f"ar{link}", socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_RAW)
+    ) as s:
+        s.sendto(bytes(pkt), (coa, 0))

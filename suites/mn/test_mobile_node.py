@@ -28,6 +28,8 @@ from .conftest import (
     alt_coa,
     multicast_state,
     options_of,
+    send_ba_as_ha,
+    u16,
 )
 
 REGISTRATION_WAIT = 3.0  # a move to the first BU: RS/RA and the MN's reaction (seconds)
@@ -387,3 +389,81 @@ def test_moved_groups_are_not_reported_on_the_new_link(mn: MobileNodeUnderTest) 
         2.5 * query,
         f"a Report for {moved} on link 2, where it is served through the tunnel",
     )
+
+
+@pytest.mark.clause("DMM-OVW-7")
+def test_tunnel_is_used_only_after_the_ba(mn: MobileNodeUnderTest) -> None:
+    flow = mn.world.udp_session(interval=0.002)  # keeps sending through the move
+    flow.wait_for("rtt", 3, "a first round trip on link 1")
+    mn.link.mark()
+    mn.world.move(2)
+    bu = mn.expect_bu(REGISTRATION_WAIT, to=mn.ha_address(1))
+    mn.link.expect(_ba_for(bu.seq), 2, "the HA's BA")
+    ha = mn.ha_address(1)
+
+    def from_mn_in_tunnel(pkt: Any) -> bool:
+        ip = pkt.getlayer(IPv6)
+        return ip is not None and ip.nh == 41 and ip.dst == ha and ip.src == bu.src
+
+    mn.link.expect(Predicate(from_mn_in_tunnel, "a packet tunnelled to the HA"), 2)
+    frames = mn.link.frames()
+    ba_at = next(f.seq for f in frames if _ba_for(bu.seq)(f.packet))
+    early = [f.seq for f in frames if f.seq < ba_at and from_mn_in_tunnel(f.packet)]
+    assert not early, f"packets tunnelled to the HA (frames {early}) before its BA (frame {ba_at})"
+
+
+@pytest.mark.clause("RFC6275-BU-1", "RFC6275-OPT-3", "RFC6275-OPT-4")
+def test_bu_encoding_reserved_alignment_padding(mn: MobileNodeUnderTest) -> None:
+    from harness.config import WireConfig
+    from harness.wire import compact
+
+    mn.world.receiver(str(mn.lab.plan.ssm_group6), str(mn.lab.plan.mcast_source.host6))
+    _session_then_move(mn)
+    bu = mn.expect_bu(REGISTRATION_WAIT, to=mn.ha_address(1))
+    flags = u16(bu.body, 8)
+    assert flags & 0x03FF == 0, f"reserved bits of the BU set: {flags:#06x} (RFC 6275 §6.1.7)"
+    start = compact.FIXED_PART[compact.MHType.BU]
+    bad = compact.misaligned(options_of(bu), WireConfig.from_env())
+    assert not bad, f"misaligned options: {bad}"
+    problems = compact.padding_problems(bu.body, start)
+    assert not problems, f"padding: {problems}"
+
+
+@pytest.mark.clause("RFC6275-MN-5")
+def test_status_135_makes_the_mn_use_the_next_number(mn: MobileNodeUnderTest) -> None:
+    mn.world.home_agents.pop(1).stop()  # the tester answers as ar1's HA
+    _session_then_move(mn)
+    bu = mn.expect_bu(REGISTRATION_WAIT, to=mn.ha_address(1))
+    last = (bu.seq + 1000) & 0xFFFF
+    mn.link.mark()
+    send_ba_as_ha(mn, 1, bu.src, str(mn.home), last, 135, 0)
+    want = (last + 1) & 0xFFFF
+
+    def next_number(pkt: Any) -> bool:
+        msg = mobility_message(pkt)
+        return msg is not None and msg.mhtype == 5 and msg.seq == want
+
+    # (retransmissions of the refused BU, with the MN's own numbers, may come first)
+    mn.link.expect(Predicate(next_number, f"a BU with sequence number {want}"), 2)
+
+
+@pytest.mark.clause("RFC6275-BA-1")
+def test_unknown_option_in_the_ba_is_skipped(mn: MobileNodeUnderTest) -> None:
+    from scapy.layers.inet6 import MIP6OptUnknown
+
+    mn.world.home_agents.pop(1).stop()  # the tester answers as ar1's HA
+    flow = mn.world.udp_session(interval=0.005)
+    flow.wait_for("rtt", 3, "a first round trip on link 1")
+    mn.world.move(2)
+    bu = mn.expect_bu(REGISTRATION_WAIT, to=mn.ha_address(1))
+    mn.link.mark()
+    unknown = MIP6OptUnknown(otype=250, odata=b"\x01\x02")
+    send_ba_as_ha(mn, 1, bu.src, str(mn.home), bu.seq, 0, 100, (unknown,))
+
+    def tunnelled(pkt: Any) -> bool:
+        ip = pkt.getlayer(IPv6)
+        return ip is not None and ip.nh == 41 and ip.dst == bu.dst and ip.src == bu.src
+
+    # the BA was accepted: the flow's packets now go through the tunnel (draft §3); an MN
+    # that refused the BA would keep its home address off the tunnel until a BA it likes
+    mn.link.expect(Predicate(tunnelled, "the flow's packets tunnelled to the HA"), 2)
