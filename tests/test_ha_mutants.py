@@ -30,6 +30,8 @@ QUERIES = MCAST + "test_general_queries_reach_the_coa_through_the_tunnel_at_the_
 RA_OWN = MCAST + "test_the_home_agent_advertises_itself_on_its_link"
 RA_RULES = MCAST + "test_home_agent_information_option_rules"
 BOTH_SOURCES = MCAST + "test_subscribed_group_is_tunnelled_from_remote_and_local_sources"
+TIMESTAMPS = SUITE + "::test_invalid_timestamp_gets_144_and_no_binding"
+REPLAY_ECHO = SUITE + "::test_replay_protection_option_is_echoed_in_the_ba"
 
 # mutant -> the suite tests that must catch it
 KILLS: dict[str, tuple[str, ...]] = {
@@ -85,6 +87,25 @@ KILLS: dict[str, tuple[str, ...]] = {
     "ra-without-h": (RA_OWN, RA_RULES),
     "ra-zero-lifetime": (RA_RULES,),
     "no-checksum-fix": (BOTH_SOURCES,),
+    # the remaining clauses of issue 4
+    "skip-unknown-record": (MALFORMED + "[mcast-unknown-record-type]",),
+    "ignore-mcast-checksum": (MALFORMED + "[mcast-report-checksum-wrong]",),
+    "dereg-unknown-accepted": (
+        SUITE + "::test_deregistration_without_a_binding_gets_133_and_changes_nothing",
+    ),
+    "no-replay-echo": (REPLAY_ECHO,),
+    "replay-echo-own-time": (REPLAY_ECHO,),
+    "accept-stale-timestamp": (TIMESTAMPS,),
+    "stale-timestamp-binds": (TIMESTAMPS,),
+    "accept-replayed-timestamp": (TIMESTAMPS,),
+    "reject-reserved-bits": (SUITE + "::test_reserved_bits_of_a_bu_are_ignored",),
+    "accept-bad-coa": (
+        SUITE + "::test_bu_for_a_care_of_address_not_unicast_routable_is_discarded",
+    ),
+    "no-dad": (
+        SUITE + "::test_dad_for_the_home_address_comes_before_the_ba",
+        SUITE + "::test_home_address_in_use_on_the_home_link_gets_134",
+    ),
 }
 
 

@@ -10,6 +10,7 @@ from scapy.layers.inet6 import (
     HAO,
     IPv6,
     IPv6ExtHdrDestOpt,
+    MIP6OptAltCoA,
     MIP6OptMsgAuth,
     MIP6OptReplayProtection,
 )
@@ -18,6 +19,7 @@ from scapy.packet import Packet
 import vectors
 from harness.reference import encode
 from harness.reference.ha_core import (
+    DadRequest,
     DnsRequest,
     HAConfig,
     HomeAgentCore,
@@ -328,9 +330,110 @@ def test_replay_protection_window() -> None:
     ha = core()
     fresh = bu(MIP6OptReplayProtection(timestamp=_ntp_now(NOW)))
     assert only(ha.receive(fresh, NOW), SendBindingAck)[0].status == 0
-    stale = bu(MIP6OptReplayProtection(timestamp=_ntp_now(NOW - 60)), seq=2)
+    stale = bu(MIP6OptReplayProtection(timestamp=_ntp_now(NOW - 60.25)), seq=2)
     (ba,) = only(ha.receive(stale, NOW), SendBindingAck)
-    assert ba.status == 144 and ba.replay_timestamp == _ntp_now(NOW)
+    # RFC 4285 §6: the HA's seconds, the BU's low-order 32 bits.
+    assert ba.status == 144
+    assert ba.replay_timestamp == (_ntp_now(NOW) & ~0xFFFFFFFF) | (
+        _ntp_now(NOW - 60.25) & 0xFFFFFFFF
+    )
+
+
+def test_replay_protection_echo_no_binding_and_replays() -> None:
+    """RFC 4285 §6: a valid Timestamp is copied into the BA; a stale one gets 144 and no
+    binding (a lower sequence number is still a first registration); a Timestamp no
+    greater than one accepted before is refused, even after the binding is gone."""
+    auth = MIP6OptMsgAuth(mspi=SPI, authdata=b"\0" * 12)
+    ha = core(require_auth=True)
+    stale = bu(MIP6OptReplayProtection(timestamp=_ntp_now(NOW - 3600)), auth, seq=1000)
+    (ba,) = only(ha.receive(stale, NOW), SendBindingAck)
+    assert ba.status == 144 and ba.auth_spi == SPI and ha.bindings() == []
+    stamp = _ntp_now(NOW + 0.5)
+    (ba,) = only(
+        ha.receive(bu(MIP6OptReplayProtection(timestamp=stamp), auth, seq=10), NOW), SendBindingAck
+    )
+    assert (ba.status, ba.replay_timestamp) == (0, stamp)
+    msg = compact.parse_packet(bytes(encode.binding_ack(ba, ha.config)))
+    (opt,) = [o for o in compact.parse_options(msg.body, 12) if o.otype == 10]
+    assert opt.data == stamp.to_bytes(8, "big")
+    replayed = bu(MIP6OptReplayProtection(timestamp=stamp), auth, seq=11)
+    assert only(ha.receive(replayed, NOW + 1), SendBindingAck)[0].status == 144
+    ha.receive(bu(MIP6OptReplayProtection(timestamp=stamp + 1), auth, seq=12, lifetime=0), NOW)
+    assert ha.bindings() == []
+    again = bu(MIP6OptReplayProtection(timestamp=stamp), auth, seq=13)
+    assert only(ha.receive(again, NOW + 1), SendBindingAck)[0].status == 144
+
+
+def test_deregistration_without_binding_gets_133_and_changes_nothing() -> None:
+    """RFC 6275 §10.3.2: nothing to deregister is a rejection (133), with or without the A
+    flag; it leaves no state (a lower sequence number is a first registration after it)."""
+    ha = core()
+    for flags in (0x300, 0x100):
+        actions = ha.receive(bu(seq=500, lifetime=0, flags=flags), NOW)
+        assert [(a.status, a.seq, a.lifetime) for a in actions] == [(133, 500, 0)]
+    assert ha.bindings() == [] and ha.nodes == {}
+    assert only(ha.receive(bu(seq=10), NOW), SendBindingAck)[0].status == 0
+
+
+@pytest.mark.parametrize("bad", ["ff0e::db8:1", "fe80::db8:10", "::1", "::", "::ffff:10.0.0.1"])
+def test_care_of_address_not_unicast_routable_is_discarded(bad: str) -> None:
+    """RFC 6275 §6.1.7: an Alternate Care-of Address that is no unicast routable address
+    makes the BU silently discarded: no answer, no binding."""
+    ha = core()
+    assert ha.receive(bu(MIP6OptAltCoA(acoa=bad), seq=1000), NOW) == []
+    assert ha.nodes == {}
+    assert (
+        only(ha.receive(bu(MIP6OptAltCoA(acoa=COA2), seq=10), NOW), SendBindingAck)[0].status == 0
+    )
+    assert [str(b.coa) for b in ha.bindings()] == [COA2]
+
+
+def test_reserved_bits_of_a_bu_are_ignored() -> None:
+    """RFC 6275 §6.1.7: the BU's Reserved bits change nothing."""
+    raw = bytes(
+        IPv6(src=COA, dst=HA)
+        / IPv6ExtHdrDestOpt(options=[HAO(hoa=HOA)])
+        / BindingUpdate(seq=3, mhtime=25, flags=0x300, reserved=0x3F)
+    )
+    (ba,) = only(core().receive(raw, NOW), SendBindingAck)
+    assert (ba.status, ba.seq, ba.lifetime) == (0, 3, 25)
+
+
+def test_duplicate_address_detection_before_the_ba_of_a_new_binding() -> None:
+    """RFC 6275 §10.3.1: with DAD on, a new home address waits for its DAD; the newest BU
+    sent meanwhile is the one answered. A duplicate answers 134 and creates nothing. A
+    refresh and a deregistration of an existing binding need no DAD."""
+    ha = core(dad=True)
+    (dad,) = ha.receive(bu(seq=1), NOW)
+    assert isinstance(dad, DadRequest) and str(dad.hoa) == HOA
+    assert ha.receive(bu(seq=2), NOW) == []  # a retransmission: the same DAD answers it
+    actions = ha.dad_done(dad.request_id, False, NOW + 0.05)
+    assert only(actions, TunnelUp)
+    assert [(a.status, a.seq) for a in only(actions, SendBindingAck)] == [(0, 2)]
+    assert ha.dad_done(dad.request_id, False, NOW) == []  # answered once
+    assert only(ha.receive(bu(seq=3), NOW), SendBindingAck)[0].status == 0
+    assert only(ha.receive(bu(seq=4, lifetime=0), NOW), SendBindingAck)[0].status == 0
+    (dad,) = ha.receive(bu(seq=5), NOW)
+    assert isinstance(dad, DadRequest)
+    (ba,) = ha.dad_done(dad.request_id, True, NOW)
+    assert (ba.status, ba.seq, ba.lifetime) == (134, 5, 0) and ha.nodes == {}
+
+
+def test_dad_neighbor_solicitation_encoding() -> None:
+    """RFC 4862 §5.4.2: from ::, to the solicited-node group, hop limit 255, no options."""
+    from scapy.layers.inet6 import ICMPv6ND_NA, ICMPv6ND_NS, ICMPv6NDOptSrcLLAddr
+
+    raw = encode.dad_neighbor_solicitation(ipaddress.IPv6Address("2001:db8:1::12:3456"))
+    pkt = IPv6(raw)
+    assert (pkt.src, pkt.dst, pkt.hlim) == ("::", "ff02::1:ff12:3456", 255)
+    ns = pkt[ICMPv6ND_NS]
+    assert ns.tgt == "2001:db8:1::12:3456" and ICMPv6NDOptSrcLLAddr not in pkt
+    sent = ns.cksum
+    ns.cksum = None
+    assert IPv6(bytes(pkt))[ICMPv6ND_NS].cksum == sent
+    na = bytes(ICMPv6ND_NA(tgt="2001:db8:1::12:3456"))
+    assert str(encode.advertised_target(na)) == "2001:db8:1::12:3456"
+    assert encode.advertised_target(bytes(ns)) is None
 
 
 def test_ipv4_home_address_assignment() -> None:

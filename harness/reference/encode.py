@@ -1,5 +1,6 @@
-"""The daemon's encoders: the HA core's SendBindingAck as a packet (scapy layers), and the
-MLDv2 General Query the HA sends as querier for its mobile nodes (plain struct)."""
+"""The daemon's encoders: the HA core's SendBindingAck as a packet (scapy layers), the
+MLDv2 General Query the HA sends as querier for its mobile nodes, and the Neighbor
+Solicitation of its Duplicate Address Detection (plain struct)."""
 
 from __future__ import annotations
 
@@ -184,3 +185,33 @@ def mld_general_query(
         "!IHBB16s16s", 6 << 28, len(ext) + len(body), nh, 1, src.packed, ALL_NODES.packed
     )
     return header + ext + bytes(body)
+
+
+# --- Duplicate Address Detection (RFC 4862 §5.4.2, RFC 6275 §10.3.1) --------------------------
+
+ICMPV6_NS, ICMPV6_NA = 135, 136
+UNSPECIFIED = ipaddress.IPv6Address("::")
+
+
+def solicited_node(addr: ipaddress.IPv6Address) -> ipaddress.IPv6Address:
+    """RFC 4291 §2.7.1: ff02::1:ff00:0/104 and the low 24 bits of `addr`."""
+    return ipaddress.IPv6Address(b"\xff\x02" + bytes(9) + b"\x01\xff" + addr.packed[-3:])
+
+
+def dad_neighbor_solicitation(target: ipaddress.IPv6Address) -> bytes:
+    """A whole IPv6 packet: the Neighbor Solicitation of DAD for `target` (RFC 4862 §5.4.2:
+    source ::, to the target's solicited-node group, hop limit 255, no Source Link-Layer
+    Address option; RFC 4861 §4.3)."""
+    dst = solicited_node(target)
+    body = bytearray(struct.pack("!BBHI16s", ICMPV6_NS, 0, 0, 0, target.packed))
+    struct.pack_into("!H", body, 2, icmpv6_checksum(UNSPECIFIED, dst, bytes(body)))
+    header = struct.pack("!IHBB16s16s", 6 << 28, len(body), 58, 255, UNSPECIFIED.packed, dst.packed)
+    return header + bytes(body)
+
+
+def advertised_target(icmp: bytes) -> ipaddress.IPv6Address | None:
+    """The Target Address of a Neighbor Advertisement (RFC 4861 §4.4), given from its ICMPv6
+    header on (as a raw ICMPv6 socket delivers it); None for anything else."""
+    if len(icmp) < 24 or icmp[0] != ICMPV6_NA or icmp[1] != 0:
+        return None
+    return ipaddress.IPv6Address(icmp[8:24])

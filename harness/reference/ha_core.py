@@ -1,12 +1,13 @@
 """The reference Home Agent's protocol core: bytes and a clock in, actions out (sans-I/O).
 
 It decides everything a home agent of the draft decides (RFC 6275 §9.2, §9.5.1, §10.3.1 home
-registration; RFC 5648 binding identifiers; RFC 6089 flow bindings; RFC 5555 IPv4 home
-addresses; RFC 5026 / draft §6 DNS updates; RFC 4285 authentication; draft §4.1 and §6 with
+registration, with Duplicate Address Detection for new home addresses when configured;
+RFC 5648 binding identifiers; RFC 6089 flow bindings; RFC 5555 IPv4 home addresses; RFC 5026
+/ draft §6 DNS updates; RFC 4285 authentication; draft §4.1 and §6 with
 docs/interpretations.md for multicast state) and performs no I/O: the daemon around it
 receives packets, feeds them in, and carries out the returned actions (send a BA, bring a
-tunnel up, install multicast forwarding, ask the DNS server). The same core can be driven by
-hypothesis for millions of steps without a network.
+tunnel up, install multicast forwarding, run DAD, ask the DNS server). The same core can be
+driven by hypothesis for millions of steps without a network.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ class HAConfig:
     require_replay_protection: bool = False
     ipv4_pool: ipaddress.IPv4Network | None = None  # RFC 5555 dynamic IPv4 home addresses
     data_plane_address: IPv6 | None = None  # draft §9: announced in the BA when set
+    dad: bool = False  # RFC 6275 §10.3.1: DAD for the home address of each new binding
     wire: WireConfig = field(default_factory=WireConfig.from_env)
 
 
@@ -174,6 +176,15 @@ class MulticastChanged:
 
 
 @dataclass(frozen=True)
+class DadRequest:
+    """RFC 6275 §10.3.1: run Duplicate Address Detection (RFC 4862 §5.4) for `hoa` on the
+    home link; answer with HomeAgentCore.dad_done(request_id, duplicate, now)."""
+
+    request_id: int
+    hoa: IPv6
+
+
+@dataclass(frozen=True)
 class DnsRequest:
     """Ask the DNS server (RFC 2136); answer with HomeAgentCore.dns_done(request_id, ok)."""
 
@@ -190,6 +201,7 @@ Action = (
     | TunnelUp
     | TunnelDown
     | MulticastChanged
+    | DadRequest
     | DnsRequest
 )
 
@@ -207,12 +219,38 @@ def _ntp_now(now: float) -> int:
     return (seconds << 32) | int((now % 1) * (1 << 32))
 
 
+def timestamp_fresh(stamp: int, now: float) -> bool:
+    """RFC 4285 §6: a Timestamp (NTP format) close enough to the HA's clock."""
+    sent = (stamp >> 32) - NTP_EPOCH_OFFSET + (stamp & 0xFFFFFFFF) / (1 << 32)
+    return abs(sent - now) <= REPLAY_WINDOW
+
+
+def timestamp_valid(stamp: int, last: int | None, now: float) -> bool:
+    """RFC 4285 §6: fresh, and greater than every timestamp accepted before (`last`)."""
+    return timestamp_fresh(stamp, now) and (last is None or stamp > last)
+
+
+def unicast_routable(addr: IPv6 | IPv4) -> bool:
+    """RFC 6275 §6.1.7: may `addr` be a care-of address at all? Not a multicast,
+    link-local, loopback or unspecified address (nor an IPv4-mapped one)."""
+    if addr.is_multicast or addr.is_loopback or addr.is_unspecified or addr.is_link_local:
+        return False
+    return not (isinstance(addr, IPv6) and addr.ipv4_mapped is not None)
+
+
 class HomeAgentCore:
     def __init__(self, config: HAConfig) -> None:
         self.config = config
         self.nodes: dict[IPv6, MobileNode] = {}
-        self._dns_ids = itertools.count(1)
+        self._request_ids = itertools.count(1)
         self._pending: dict[int, SendBindingAck] = {}  # BAs waiting for their DNS answer
+        # RFC 6275 §10.3.1: BUs of new home addresses waiting for their DAD, by request id
+        # (the newest BU of the home address: a retransmission replaces the one before).
+        self._dad: dict[int, tuple[MobilityMessage, IPv6]] = {}
+        self._dad_ids: dict[IPv6, int] = {}
+        # RFC 4285 §6: the last accepted Timestamp of each home address, kept after its
+        # bindings are gone (a replayed BU must not be accepted again).
+        self._timestamps: dict[IPv6, int] = {}
 
     # -- queries -------------------------------------------------------------------------
     def bindings(self) -> list[Binding]:
@@ -263,22 +301,37 @@ class HomeAgentCore:
         dns = DnsStatus(status, ba.dns.remove, ba.dns.fqdn)
         return [SendBindingAck(**{**ba.__dict__, "dns": dns})]
 
+    def dad_done(self, request_id: int, duplicate: bool, now: float) -> list[Action]:
+        """The DAD of a DadRequest ended: another node answered for the home address
+        (duplicate: BA status 134, nothing created) or none did (the BU is processed)."""
+        pending = self._dad.pop(request_id, None)
+        if pending is None:
+            return []
+        msg, src = pending
+        hoa = IPv6(msg.hoa) if msg.hoa else src
+        self._dad_ids.pop(hoa, None)
+        return self._binding_update(msg, src, hoa, now, dad=not duplicate)
+
     # -- Binding Update processing -------------------------------------------------------
     def _reject(self, msg: MobilityMessage, coa: IPv6, hoa: IPv6, status: int) -> SendBindingAck:
         return SendBindingAck(coa, hoa, msg.seq, status, 0)
 
     def _binding_update(
-        self, msg: MobilityMessage, src: IPv6, hoa: IPv6, now: float
+        self, msg: MobilityMessage, src: IPv6, hoa: IPv6, now: float, dad: bool | None = None
     ) -> list[Action]:
+        """`dad`: None for a BU just received; True once DAD found the home address unique,
+        False once it found a duplicate (RFC 6275 §10.3.1)."""
         cfg = self.config
         options = compact.parse_options(msg.body, compact.FIXED_PART[compact.MHType.BU])
-        flags = msg.bu_flags
+        flags = msg.bu_flags  # the Reserved bits are left out (RFC 6275 §6.1.7)
         ack_requested = bool(flags & 0x200)  # A
         home = bool(flags & 0x100)  # H
         coa: IPv6 | IPv4 = src
         alt = _first(options, MobOpt.ALTERNATE_COA)
         if alt is not None and len(alt.data) == 16:
             coa = IPv6(alt.data)  # RFC 6275 §6.2.5
+        if not unicast_routable(coa):
+            return []  # RFC 6275 §6.1.7: silently discarded
 
         # RFC 4285: authenticate before believing anything else in the message.
         auth = _first(options, MobOpt.MESSAGE_AUTH)
@@ -295,9 +348,13 @@ class HomeAgentCore:
         replay = _first(options, MobOpt.REPLAY_PROTECTION)
         stamp = None
         if replay is not None and len(replay.data) == 8:
+            # RFC 4285 §6, after authentication: close to the HA's clock and greater than
+            # every timestamp accepted before for this mobile node.
             stamp = struct.unpack("!Q", replay.data)[0]
-            sent = (stamp >> 32) - NTP_EPOCH_OFFSET + (stamp & 0xFFFFFFFF) / (1 << 32)
-            if abs(sent - now) > REPLAY_WINDOW:
+            if not timestamp_valid(stamp, self._timestamps.get(hoa), now):
+                # No binding; the BA carries the HA's time of day in the high-order 32
+                # bits and the BU's low-order 32 bits.
+                mine = (_ntp_now(now) & ~0xFFFFFFFF) | (stamp & 0xFFFFFFFF)
                 return [
                     SendBindingAck(
                         coa,
@@ -306,7 +363,7 @@ class HomeAgentCore:
                         BAStatus.MIPV6_ID_MISMATCH,
                         0,
                         auth_spi=spi,
-                        replay_timestamp=_ntp_now(now),
+                        replay_timestamp=mine,
                     )
                 ]
         elif cfg.require_replay_protection:
@@ -333,15 +390,25 @@ class HomeAgentCore:
         granted = 0 if dereg else min(requested, cfg.max_lifetime)
         if node is None:
             if dereg:
-                # Nothing to deregister: accepted all the same (RFC 6275 §10.3.2 answers 0).
-                return (
-                    [SendBindingAck(coa, hoa, msg.seq, BAStatus.ACCEPTED, 0, auth_spi=spi)]
-                    if ack_requested
-                    else []
-                )
+                # RFC 6275 §10.3.2: no home registration to remove; rejected, status 133.
+                return reply(BAStatus.NOT_HOME_AGENT)
+            if cfg.dad and dad is None:
+                # RFC 6275 §10.3.1: DAD for the home address before the BA.
+                running = self._dad_ids.get(hoa)
+                if running is not None:  # a DAD runs already: it answers this BU instead
+                    self._dad[running] = (msg, src)
+                    return []
+                dad_id = next(self._request_ids)
+                self._dad[dad_id] = (msg, src)
+                self._dad_ids[hoa] = dad_id
+                return [DadRequest(dad_id, hoa)]
+            if dad is False:
+                return reply(BAStatus.DAD_FAILED)
             node = self.nodes[hoa] = MobileNode(hoa, msg.seq)
         node.last_seq = msg.seq
         node.spi = spi
+        if stamp is not None:
+            self._timestamps[hoa] = stamp
 
         actions: list[Action] = []
         bid_opts = [o for o in options if o.otype == MobOpt.BINDING_IDENTIFIER]
@@ -417,7 +484,7 @@ class HomeAgentCore:
             fqdn = dns.data[2:]
             if not remove:
                 node.fqdn = fqdn
-            request = DnsRequest(next(self._dns_ids), fqdn, hoa, remove)
+            request = DnsRequest(next(self._request_ids), fqdn, hoa, remove)
             # Draft §6: the BA goes out after the DNS update, with its status.
             self._pending[request.request_id] = SendBindingAck(
                 **{**ba.__dict__, "dns": DnsStatus(0, remove, fqdn)}
@@ -438,7 +505,7 @@ class HomeAgentCore:
         """The node has no binding left: drop it, and its DNS entry (draft §6)."""
         self.nodes.pop(node.hoa, None)
         if node.fqdn is not None:
-            return [DnsRequest(next(self._dns_ids), node.fqdn, node.hoa, True)]
+            return [DnsRequest(next(self._request_ids), node.fqdn, node.hoa, True)]
         return []
 
     def _flows(self, node: MobileNode, options: list[Option], dereg: bool) -> tuple[FidStatus, ...]:

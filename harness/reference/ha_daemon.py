@@ -30,6 +30,11 @@ nsenter) and does only I/O; every decision is the core's:
   the tunnel to the CoA of every binding with IPv6 multicast state, at once after the BA
   that installs the state and every --mld-query-interval after. MLD Reports that come back
   through the tunnel are not read: only Binding Updates change the state (INT-7).
+* Duplicate Address Detection for the home address of each new binding before its BA
+  (RFC 6275 §10.3.1; RFC 4862 §5.4): a Neighbor Solicitation from :: on the access link,
+  then RetransTimer (RFC 4861 §10, scaled by --time-scale, at least DAD_MIN_WAIT) for a
+  Neighbor Advertisement of the home address, read on a raw ICMPv6 socket; one answers
+  status 134.
 * Router Advertisements on the access link with the H flag, the R flag and the Home Agent
   Information option (RFC 6275 §7), from harness.lab.ra.RouterAdvertiser, when
   --ra-interval MIN,MAX is given.
@@ -69,6 +74,7 @@ from harness.reference import encode, ha_core
 from harness.reference import multicast as mcast
 from harness.reference.ha_core import (
     Action,
+    DadRequest,
     DnsRequest,
     HAConfig,
     HomeAgentCore,
@@ -80,6 +86,7 @@ from harness.reference.ha_core import (
     TunnelUp,
 )
 from harness.wire import compact
+from harness.wire.numbers import BAStatus, MobOpt
 
 IPPROTO_DSTOPTS, IPPROTO_MH, IPPROTO_IPV6_IN_IPV6 = 60, 135, 41
 IPPROTO_HOPOPTS, IPPROTO_ICMPV6 = 0, 58
@@ -94,6 +101,9 @@ TP_STATUS_CSUMNOTREADY = 1 << 3  # the checksum is left to the (virtual) hardwar
 # RFC defaults of the timers (seconds), multiplied by --time-scale when not given.
 DEFAULT_QUERY_INTERVAL = 125.0  # RFC 3810 §9.2
 DEFAULT_QUERY_RESPONSE_INTERVAL = 10.0  # RFC 3810 §9.3
+RETRANS_TIMER = 1.0  # RFC 4861 §10: how long DAD waits for an answer (DupAddrDetectTransmits 1)
+DAD_MIN_WAIT = 0.05  # however small the scale: time for a neighbour's answer to arrive
+SOL_ICMPV6, ICMP6_FILTER = 58, 1  # linux/icmpv6.h
 MAX_RA_DELAY_TIME = 0.5  # RFC 4861 §10
 
 # One-clause mutants: name -> what it breaks (the clause its suite test judges).
@@ -145,6 +155,29 @@ MUTANTS: dict[str, str] = {
     "ra-zero-lifetime": "advertises Home Agent Lifetime 0 (RFC 6275 §7.4)",
     "no-checksum-fix": "tunnels multicast data whose checksum the sender left to offload as "
     "it is, with a checksum that does not verify (RFC 6275 §10.4.2: the packet must arrive)",
+    # issue 4, remaining clauses (suites/ha/test_registration.py)
+    "skip-unknown-record": "installs the other records of a Multicast State option with a "
+    "record of unknown type, skipping that one (RFC 3810 §5.2.12 read for reports; INT-1 "
+    "makes the option malformed)",
+    "ignore-mcast-checksum": "installs the records of a Multicast State option whose "
+    "checksum is wrong (RFC 3810 §5.2.2, INT-2)",
+    "dereg-unknown-accepted": "accepts (0) a deregistration for a home address without a "
+    "binding (RFC 6275 §10.3.2, status 133)",
+    "no-replay-echo": "leaves the replay protection option out of the BA (RFC 4285 §6)",
+    "replay-echo-own-time": "answers an invalid timestamp with its own whole time of day, "
+    "not the BU's low-order 32 bits (RFC 4285 §6)",
+    "accept-stale-timestamp": "accepts a BU whose replay protection timestamp is far from "
+    "its clock (RFC 4285 §6, status 144)",
+    "stale-timestamp-binds": "answers a stale timestamp with 144 but creates the binding "
+    "all the same (RFC 4285 §6)",
+    "accept-replayed-timestamp": "accepts a timestamp no greater than one it accepted before "
+    "(RFC 4285 §6, status 144)",
+    "reject-reserved-bits": "refuses (128) a BU whose Reserved bits are set instead of "
+    "ignoring them (RFC 6275 §6.1.7)",
+    "accept-bad-coa": "accepts a care-of address that is not unicast routable (RFC 6275 "
+    "§6.1.7: silently discarded)",
+    "no-dad": "sends its BA for a new home address without Duplicate Address Detection "
+    "(RFC 6275 §10.3.1)",
 }
 BA_ONLY_OPTIONS = (30, 31)  # what vectors/ puts in a BU to be skipped
 
@@ -162,6 +195,11 @@ class Options:
     mld_query_response_interval: float = DEFAULT_QUERY_RESPONSE_INTERVAL
     ra_interval: tuple[float, float] | None = None  # (MinRtrAdvInterval, MaxRtrAdvInterval)
     time_scale: float = 1.0
+
+    @property
+    def dad_wait(self) -> float:
+        """How long DAD listens for an answer (RFC 4861 §10 RetransTimer, scaled)."""
+        return max(DAD_MIN_WAIT, RETRANS_TIMER * self.time_scale)
 
 
 def read_key(path: str) -> bytes:
@@ -214,6 +252,7 @@ class HomeAgentDaemon:
             max_lifetime=opts.max_lifetime,
             keys=dict(opts.keys),
             require_auth=bool(opts.keys),
+            dad=True,
         )
         self.mutant = opts.mutant
         if self.mutant == "accept-foreign-hoa":
@@ -224,6 +263,9 @@ class HomeAgentDaemon:
         self._stop = False
         self._rx: list[tuple[socket.socket, int]] = []
         self._tx: socket.socket | None = None
+        self._nd: socket.socket | None = None  # Neighbor Advertisements on the access link
+        self._dads: dict[int, tuple[float, ipaddress.IPv6Address]] = {}  # id: (deadline, hoa)
+        self._dad_packets: dict[int, bytes] = {}  # id: the BU it answers
         self.tunnels = Tunnels(opts.address, None, self.log, self.mutant)
         self.multicast = MulticastForwarder(opts.uplink, opts.iface, self.log, self.mutant)
         self.querier = MldQuerier(
@@ -274,6 +316,7 @@ class HomeAgentDaemon:
             self.log(f"{self.opts.iface}: {why}; no MLD queries")
         else:
             self.link_local = ipaddress.IPv6Address(addr)
+        self._open_nd()
         if self.opts.ra_interval is None:
             return
         low, high = self.opts.ra_interval
@@ -294,7 +337,27 @@ class HomeAgentDaemon:
         self.advertiser.start(timeout=5.0)
         self.log(f"Router Advertisements on {self.opts.iface} every {low:g}-{high:g} s")
 
+    def _open_nd(self) -> None:
+        """A raw ICMPv6 socket on the access interface that passes Neighbor Advertisements
+        only (RFC 3542 §3.2 ICMP6_FILTER): the answers to the HA's DAD."""
+        nd = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+        try:
+            blocked = [0xFFFFFFFF] * 8  # a set bit blocks its type
+            blocked[encode.ICMPV6_NA >> 5] &= ~(1 << (encode.ICMPV6_NA & 31))
+            nd.setsockopt(SOL_ICMPV6, ICMP6_FILTER, struct.pack("=8I", *blocked))
+            nd.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, self.opts.iface.encode())
+            nd.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVHOPLIMIT, 1)
+        except OSError as exc:
+            nd.close()
+            self.log(f"no Neighbor Advertisements from {self.opts.iface}: {exc}; DAD blind")
+            return
+        nd.setblocking(False)
+        self._nd = nd
+
     def close(self) -> None:
+        if self._nd is not None:
+            self._nd.close()
+            self._nd = None
         if self.advertiser is not None:
             with contextlib.suppress(Exception):
                 self.advertiser.stop()  # with a final RA (RFC 4861 §6.2.5)
@@ -323,6 +386,9 @@ class HomeAgentDaemon:
         due = self.querier.next_due()
         if due is not None:
             waits.append(max(0.0, due - time.monotonic()))
+        if self._dads:
+            nearest = min(deadline for deadline, _ in self._dads.values())
+            waits.append(max(0.0, nearest - time.monotonic()))
         return min(waits) if waits else None
 
     def run(self) -> int:
@@ -344,6 +410,8 @@ class HomeAgentDaemon:
             while not self._stop:
                 readers: list[Any] = [wake_r, *(s for s, _ in self._rx), *self.tunnels.fds()]
                 readers += self.multicast.sniffers
+                if self._nd is not None:
+                    readers.append(self._nd)
                 ready, _, _ = select.select(readers, [], [], self._timeout())
                 for r in ready:
                     if r is wake_r:
@@ -356,11 +424,15 @@ class HomeAgentDaemon:
                     if r in self.multicast.sniffers:
                         self.multicast.drain(r, self.served(), self.tunnels)
                         continue
+                    if self._nd is not None and r is self._nd:
+                        self._drain_nd(self._nd)
+                        continue
                     proto = {id(s): p for s, p in self._rx}.get(id(r))
                     if proto == IPPROTO_IPV6_IN_IPV6:
                         self.tunnels.from_coa(r)
                     elif proto is not None:
                         self._drain(r, proto)
+                self._dad_timeouts()
                 self.perform(self.core.tick(time.time()))
                 self._query()
         finally:
@@ -372,6 +444,42 @@ class HomeAgentDaemon:
             self.close()
         self.log("stopped")
         return 0
+
+    # ------------------------------------------------------------------ DAD
+
+    def _start_dad(self, request_id: int, hoa: ipaddress.IPv6Address) -> None:
+        """RFC 4862 §5.4.2 on behalf of the mobile node: one NS from ::, then listen."""
+        if self.mutant == "no-dad" or self._tx is None or not self.access_ifindex:
+            self._dad_done(request_id, False)
+            return
+        ns = encode.dad_neighbor_solicitation(hoa)
+        self._send(ns, str(encode.solicited_node(hoa)), self.access_ifindex)
+        self._dads[request_id] = (time.monotonic() + self.opts.dad_wait, hoa)
+        self.log(f"DAD for {hoa} on {self.opts.iface}")
+
+    def _drain_nd(self, s: socket.socket) -> None:
+        while True:
+            try:
+                data, anc, _flags, _addr = s.recvmsg(65535, 64)
+            except (BlockingIOError, InterruptedError):
+                return
+            _dst, hlim, _tclass = _ancillary(anc)
+            target = encode.advertised_target(data)
+            if target is None or hlim != 255:  # RFC 4861 §7.1.2: from the link only
+                continue
+            for request_id, (_deadline, hoa) in list(self._dads.items()):
+                if hoa == target:
+                    del self._dads[request_id]
+                    self.log(f"DAD for {hoa}: a neighbour answered, the address is in use")
+                    self._dad_done(request_id, True)
+
+    def _dad_timeouts(self) -> None:
+        now = time.monotonic()
+        for request_id, (deadline, hoa) in list(self._dads.items()):
+            if deadline <= now:
+                del self._dads[request_id]
+                self.log(f"DAD for {hoa}: no answer")
+                self._dad_done(request_id, False)
 
     def _query(self) -> None:
         """Draft §6 / RFC 6275 §10.4.3: the General Queries that are due, in their tunnels."""
@@ -407,13 +515,45 @@ class HomeAgentDaemon:
             self.receive(packet)
 
     def receive(self, packet: bytes) -> None:
+        self._react(packet, lambda: self.core.receive(packet, time.time()))
+
+    def _react(self, packet: bytes, step: Callable[[], list[Action]]) -> None:
+        """Perform what the core makes of `packet` (`step` asks it: at once, or when its
+        DAD ends), as a mutant would."""
         before = {(b.hoa, b.bid): (b.coa, b.multicast) for b in self.core.bindings()}
-        actions = self.core.receive(packet, time.time())
+        actions = step()
+        self._remember_dad_packet(packet, actions)
         if self.mutant:
             actions = self._mutate_reaction(packet, actions)
             if self.mutant == "ghost-state":
                 self._haunt(packet, actions, before)
         self.perform(actions)
+
+    def _remember_dad_packet(self, packet: bytes, actions: list[Action]) -> None:
+        """The BU a DAD will answer (the newest one of its home address), kept for the
+        mutants that judge the BA by its BU."""
+        for a in actions:
+            if isinstance(a, DadRequest):
+                self._dad_packets[a.request_id] = packet
+        if actions or not self._dads:
+            return
+        try:
+            msg = compact.parse_packet(packet)
+        except compact.Malformed:
+            return
+        for request_id, (_deadline, hoa) in self._dads.items():
+            if msg.hoa and ipaddress.IPv6Address(msg.hoa) == hoa:
+                self._dad_packets[request_id] = packet
+
+    def _dad_done(self, request_id: int, duplicate: bool) -> None:
+        def step() -> list[Action]:
+            return self.core.dad_done(request_id, duplicate, time.time())
+
+        packet = self._dad_packets.pop(request_id, None)
+        if packet is None:
+            self.perform(step())
+        else:
+            self._react(packet, step)
 
     def _mutate_reaction(self, packet: bytes, actions: list[Action]) -> list[Action]:
         m = self.mutant
@@ -423,6 +563,12 @@ class HomeAgentDaemon:
         out: list[Action] = []
         for a in actions:
             if isinstance(a, SendBindingAck) and a.status == 0:
+                if m == "reject-reserved-bits" and _reserved_bits(packet):
+                    a = dataclasses.replace(a, status=128, lifetime=0)
+                if m == "stale-timestamp-binds" and _stale_timestamp(packet):
+                    a = dataclasses.replace(
+                        a, status=BAStatus.MIPV6_ID_MISMATCH, lifetime=0, multicast=()
+                    )
                 if (
                     m == "reject-malformed-mcast"
                     and a.multicast
@@ -477,6 +623,12 @@ class HomeAgentDaemon:
                 return dataclasses.replace(action, lifetime=1)
             if m == "unsigned-ba":
                 return dataclasses.replace(action, auth_spi=None)
+            if m == "dereg-unknown-accepted" and action.status == BAStatus.NOT_HOME_AGENT:
+                return dataclasses.replace(action, status=0)
+            if m == "no-replay-echo" and action.status == 0:
+                return dataclasses.replace(action, replay_timestamp=None)
+            if m == "replay-echo-own-time" and action.status == BAStatus.MIPV6_ID_MISMATCH:
+                return dataclasses.replace(action, replay_timestamp=ha_core._ntp_now(time.time()))
         if m == "no-binding-error" and isinstance(action, SendBindingError):
             return None
         if m == "no-param-problem" and isinstance(action, SendParameterProblem):
@@ -510,6 +662,8 @@ class HomeAgentDaemon:
             elif isinstance(action, MulticastChanged):
                 self.log(f"multicast state of {action.hoa} -> {action.coa} changed")
                 self.multicast.sync(self.served())
+            elif isinstance(action, DadRequest):
+                self._start_dad(action.request_id, action.hoa)
             elif isinstance(action, DnsRequest):
                 self.log(f"DNS update for {action.hoa} not supported: answered as failed")
                 self.perform(self.core.dns_done(action.request_id, False))
@@ -859,6 +1013,58 @@ def _has_options(packet: bytes, types: tuple[int, ...]) -> bool:
     return any(o.otype in types for o in options)
 
 
+def _reserved_bits(packet: bytes) -> int:
+    """The Reserved bits of a BU (RFC 6275 §6.1.7: after the flags, before the Lifetime)."""
+    try:
+        msg = compact.parse_packet(packet)
+    except compact.Malformed:
+        return 0
+    if msg.mhtype != compact.MHType.BU or len(msg.body) < 10:
+        return 0
+    return int(struct.unpack_from("!H", msg.body, 8)[0]) & 0x3F
+
+
+def _stale_timestamp(packet: bytes) -> bool:
+    """Does the BU carry a replay protection timestamp far from this host's clock?"""
+    try:
+        msg = compact.parse_packet(packet)
+        options = compact.parse_options(msg.body, compact.FIXED_PART[compact.MHType.BU])
+    except (compact.Malformed, KeyError):
+        return False
+    for o in options:
+        if o.otype == MobOpt.REPLAY_PROTECTION and len(o.data) == 8:
+            return not _TIMESTAMP_FRESH(struct.unpack("!Q", o.data)[0], time.time())
+    return False
+
+
+_TIMESTAMP_FRESH = ha_core.timestamp_fresh  # the real check, whatever a mutant patches
+
+
+def _skipping_unknown_records(data: bytes) -> compact.McastState:
+    """Mutant skip-unknown-record: a Multicast State body parsed with the records of
+    unknown type left out (RFC 3810 §5.2.12 applied to the option, against INT-1)."""
+    if len(data) < 8:
+        raise compact.Malformed("too short")
+    report, _res, csum, _res2, count = struct.unpack_from("!BBHHH", data)
+    alen = 16 if report == 143 else 4
+    kept, known, pos = bytearray(), 0, 8
+    for _ in range(count):
+        if pos + 4 + alen > len(data):
+            raise compact.Malformed("truncated")
+        rtype, auxlen, nsrc = struct.unpack_from("!BBH", data, pos)
+        end = pos + 4 + alen + nsrc * alen + auxlen * 4
+        if rtype in range(1, 7):
+            kept += data[pos:end]
+            known += 1
+        pos = end
+    body = struct.pack("!BBHHH", report, 0, csum, 0, known) + bytes(kept)
+    state = _PARSE_MULTICAST_STATE(body)
+    return dataclasses.replace(state, checksum_ok=compact.report_checksum(data) == csum)
+
+
+_PARSE_MULTICAST_STATE = compact.parse_multicast_state
+
+
 def _multicast_states(packet: bytes) -> list[compact.McastState]:
     """The Multicast State options of a BU, parsed (malformed ones left out)."""
     from harness.config import WireConfig
@@ -922,6 +1128,20 @@ def install_mutant(name: str | None) -> None:
         ha_core._authentic = lambda *args: True
     elif name == "tunnel-link-local":
         ha_core.served_scope = lambda group: True
+    elif name in ("accept-stale-timestamp", "stale-timestamp-binds"):
+        ha_core.timestamp_fresh = lambda stamp, now: True
+    elif name == "accept-replayed-timestamp":
+        ha_core.timestamp_valid = lambda stamp, last, now: _TIMESTAMP_FRESH(stamp, now)
+    elif name == "accept-bad-coa":
+        ha_core.unicast_routable = lambda addr: True
+    elif name == "skip-unknown-record":
+        compact.parse_multicast_state = _skipping_unknown_records
+    elif name == "ignore-mcast-checksum":
+
+        def checksum_ignored(data: bytes) -> compact.McastState:
+            return dataclasses.replace(_PARSE_MULTICAST_STATE(data), checksum_ok=True)
+
+        compact.parse_multicast_state = checksum_ignored
     elif name == "changes-replace-state":
         apply = mcast.apply_records
         mcast.apply_records = lambda previous, records: apply(mcast.ListenerState(), records)

@@ -71,17 +71,19 @@ class HomeAgentUnderTest:
         sign: bool = True,
         key: bytes | None = None,
         coa: str | None = None,
+        reserved: int = 0,
     ) -> Packet:
         """A Binding Update from the CoA (`coa`, default the tester's first) with a Home
         Address option, signed (RFC 4285) with the profile's SA unless sign=False or the
-        profile has no keys; `key` overrides it."""
+        profile has no keys; `key` overrides it. `reserved`: the BU's Reserved bits (RFC
+        6275 §6.1.7, the six after the flags this layer knows)."""
         opts = list(options)
         if sign and self.keys is not None:
             opts.append(MIP6OptMsgAuth(subtype=1, mspi=self.keys.spi, authdata=b"\x00" * 12))
         pkt: Packet = (
             IPv6(src=coa or self.coa, dst=self.address)
             / IPv6ExtHdrDestOpt(options=[HAO(hoa=hoa)])
-            / BindingUpdate(seq=seq, mhtime=lifetime, flags=flags, options=opts)
+            / BindingUpdate(seq=seq, mhtime=lifetime, flags=flags, reserved=reserved, options=opts)
         )
         if sign and self.keys is not None:
             pkt = auth.sign(pkt, key if key is not None else self.keys.key)

@@ -844,7 +844,7 @@ def _ha_info(pkt: Any) -> Any:
 is_ra = Predicate(lambda p: _ra(p) is not None, "a Router Advertisement")
 
 
-@pytest.mark.clause("DMM-OVW-1")
+@pytest.mark.clause("DMM-OVW-1", "DMM-INTRO-1")
 def test_the_home_agent_advertises_itself_on_its_link(
     home_agent: HomeAgentUnderTest, captures: Captures
 ) -> None:
