@@ -1,25 +1,22 @@
 """The HA suite against one-clause mutants of the reference HA: each must be caught.
 
 A mutant is the reference HA started with DMMCONF_HA_MUTANT=<name> (harness/reference/
-ha_daemon.py MUTANTS), through a profile that is the bundled one with that variable set: the
-same path an external SUT takes. For each mutant, the suite tests that judge the clause it
-breaks are run against it in a pytest of their own (its own lab, its own report directory),
-and every one of them must fail. The kill matrix: `pytest tests/test_ha_mutants.py -v`.
+ha_daemon.py MUTANTS) through a copy of its profile (harness/tester/mutants.py): the same
+path an external SUT takes. For each mutant, the suite tests that judge the clause it breaks
+run against it in a pytest of their own, and every one of them must fail.
+The kill matrix: `pytest tests/test_ha_mutants.py -v`.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from harness.lab import netns
 from harness.reference.ha_daemon import MUTANTS
-from harness.sut import adapters
+from harness.tester import mutants
 
 ROOT = Path(__file__).resolve().parent.parent
 SUITE = "suites/ha/test_registration.py"
@@ -113,56 +110,12 @@ def test_every_mutant_has_killers() -> None:
     assert set(KILLS) == set(MUTANTS)
 
 
-def mutant_profile(name: str, directory: Path) -> Path:
-    """The bundled reference HA profile, starting the reference as mutant `name` ("none":
-    the reference itself, through a copied profile: the control)."""
-    text = (adapters.PROFILES_DIR / "reference-ha.toml").read_text(encoding="utf-8")
-    start = 'start = """{python} -m harness.cli ha'
-    assert start in text
-    if name != "none":
-        text = text.replace(
-            start, f'start = """DMMCONF_HA_MUTANT={name} {{python}} -m harness.cli ha'
-        )
-    text = text.replace('name = "dmmconf reference HA"', f'name = "reference HA, mutant {name}"')
-    path = directory / f"mutant-{name}.toml"
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
 def run_suite(mutant: str, targets: tuple[str, ...], tmp_path: Path) -> tuple[set[str], str]:
     """Run `targets` against the mutant; the node ids that failed, and the output."""
     missing = netns.missing_privileges()
     if missing:
         pytest.skip(f"the lab needs privileges: {missing}")
-    profile = mutant_profile(mutant, tmp_path)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "DMMCONF_HA_"))}
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-p",
-            "no:cacheprovider",
-            "-p",
-            "no:xdist",
-            "-q",
-            "-rA",
-            "--sut",
-            str(profile),
-            "--sut-role",
-            "ha",
-            "--report-dir",
-            str(tmp_path / "report"),
-            *targets,
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    out = proc.stdout + proc.stderr
-    return set(re.findall(r"^FAILED (\S+)", out, re.M)), out
+    return mutants.run_suite("ha", mutant, targets, tmp_path, timeout=120)
 
 
 @pytest.mark.needs_root
