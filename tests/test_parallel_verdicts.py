@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import suites
 from harness.sut import adapters
 
 
@@ -27,8 +28,13 @@ def _verdicts(report_dir: Path) -> tuple[dict[str, str], dict[str, str]]:
 def test_serial_and_two_workers_agree(tmp_path: Path) -> None:
     profile = tmp_path / "my-ha.toml"
     shutil.copy(adapters.PROFILES_DIR / "reference-ha.toml", profile)
+    # The HA suite only: the interop suite is a longer run of its own (it would be run twice)
+    skip_interop = f"--ignore={Path(suites.__file__).parent / 'interop'}"
     runs = {}
-    for name, extra in (("serial", ["--serial"]), ("xdist", ["--", "-n", "2"])):
+    for name, extra in (
+        ("serial", ["--serial", "--", skip_interop]),
+        ("xdist", ["--", "-n", "2", skip_interop]),
+    ):
         out = tmp_path / name
         argv = [sys.executable, "-m", "harness.cli", "run", "--role", "ha", "--sut", str(profile)]
         res = subprocess.run(
