@@ -119,7 +119,10 @@ class HomeAgentMachine(RuleBasedStateMachine):
         self.seq = (self.seq + 1) % 65536
         coa = self.coa or COAS[0]
         ba = self._send(coa, self.seq, 0, None)
-        assert ba.status == 0 and ba.lifetime == 0
+        # RFC 6275 §10.3.2: no binding to deregister is status 133 (NOT_HOME_AGENT)
+        assert ba.status == (0 if self.coa is not None else 133) and ba.lifetime == 0
+        if self.coa is None:
+            self.seq = (self.seq - 1) % 65536  # a refused BU is not the last valid number
         self.coa, self.groups = None, set()
 
     @rule(seconds=st.floats(0.5, 60))
