@@ -164,3 +164,13 @@ def test_no_home_agent_known_means_no_bu(core: m.MobileNodeCore) -> None:
 
 def test_eui64() -> None:
     assert m.eui64_iid("02:dd:0c:00:01:00") == 0x00DD0CFFFE000100
+
+
+def test_a_pending_deregistration_follows_the_mn(core: m.MobileNodeCore) -> None:
+    core.observed(0.0, {addr(1)}, ListenerState())
+    [bu] = of(core.router_advertisement(1.0, ra(2)), m.SendBindingUpdate)
+    core.binding_ack(1.01, bu.ha, bu.hoa, bu.seq, 0, 100)
+    [dereg] = of(core.observed(2.0, set(), ListenerState()), m.SendBindingUpdate)
+    [again] = of(core.router_advertisement(2.01, ra(3)), m.SendBindingUpdate)  # no BA yet
+    assert (again.lifetime, again.coa, again.hoa) == (0, addr(3), addr(1))
+    assert again.seq == (dereg.seq + 1) & 0xFFFF

@@ -421,9 +421,12 @@ class MobileNodeCore:
         out.append(AddAddress(iface, new_address, ra.prefix.prefixlen))
         out.append(SetDefaultRoute(iface, ra.router))
         for b in self.bindings.values():
-            if b.iface == iface and b.coa != new_address and b.phase is not Phase.DEREGISTERING:
+            if b.iface == iface and b.coa != new_address:
+                # a pending deregistration moves with the MN too: its BA must reach the
+                # new link (RFC 6275 §11.7.1: the care-of address is the packet's source)
                 b.coa = new_address
-                out += self._send_bu(now, b, fresh=True)
+                dereg = b.phase is Phase.DEREGISTERING
+                out += self._send_bu(now, b, fresh=True, lifetime=0 if dereg else None)
         return out + self._sync_data_plane()
 
     def _leave_link(self, now: float, iface: str, old: AttachedLink, coa: IPv6) -> list[Action]:
