@@ -1,0 +1,338 @@
+"""Interop: a real mobile node, real home agents on three access routers, real applications.
+
+Reference MN + reference HAs by default, or an external profile on its side (conftest.py).
+The applications are ordinary programs in the MN's namespace: a multicast receiver (a
+plain socket that joined a group on the air interface), a TCP session with the
+correspondent node; the sources are real senders behind the core ("src") and on access
+link 1 (the local CDN host, draft §1). The MN is moved between the access links by the
+lab; what is judged is what the applications get and what the links carry:
+
+* the application keeps receiving after each move, and it receives the group through
+  the MN's tunnel, not by a subscription of the MN's air interface on the new link
+  (draft §3 last paragraph: DMM-OVW-31);
+* on the wire, the group's data reaches the MN encapsulated by the home agent of the link
+  where the group was joined, outer source = that access router, outer destination = the
+  care-of address, and deliverable (a valid inner checksum: the MN's kernel verifies it)
+  (draft §3, §6; RFC 6275 §10.4.1-2);
+* the TCP session survives every move: the CN's segments to the old address come through
+  that link's HA (DMM-OVW-8), the MN's own go back through it or carry the Home Address
+  option (DMM-OVW-9, OPEN-2);
+* back home, the group comes natively again, once the MN has deregistered, and nothing
+  arrived twice on the way;
+* two bindings at two home agents at once (draft §1: DMM-INTRO-2);
+* a binding whose session (or last group) ended is deregistered, also when the MN moves
+  on before the deregistration could complete (draft §7 MAY: DMM-MN-4, claimed by the
+  profile's `deregistration` feature).
+
+Checks of different clauses in one scenario are collected (`Findings`) so that a failure
+names every clause that went wrong, not only the first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from harness import verdicts
+from harness.apps.control import App, Event, duplicates
+from harness.tester.world import MCAST_PORT, World
+from suites.interop.conftest import (
+    DELIVERY,
+    HOME,
+    RATE,
+    SIGNALLING,
+    Ip6,
+    Mobility,
+    alternate_coa,
+    binding_ack,
+    binding_update,
+    is_data,
+    mobility_header,
+    native,
+    packet_ip6,
+    rtt_ok,
+    subscribes_on_air,
+    tcp_between,
+    tunnelled,
+    udp_to,
+)
+
+
+class Findings:
+    """Problems found along a scenario, each under the clause it breaks."""
+
+    def __init__(self) -> None:
+        self.items: list[str] = []
+
+    def add(self, clause: str, text: str) -> None:
+        self.items.append(f"[{clause}] {text}")
+
+    def check(self) -> None:
+        __tracebackhide__ = True
+        if self.items:
+            raise AssertionError(
+                f"{len(self.items)} problem(s):\n" + "\n".join(f"- {i}" for i in self.items)
+            )
+
+
+def with_hoa(test: Callable[[Ip6], bool], hoa: str) -> Callable[[Ip6], bool]:
+    return lambda p: test(p) and p.hoa == hoa
+
+
+def through_tunnel(group: str, source: str, air: int) -> Any:
+    """A datagram of the group that the MN's kernel delivered from another interface than
+    the air interface: through the tunnel."""
+    base = is_data(group, source)
+
+    def test(e: Event) -> bool:
+        return base(e) and e.get("ifindex") != air
+
+    test.__name__ = f"a datagram of {group} from {source} through the tunnel (not ifindex {air})"
+    return test
+
+
+def on_air(group: str, source: str, air: int) -> Any:
+    base = is_data(group, source)
+
+    def test(e: Event) -> bool:
+        return base(e) and e.get("ifindex") == air
+
+    test.__name__ = f"a datagram of {group} from {source} on the air interface (ifindex {air})"
+    return test
+
+
+def check_group_away(
+    m: Mobility,
+    rx: App,
+    group: str,
+    source: str,
+    joined_on: int,
+    since: dict[int, int],
+    moved_at: float,
+    findings: Findings,
+    ha_clause: str,
+) -> None:
+    """After a move away from `joined_on`: the group's data tunnelled by that link's HA to
+    the care-of address, deliverable; the application receives it through the tunnel; the
+    MN does not subscribe its air interface to the group on the new link, not even when
+    the link's querier asks."""
+    here, coa, ha = m.link, m.addresses[m.link], m.ha(joined_on)
+    link = m.links[here]
+    what = f"a datagram of ({source}, {group})"
+    pkt = link.expect(
+        tunnelled(ha, coa, lambda p: udp_to(group, MCAST_PORT)(p) and p.src == source, what),
+        DELIVERY,
+        since=since[here],
+    )
+    outer = packet_ip6(pkt)
+    inner = outer.inner() if outer is not None else None
+    if inner is not None and not inner.transport_checksum_ok():
+        findings.add(
+            ha_clause,
+            f"on link {here}, {ha} tunnels {group}'s datagrams to {coa} with an inner UDP "
+            "checksum that does not verify (RFC 8200 §8.1): the MN's kernel drops them",
+        )
+    rx.mark()
+    try:
+        rx.wait_for(through_tunnel(group, source, m.air_ifindex), DELIVERY)
+    except AssertionError as exc:
+        got = [e for e in rx.events() if is_data(group, source)(e) and e["mono"] >= moved_at]
+        air = sum(1 for e in got if e.get("ifindex") == m.air_ifindex)
+        findings.add(
+            "DMM-OVW-31",
+            f"on link {here}, the application got no datagram of {group} through the tunnel "
+            f"within {DELIVERY:g} s ({len(got)} since the move, {air} of them on the air "
+            f"interface): {str(exc).splitlines()[0]}",
+        )
+    reported = subscribes_on_air(m, group, since[here])
+    if reported is not None:
+        findings.add(
+            "DMM-OVW-31",
+            f"on link {here}, the MN's air interface asks for {group} though the group comes "
+            f"through the tunnel (it is then delivered natively there too): {reported}",
+        )
+
+
+@pytest.mark.clause("DMM-OVW-31", "DMM-OVW-28", "RFC6275-HA-11", "DMM-OVW-8", "DMM-OVW-9")
+def test_application_and_session_survive_moves_through_three_links(
+    mobility: Mobility, world: World
+) -> None:
+    m, plan = mobility, world.lab.plan
+    group, source = str(plan.ssm_group6), world.source_address("src")
+    cn, home, ar1 = str(plan.cn.host6), m.addresses[HOME], m.ha(HOME)
+    world.source("src", group, rate=RATE)
+    rx = world.receiver(group, source)
+    session = world.session()
+    rx.wait_for(is_data(group, source), DELIVERY, "the first datagram, on link 1")
+    session.wait_for(rtt_ok, DELIVERY)
+    findings = Findings()
+
+    for to in (2, 3):
+        since = {i: link.mark() for i, link in m.links.items()}
+        moved_at = m.move(to)
+        coa, link = m.addresses[to], m.links[to]
+        check_group_away(m, rx, group, source, HOME, since, moved_at, findings, "DMM-OVW-28")
+        session.mark()
+        session.wait_for(rtt_ok, DELIVERY, f"a round trip after the move to link {to}")
+        link.expect(
+            tunnelled(ar1, coa, tcp_between(cn, home), "a TCP segment from the CN to " + home),
+            DELIVERY,
+            since=since[to],
+        )
+        with_option = with_hoa(tcp_between(coa, cn), home)
+        upstream = tunnelled(coa, ar1, tcp_between(home, cn), "a TCP segment to the CN") | (
+            native(with_option, f"a TCP segment from {coa} with Home Address option {home}")
+        )
+        try:
+            link.expect(upstream, DELIVERY, since=since[to])
+        except AssertionError as exc:
+            findings.add("DMM-OVW-9", str(exc).splitlines()[0])
+
+    since = {i: link.mark() for i, link in m.links.items()}
+    m.move(HOME)
+    m.links[HOME].expect(binding_ack(ar1, home, deregistration=True), SIGNALLING, since=since[1])
+    m.links[HOME].expect(
+        native(udp_to(group, MCAST_PORT), f"a datagram of {group}"), DELIVERY, since=since[1]
+    )
+    rx.mark()
+    rx.wait_for(on_air(group, source, m.air_ifindex), DELIVERY, "a datagram back home")
+    session.mark()
+    session.wait_for(rtt_ok, DELIVERY, "a round trip back home")
+    dups = duplicates(rx.events())
+    if dups:
+        findings.add(
+            "DMM-OVW-31",
+            f"the application received {len(dups)} datagrams of {group} more than once "
+            "(through the tunnel and natively)",
+        )
+    findings.check()
+
+
+@pytest.mark.clause("DMM-INTRO-2", "DMM-OVW-5", "DMM-OVW-6")
+def test_two_home_agents_tunnel_to_the_mn_at_once(mobility: Mobility, world: World) -> None:
+    m, plan = mobility, world.lab.plan
+    cn = str(plan.cn.host6)
+    first = world.session()
+    first.wait_for(rtt_ok, DELIVERY)
+    a1 = str(first.ready["local"]) if first.ready else m.addresses[1]
+
+    since = {i: link.mark() for i, link in m.links.items()}
+    m.move(2)
+    a2 = m.addresses[2]
+    m.links[2].expect(binding_update(m.ha(1), a1, a2), SIGNALLING, since=since[2])
+    m.links[2].expect(binding_ack(m.ha(1), a1), SIGNALLING, since=since[2])
+    first.mark()
+    first.wait_for(rtt_ok, DELIVERY, "a round trip of the first session on link 2")
+    second = world.session()
+    second.wait_for(rtt_ok, DELIVERY)
+    local = str(second.ready["local"]) if second.ready else ""
+    if m.link_of(local) != 2:
+        verdicts.inconclusive(
+            f"the session started on link 2 uses {local}, not an address of link 2 "
+            "(DMM-OVW-14): no second home agent to register with"
+        )
+
+    since = {i: link.mark() for i, link in m.links.items()}
+    m.move(3)
+    a3, link = m.addresses[3], m.links[3]
+    for ha, hoa in ((m.ha(1), a1), (m.ha(2), local)):
+        link.expect(binding_update(ha, hoa, a3), SIGNALLING, since=since[3])
+        link.expect(binding_ack(ha, hoa), SIGNALLING, since=since[3])
+    # both tunnels carry their session's segments in the same stretch of time
+    mark = link.mark()
+    for s in (first, second):
+        s.mark()
+        s.wait_for(rtt_ok, DELIVERY)
+    for ha, hoa in ((m.ha(1), a1), (m.ha(2), local)):
+        link.expect(
+            tunnelled(ha, a3, tcp_between(cn, hoa), f"a TCP segment from the CN to {hoa}"),
+            DELIVERY,
+            since=mark,
+        )
+
+
+@pytest.mark.clause("DMM-HA-19", "DMM-OVW-31")
+def test_local_cdn_group_follows_the_mn(mobility: Mobility, world: World) -> None:
+    """Draft §1: a group of the local CDN on link 1 keeps reaching the application after
+    the MN has moved on, tunnelled by the HA of the CDN's link (the CDN is on the HA's
+    own link: its data reaches the HA's access interface, not its uplink)."""
+    m, plan = mobility, world.lab.plan
+    group, source = str(plan.ssm_group6), world.source_address("cdn")
+    world.source("cdn", group, rate=RATE)
+    rx = world.receiver(group, source)
+    rx.wait_for(is_data(group, source), DELIVERY, "the first datagram from the CDN")
+    findings = Findings()
+    for to in (2, 3):
+        since = {i: link.mark() for i, link in m.links.items()}
+        moved_at = m.move(to)
+        check_group_away(m, rx, group, source, HOME, since, moved_at, findings, "DMM-HA-19")
+    findings.check()
+
+
+@pytest.mark.clause("DMM-MN-4")
+def test_binding_of_an_ended_session_is_deregistered(mobility: Mobility, world: World) -> None:
+    m = mobility
+    session = world.session()
+    session.wait_for(rtt_ok, DELIVERY)
+    hoa = str(session.ready["local"]) if session.ready else m.addresses[HOME]
+    since = {i: link.mark() for i, link in m.links.items()}
+    m.move(2)
+    link = m.links[2]
+    link.expect(binding_ack(m.ha(HOME), hoa), SIGNALLING, since=since[2])
+    session.mark()
+    session.wait_for(rtt_ok, DELIVERY, "a round trip through the tunnel")
+    mark = link.mark()
+    session.send("close")
+    session.wait_for("closed", DELIVERY)
+    try:
+        link.expect(binding_update(m.ha(HOME), hoa, deregistration=True), SIGNALLING, since=mark)
+    except AssertionError:
+        verdicts.inconclusive("the MN kept its binding after the session ended (draft §7: MAY)")
+    link.expect(binding_ack(m.ha(HOME), hoa, deregistration=True), SIGNALLING, since=mark)
+
+
+@pytest.mark.clause("DMM-MN-4")
+def test_pending_deregistration_follows_the_mn_to_the_next_link(
+    mobility: Mobility, world: World
+) -> None:
+    """The last group of link 1 is left while the MN is on link 2, where nothing gets
+    through (the link drops every frame), so the deregistration cannot complete there; the
+    MN then moves to link 3. A deregistration it goes on with must come from link 3, with
+    its care-of address there (RFC 6275 §11.7.1: the care-of address is the BU's source; a
+    BU from an address the MN has left draws a BA that never reaches it, and the
+    deregistration never completes)."""
+    m, plan = mobility, world.lab.plan
+    group, source = str(plan.ssm_group6), world.source_address("src")
+    world.source("src", group, rate=RATE)
+    rx = world.receiver(group, source)
+    rx.wait_for(is_data(group, source), DELIVERY, "the first datagram, on link 1")
+    home, ha = m.addresses[HOME], m.ha(HOME)
+    since = {i: link.mark() for i, link in m.links.items()}
+    m.move(2)
+    try:
+        m.links[2].expect(binding_ack(ha, home), SIGNALLING, since=since[2])
+    except AssertionError as exc:
+        verdicts.inconclusive(
+            "the MN made no binding for a link left with only a group (OPEN-15): "
+            + str(exc).splitlines()[0]
+        )
+    world.lab.impair(2, loss=1.0)
+    rx.send(f"leave {group}")
+    rx.wait_for("left", DELIVERY)
+    mark = m.links[3].mark()
+    m.move(3)
+    coa, link = m.addresses[3], m.links[3]
+    try:
+        pkt = link.expect(binding_update(ha, home, deregistration=True), SIGNALLING, since=mark)
+    except AssertionError:
+        verdicts.inconclusive("the MN does not deregister a binding left idle (draft §7: MAY)")
+    msg = mobility_header(pkt)
+    assert msg is not None
+    used = {msg.src, alternate_coa(msg) or msg.src}
+    assert used == {coa}, (
+        f"on link 3 the MN deregisters {home} at {ha} from {sorted(used)}, not from its "
+        f"address on link 3 ({coa}): the BA goes to a link the MN has left"
+    )
+    link.expect(binding_ack(ha, home, deregistration=True), SIGNALLING, since=mark)
