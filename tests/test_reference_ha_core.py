@@ -419,6 +419,17 @@ def test_duplicate_address_detection_before_the_ba_of_a_new_binding() -> None:
     assert (ba.status, ba.seq, ba.lifetime) == (134, 5, 0) and ha.nodes == {}
 
 
+def test_a_deregistration_during_dad_cancels_the_waiting_registration() -> None:
+    """Found by the interop suite: a registration held by its DAD must not complete after
+    the MN deregistered meanwhile (a binding nobody wants, for its whole lifetime)."""
+    ha = core(dad=True)
+    (dad,) = ha.receive(bu(seq=1), NOW)
+    (ba,) = only(ha.receive(bu(seq=2, lifetime=0), NOW), SendBindingAck)
+    assert ba.status == 133
+    assert ha.dad_done(dad.request_id, False, NOW + 0.05) == []
+    assert ha.nodes == {}
+
+
 def test_dad_neighbor_solicitation_encoding() -> None:
     """RFC 4862 §5.4.2: from ::, to the solicited-node group, hop limit 255, no options."""
     from scapy.layers.inet6 import ICMPv6ND_NA, ICMPv6ND_NS, ICMPv6NDOptSrcLLAddr

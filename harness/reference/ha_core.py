@@ -391,6 +391,11 @@ class HomeAgentCore:
         if node is None:
             if dereg:
                 # RFC 6275 §10.3.2: no home registration to remove; rejected, status 133.
+                # A registration still waiting on its DAD is superseded by this newer BU:
+                # it must not create the binding the MN has just given up.
+                running = self._dad_ids.pop(hoa, None)
+                if running is not None:
+                    self._dad.pop(running, None)
                 return reply(BAStatus.NOT_HOME_AGENT)
             if cfg.dad and dad is None:
                 # RFC 6275 §10.3.1: DAD for the home address before the BA.
