@@ -11,9 +11,11 @@ wire (captures), and what the applications report.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import ipaddress
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,8 @@ from harness.apps.control import App
 from harness.lab import mldproxy, netns
 from harness.lab.topology import Lab
 from harness.sut import adapters
-from harness.sut.profile import Placement
+from harness.sut.profile import Placement, ProfileError
+from harness.sut.profile import load as load_profile
 
 MN_IFACE = "mn0"
 ADDRESS_POLL = 0.01  # netlink has no cheap "wait for an address"; poll with a deadline
@@ -50,16 +53,30 @@ class World:
 
     # ------------------------------------------------------------------ nodes
 
-    def start_home_agents(self, sut: str = "reference", links: tuple[int, ...] = ()) -> None:
-        """A home agent on each access router (`sut` names the profile of all of them)."""
-        for i in links or tuple(range(1, self.lab.n + 1)):
+    def start_home_agents(
+        self,
+        sut: str = "reference",
+        links: tuple[int, ...] = (),
+        also: Callable[[World], object] | None = None,
+    ) -> None:
+        """A home agent on each access router, all started at once (`sut`: "reference" or
+        one HA profile, placed on every router in turn), and `also(self)` alongside (e.g.
+        the mobile node)."""
+        profile = None
+        if sut != "reference":
+            profile = load_profile(sut)
+            if profile.role != "ha":
+                raise ProfileError(f"profile {sut}: role {profile.role!r}, not 'ha'")
+
+        def one(i: int) -> object:
             workdir = self.workdir / f"ha{i}"
             workdir.mkdir(parents=True, exist_ok=True)
             ha: adapters.SutAdapter
-            if sut == "reference":
+            if profile is None:
                 ha = adapters.ReferenceSut("ha", workdir, placement=f"ar{i}")
             else:
-                ha = adapters.open_sut(sut, "ha", workdir)
+                ha = adapters.ProfileSut(dataclasses.replace(profile, placement=f"ar{i}"), workdir)
+            self.home_agents[i] = ha  # before start: close() stops it whatever happens
             ha.start(
                 Placement.for_ha(
                     self.lab.plan,
@@ -70,7 +87,15 @@ class World:
                     workdir=workdir,
                 )
             )
-            self.home_agents[i] = ha
+            return ha
+
+        links = links or tuple(range(1, self.lab.n + 1))
+        with ThreadPoolExecutor(len(links) + 1) as pool:
+            futures = [pool.submit(one, i) for i in links]
+            if also is not None:
+                futures.append(pool.submit(also, self))
+            for future in futures:
+                future.result()
 
     def start_mobile_node(self, sut: str = "reference") -> adapters.SutAdapter:
         workdir = self.workdir / "mn"

@@ -15,7 +15,6 @@ import contextlib
 import ipaddress
 import socket
 import struct
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,24 +107,6 @@ def bu_from_mn(
     return Predicate(test, " ".join(parts))
 
 
-def _start_home_agents(world: mobility.World) -> None:
-    errors: list[BaseException] = []
-
-    def one(i: int) -> None:
-        try:
-            world.start_home_agents(links=(i,))
-        except BaseException as exc:  # reported below, in the test's thread
-            errors.append(exc)
-
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(1, world.lab.n + 1)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        raise errors[0]
-
-
 @pytest.fixture
 def mn(
     mobility_lab: Lab, run_options: RunOptions, captures: Captures, tmp_path: Path
@@ -137,7 +118,7 @@ def mn(
     lab = mobility_lab
     w = mobility.World(lab, tmp_path)
     try:
-        _start_home_agents(w)
+        w.start_home_agents()
         link = captures.watch_node(lab, "mn", mobility.MN_IFACE)
         try:
             sut = w.start_mobile_node(run_options.sut)
