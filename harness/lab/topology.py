@@ -773,6 +773,8 @@ class Lab:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, ifname.encode())
             if src is not None:
                 sock.bind((str(src), 0))
+            from harness.wire.compact import internet_checksum  # late: scapy-free path
+
             ident, deadline = random.randrange(1, 0xFFFF), time.monotonic() + timeout
             seq = 0
             while time.monotonic() < deadline:
@@ -782,7 +784,7 @@ class Lab:
                     pkt = struct.pack("!BBHHH", 128, 0, 0, ident, seq) + b"dmmconf"
                 else:
                     body = struct.pack("!BBHHH", 8, 0, 0, ident, seq) + b"dmmconf"
-                    pkt = body[:2] + struct.pack("!H", _checksum(body)) + body[4:]
+                    pkt = body[:2] + struct.pack("!H", internet_checksum(body)) + body[4:]
                 with contextlib.suppress(OSError):  # no route yet / link down: retry
                     sock.sendto(pkt, dest)
                 retry = min(sent + 0.2, deadline)
@@ -1060,15 +1062,6 @@ class Lab:
                 **{k: round(v, 4) for k, v in self.timings.phases.items()},
             },
         }
-
-
-def _checksum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\0"
-    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    s = (s >> 16) + (s & 0xFFFF)
-    s += s >> 16
-    return ~s & 0xFFFF
 
 
 def inspect(namespaces: Iterable[str]) -> dict[str, list[dict[str, Any]]]:

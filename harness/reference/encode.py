@@ -12,7 +12,7 @@ from scapy.layers.inet6 import IPv6, IPv6ExtHdrRouting, MIP6OptMsgAuth, MIP6OptR
 from scapy.packet import Packet
 
 from harness.reference.ha_core import HAConfig, SendBindingAck
-from harness.wire import auth
+from harness.wire import auth, compact
 from harness.wire.mobility import (
     BindingAck,
     IgmpGroupRecord,
@@ -107,12 +107,7 @@ def transport_checksum(
     """The Internet checksum of an upper-layer message with the pseudo-header of RFC 8200
     §8.1 (the checksum field of `msg` must be zero)."""
     data = src.packed + dst.packed + struct.pack("!I3xB", len(msg), nh) + msg
-    if len(data) % 2:
-        data += b"\x00"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
+    return compact.internet_checksum(data)
 
 
 def icmpv6_checksum(src: ipaddress.IPv6Address, dst: ipaddress.IPv6Address, msg: bytes) -> int:

@@ -153,7 +153,8 @@ class MobilityMessage:
         return self.body[6]
 
 
-def _checksum(data: bytes) -> int:
+def internet_checksum(data: bytes) -> int:
+    """RFC 1071: the one's complement of the one's complement sum of 16-bit words."""
     if len(data) % 2:
         data += b"\x00"
     total = sum(struct.unpack(f"!{len(data) // 2}H", data))
@@ -170,11 +171,11 @@ def mh_checksum(src: str, dst: str, mh: bytes) -> int:
         + ipaddress.IPv6Address(dst).packed
         + struct.pack("!IxxxB", len(mh), NH_MOBILITY)
     )
-    return _checksum(pseudo + mh)
+    return internet_checksum(pseudo + mh)
 
 
 def report_checksum(body: bytes) -> int:
-    return _checksum(body[:2] + b"\x00\x00" + body[4:])
+    return internet_checksum(body[:2] + b"\x00\x00" + body[4:])
 
 
 def _addr(raw: bytes) -> str:
