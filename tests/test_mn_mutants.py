@@ -35,6 +35,9 @@ KILLS: dict[str, tuple[str, ...]] = {
     "ignore-135": (SUITE + "test_status_135_makes_the_mn_use_the_next_number",),
     "strict-ba-options": (SUITE + "test_unknown_option_in_the_ba_is_skipped",),
     "tunnel-before-ba": (SUITE + "test_tunnel_is_used_only_after_the_ba",),
+    "reserved-bits": (SUITE + "test_bu_encoding_reserved_alignment_padding",),
+    "report-with-hao": (SUITE + "test_joins_are_reported_on_the_link_without_home_address",),
+    "bu-on-link": (SUITE + "test_no_bu_while_on_the_link_of_the_session",),
     "report-on-air": (SUITE + "test_moved_groups_are_not_reported_on_the_new_link",),
 }
 

@@ -87,6 +87,10 @@ MUTANTS: dict[str, str] = {
     "(RFC 6275 §11.7.3)",
     "strict-ba-options": "refuses a BA carrying an option it does not know (RFC 6275 §6.1.8)",
     "tunnel-before-ba": "uses the tunnel as soon as it sends the BU (draft §3)",
+    "reserved-bits": "sets a Reserved bit of its BUs (RFC 6275 §6.1.7)",
+    "report-with-hao": "puts a Home Address option in the MLD Reports it sends on the "
+    "visited link (RFC 6275 §11.3.4)",
+    "bu-on-link": "sends a BU to the HA of the link it is on, for its address there (draft §7)",
     "report-in-tunnel": "tunnels its MLD Reports to the HA before any Query came through the "
     "tunnel (RFC 6275 §11.3.4)",
 }
@@ -184,6 +188,8 @@ def binding_update(
     if signed:
         options.append(MIP6OptMsgAuth(subtype=1, mspi=opts.spi, authdata=b"\x00" * 12))
     flags = 0x100 | (0 if mutant == "no-ack-flag" else 0x200)  # H, A (RFC 6275 §11.7.1)
+    if mutant == "reserved-bits":
+        flags |= 0x01
     mh = BindingUpdate(seq=bu.seq, mhtime=bu.lifetime, flags=flags, options=options)
     pkt: Any
     if mutant == "no-hao":
@@ -312,6 +318,7 @@ class MobileNodeDaemon:
         self._has = {}
         self._nl: Any = None
         self._air: nflog.NflogGroup | None = None
+        self._bu_on_link_sent = False
         self._mirror: Any = None
         self._listener: Any = None
         self._last_seen: tuple[frozenset[Any], Any] | None = None
@@ -543,7 +550,11 @@ class MobileNodeDaemon:
             keep = [r for r in mldproxy.parse_report(message) if r.group not in moved]
             if keep:
                 src = str(ipaddress.IPv6Address(packet[8:24]))
-                self._send(mld_report_records(keep, src), MLDV2_ROUTERS, outdev)
+                report = mld_report_records(keep, src)
+                home = self.core.current_address(iface)
+                if self.mutant == "report-with-hao" and home is not None:
+                    report = _with_home_address(report, home)
+                self._send(report, MLDV2_ROUTERS, outdev)
         if self._listener is not None:
             changed |= self._listener.refresh()  # as drain() does: /proc settles the rest
         if changed:
@@ -564,6 +575,8 @@ class MobileNodeDaemon:
                 for entry in self.core.ha_cache.values():
                     entry.address = ra.ha_address
             self.perform(self.core.router_advertisement(now, ra))
+            if self.mutant == "bu-on-link":
+                self._bu_on_link(ra)
 
     def _read_ba(self, sock: socket.socket) -> None:
         from harness.wire import compact
@@ -719,6 +732,18 @@ class MobileNodeDaemon:
             f" groups {groups}"
         )
 
+    def _bu_on_link(self, ra: mn_core.RouterAdvert) -> None:
+        """Mutant bu-on-link only: a BU to the HA of the link the MN is on, for its address
+        there, while a session of that address is alive (draft §7: none until it moves)."""
+        address = self.core.current_address(ra.iface)
+        if ra.ha_address is None or address is None or self._bu_on_link_sent:
+            return
+        if address in active_session_addresses():
+            self._bu_on_link_sent = True
+            self._send_bu(
+                mn_core.SendBindingUpdate(ra.iface, ra.ha_address, address, address, 1, 100, None)
+            )
+
     def _tunnel_report(self, bu: mn_core.SendBindingUpdate) -> None:
         """Mutant report-in-tunnel only: the listener state as an MLDv2 Report tunnelled
         to the HA with the BU, before the binding is in place (RFC 6275 §11.3.4)."""
@@ -754,6 +779,25 @@ class MobileNodeDaemon:
             return
         self._send(mld_report(state, ll), MLDV2_ROUTERS, self._ifindex[iface])
         self.log(f"reported {len(state.groups)} group(s) on {iface}")
+
+
+def _with_home_address(report: bytes, hoa: ipaddress.IPv6Address) -> bytes:
+    """Mutant report-with-hao only: the report with a Home Address option (RFC 6275 §11.3.4
+    forbids it on the visited link)."""
+    from scapy.layers.inet6 import HAO, IPv6, IPv6ExtHdrDestOpt, IPv6ExtHdrHopByHop
+
+    pkt = IPv6(report)
+    hbh = pkt[IPv6ExtHdrHopByHop]
+    rest = hbh.payload
+    hbh.remove_payload()
+    hbh.nh = 60  # a Destination Options header follows now
+    out = (
+        IPv6(src=pkt.src, dst=pkt.dst, hlim=1)
+        / hbh
+        / IPv6ExtHdrDestOpt(options=[HAO(hoa=str(hoa))])
+        / rest
+    )
+    return bytes(IPv6(bytes(out)))
 
 
 def _unknown_options(msg: Any) -> bool:
