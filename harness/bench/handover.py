@@ -538,34 +538,16 @@ def machine() -> dict[str, Any]:
 def _start_home_agents(world: Any, sut_ha: str) -> None:
     """A home agent on every access router: `sut_ha` ("reference" or a profile path) is
     the home link's, which gets every BU of the scenario; the others are the reference."""
-    import dataclasses
+    from harness.sut.profile import ProfileError
 
-    from harness.sut import adapters
-    from harness.sut.profile import Placement, load
-
-    if sut_ha == "reference":
-        world.start_home_agents("reference")
-        return
-    profile = load(sut_ha)
-    if profile.role != "ha":
-        raise BenchError(f"{sut_ha}: role {profile.role!r}, not 'ha'")
-    lab = world.lab
-    world.start_home_agents("reference", links=tuple(range(2, lab.n + 1)))
-    workdir = world.workdir / f"ha{HOME_LINK}"
-    workdir.mkdir(parents=True, exist_ok=True)
-    # the profile names one router; here it is the home link's, whichever it names
-    ha = adapters.ProfileSut(dataclasses.replace(profile, placement=f"ar{HOME_LINK}"), workdir)
-    ha.start(
-        Placement.for_ha(
-            lab.plan,
-            HOME_LINK,
-            netns=lab.ns(f"ar{HOME_LINK}"),
-            iface="acc0",
-            uplink_iface="up0",
-            workdir=workdir,
-        )
-    )
-    world.home_agents[HOME_LINK] = ha
+    others = tuple(range(1, world.lab.n + 1)) if sut_ha == "reference" else ()
+    if sut_ha != "reference":
+        try:
+            world.start_home_agents(sut_ha, links=(HOME_LINK,))
+        except ProfileError as exc:
+            raise BenchError(str(exc)) from None
+        others = tuple(i for i in range(1, world.lab.n + 1) if i != HOME_LINK)
+    world.start_home_agents("reference", links=others)
 
 
 def run(

@@ -36,6 +36,19 @@ MCAST_PORT = 5000
 MLD_TIMERS = mldproxy.Timers(query_interval=1.0, query_response_interval=0.2)
 
 
+def ha_placement(lab: Lab, link: int, workdir: Path) -> Placement:
+    """Where an HA runs in the lab: access router `link`'s namespace, its access link and
+    uplink interfaces (the names topology.py gives them)."""
+    return Placement.for_ha(
+        lab.plan,
+        link,
+        netns=lab.ns(f"ar{link}"),
+        iface="acc0",
+        uplink_iface="up0",
+        workdir=workdir,
+    )
+
+
 def mobility_lab() -> Lab:
     """The lab for runs with a real mobile node: the MN forms its own addresses (the lab
     configures none on it), and the routers query MLD listeners every second."""
@@ -77,16 +90,7 @@ class World:
             else:
                 ha = adapters.ProfileSut(dataclasses.replace(profile, placement=f"ar{i}"), workdir)
             self.home_agents[i] = ha  # before start: close() stops it whatever happens
-            ha.start(
-                Placement.for_ha(
-                    self.lab.plan,
-                    i,
-                    netns=self.lab.ns(f"ar{i}"),
-                    iface="acc0",
-                    uplink_iface="up0",
-                    workdir=workdir,
-                )
-            )
+            ha.start(ha_placement(self.lab, i, workdir))
             return ha
 
         links = links or tuple(range(1, self.lab.n + 1))
@@ -166,30 +170,17 @@ class World:
 
     def session(self, interval: float = 0.05) -> App:
         """A TCP session from the MN to the CN (a real application's connection)."""
-        return self.app(
-            "mn",
-            "tcp_session",
-            "--connect",
-            str(self.lab.plan.cn.host6),
-            "--port",
-            str(CN_PORT),
-            "--interval",
-            str(interval),
-        )
+        return self._to_cn("tcp_session", interval)
 
     def udp_session(self, interval: float = 0.01) -> App:
         """A UDP flow from the MN to the CN's echo: unlike TCP, it keeps sending through
         losses, so it shows at once which path the MN's packets take."""
-        return self.app(
-            "mn",
-            "udp_session",
-            "--connect",
-            str(self.lab.plan.cn.host6),
-            "--port",
-            str(CN_PORT),
-            "--interval",
-            str(interval),
-        )
+        return self._to_cn("udp_session", interval)
+
+    def _to_cn(self, app: str, interval: float) -> App:
+        cn = str(self.lab.plan.cn.host6)
+        args = ("--connect", cn, "--port", str(CN_PORT), "--interval", str(interval))
+        return self.app("mn", app, *args)
 
     def receiver(self, group: str, *sources: str) -> App:
         args = ["--group", group, "--port", str(MCAST_PORT), "--iface", MN_IFACE]

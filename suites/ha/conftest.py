@@ -30,9 +30,10 @@ from scapy.packet import Packet
 from harness.lab.topology import Lab
 from harness.pytest_plugin import RunOptions
 from harness.sut import adapters
-from harness.sut.profile import Keys, Placement, Timers
+from harness.sut.profile import Keys, Timers
 from harness.tester.conversation import Link
 from harness.tester.fixtures import Captures
+from harness.tester.world import ha_placement
 from harness.verdicts import not_applicable, not_run
 from harness.wire import auth, compact
 from harness.wire.mobility import BindingUpdate
@@ -133,14 +134,7 @@ def home_agent(
         not_applicable("the run tests the MN role (--sut-role mn)")
     workdir: Path = tmp_path_factory.mktemp("sut-ha")
     sut = adapters.open_sut(run_options.sut, "ha", workdir)
-    placement = Placement.for_ha(
-        lab.plan,
-        HOME_LINK,
-        netns=lab.ns(f"ar{HOME_LINK}"),
-        iface="acc0",
-        uplink_iface="up0",
-        workdir=workdir,
-    )
+    placement = ha_placement(lab, HOME_LINK, workdir)
     lab.move("mn0", FOREIGN_LINK)
     coas = (COA, *OTHER_COAS)
     for coa in coas:
