@@ -12,7 +12,8 @@ from scapy.layers.inet6 import IPv6, IPv6ExtHdrRouting, MIP6OptMsgAuth, MIP6OptR
 from scapy.packet import Packet
 
 from harness.reference.ha_core import HAConfig, SendBindingAck
-from harness.wire import auth, compact
+from harness.wire import auth
+from harness.wire.checksum import transport_checksum
 from harness.wire.mobility import (
     BindingAck,
     IgmpGroupRecord,
@@ -101,49 +102,9 @@ def qqic(seconds: float) -> int:
     return _float_code(max(1, math.ceil(seconds)), 4, 8)
 
 
-def transport_checksum(
-    src: ipaddress.IPv6Address, dst: ipaddress.IPv6Address, nh: int, msg: bytes
-) -> int:
-    """The Internet checksum of an upper-layer message with the pseudo-header of RFC 8200
-    §8.1 (the checksum field of `msg` must be zero)."""
-    data = src.packed + dst.packed + struct.pack("!I3xB", len(msg), nh) + msg
-    return compact.internet_checksum(data)
-
-
 def icmpv6_checksum(src: ipaddress.IPv6Address, dst: ipaddress.IPv6Address, msg: bytes) -> int:
     """RFC 4443 §2.3."""
     return transport_checksum(src, dst, 58, msg)
-
-
-# Where the checksum field sits in each upper layer the HA may have to complete.
-_CHECKSUM_AT = {17: 6, 6: 16, 58: 2}  # UDP, TCP, ICMPv6
-_EXTENSIONS = (0, 43, 60)  # Hop-by-Hop, Routing, Destination Options (RFC 8200 §4)
-
-
-def complete_checksum(packet: bytes) -> bytes:
-    """`packet` (IPv6) with its UDP, TCP or ICMPv6 checksum computed in full.
-
-    A packet a local sender handed over with checksum offload (a veth passes it on as it
-    is) is seen by a packet socket with only the pseudo-header sum in the field; forwarded
-    in a tunnel so, its receiver would drop it. Packets behind a Fragment header or an
-    unknown header are returned as they are."""
-    if len(packet) < 40 or packet[0] >> 4 != 6:
-        return packet
-    nh, pos = packet[6], 40
-    while nh in _EXTENSIONS and pos + 2 <= len(packet):
-        nh, pos = packet[pos], pos + 8 * (packet[pos + 1] + 1)
-    at = _CHECKSUM_AT.get(nh)
-    end = 40 + struct.unpack_from("!H", packet, 4)[0]
-    if at is None or pos + at + 2 > min(end, len(packet)):
-        return packet
-    msg = bytearray(packet[pos:end])
-    struct.pack_into("!H", msg, at, 0)
-    src, dst = ipaddress.IPv6Address(packet[8:24]), ipaddress.IPv6Address(packet[24:40])
-    csum = transport_checksum(src, dst, nh, bytes(msg))
-    if nh == 17 and csum == 0:
-        csum = 0xFFFF  # RFC 8200 §8.1: a UDP checksum of zero is sent as all ones
-    struct.pack_into("!H", msg, at, csum)
-    return packet[:pos] + bytes(msg) + packet[end:]
 
 
 def mld_general_query(
