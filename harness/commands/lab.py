@@ -36,6 +36,14 @@ def register(sub: Any) -> None:
     up.add_argument(
         "--no-multicast-routing", action="store_true", help="no MLD proxy in the routers"
     )
+    up.add_argument(
+        "--datapath",
+        choices=("auto", "kernel", "userspace"),
+        default=None,
+        help="the routers' multicast data path: the kernel's multicast routing, or the "
+        "userspace forwarder that needs no optional kernel feature (default: "
+        "DMMCONF_DATAPATH, else auto: kernel where this kernel has it)",
+    )
     up.add_argument("--json", action="store_true", help="print the description as JSON")
     st = actions.add_parser("status", help="the labs on this machine, and their state")
     st.add_argument("--run", metavar="RUNID", help="only this run")
@@ -67,6 +75,7 @@ def _up(args: argparse.Namespace, topology: Any) -> int:
             access_routers=args.access_routers,
             mn_links=links,
             multicast_routing=not args.no_multicast_routing,
+            datapath=args.datapath,
             manual=True,
         )
         lab.up()

@@ -46,7 +46,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.lab import datapath as datapaths
 from harness.lab import netns
+from harness.wire import checksum
 
 IPPROTO_IPV6 = socket.IPPROTO_IPV6
 IPPROTO_ICMPV6 = socket.IPPROTO_ICMPV6
@@ -66,6 +68,11 @@ MCAST_JOIN_GROUP = 42
 MCAST_LEAVE_GROUP = 45
 MCAST_JOIN_SOURCE_GROUP = 46
 MCAST_LEAVE_SOURCE_GROUP = 47
+
+# linux/if_ether.h, linux/if_packet.h
+ETH_P_IPV6 = 0x86DD
+SOL_PACKET, PACKET_AUXDATA = 263, 8
+TP_STATUS_CSUMNOTREADY = 1 << 3
 
 MLD_QUERY = 130
 MLD1_REPORT = 131
@@ -193,6 +200,40 @@ def routable(group: Addr) -> bool:
     return group.is_multicast and (group.packed[1] & 0x0F) > 2
 
 
+def forwardable(packet: bytes) -> bool:
+    """An IPv6 packet a multicast router may forward: routable group, a source that is
+    neither unspecified nor link-local, and hop limit left (RFC 4291 §2.7, RFC 8200 §3)."""
+    if len(packet) < 40 or packet[0] >> 4 != 6 or packet[24] != 0xFF or packet[7] <= 1:
+        return False
+    if (packet[25] & 0x0F) <= 2:  # interface- or link-local scope
+        return False
+    src = packet[8:24]
+    return src != bytes(16) and not src.startswith(b"\xfe\x80")
+
+
+def _packet_socket(ifname: str) -> socket.socket:
+    """A packet socket bound to one interface for IPv6, with PACKET_AUXDATA (checksum
+    state), non-blocking. Must be opened in the interface's namespace."""
+    sock = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_IPV6))
+    try:
+        sock.bind((ifname, ETH_P_IPV6))
+        sock.setsockopt(SOL_PACKET, PACKET_AUXDATA, 1)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def checksum_left_to_offload(ancdata: list[tuple[int, int, bytes]]) -> bool:
+    """Does PACKET_AUXDATA (struct tpacket_auxdata, tp_status first) say the checksum was
+    left to the (virtual) hardware? A veth passes a local sender's packet on so."""
+    for level, kind, data in ancdata:
+        if level == SOL_PACKET and kind == PACKET_AUXDATA and len(data) >= 4:
+            return bool(struct.unpack_from("=I", data)[0] & TP_STATUS_CSUMNOTREADY)
+    return False
+
+
 # ---------------------------------------------------------------- listener state
 
 
@@ -214,24 +255,41 @@ class GroupState:
 
 
 class Router:
-    """One router's proxy: its MRT6 socket, its upstream memberships, its listener state."""
+    """One router's proxy: its MLD socket, its upstream memberships, its listener state,
+    and its data path (kernel MFC entries, or packet sockets it forwards between)."""
 
     def __init__(
-        self, ns: str, upstream: str, downstream: list[str], timers: Timers, log: Any
+        self,
+        ns: str,
+        upstream: str,
+        downstream: list[str],
+        timers: Timers,
+        log: Any,
+        datapath: str = datapaths.KERNEL,
     ) -> None:
         self.ns, self.upstream_name, self.timers, self.log = ns, upstream, timers, log
+        self.datapath = datapath
         self.downstream_names = list(downstream)
         if len(downstream) + 1 > MAXMIFS:
             raise ValueError(f"{ns}: at most {MAXMIFS - 1} downstream interfaces")
+        # The kernel path: the MLD socket is also the MRT6 socket (reports and upcalls).
+        # The userspace path: a plain raw ICMPv6 socket for MLD, one packet socket per
+        # interface for the data.
+        self.frames: dict[int, socket.socket] = {}  # ifindex -> packet socket (userspace)
         with netns.entered(ns):
             self.ifindex = {n: socket.if_nametoindex(n) for n in [upstream, *downstream]}
             self.mrt = socket.socket(socket.AF_INET6, socket.SOCK_RAW, IPPROTO_ICMPV6)
             self.member = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
-        self.mrt.setsockopt(IPPROTO_IPV6, MRT6_INIT, 1)
+            if datapath == datapaths.USERSPACE:
+                for name, ifi in self.ifindex.items():
+                    self.frames[ifi] = _packet_socket(name)
+        self.ifname = {ifi: name for name, ifi in self.ifindex.items()}
         self.mif: dict[int, int] = {}  # ifindex -> mif
-        for mifi, name in enumerate([upstream, *downstream]):
-            self.mrt.setsockopt(IPPROTO_IPV6, MRT6_ADD_MIF, mif6ctl(mifi, self.ifindex[name]))
-            self.mif[self.ifindex[name]] = mifi
+        if datapath == datapaths.KERNEL:
+            self.mrt.setsockopt(IPPROTO_IPV6, MRT6_INIT, 1)
+            for mifi, name in enumerate([upstream, *downstream]):
+                self.mrt.setsockopt(IPPROTO_IPV6, MRT6_ADD_MIF, mif6ctl(mifi, self.ifindex[name]))
+                self.mif[self.ifindex[name]] = mifi
         self.up_if = self.ifindex[upstream]
         self.down_ifs = [self.ifindex[n] for n in downstream]
         self.mrt.setsockopt(
@@ -252,7 +310,7 @@ class Router:
         self.synced: frozenset[tuple[int, Addr | None, Addr]] = frozenset()
 
     def close(self) -> None:
-        for s in (self.mrt, self.member):
+        for s in (self.mrt, self.member, *self.frames.values()):
             with contextlib.suppress(OSError):
                 s.close()
 
@@ -405,6 +463,9 @@ class Router:
         oifs = self.oifs(source, group, iif, now)
         if self.mfc.get((source, group)) == (iif, oifs):
             return
+        if self.datapath == datapaths.USERSPACE:  # the forwarder reads self.mfc
+            self.mfc[(source, group)] = (iif, oifs)
+            return
         try:
             self.mrt.setsockopt(
                 IPPROTO_IPV6,
@@ -438,6 +499,37 @@ class Router:
                     ifindex = struct.unpack_from("=I", value, 16)[0]
             self.on_report(ifindex, data, now)
 
+    def on_frames(self, ifindex: int, now: float) -> None:
+        """The userspace data path: forward what arrived on `ifindex` (read dry).
+
+        RFC 4605 §4.1 as the kernel's MFC would do it: to the downstream interfaces with
+        a listener for (S,G), upstream too when it came from downstream, never back out
+        of the arrival interface; hop limit decremented, scope kept (RFC 4291 §2.7)."""
+        sock = self.frames[ifindex]
+        while True:
+            try:
+                packet, anc, _flags, addr = sock.recvmsg(65535, 64)
+            except (BlockingIOError, InterruptedError):
+                return
+            if addr[2] == socket.PACKET_OUTGOING or not forwardable(packet):
+                continue
+            source, group = Addr(packet[8:24]), Addr(packet[24:40])
+            if (source, group) not in self.mfc or self.mfc[(source, group)][0] != ifindex:
+                self.install(source, group, ifindex, now)
+            oifs = self.oifs(source, group, ifindex, now)
+            if not oifs:
+                continue
+            if checksum_left_to_offload(anc):
+                packet = checksum.complete_checksum(packet)
+            packet = packet[:7] + bytes([packet[7] - 1]) + packet[8:]
+            mac = b"\x33\x33" + packet[36:40]  # RFC 2464 §7
+            for oif in sorted(oifs):
+                try:
+                    self.frames[oif].sendto(packet, (self.ifname[oif], ETH_P_IPV6, 0, 0, mac))
+                except OSError as exc:  # no carrier on that link: like a kernel drop
+                    if DEBUG:
+                        self.log(f"{self.ns}: forward ({source},{group}) on {oif}: {exc}")
+
     def describe(self, now: float) -> dict[str, Any]:
         names = {v: k for k, v in self.ifindex.items()}
         listeners = []
@@ -448,6 +540,7 @@ class Router:
             entry["sources"] = {str(s): round(t - now, 3) for s, t in st.sources.items()}
             listeners.append(entry)
         return {
+            "datapath": self.datapath,
             "upstream": self.upstream_name,
             "downstream": self.downstream_names,
             "listeners": listeners,
@@ -472,13 +565,16 @@ class Proxy:
         self.timers = Timers(**config.get("timers", {}))
         self.log_file = sys.stderr
         self.routers: dict[str, Router] = {}
+        self.datapath = config.get("datapath", datapaths.KERNEL)
         for r in config["routers"]:
             self.routers[r["ns"]] = Router(
-                r["ns"], r["upstream"], r["downstream"], self.timers, self.log
+                r["ns"], r["upstream"], r["downstream"], self.timers, self.log, self.datapath
             )
         self.sel = selectors.DefaultSelector()
         for router in self.routers.values():
             self.sel.register(router.mrt, selectors.EVENT_READ, router)
+            for ifi, sock in router.frames.items():
+                self.sel.register(sock, selectors.EVENT_READ, (router, ifi))
         self.control: socket.socket | None = None
         if config.get("control"):
             path = config["control"]
@@ -517,6 +613,9 @@ class Proxy:
                 elif isinstance(key.data, Router):
                     key.data.on_mrt(now)
                     key.data.sync(now)
+                else:
+                    router, ifindex = key.data
+                    router.on_frames(ifindex, now)
 
     def _control(self) -> None:
         assert self.control is not None
@@ -539,7 +638,11 @@ class Proxy:
         now = time.monotonic()
         op = req.get("op")
         if op == "state":
-            return {"ok": True, "routers": {ns: r.describe(now) for ns, r in self.routers.items()}}
+            return {
+                "ok": True,
+                "datapath": self.datapath,
+                "routers": {ns: r.describe(now) for ns, r in self.routers.items()},
+            }
         router = self.routers.get(req.get("ns", ""))
         if router is None:
             return {"ok": False, "error": f"no router {req.get('ns')!r}"}
@@ -551,6 +654,8 @@ class Proxy:
             return {"ok": True}
         if op == "release":
             self.sel.unregister(router.mrt)
+            for sock in router.frames.values():
+                self.sel.unregister(sock)
             router.close()
             del self.routers[router.ns]
             return {"ok": True}

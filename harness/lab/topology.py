@@ -21,11 +21,12 @@ Addresses come from plan.py only. IPv6 addresses are added without DAD and accep
 and IPv4 and accept no RAs; the MN's accept_ra is a parameter (default 0 when the lab
 configures the MN's addresses, else 1, the kernel's).
 
-Multicast routing: every router (core, ARs) is an MLD proxy (RFC 4605) over the kernel's
-IPv6 multicast routing; see mldproxy.py for why and how. The core's upstream is the
-`src` link (the remote source), its downstream the AR uplinks and the other service
-links; each AR's upstream is its uplink and its downstream its access link. IPv4
-multicast is not routed (no IGMP proxy yet).
+Multicast routing: every router (core, ARs) is an MLD proxy (RFC 4605); see mldproxy.py
+for why and how. Its data path is the kernel's IPv6 multicast routing where the kernel has
+it, else a userspace forwarder (datapath.py; `datapath=` or DMMCONF_DATAPATH forces one).
+The core's upstream is the `src` link (the remote source), its downstream the AR
+uplinks and the other service links; each AR's upstream is its uplink and its downstream
+its access link. IPv4 multicast is not routed (no IGMP proxy yet).
 
 Router Advertisements: each AR advertises its link's prefix on acc0 from a
 harness.lab.ra.RouterAdvertiser (a thread of the process that owns the lab), as a home
@@ -76,6 +77,7 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
+from harness.lab import datapath as datapaths
 from harness.lab import mldproxy, netns, plan, registry, rtnl
 from harness.lab import ra as radv
 
@@ -146,6 +148,7 @@ class Lab:
         mn_accept_ra: int | None = None,
         mcast_snooping: bool = False,
         multicast_routing: bool = True,
+        datapath: str | None = None,
         mld_timers: mldproxy.Timers | None = None,
         router_advertisements: bool = True,
         ra_max_interval: float | None = None,
@@ -183,6 +186,14 @@ class Lab:
         self.ha_info = ha_info
         self.mcast_snooping = mcast_snooping
         self.multicast_routing = multicast_routing
+        # "kernel", "userspace" or None/"auto" (DMMCONF_DATAPATH, else what the kernel has):
+        # resolved at up(), when the kernel is probed.
+        self.datapath_request = datapath
+        self.datapath: str | None = None
+        if datapath is not None and datapath not in datapaths.CHOICES:
+            raise ValueError(
+                f"unknown multicast data path {datapath!r} ({', '.join(datapaths.CHOICES)})"
+            )
         self.mld_timers = mld_timers or mldproxy.Timers()
         self.initial_mn_links = tuple(mn_links)
         self.routers = [f"ar{i}" for i in range(1, self.n + 1)]
@@ -271,6 +282,10 @@ class Lab:
             phases["links"] = time.perf_counter() - t
             t = time.perf_counter()
             if self.multicast_routing:
+                try:
+                    self.datapath = datapaths.choose(self.datapath_request)
+                except datapaths.DatapathUnavailable as exc:
+                    raise LabUnavailable(str(exc)) from None
                 self._start_proxy()
             self._addresses()
             phases["addresses"] = time.perf_counter() - t
@@ -611,6 +626,7 @@ class Lab:
         ]
         t = self.mld_timers
         return {
+            "datapath": self.datapath,
             "routers": routers,
             "timers": {
                 "query_interval": t.query_interval,
@@ -1047,7 +1063,8 @@ class Lab:
             "namespaces": self.namespaces,
             "links": links,
             "addresses": {k: v for k, v in addrs.items() if v},
-            "multicast_routing": "MLD proxy (RFC 4605) in core and each AR"
+            "multicast_routing": "MLD proxy (RFC 4605) in core and each AR, "
+            f"{self.datapath} data path"
             if self.multicast_routing
             else "off",
             "router_advertisements": (
