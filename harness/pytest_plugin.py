@@ -24,7 +24,14 @@ import pytest
 
 from harness import catalog as catalog_mod
 from harness.catalog import Catalog
-from harness.verdicts import Ledger, TestResult, Verdict
+from harness.verdicts import (
+    DOCTOR_HINT,
+    EXIT_NO_VERDICT,
+    LAB_UNAVAILABLE,
+    Ledger,
+    TestResult,
+    Verdict,
+)
 
 CATALOG_ENV = "DMMCONF_CATALOG"
 DEFAULT_REPORT_DIR = "reports/out"
@@ -58,6 +65,7 @@ class GateDecision:
     exit_before: int
     exit_after: int
     message: str | None
+    no_lab: list[str] = field(default_factory=list)  # tests not-run: no lab could start
 
 
 @dataclass
@@ -250,6 +258,8 @@ class _Controller:
                 tr.write_line(f"  {line}")
         if st.gate is not None and st.gate.message:
             tr.write_line(st.gate.message, bold=True)
+        if st.gate is not None and st.gate.no_lab:
+            tr.write_line(no_lab_summary(st), red=True, bold=True)
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -267,11 +277,34 @@ def _blocks(result: TestResult, st: RunState) -> bool:
     return any(st.catalog[c].mandatory for c in result.clauses if c in st.catalog)
 
 
+def _lab_unavailable(result: TestResult) -> bool:
+    d = result.decisive
+    return d.verdict == Verdict.NOT_RUN and d.reason.startswith(LAB_UNAVAILABLE)
+
+
+def no_lab_summary(st: RunState) -> str:
+    """The one message of a run whose lab could not start: why, the fix, the exit status."""
+    results = [r for r in st.ledger if _lab_unavailable(r)]
+    reasons = sorted({r.decisive.reason for r in results})
+    hints = sorted({r.decisive.hint for r in results if r.decisive.hint})
+    lines = [
+        f"dmmconf: no verdict possible for {len(results)} test(s): "
+        + "; ".join(r.removeprefix(LAB_UNAVAILABLE + ": ") for r in reasons),
+        f"  the lab could not start ({LAB_UNAVAILABLE}); every test that needs it is "
+        f"not-run with that reason; exit status {EXIT_NO_VERDICT}",
+    ]
+    lines += [f"  fix: {h}" for h in hints] or [f"  fix: {DOCTOR_HINT}"]
+    return "\n".join(lines)
+
+
 def decide_gate(st: RunState, exitstatus: int) -> GateDecision:
-    """The exit status: only fails on MUST clauses (or any fail with --strict-gate) count."""
+    """The exit status: only fails on MUST clauses (or any fail with --strict-gate) count;
+    with no blocking fail, tests that could not run for want of a lab make it
+    EXIT_NO_VERDICT (a run that judged nothing of them is not a pass)."""
     failed = [r for r in st.ledger if r.verdict == Verdict.FAIL]
     blocking = [r.nodeid for r in failed if _blocks(r, st)]
     tolerated = [r.nodeid for r in failed if not _blocks(r, st)]
+    no_lab = [r.nodeid for r in st.ledger if _lab_unavailable(r)]
     after, message = exitstatus, None
     if exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
         if blocking:
@@ -287,8 +320,10 @@ def decide_gate(st: RunState, exitstatus: int) -> GateDecision:
                 f"dmmconf gate: {len(tolerated)} failure(s), all on SHOULD/MAY/BEHAVIOUR "
                 "clauses: exit status 0 (--strict-gate makes them fail the run)"
             )
+    if no_lab and not blocking and after == pytest.ExitCode.OK:
+        after = EXIT_NO_VERDICT
     return GateDecision(
-        st.options.strict_gate, blocking, tolerated, exitstatus, int(after), message
+        st.options.strict_gate, blocking, tolerated, exitstatus, int(after), message, no_lab
     )
 
 

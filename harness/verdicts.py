@@ -39,6 +39,12 @@ class Verdict(StrEnum):
 # A clause with no test at all gets this instead of a verdict.
 UNTESTED = "untested"
 
+# Every test that needed the network lab when it could not start is not-run with a reason
+# that begins so; a run with such tests ends with EXIT_NO_VERDICT (README, "Exit status").
+LAB_UNAVAILABLE = "the network lab is unavailable"
+EXIT_NO_VERDICT = 6
+DOCTOR_HINT = "`dmmconf doctor` checks everything the lab needs"
+
 # Aggregation order, worst first: one failing test makes its clause fail.
 SEVERITY: tuple[Verdict, ...] = (
     Verdict.FAIL,

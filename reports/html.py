@@ -92,6 +92,8 @@ def render(doc: Mapping[str, Any]) -> str:
     gate = run.get("gate") or {}
     if gate.get("message"):
         out.append(f"<p><strong>{escape(gate['message'])}</strong></p>")
+    if gate.get("no_verdict"):
+        out.append(f"<pre class=no-verdict>{escape(gate['no_verdict'])}</pre>")
     out.append(_run_table(run))
     out.append("<h2>Summary</h2>")
     out.append(f'<p class="cards">Tests: {_counts(summary["tests"])}</p>')

@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 
 import harness
-from harness.pytest_plugin import RunState, clause_ids, state
+from harness.pytest_plugin import RunState, clause_ids, no_lab_summary, state
 from harness.verdicts import TestResult
 from reports import html, model
 
@@ -179,6 +179,7 @@ class ReportWriter:
                 "tolerated": st.gate.tolerated,
                 "pytest_exit_status": st.gate.exit_before,
                 "message": st.gate.message,
+                "no_verdict": no_lab_summary(st) if st.gate.no_lab else None,
             },
         )
         self._journal(self.st.ledger)  # tests closed at session end (interrupted)

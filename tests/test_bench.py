@@ -411,13 +411,13 @@ def test_three_moves_in_the_lab(tmp_path: Any) -> None:
     """One move of each kind with the reference MN and HAs: every move has its BU and BA on
     the MN's interface, the application gets the stream back after each, and the result
     has the shape the README and the JSON readers rely on."""
+    from harness.lab.fixtures import lab_not_run
     from harness.lab.topology import LabUnavailable
-    from harness.verdicts import not_run
 
     try:
         result = handover.run(3, dwell=0.2, workdir=tmp_path)
     except LabUnavailable as exc:
-        not_run(f"the network lab is unavailable: {exc}", hint=exc.hint)
+        lab_not_run(exc, exc.hint)
     rows = result["moves"]
     assert [(r["from"], r["to"], r["kind"]) for r in rows] == [
         (1, 2, KIND_AWAY),

@@ -26,8 +26,9 @@ import pytest
 
 from harness.commands import lab as lab_command
 from harness.lab import mldproxy, netns, registry, rtnl
+from harness.lab.fixtures import bring_up, require_privileges
 from harness.lab.topology import Lab, LabError, LabUnavailable, Unreachable
-from harness.verdicts import not_run
+from harness.verdicts import EXIT_NO_VERDICT, not_run
 from tests.subreaper import Victim
 
 SSM_SOURCE_PORT = 5000
@@ -36,11 +37,7 @@ SSM_SOURCE_PORT = 5000
 @contextlib.contextmanager
 def own_lab(**kwargs: object) -> Iterator[Lab]:
     """A lab of the test's own (not the session's), not-run where labs cannot be built."""
-    the_lab = Lab(**kwargs)  # type: ignore[arg-type]
-    try:
-        the_lab.up()
-    except LabUnavailable as exc:
-        not_run(f"the network lab is unavailable: {exc}", hint=exc.hint)
+    the_lab = bring_up(Lab(**kwargs))  # type: ignore[arg-type]
     try:
         yield the_lab
     finally:
@@ -423,11 +420,7 @@ def _zombie_or_other(pid: int, runid: str) -> bool:
 
 
 def test_sigterm_tears_the_lab_down() -> None:
-    if netns.missing_privileges():
-        not_run(
-            f"the network lab is unavailable: {netns.missing_privileges()}",
-            hint=netns.PRIVILEGE_HINT,
-        )
+    require_privileges()
     runid = registry.new_runid("term")
     victim = subprocess.Popen(
         [sys.executable, "-c", _VICTIM, runid],
@@ -465,6 +458,8 @@ def test_unprivileged_user_gets_not_run() -> None:
     assert "2 skipped" in out, out
     assert "error" not in out.lower().replace("errors", ""), out
     assert "[not-run] the network lab is unavailable" in out and "root" in out, out
+    assert proc.returncode == EXIT_NO_VERDICT, out  # no verdict possible, said once
+    assert out.count("no verdict possible") == 1, out
 
 
 def _run_as_nobody(setpriv: str, tmp_path: str) -> subprocess.CompletedProcess[str]:
@@ -498,11 +493,7 @@ def _run_as_nobody(setpriv: str, tmp_path: str) -> subprocess.CompletedProcess[s
 
 
 def test_dmmconf_lab_up_status_down(capsys: pytest.CaptureFixture[str]) -> None:
-    if netns.missing_privileges():
-        not_run(
-            f"the network lab is unavailable: {netns.missing_privileges()}",
-            hint=netns.PRIVILEGE_HINT,
-        )
+    require_privileges()
     from harness.cli import main
 
     assert main(["lab", "up"]) == 0

@@ -27,8 +27,9 @@ from scapy.layers.l2 import Ether
 from scapy.utils import rdpcap
 
 from harness.lab import netns, plan, registry
+from harness.lab.fixtures import bring_up, require_privileges
 from harness.lab.ra import RouterAdvertiser, link_local_address
-from harness.lab.topology import Lab, LabUnavailable
+from harness.lab.topology import Lab
 from harness.servers._process import DIR_PREFIX, ServerUnavailable, find_binary, reap_dirs
 from harness.servers.bind import NamedServer, lookup_srv
 from harness.servers.inlab import LabDhcp, lab_named
@@ -239,9 +240,7 @@ time.sleep(120)
 
 
 def _require_lab_and_servers() -> None:
-    missing = netns.missing_privileges()
-    if missing:
-        not_run(f"the network lab is unavailable: {missing}", hint=netns.PRIVILEGE_HINT)
+    require_privileges()
     for binary, package in (
         ("named", "bind9"),
         ("kea-dhcp6", "kea-dhcp6-server"),
@@ -277,11 +276,7 @@ def test_run_killed_mid_way_is_followed_by_a_clean_run() -> None:
 
     # The next run: a lab with its servers, up (reaping the dead run's leftovers) and down.
     t = time.perf_counter()
-    the_lab = Lab()
-    try:
-        the_lab.up()
-    except LabUnavailable as exc:
-        not_run(f"the network lab is unavailable: {exc}", hint=exc.hint)
+    the_lab = bring_up(Lab())
     try:
         lab_up = time.perf_counter() - t
         named = lab_named(the_lab)

@@ -14,21 +14,46 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import NoReturn
 
 import pytest
 
-from harness.lab.topology import Lab, LabUnavailable
-from harness.verdicts import not_run
+from harness.lab import netns
+from harness.lab.topology import Lab, LabError, LabUnavailable
+from harness.verdicts import DOCTOR_HINT, LAB_UNAVAILABLE, not_run
+
+
+def lab_not_run(why: object, hint: str | None = None) -> NoReturn:
+    """End the test not-run because no lab can be built here (the one wording for it)."""
+    __tracebackhide__ = True
+    not_run(f"{LAB_UNAVAILABLE}: {why}", hint=f"{hint}; {DOCTOR_HINT}" if hint else DOCTOR_HINT)
+
+
+def require_privileges() -> None:
+    """Not-run, with the fix, unless this process may build labs."""
+    __tracebackhide__ = True
+    missing = netns.missing_privileges()
+    if missing:
+        lab_not_run(missing, netns.PRIVILEGE_HINT)
+
+
+def bring_up(the_lab: Lab) -> Lab:
+    """`the_lab.up()`, or end the test not-run when this machine cannot build it.
+
+    A lab that cannot start is the harness's problem, never the SUT's: the verdict is
+    not-run with what is missing and the fix, the same words for every test (the run's
+    summary says it once and the run ends with the no-verdict exit status)."""
+    __tracebackhide__ = True
+    try:
+        return the_lab.up()
+    except (LabUnavailable, LabError) as exc:
+        lab_not_run(exc, getattr(exc, "hint", None))
 
 
 @pytest.fixture(scope="session")
 def lab() -> Iterator[Lab]:
     """The default topology of plan.py, built once per worker."""
-    the_lab = Lab()
-    try:
-        the_lab.up()
-    except LabUnavailable as exc:
-        not_run(f"the network lab is unavailable: {exc}", hint=exc.hint)
+    the_lab = bring_up(Lab())
     try:
         yield the_lab
     finally:

@@ -31,7 +31,8 @@ import pytest
 from harness import verdicts
 from harness.apps.control import Event
 from harness.lab import netns
-from harness.lab.topology import Lab, LabUnavailable
+from harness.lab.fixtures import bring_up
+from harness.lab.topology import Lab
 from harness.pytest_plugin import RunOptions
 from harness.sut import adapters
 from harness.sut.profile import load
@@ -96,14 +97,7 @@ def open_world(
     are paused while the home agents run: the MN hears theirs (RFC 6275 §7.1-7.4).
     `also(world)` runs while the home agents start. Ends as not-run where the lab cannot be
     built or the reference is not built."""
-    missing = netns.missing_privileges()
-    if missing:
-        verdicts.not_run(f"the interop lab needs privileges: {missing}", hint=netns.PRIVILEGE_HINT)
-    lab = mobility_lab()
-    try:
-        lab.up()
-    except LabUnavailable as exc:
-        verdicts.not_run(f"the network lab is unavailable: {exc}", hint=exc.hint)
+    lab = bring_up(mobility_lab())
     world = World(lab, workdir)
     try:
         with contextlib.ExitStack() as paused:

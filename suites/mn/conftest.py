@@ -22,7 +22,8 @@ from typing import Any
 
 import pytest
 
-from harness.lab.topology import Lab, LabUnavailable
+from harness.lab.fixtures import bring_up
+from harness.lab.topology import Lab
 from harness.pytest_plugin import RunOptions
 from harness.sut import adapters
 from harness.tester import world as mobility
@@ -39,11 +40,7 @@ ALT_COA, HOME_ADDRESS_OPT, MSG_AUTH = 3, 201, 9
 
 @pytest.fixture(scope="module")
 def mobility_lab() -> Iterator[Lab]:
-    lab = mobility.mobility_lab()
-    try:
-        lab.up()
-    except LabUnavailable as exc:
-        not_run(f"the network lab is unavailable: {exc}", hint=exc.hint)
+    lab = bring_up(mobility.mobility_lab())
     try:
         yield lab
     finally:
