@@ -436,3 +436,21 @@ def test_three_moves_in_the_lab(tmp_path: Any) -> None:
     assert result["machine"]["cores"] and result["machine"]["kernel"]
     json.dumps(result)
     assert "gap, all" in handover.format_report(result)
+
+
+def test_datapath_bench_measures_every_path_here() -> None:
+    """`dmmconf bench datapath`: each available path has its figures, a missing kernel path
+    is named with the reason, and multicast costs more than the kernel's unicast."""
+    from harness.bench import datapath
+    from harness.lab.fixtures import lab_not_run
+    from harness.lab.topology import LabUnavailable
+
+    try:
+        result = datapath.run(packets=30)
+    except LabUnavailable as exc:
+        lab_not_run(exc, exc.hint)
+    assert set(result["paths"]) | set(result["unavailable"]) == {"userspace", "kernel"}
+    for entry in result["paths"].values():
+        assert entry["lost"] == {"multicast": 0, "unicast": 0}
+        assert entry["multicast_ms"]["n"] == entry["unicast_ms"]["n"] == 30
+    assert "userspace" in datapath.format_report(result)

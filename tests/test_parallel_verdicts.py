@@ -50,3 +50,31 @@ def test_serial_and_two_workers_agree(tmp_path: Path) -> None:
     assert serial_tests, "the serial run judged no test"
     assert xdist_tests == serial_tests
     assert xdist_clauses == serial_clauses
+
+
+def test_kernel_and_userspace_data_paths_agree(tmp_path: Path) -> None:
+    """The HA suite's verdicts are the same on the lab's two multicast data paths (issue 8).
+    Not-run where the kernel has no multicast routing: there is only one path to judge."""
+    import os
+
+    from harness.lab import datapath
+    from harness.verdicts import not_run
+
+    if why := datapath.kernel_support()["ipv6"]:
+        not_run(f"no kernel multicast data path on this machine: {why}")
+    skip_interop = f"--ignore={Path(suites.__file__).parent / 'interop'}"
+    runs = {}
+    for path in (datapath.KERNEL, datapath.USERSPACE):
+        out = tmp_path / path
+        res = subprocess.run(
+            [sys.executable, "-m", "harness.cli", "run", "--role", "ha"]
+            + ["--report-dir", str(out), "--", skip_interop],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env={**os.environ, datapath.ENV: path},
+        )
+        assert res.returncode in (0, 1), res.stderr[-2000:]
+        runs[path] = _verdicts(out)
+    assert runs[datapath.KERNEL][0], "the kernel-path run judged no test"
+    assert runs[datapath.KERNEL] == runs[datapath.USERSPACE]

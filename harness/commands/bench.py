@@ -26,6 +26,7 @@ class _Failed(UserError):
 
 
 def register(sub: Any) -> None:
+    from harness.bench import datapath as datapath_bench
     from harness.bench import handover
 
     p = sub.add_parser(
@@ -89,7 +90,45 @@ def register(sub: Any) -> None:
         "access routers run the reference HA (default: reference everywhere)",
     )
     h.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
-    p.set_defaults(func=run)
+    h.set_defaults(func=run)
+    d = kinds.add_parser(
+        "datapath",
+        help="what the lab's multicast data paths cost: one-way latency per hop, handover gap",
+        description="For each multicast data path this machine has (userspace always, the "
+        "kernel's MRT6 where it exists), in one run: the one-way latency of multicast over "
+        "two routers against unicast over the same routers, the added cost per hop, and with "
+        "--moves the handover benchmark's multicast gap. Needs root.",
+    )
+    d.add_argument("--packets", type=int, default=datapath_bench.DEFAULT_PACKETS, metavar="N")
+    d.add_argument(
+        "--moves", type=int, default=0, metavar="N", help="also run N handovers per path"
+    )
+    d.add_argument("--json", metavar="FILE", help="write the whole result as JSON")
+    d.set_defaults(func=run_datapath)
+
+
+def run_datapath(args: argparse.Namespace) -> int:
+    from harness.bench import datapath as datapath_bench
+    from harness.lab.topology import LabUnavailable
+
+    if args.packets < 1 or args.moves < 0:
+        raise UserError("--packets must be at least 1 and --moves not negative")
+    out = Path(args.json) if args.json else None
+    if out is not None and not out.parent.exists():
+        raise UserError(f"--json: no directory {str(out.parent)!r}")
+    try:
+        result = datapath_bench.run(
+            args.packets, args.moves, progress=lambda m: print(m, file=sys.stderr, flush=True)
+        )
+    except LabUnavailable as exc:
+        hint = f" ({exc.hint})" if exc.hint else ""
+        raise UserError(f"the lab cannot be built here: {exc}{hint}") from None
+    result["command"] = f"dmmconf bench datapath --packets {args.packets} --moves {args.moves}"
+    print(datapath_bench.format_report(result))
+    if out is not None:
+        out.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"JSON: {out}")
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
