@@ -634,6 +634,14 @@ def run_all(requested_datapath: str | None = None, timeout: float = DEADLINE) ->
     return others[:1] + kernel_found + others[1:]
 
 
+GROUP_TITLES = {
+    "privileges": "privileges",
+    KERNEL: "kernel (probed in throw-away network namespaces)",
+    "tools": "Debian tools",
+    "python": "Python",
+}
+
+
 def blocking(findings: Iterable[Finding]) -> list[Finding]:
     """The findings that stop the lab or the suites: missing, with no fallback."""
     return [f for f in findings if f.status == MISSING]
@@ -648,7 +656,7 @@ def table(findings: Sequence[Finding]) -> str:
     for f in findings:
         if f.group != group:
             group = f.group
-            lines.append(f"{group}")
+            lines.append(f"{GROUP_TITLES.get(group, group)}:")
         lines.append(f"  {f.name:<{width}}  {f.status:<8}  {f.detail}")
         if f.fix and f.status != OK:
             label = "fix" if f.status == MISSING else "note"
