@@ -1043,23 +1043,9 @@ _TIMESTAMP_FRESH = ha_core.timestamp_fresh  # the real check, whatever a mutant 
 def _skipping_unknown_records(data: bytes) -> compact.McastState:
     """Mutant skip-unknown-record: a Multicast State body parsed with the records of
     unknown type left out (RFC 3810 §5.2.12 applied to the option, against INT-1)."""
-    if len(data) < 8:
-        raise compact.Malformed("too short")
-    report, _res, csum, _res2, count = struct.unpack_from("!BBHHH", data)
-    alen = 16 if report == 143 else 4
-    kept, known, pos = bytearray(), 0, 8
-    for _ in range(count):
-        if pos + 4 + alen > len(data):
-            raise compact.Malformed("truncated")
-        rtype, auxlen, nsrc = struct.unpack_from("!BBH", data, pos)
-        end = pos + 4 + alen + nsrc * alen + auxlen * 4
-        if rtype in range(1, 7):
-            kept += data[pos:end]
-            known += 1
-        pos = end
-    body = struct.pack("!BBHHH", report, 0, csum, 0, known) + bytes(kept)
-    state = _PARSE_MULTICAST_STATE(body)
-    return dataclasses.replace(state, checksum_ok=compact.report_checksum(data) == csum)
+    state = compact.parse_report(data)  # as on the wire: unknown record types kept
+    known = tuple(r for r in state.records if r.rtype in range(1, 7))
+    return dataclasses.replace(state, records=known)
 
 
 _PARSE_MULTICAST_STATE = compact.parse_multicast_state

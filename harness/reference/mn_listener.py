@@ -57,6 +57,7 @@ from harness.reference.multicast import (
     apply_records,
     echo_records,
 )
+from harness.wire import compact
 from harness.wire.compact import McastRecord
 from harness.wire.mobility import MldAddressRecord
 from harness.wire.numbers import MLDV2_ALL_ROUTERS, MLDV2_REPORT
@@ -238,16 +239,8 @@ def infer_filter(proc: ProcGroup) -> GroupState | None:
 
 def report_from_packet(packet: bytes) -> bytes | None:
     """The ICMPv6 MLDv2 Report inside an IPv6 packet (after its extension headers), or None."""
-    if len(packet) < 40 or packet[0] >> 4 != 6:
-        return None
-    nh, pos = packet[6], 40
-    while nh in (0, 43, 60):  # Hop-by-Hop (with the Router Alert, RFC 3810 §5), Routing, Dst
-        if pos + 2 > len(packet):
-            return None
-        nh, pos = packet[pos], pos + 8 * (packet[pos + 1] + 1)
-    if nh != socket.IPPROTO_ICMPV6 or pos + 8 > len(packet) or packet[pos] != MLDV2_REPORT:
-        return None
-    return packet[pos:]
+    found = compact.report_in_packet(packet)
+    return found[0] if found is not None and found[0][0] == MLDV2_REPORT else None
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,10 @@ A differential property test holds it equal to the scapy layers.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -20,6 +22,7 @@ from harness.wire.numbers import BAStatus, MHType, MobOpt
 
 IPV6_HEADER_LEN = 40
 NH_HOPOPTS, NH_ROUTING, NH_DSTOPTS, NH_MOBILITY, NH_NONE = 0, 43, 60, 135, 59
+NH_IGMP, NH_ICMPV6 = 2, 58
 HAO_TYPE = 0xC9
 
 # RFC 6275 §9.2: the smallest Header Len accepted per MH type (in octets, whole header).
@@ -282,34 +285,121 @@ def parse_options(mh: bytes, start: int) -> list[Option]:
     return options
 
 
-def parse_multicast_state(data: bytes) -> McastState:
-    """The body of a Multicast State option (draft §4.1, RFC 3810 §5.2 / RFC 3376 §4.2)."""
-    if len(data) < 8:
-        raise Malformed(f"Multicast State option body is {len(data)} octets, header needs 8")
+# --- MLDv2 and IGMPv3 reports: the project's one parser ------------------------------------
+#
+# An MLDv2 Report (RFC 3810 §5.2), an IGMPv3 Membership Report (RFC 3376 §4.2) and the body of
+# the Multicast State option (draft §4.1) share one layout: Type, Reserved, Checksum, Reserved,
+# Number of Records, then the records. Everything in the project that reads records reads
+# them here (the lab's MLD proxy, the reference daemons, the suites, `dmmconf decode`); the
+# scapy layers of harness.wire.mcast_reports are the second, independent reading.
+
+REPORT_HEADER_LEN = 8
+AUX_WORD = 4  # Aux Data Len counts 32-bit words (RFC 3810 §5.2.6, RFC 3376 §4.2.6)
+
+
+def report_header(data: bytes) -> tuple[int, int, int, int]:
+    """(report type, checksum, declared number of records, address length) of a report."""
+    if len(data) < REPORT_HEADER_LEN:
+        raise Malformed(f"report is {len(data)} octets, its header needs {REPORT_HEADER_LEN}")
     rtype_report, _res, csum, _res2, count = struct.unpack_from("!BBHHH", data)
     if rtype_report not in (numbers.MLDV2_REPORT, numbers.IGMPV3_REPORT):
         raise Malformed(f"report type {rtype_report} is neither MLDv2 (143) nor IGMPv3 (34)")
-    alen = 16 if rtype_report == numbers.MLDV2_REPORT else 4
-    pos = 8
-    records = []
+    return rtype_report, csum, count, 16 if rtype_report == numbers.MLDV2_REPORT else 4
+
+
+def _walk_records(data: bytes, known_types_only: bool) -> Iterator[tuple[McastRecord, int]]:
+    """Each record with the offset just past it, as many as the header declares (RFC 3810
+    §5.2.3); Malformed at the first one that does not fit, after those before it."""
+    _report, _csum, count, alen = report_header(data)
+    pos = REPORT_HEADER_LEN
     for n in range(count):
         if pos + 4 + alen > len(data):
             raise Malformed(f"record {n + 1} of {count} truncated at offset {pos}")
         rtype, auxlen, nsrc = struct.unpack_from("!BBH", data, pos)
-        if rtype not in range(1, 7):
+        if known_types_only and rtype not in range(1, 7):
             raise Malformed(f"record {n + 1}: unknown record type {rtype}")
         maddr = _addr(data[pos + 4 : pos + 4 + alen])
         pos += 4 + alen
-        need = nsrc * alen + auxlen * 4  # Aux Data Len counts 32-bit words (RFC 3810 §5.2.6)
+        need = nsrc * alen + auxlen * AUX_WORD
         if pos + need > len(data):
             raise Malformed(f"record {n + 1}: {nsrc} sources and {auxlen} aux words overflow")
         sources = tuple(_addr(data[pos + i * alen : pos + (i + 1) * alen]) for i in range(nsrc))
         pos += nsrc * alen
-        aux = data[pos : pos + auxlen * 4]
-        pos += auxlen * 4
-        records.append(McastRecord(rtype, maddr, sources, aux))
-    if pos != len(data):
-        raise Malformed(f"{len(data) - pos} octets after the {count} records the header counts")
+        aux = data[pos : pos + auxlen * AUX_WORD]
+        pos += auxlen * AUX_WORD
+        yield McastRecord(rtype, maddr, sources, aux), pos
+
+
+def report_records(data: bytes) -> Iterator[McastRecord]:
+    """The records of a report as received, in order; records of unknown type included (the
+    receiver ignores them, RFC 3810 §5.2.12, RFC 3376 §4.2.12). Raises Malformed when the
+    header is short or a record overruns the data, after yielding the records before it, so
+    a caller may keep those (`records_before_overrun`)."""
+    for rec, _end in _walk_records(data, known_types_only=False):
+        yield rec
+
+
+def records_before_overrun(data: bytes) -> list[McastRecord]:
+    """The records of a report up to the first that overruns it (none for a short header):
+    what a router that processes records as it reads them has taken in (Linux's bridge
+    snooping does so) when the declared counts overrun the packet."""
+    out: list[McastRecord] = []
+    with contextlib.suppress(Malformed):
+        out.extend(report_records(data))
+    return out
+
+
+def parse_report(data: bytes, pseudo_header: bytes = b"") -> McastState:
+    """An MLDv2 Report or IGMPv3 Membership Report as received on the wire (ICMPv6 or IGMP
+    message, no IP header). Octets after the last record are ignored (RFC 3810 §5.2.11,
+    RFC 3376 §4.2.11); Malformed when the declared counts overrun the message.
+    `checksum_ok` covers `pseudo_header + data`: an MLDv2 Report needs the IPv6
+    pseudo-header (RFC 3810 §5.2.2) for it to mean anything, an IGMPv3 Report has none."""
+    rtype_report, csum, _count, _alen = report_header(data)
+    records = tuple(report_records(data))
+    whole = pseudo_header + data[:2] + b"\x00\x00" + data[4:]
+    return McastState(rtype_report, csum, internet_checksum(whole) == csum, records)
+
+
+def report_in_packet(packet: bytes) -> tuple[bytes, bytes] | None:
+    """The MLDv2 Report an IPv6 packet carries (after its extension headers, the Hop-by-Hop
+    with the Router Alert first, RFC 3810 §5) or the IGMPv3 Membership Report of an IPv4
+    packet (after the header's options, RFC 3376 §4), up to the end the IP header gives,
+    with the pseudo-header its checksum covers (RFC 8200 §8.1; IGMP has none). None when
+    the packet carries no report."""
+    if len(packet) >= 20 and packet[0] >> 4 == 4:
+        ihl, total = 4 * (packet[0] & 0x0F), struct.unpack_from("!H", packet, 2)[0]
+        message = packet[ihl : min(total, len(packet))]
+        if packet[9] != NH_IGMP or len(message) < REPORT_HEADER_LEN:
+            return None
+        return (message, b"") if message[0] == numbers.IGMPV3_REPORT else None
+    if len(packet) < IPV6_HEADER_LEN or packet[0] >> 4 != 6:
+        return None
+    end = min(len(packet), IPV6_HEADER_LEN + struct.unpack_from("!H", packet, 4)[0])
+    nh, pos = packet[6], IPV6_HEADER_LEN
+    while nh in (NH_HOPOPTS, NH_DSTOPTS, NH_ROUTING):
+        if pos + 2 > end:
+            return None
+        nh, pos = packet[pos], pos + 8 * (packet[pos + 1] + 1)
+    message = packet[pos:end]
+    if nh != NH_ICMPV6 or len(message) < REPORT_HEADER_LEN:
+        return None
+    if message[0] != numbers.MLDV2_REPORT:
+        return None
+    pseudo = packet[8:40] + struct.pack("!IxxxB", len(message), NH_ICMPV6)
+    return message, pseudo
+
+
+def parse_multicast_state(data: bytes) -> McastState:
+    """The body of a Multicast State option (draft §4.1, RFC 3810 §5.2 / RFC 3376 §4.2),
+    strictly: unknown record types and octets after the records are malformed too."""
+    rtype_report, csum, count, _alen = report_header(data)
+    records, end = [], REPORT_HEADER_LEN
+    for rec, pos in _walk_records(data, known_types_only=True):
+        records.append(rec)
+        end = pos
+    if end != len(data):
+        raise Malformed(f"{len(data) - end} octets after the {count} records the header counts")
     return McastState(rtype_report, csum, report_checksum(data) == csum, tuple(records))
 
 

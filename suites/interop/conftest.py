@@ -387,17 +387,11 @@ def _mld_groups(p: Ip6) -> tuple[str, ...] | None:
     body = p.payload
     if p.proto != IPPROTO_ICMPV6 or len(body) < 8 or body[0] != MLDV2_REPORT:
         return None
-    count = struct.unpack_from("!H", body, 6)[0]
-    pos, out = 8, []
-    for _ in range(count):
-        if pos + 20 > len(body):
-            break
-        rtype, aux = body[pos], body[pos + 1]
-        nsrc = struct.unpack_from("!H", body, pos + 2)[0]
-        if rtype in (2, 4) or (rtype in (1, 3, 5) and nsrc > 0):
-            out.append(str(ipaddress.IPv6Address(body[pos + 4 : pos + 20])))
-        pos += 20 + 16 * nsrc + 4 * aux
-    return tuple(out)
+    return tuple(
+        r.maddr
+        for r in compact.records_before_overrun(body)
+        if r.rtype in (2, 4) or (r.rtype in (1, 3, 5) and r.sources)
+    )
 
 
 class WireLog:
