@@ -18,6 +18,7 @@ from harness.config import ConfigError, WireConfig
 from harness.errors import MalformedInput, UserError
 from harness.wire import compact
 from harness.wire.fields import to_json
+from harness.wire.numbers import IGMPV3_REPORT, MLDV2_REPORT, McastRecordType
 
 
 def register(sub: Any) -> None:
@@ -76,9 +77,52 @@ def decode_one(raw: bytes, judge: bool, config: WireConfig) -> dict[str, Any]:
     except Exception as exc:  # scapy raises many types on odd input; none may escape as a trace
         raise MalformedInput(f"cannot dissect: {exc}") from None
     out: dict[str, Any] = {"layers": to_json(pkt)}
+    report = _report(raw)
+    if report is not None:
+        out["report"] = report
     if judge and version == 6:
         out["reaction"] = compact.judge(raw, config).to_json()
     return out
+
+
+_REPORT_NAMES = {MLDV2_REPORT: "MLDv2 Report", IGMPV3_REPORT: "IGMPv3 Membership Report"}
+
+
+def _report(raw: bytes) -> dict[str, Any] | None:
+    """An MLDv2 or IGMPv3 report, record by record, read by the project's one parser (the
+    scapy layers above read it independently); MalformedInput when its declared counts
+    overrun it (RFC 3810 §5.2, RFC 3376 §4.2)."""
+    found = compact.report_in_packet(raw)
+    if found is None:
+        return None
+    message, pseudo = found
+    name = _REPORT_NAMES[message[0]]
+    try:
+        state = compact.parse_report(message, pseudo)
+    except compact.Malformed as exc:
+        raise MalformedInput(f"malformed {name}: {exc}") from None
+    return {
+        "type": name,
+        "checksum": state.checksum,
+        "checksum_ok": state.checksum_ok,
+        "records": [
+            {
+                "type": r.rtype,
+                "type_text": _record_type_name(r.rtype),
+                "group": r.maddr,
+                "sources": list(r.sources),
+                "aux_data": r.auxdata.hex(),
+            }
+            for r in state.records
+        ],
+    }
+
+
+def _record_type_name(rtype: int) -> str:
+    try:
+        return McastRecordType(rtype).name
+    except ValueError:
+        return f"unknown ({rtype}), ignored by a receiver (RFC 3810 §5.2.12)"
 
 
 def _check_ipv6(raw: bytes) -> None:
