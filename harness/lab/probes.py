@@ -527,6 +527,7 @@ def run_probes(probes: Iterable[Probe], timeout: float = DEADLINE) -> list[Findi
 
 _libc = ctypes.CDLL(None, use_errno=True)
 CLONE_NEWUSER, CLONE_NEWNET = 0x10000000, 0x40000000
+PR_SET_PDEATHSIG = 1
 
 
 class _RootlessChild:
@@ -536,7 +537,8 @@ class _RootlessChild:
     sends each finding as a JSON line; the parent stops waiting at the deadline and kills it.
 
     Forked, not exec'd: the interpreter may live where a user namespace's root cannot
-    reach (a home directory of mode 0700), and a fork needs no binary at all.
+    reach (a home directory of mode 0700), and a fork needs no binary at all. run_all()
+    forks before it starts any thread of its own; the child runs no thread.
     """
 
     def __init__(self, probes: list[Probe]) -> None:
@@ -551,6 +553,12 @@ class _RootlessChild:
 
     def _child(self, wfd: int) -> None:
         try:
+            # Dies with the thread that forked it, and holds none of the parent's output
+            # open (a fork of a pytest-xdist worker must not keep the run's stdout).
+            _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+            devnull = os.open(os.devnull, os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(devnull, fd)
             uid, gid = os.getuid(), os.getgid()
             if _libc.unshare(CLONE_NEWUSER | CLONE_NEWNET) != 0:
                 err = ctypes.get_errno()
