@@ -65,8 +65,10 @@ def test_json_has_every_item_and_passes_here() -> None:
         assert "userspace" in found["datapath"]["detail"]
     if netns.missing_privileges() is None:  # root, set up by ./dev setup: nothing missing
         assert res.returncode == 0, probes.table([probes.Finding(**f) for f in found.values()])
-    assert report["seconds"] < 2.0, report["seconds"]
-    assert elapsed < 4.0
+    # About 0.7 s of probing here (1.0 s for the whole command); the margin is for a
+    # machine busy with the rest of `./dev test -n auto`. A probe at its deadline takes 5 s.
+    assert report["seconds"] < 3.0, report["seconds"]
+    assert elapsed < 5.0
 
 
 def test_text_table_is_aligned_and_says_the_datapath() -> None:
