@@ -18,6 +18,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 from hypothesis import HealthCheck, Phase, example, given, settings
@@ -330,16 +331,6 @@ def test_tshark_counts_agree_with_ours() -> None:
 # --- Mutants: each decoder's property fails on a decoder that loses records --------------------
 
 
-@contextmanager
-def _patched(obj: object, name: str, value: object) -> Iterator[None]:
-    old = getattr(obj, name)
-    setattr(obj, name, value)
-    try:
-        yield
-    finally:
-        setattr(obj, name, old)
-
-
 def _one_record_header(data: bytes) -> tuple[int, int, int, int]:
     kind, csum, count, alen = REAL_HEADER(data)
     return kind, csum, min(count, 1), alen  # reads the first record only, as scapy's layer did
@@ -356,7 +347,9 @@ def _field(cls: type[Packet], name: str) -> Any:
 def _scapy_aux_in_octets() -> Iterator[None]:
     with ExitStack() as stack:
         for cls in (mobility.MldAddressRecord, mobility.IgmpGroupRecord):
-            stack.enter_context(_patched(_field(cls, "auxdata"), "length_from", lambda p: p.auxlen))
+            stack.enter_context(
+                mock.patch.object(_field(cls, "auxdata"), "length_from", lambda p: p.auxlen)
+            )
         yield
 
 
@@ -365,7 +358,7 @@ def _scapy_one_record() -> Iterator[None]:
     with ExitStack() as stack:
         for cls, count in ((MLDv2Report, "records_number"), (IGMPv3Report, "numgrp")):
             first = (lambda c: lambda p: min(p.getfieldval(c), 1))(count)
-            stack.enter_context(_patched(_field(cls, "records"), "count_from", first))
+            stack.enter_context(mock.patch.object(_field(cls, "records"), "count_from", first))
         yield
 
 
@@ -382,9 +375,9 @@ def _stock_scapy() -> Iterator[None]:
 
 
 MUTANTS: dict[str, tuple[Callable[[], Any], Callable[[Report], None]]] = {
-    "parser/aux-len-in-octets": (lambda: _patched(compact, "AUX_WORD", 1), check_parser),
+    "parser/aux-len-in-octets": (lambda: mock.patch.object(compact, "AUX_WORD", 1), check_parser),
     "parser/first-record-only": (
-        lambda: _patched(compact, "report_header", _one_record_header),
+        lambda: mock.patch.object(compact, "report_header", _one_record_header),
         check_parser,
     ),
     "scapy/aux-len-in-octets": (_scapy_aux_in_octets, check_scapy),
