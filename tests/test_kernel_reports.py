@@ -129,10 +129,7 @@ def _join_all(host: str, socks: dict[str, socket.socket]) -> None:
     s = sock(socket.AF_INET6, "ssm6")
     for src in V6["ssm"][1]:
         s.setsockopt(v6, MCAST_JOIN_SOURCE_GROUP, _group_req(index, V6["ssm"][0], src))
-    s = sock(socket.AF_INET6)
-    s.setsockopt(v6, MCAST_JOIN_GROUP, _group_req(index, V6["exclude"][0]))
-    for src in V6["exclude"][1]:
-        s.setsockopt(v6, MCAST_BLOCK_SOURCE, _group_req(index, V6["exclude"][0], src))
+    _exclude(sock(socket.AF_INET6), v6, index, *V6["exclude"])
     s = sock(socket.AF_INET6, "dozen6")
     for g in DOZEN6:
         s.setsockopt(v6, MCAST_JOIN_GROUP, _group_req(index, g))
@@ -144,14 +141,20 @@ def _join_all(host: str, socks: dict[str, socket.socket]) -> None:
     for src in V4["ssm"][1]:  # struct ip_mreq_source: group, interface, source
         mreq = socket.inet_aton(V4["ssm"][0]) + me + socket.inet_aton(src)
         s.setsockopt(v4, IP_ADD_SOURCE_MEMBERSHIP, mreq)
-    s = sock(socket.AF_INET)
-    s.setsockopt(v4, MCAST_JOIN_GROUP, _group_req(index, V4["exclude"][0]))
-    for src in V4["exclude"][1]:
-        s.setsockopt(v4, MCAST_BLOCK_SOURCE, _group_req(index, V4["exclude"][0], src))
+    _exclude(sock(socket.AF_INET), v4, index, *V4["exclude"])  # MCAST_* at IPPROTO_IP
     s = sock(socket.AF_INET, "dozen4")
     for g in DOZEN4:
         mreqn = struct.pack("=4s4si", socket.inet_aton(g), me, index)
         s.setsockopt(v4, socket.IP_ADD_MEMBERSHIP, mreqn)
+
+
+def _exclude(
+    sock: socket.socket, level: int, index: int, group: str, blocked: tuple[str, ...]
+) -> None:
+    """EXCLUDE mode: the group joined, then sources blocked (RFC 3678 §5.2, Linux's API)."""
+    sock.setsockopt(level, MCAST_JOIN_GROUP, _group_req(index, group))
+    for src in blocked:
+        sock.setsockopt(level, MCAST_BLOCK_SOURCE, _group_req(index, group, src))
 
 
 def _leave_some(host: str, socks: dict[str, socket.socket]) -> None:
@@ -297,37 +300,6 @@ def _scapy(packet: bytes) -> list[tuple[int, str, tuple[str, ...], bytes]]:
     ]
 
 
-# tshark's fields: number of records, sources per record, groups, sources, aux words per record
-TSHARK_MLD = tuple(
-    f"icmpv6.mldr.{n}"
-    for n in ("nb_mcast_records", "mar.nb_sources", "mar.multicast_address")
-    + ("mar.source_address", "mar.aux_data_len")
-)
-TSHARK_IGMP = ("igmp.num_grp_recs", "igmp.num_src", "igmp.maddr", "igmp.saddr", "igmp.aux_data_len")
-
-
-def _tshark(packet: bytes, frame: ts.Frame) -> tuple[object, ...]:
-    names = TSHARK_MLD if packet[0] >> 4 == 6 else TSHARK_IGMP
-    count, nsrc, groups, sources, aux = (frame.get(n, []) for n in names)
-    return (
-        int(count[0]),
-        [int(n) for n in nsrc],
-        [_norm(g) for g in groups],
-        [_norm(s) for s in sources],
-        [int(a) for a in aux],
-    )
-
-
-def _ours(records: list[tuple[int, str, tuple[str, ...], bytes]]) -> tuple[object, ...]:
-    return (
-        len(records),
-        [len(r[2]) for r in records],
-        [r[1] for r in records],
-        [s for r in records for s in r[2]],
-        [len(r[3]) // 4 for r in records],
-    )
-
-
 def test_kernel_reports_are_decoded_whole(pair: tuple[str, str]) -> None:
     host, querier = pair
     cap = _capture_reports(host, querier)
@@ -341,5 +313,6 @@ def test_kernel_reports_are_decoded_whole(pair: tuple[str, str]) -> None:
         not_run("tshark missing; apt-get install tshark (the parser and scapy agreed)")
     frames = ts.dissect(cap.packets, linktype=ts.LINKTYPE_RAW)
     for n, (packet, records, frame) in enumerate(zip(cap.packets, decoded, frames, strict=True)):
-        assert _tshark(packet, frame) == _ours(records), f"packet {n + 1}: {packet.hex()}"
+        ours = ts.ReportSummary.of([compact.McastRecord(*r) for r in records])
+        assert ts.report_summary(frame, packet[0] >> 4) == ours, f"packet {n + 1}: {packet.hex()}"
         assert not ts.malformed(frame), (n + 1, ts.malformed(frame))

@@ -15,6 +15,7 @@ the mapping says so.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import shutil
@@ -29,6 +30,8 @@ from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Ether
 from scapy.packet import Packet
 from scapy.utils import RawPcapWriter
+
+from harness.wire.compact import McastRecord
 
 # pcap link types (https://www.tcpdump.org/linktypes.html)
 LINKTYPE_ETHERNET = 1
@@ -258,6 +261,57 @@ DHCPV6_OPTION_NAMES: dict[int, str] = {  # Wireshark's dhcpv6.option.type_str
     72: "Home Agent Address",
     73: "Home Agent FQDN",
 }
+
+
+# MLDv2 Report (RFC 3810 §5.2) and IGMPv3 Membership Report (RFC 3376 §4.2) fields: the
+# number of records, then per record its number of sources, Aux Data Len (in 32-bit words, as
+# tshark reads it too), group, the sources and the aux data (only of records that have some).
+REPORT_FIELDS: dict[int, tuple[str, ...]] = {
+    6: tuple(
+        "icmpv6.mldr." + n
+        for n in ("nb_mcast_records", "mar.nb_sources", "mar.aux_data_len")
+        + ("mar.multicast_address", "mar.source_address", "mar.auxiliary_data")
+    ),
+    4: ("igmp.num_grp_recs", "igmp.num_src", "igmp.aux_data_len")
+    + ("igmp.maddr", "igmp.saddr", "igmp.aux_data"),
+}
+
+
+@dataclass(frozen=True)
+class ReportSummary:
+    """What tshark shows of a report's records, to hold our decoders' reading against."""
+
+    records: int
+    sources_per_record: tuple[int, ...]
+    aux_words_per_record: tuple[int, ...]
+    groups: tuple[bytes, ...]  # packed addresses
+    sources: tuple[bytes, ...]
+    aux_data: bytes
+
+    @classmethod
+    def of(cls, records: Sequence[McastRecord]) -> ReportSummary:
+        """The same summary of records read by harness.wire.compact."""
+        return cls(
+            len(records),
+            tuple(len(r.sources) for r in records),
+            tuple(len(r.auxdata) // 4 for r in records),
+            tuple(ipaddress.ip_address(r.maddr).packed for r in records),
+            tuple(ipaddress.ip_address(s).packed for r in records for s in r.sources),
+            b"".join(r.auxdata for r in records),
+        )
+
+
+def report_summary(frame: Frame, family: int) -> ReportSummary:
+    """tshark's reading of the MLDv2 (family 6) or IGMPv3 (4) report in `frame`."""
+    count, nsrc, aux, groups, sources, auxdata = (frame.get(n, []) for n in REPORT_FIELDS[family])
+    return ReportSummary(
+        int(count[0]) if count else 0,
+        tuple(int(n) for n in nsrc),
+        tuple(int(a) for a in aux),
+        tuple(ipaddress.ip_address(g).packed for g in groups),
+        tuple(ipaddress.ip_address(s).packed for s in sources),
+        b"".join(bytes.fromhex(a.replace(":", "")) for a in auxdata),
+    )
 
 
 # ---------------------------------------------------------------------------- running
