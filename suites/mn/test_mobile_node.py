@@ -136,8 +136,8 @@ def _aux_lengths(bu: Any) -> list[int]:
 
 
 def _mld_report_with(group: str) -> Predicate:
-    """An MLDv2 Report with a record for `group` (parsed by the lab's MLD code: scapy's
-    ICMPv6MLReport2 reads only the first record of a report)."""
+    """An MLDv2 Report with a record for `group` (every record, read by the project's one
+    report parser through the lab's MLD code)."""
     from harness.lab.mldproxy import parse_report
     from harness.reference.mn_listener import report_from_packet
 
