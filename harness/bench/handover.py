@@ -61,7 +61,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.apps import control
-from harness.wire import compact
+from harness.wire import compact, ipv6
 from harness.wire.numbers import MHType
 
 HOME_LINK = 1
@@ -79,7 +79,7 @@ SESSION_INTERVAL = 0.05
 
 ETH_HLEN = 14
 ETH_P_IPV6 = b"\x86\xdd"
-NH_HOPOPTS, NH_UDP, NH_IPV6, NH_ROUTING, NH_ICMPV6, NH_DSTOPTS, NH_MH = 0, 17, 41, 43, 58, 60, 135
+NH_UDP, NH_ICMPV6, NH_MH = ipv6.UDP, ipv6.ICMPV6, ipv6.MOBILITY
 ND_RS, ND_RA, MLDV2_REPORT = 133, 134, 143
 ND_OPT_PREFIX_INFO = 3
 RA_HEADER = 16  # RFC 4861 §4.2: the options follow the 16-octet RA header
@@ -122,14 +122,6 @@ class WireEvent:
     outer: tuple[str, str] | None = None  # tunnelled "data": the outer source, destination
 
 
-def _ext_headers(ip: bytes) -> tuple[int, int]:
-    """(upper-layer protocol, its offset) past hop-by-hop, routing and destination options."""
-    nh, pos = ip[6], 40
-    while nh in (NH_HOPOPTS, NH_ROUTING, NH_DSTOPTS) and pos + 2 <= len(ip):
-        nh, pos = ip[pos], pos + 8 * (ip[pos + 1] + 1)
-    return nh, pos
-
-
 def _ra_prefix(icmp: bytes) -> str | None:
     pos = RA_HEADER
     while pos + 2 <= len(icmp) and icmp[pos + 1]:
@@ -156,12 +148,11 @@ def classify(
     none of: BU, BA, RS, RA, MLDv2 Report, a datagram to `group` (native or tunnelled)."""
     if len(frame) < ETH_HLEN + 40 or frame[12:14] != ETH_P_IPV6:
         return None
-    ip = frame[ETH_HLEN:]
-    if ip[0] >> 4 != 6:
+    walked = ipv6.parse(frame[ETH_HLEN:])
+    if walked is None:
         return None
-    src = str(ipaddress.IPv6Address(ip[8:24]))
-    dst = str(ipaddress.IPv6Address(ip[24:40]))
-    proto, pos = _ext_headers(ip)
+    ip, proto, pos = walked.raw, walked.upper, walked.offset
+    src, dst = str(walked.src), str(walked.dst)
     if proto == NH_MH:
         try:
             msg = compact.parse_packet(ip)
@@ -190,20 +181,18 @@ def classify(
     want = ipaddress.IPv6Address(group)
     if proto == NH_UDP and ipaddress.IPv6Address(dst) == want:
         return WireEvent("data", mono, outgoing, src, dst, seq=_datagram_seq(ip, pos))
-    if proto == NH_IPV6 and len(ip) >= pos + 40:
-        inner = ip[pos:]
-        inner_proto, inner_pos = _ext_headers(inner)
-        if inner_proto == NH_UDP and ipaddress.IPv6Address(inner[24:40]) == want:
-            return WireEvent(
-                "data",
-                mono,
-                outgoing,
-                str(ipaddress.IPv6Address(inner[8:24])),
-                str(want),
-                seq=_datagram_seq(inner, inner_pos),
-                tunnelled=True,
-                outer=(src, dst),
-            )
+    inner = walked.inner()
+    if inner is not None and inner.upper == NH_UDP and inner.dst == want:
+        return WireEvent(
+            "data",
+            mono,
+            outgoing,
+            str(inner.src),
+            str(want),
+            seq=_datagram_seq(inner.raw, inner.offset),
+            tunnelled=True,
+            outer=(src, dst),
+        )
     return None
 
 

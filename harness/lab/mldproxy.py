@@ -48,7 +48,7 @@ from typing import Any
 
 from harness.lab import datapath as datapaths
 from harness.lab import netns
-from harness.wire import checksum, compact
+from harness.wire import compact, ipv6
 
 IPPROTO_IPV6 = socket.IPPROTO_IPV6
 IPPROTO_ICMPV6 = socket.IPPROTO_ICMPV6
@@ -515,7 +515,7 @@ class Router:
             if not oifs:
                 continue
             if checksum_left_to_offload(anc):
-                packet = checksum.complete_checksum(packet)
+                packet = ipv6.complete_checksum(packet)
             packet = packet[:7] + bytes([packet[7] - 1]) + packet[8:]
             mac = b"\x33\x33" + packet[36:40]  # RFC 2464 §7
             for oif in sorted(oifs):

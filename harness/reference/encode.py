@@ -13,7 +13,7 @@ from scapy.packet import Packet
 
 from harness.reference.ha_core import HAConfig, SendBindingAck
 from harness.wire import auth
-from harness.wire.checksum import transport_checksum
+from harness.wire.ipv6 import transport_checksum
 from harness.wire.mobility import (
     BindingAck,
     IgmpGroupRecord,

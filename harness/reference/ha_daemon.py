@@ -85,7 +85,7 @@ from harness.reference.ha_core import (
     TunnelDown,
     TunnelUp,
 )
-from harness.wire import checksum, compact
+from harness.wire import compact, ipv6
 from harness.wire.numbers import BAStatus, MobOpt
 
 IPPROTO_DSTOPTS, IPPROTO_MH, IPPROTO_IPV6_IN_IPV6 = 60, 135, 41
@@ -976,7 +976,7 @@ class MulticastForwarder:
                 continue
             group = ipaddress.IPv6Address(packet[24:40])
             if _checksum_not_ready(anc) and self.mutant != "no-checksum-fix":
-                packet = checksum.complete_checksum(packet)
+                packet = ipv6.complete_checksum(packet)
             if self.mutant == "no-mcast-forward":
                 continue
             if not _group_served(group) and self.mutant != "tunnel-link-local":

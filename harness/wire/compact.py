@@ -17,13 +17,17 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from harness.config import WireConfig
-from harness.wire import numbers
+from harness.wire import ipv6, numbers
+from harness.wire.errors import Malformed
+from harness.wire.ipv6 import internet_checksum
 from harness.wire.numbers import BAStatus, MHType, MobOpt
 
-IPV6_HEADER_LEN = 40
-NH_HOPOPTS, NH_ROUTING, NH_DSTOPTS, NH_MOBILITY, NH_NONE = 0, 43, 60, 135, 59
-NH_IGMP, NH_ICMPV6 = 2, 58
-HAO_TYPE = 0xC9
+# The IPv6 numbers have their home in ipv6.py; these names are the judge's.
+IPV6_HEADER_LEN = ipv6.HEADER_LEN
+NH_HOPOPTS, NH_ROUTING, NH_DSTOPTS = ipv6.HOPOPTS, ipv6.ROUTING, ipv6.DSTOPTS
+NH_MOBILITY, NH_NONE, NH_ICMPV6 = ipv6.MOBILITY, ipv6.NO_NEXT, ipv6.ICMPV6
+NH_IGMP = 2
+HAO_TYPE = ipv6.HOME_ADDRESS_OPTION
 
 # RFC 6275 §9.2: the smallest Header Len accepted per MH type (in octets, whole header).
 MIN_MH_LEN = {
@@ -37,10 +41,6 @@ MIN_MH_LEN = {
     MHType.BE: 24,
 }
 FIXED_PART = {MHType.BRR: 8, MHType.BU: 12, MHType.BA: 12, MHType.BE: 24}
-
-
-class Malformed(ValueError):
-    """The bytes do not form the structure they claim to."""
 
 
 class ReactionKind(StrEnum):
@@ -156,16 +156,6 @@ class MobilityMessage:
         return self.body[6]
 
 
-def internet_checksum(data: bytes) -> int:
-    """RFC 1071: the one's complement of the one's complement sum of 16-bit words."""
-    if len(data) % 2:
-        data += b"\x00"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
-
-
 def mh_checksum(src: str, dst: str, mh: bytes) -> int:
     """RFC 6275 §6.1.1 (pseudo-header of RFC 2460 §8.1, next header 135), checksum field zeroed."""
     mh = mh[:4] + b"\x00\x00" + mh[6:]
@@ -187,34 +177,17 @@ def _addr(raw: bytes) -> str:
 
 def parse_packet(packet: bytes) -> MobilityMessage:
     """Find the Mobility Header in an IPv6 packet and parse its header and option TLVs."""
-    if len(packet) < IPV6_HEADER_LEN:
-        raise Malformed(f"IPv6 header truncated: {len(packet)} octets")
-    if packet[0] >> 4 != 6:
-        raise Malformed(f"IP version {packet[0] >> 4}, not 6")
-    plen = struct.unpack_from("!H", packet, 4)[0]
-    if IPV6_HEADER_LEN + plen > len(packet):
-        raise Malformed(f"IPv6 Payload Length {plen} runs past the {len(packet)} octets captured")
-    packet = packet[: IPV6_HEADER_LEN + plen]
-    nh = packet[6]
-    src, dst = _addr(packet[8:24]), _addr(packet[24:40])
-    hoa = rh2 = None
-    pos = IPV6_HEADER_LEN
-    while nh in (NH_HOPOPTS, NH_DSTOPTS, NH_ROUTING):
-        if pos + 2 > len(packet):
-            raise Malformed("extension header truncated")
-        hlen = 8 * (packet[pos + 1] + 1)
-        if pos + hlen > len(packet):
-            raise Malformed("extension header runs past the packet")
-        ext = packet[pos : pos + hlen]
-        if nh == NH_DSTOPTS:
-            hoa = _home_address_option(ext) or hoa
-        elif nh == NH_ROUTING and ext[2] == 2 and hlen == 24:
-            rh2 = _addr(ext[8:24])
-        nh = ext[0]
-        pos += hlen
+    walked = ipv6.parse(packet, strict=True)
+    assert walked is not None  # strict: Malformed instead
+    if walked.fragmented:  # a BU is never fragmented by a conformant sender
+        raise Malformed(f"no Mobility Header (next header {ipv6.FRAGMENT})")
+    nh, pos = walked.upper, walked.offset
+    src, dst = _addr(walked.raw[8:24]), _addr(walked.raw[24:40])
+    hoa = None if walked.hoa is None else _addr(walked.hoa)
+    rh2 = None if walked.rh2 is None else _addr(walked.rh2)
     if nh != NH_MOBILITY:
         raise Malformed(f"no Mobility Header (next header {nh})")
-    mh = packet[pos:]
+    mh = walked.raw[pos:]
     if len(mh) < 6:
         raise Malformed(f"Mobility Header truncated: {len(mh)} octets")
     header_len = 8 * (mh[1] + 1)
@@ -241,26 +214,6 @@ def parse_packet(packet: bytes) -> MobilityMessage:
     if fixed is not None and header_len >= fixed:
         msg.options = parse_options(mh, fixed)
     return msg
-
-
-def _home_address_option(ext: bytes) -> str | None:
-    pos = 2
-    while pos < len(ext):
-        otype = ext[pos]
-        if otype == 0:
-            pos += 1
-            continue
-        if pos + 2 > len(ext):
-            raise Malformed("destination option truncated")
-        olen = ext[pos + 1]
-        if pos + 2 + olen > len(ext):
-            raise Malformed("destination option runs past its header")
-        if otype == HAO_TYPE:
-            if olen != 16:
-                raise Malformed(f"Home Address option length {olen}, not 16")
-            return _addr(ext[pos + 2 : pos + 18])
-        pos += 2 + olen
-    return None
 
 
 def parse_options(mh: bytes, start: int) -> list[Option]:
@@ -373,21 +326,13 @@ def report_in_packet(packet: bytes) -> tuple[bytes, bytes] | None:
         if packet[9] != NH_IGMP or len(message) < REPORT_HEADER_LEN:
             return None
         return (message, b"") if message[0] == numbers.IGMPV3_REPORT else None
-    if len(packet) < IPV6_HEADER_LEN or packet[0] >> 4 != 6:
+    walked = ipv6.parse(packet)
+    if walked is None or walked.fragmented or walked.upper != NH_ICMPV6:
         return None
-    end = min(len(packet), IPV6_HEADER_LEN + struct.unpack_from("!H", packet, 4)[0])
-    nh, pos = packet[6], IPV6_HEADER_LEN
-    while nh in (NH_HOPOPTS, NH_DSTOPTS, NH_ROUTING):
-        if pos + 2 > end:
-            return None
-        nh, pos = packet[pos], pos + 8 * (packet[pos + 1] + 1)
-    message = packet[pos:end]
-    if nh != NH_ICMPV6 or len(message) < REPORT_HEADER_LEN:
+    message = walked.payload
+    if len(message) < REPORT_HEADER_LEN or message[0] != numbers.MLDV2_REPORT:
         return None
-    if message[0] != numbers.MLDV2_REPORT:
-        return None
-    pseudo = packet[8:40] + struct.pack("!IxxxB", len(message), NH_ICMPV6)
-    return message, pseudo
+    return message, walked.pseudo_header()
 
 
 def parse_multicast_state(data: bytes) -> McastState:
