@@ -19,9 +19,9 @@ from collections.abc import Iterator
 import pytest
 
 from harness.lab import datapath as datapaths
-from harness.lab import mldproxy
 from harness.lab.fixtures import bring_up
 from harness.lab.topology import Lab
+from harness.netproto import sockopts
 from harness.verdicts import not_run
 
 PORT = 5600
@@ -45,11 +45,11 @@ def path_lab(request: pytest.FixtureRequest) -> Iterator[Lab]:
 def _join(sock: socket.socket, ifindex: int, group: str, source: str | None = None) -> None:
     g = ipaddress.IPv6Address(group)
     if source is None:
-        sock.setsockopt(41, mldproxy.MCAST_JOIN_GROUP, mldproxy.group_req(ifindex, g))
+        sock.setsockopt(41, sockopts.MCAST_JOIN_GROUP, sockopts.group_req(ifindex, g))
     else:
         s = ipaddress.IPv6Address(source)
         sock.setsockopt(
-            41, mldproxy.MCAST_JOIN_SOURCE_GROUP, mldproxy.group_source_req(ifindex, g, s)
+            41, sockopts.MCAST_JOIN_SOURCE_GROUP, sockopts.group_source_req(ifindex, g, s)
         )
 
 

@@ -25,9 +25,10 @@ from collections.abc import Iterator
 import pytest
 
 from harness.commands import lab as lab_command
-from harness.lab import mldproxy, netns, registry, rtnl
+from harness.lab import netns, registry, rtnl
 from harness.lab.fixtures import bring_up, require_privileges
 from harness.lab.topology import Lab, LabError, LabUnavailable, Unreachable
+from harness.netproto import sockopts
 from harness.verdicts import EXIT_NO_VERDICT, not_run
 from tests.subreaper import Victim
 
@@ -206,13 +207,13 @@ def _join(sock: socket.socket, ifindex: int, group: object, source: object | Non
     g = ipaddress.IPv6Address(str(group))
     if source is None:
         sock.setsockopt(
-            socket.IPPROTO_IPV6, mldproxy.MCAST_JOIN_GROUP, mldproxy.group_req(ifindex, g)
+            socket.IPPROTO_IPV6, sockopts.MCAST_JOIN_GROUP, sockopts.group_req(ifindex, g)
         )
     else:
         sock.setsockopt(
             socket.IPPROTO_IPV6,
-            mldproxy.MCAST_JOIN_SOURCE_GROUP,
-            mldproxy.group_source_req(ifindex, g, ipaddress.IPv6Address(str(source))),
+            sockopts.MCAST_JOIN_SOURCE_GROUP,
+            sockopts.group_source_req(ifindex, g, ipaddress.IPv6Address(str(source))),
         )
 
 

@@ -28,8 +28,9 @@ from scapy.utils import rdpcap
 
 from harness.lab import netns, plan, registry
 from harness.lab.fixtures import bring_up, require_privileges
-from harness.lab.ra import RouterAdvertiser, link_local_address
 from harness.lab.topology import Lab
+from harness.netproto.advertiser import RouterAdvertiser
+from harness.netproto.icmp6 import link_local_address
 from harness.servers._process import DIR_PREFIX, ServerUnavailable, find_binary, reap_dirs
 from harness.servers.bind import NamedServer, lookup_srv
 from harness.servers.inlab import LabDhcp, lab_named

@@ -30,7 +30,7 @@ from scapy.layers.inet6 import ICMPv6MLDMultAddrRec, ICMPv6MLReport2, IPv6
 from scapy.packet import Packet, bind_bottom_up, split_bottom_up
 from scapy.utils import RawPcapWriter
 
-from harness.lab import mldproxy
+from harness.netproto import mld
 from harness.wire import compact, mcast_reports, mobility
 from harness.wire import tshark as ts
 from harness.wire.mcast_reports import IGMPv3Report, MLDv2Report
@@ -227,12 +227,12 @@ def test_overrun_is_malformed(report: Report, extra: int, cut: int) -> None:
 @PROPERTY
 @given(reports(family=6), st.integers(0, 2**16))
 def test_mld_proxy_takes_the_parsers_records(report: Report, cut: int) -> None:
-    """mldproxy.parse_report is the parser's reading, and never raises on an overrun."""
+    """mld.parse_report is the parser's reading, and never raises on an overrun."""
     message = report.message()
     message = message[: max(8, cut % (len(message) + 1))]
     want = [(r.rtype, r.maddr, r.sources) for r in compact.records_before_overrun(message)]
     got = [
-        (r.rtype, str(r.group), tuple(map(str, r.sources))) for r in mldproxy.parse_report(message)
+        (r.rtype, str(r.group), tuple(map(str, r.sources))) for r in mld.parse_report(message)
     ]
     assert got == want
 

@@ -24,8 +24,9 @@ from dataclasses import dataclass, field
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.lab import mldproxy, netns
+from harness.lab import netns
 from harness.lab.topology import Lab
+from harness.netproto import mld, sockopts
 from harness.reference.mn_listener import (
     PROC_IGMP6,
     PROC_MCFILTER6,
@@ -115,7 +116,7 @@ def test_reconcile_with_proc_infers_what_the_counts_determine() -> None:
     fresh.reconcile(groups)
     assert fresh.snapshot() == Snapshot(ListenerState(), frozenset({G_ASM}))
     # a Report settles it; /proc no longer listing the group removes it
-    assert fresh.apply([mldproxy.Record(IS_EX, G_ASM, ())])
+    assert fresh.apply([mld.Record(IS_EX, G_ASM, ())])
     assert fresh.state == ListenerState({G_ASM: f(EX)})
     assert fresh.reconcile({})
     assert fresh.snapshot() == Snapshot(ListenerState(), frozenset())
@@ -407,9 +408,9 @@ def test_feed_ignores_link_local_groups() -> None:
 def test_unknown_group_ignores_allow_and_block_until_a_mode_is_stated() -> None:
     state = InterfaceListenerState()
     state.reconcile({G_ASM: ProcGroup(2, {S10: (1, 0)})})  # ambiguous
-    assert not state.apply([mldproxy.Record(ALLOW, G_ASM, (S11,))])
+    assert not state.apply([mld.Record(ALLOW, G_ASM, (S11,))])
     assert state.unknown == {G_ASM}
-    assert state.apply([mldproxy.Record(TO_IN, G_ASM, (S10, S11))])
+    assert state.apply([mld.Record(TO_IN, G_ASM, (S10, S11))])
     assert state.state == ListenerState({G_ASM: f(IN, S10, S11)}) and not state.unknown
     assert state.forget() and state.unknown == {G_ASM}
 
@@ -509,7 +510,7 @@ class App:
 
     def asm(self, group: IPv6, *blocked: IPv6) -> socket.socket:
         sock = self.new_socket()
-        sock.setsockopt(41, mldproxy.MCAST_JOIN_GROUP, mldproxy.group_req(self.ifindex, group))
+        sock.setsockopt(41, sockopts.MCAST_JOIN_GROUP, sockopts.group_req(self.ifindex, group))
         for s in blocked:
             self.opt(sock, MCAST_BLOCK_SOURCE, group, s)
         return sock
@@ -517,11 +518,11 @@ class App:
     def ssm(self, group: IPv6, *sources: IPv6) -> socket.socket:
         sock = self.new_socket()
         for s in sources:
-            self.opt(sock, mldproxy.MCAST_JOIN_SOURCE_GROUP, group, s)
+            self.opt(sock, sockopts.MCAST_JOIN_SOURCE_GROUP, group, s)
         return sock
 
     def opt(self, sock: socket.socket, opt: int, group: IPv6, source: IPv6) -> None:
-        sock.setsockopt(41, opt, mldproxy.group_source_req(self.ifindex, group, source))
+        sock.setsockopt(41, opt, sockopts.group_source_req(self.ifindex, group, source))
 
     def close(self) -> None:
         for s in self.socks:
@@ -538,11 +539,11 @@ def test_lab_watch_sees_asm_ssm_and_blocked_sources(lab: Lab) -> None:
         expect(watch, n, {n.asm: f(EX), n.ssm: f(IN, n.s1)})
         ex = a.asm(n.other, n.s2)
         expect(watch, n, {n.asm: f(EX), n.ssm: f(IN, n.s1), n.other: f(EX, n.s2)})
-        a.opt(ssm, mldproxy.MCAST_JOIN_SOURCE_GROUP, n.ssm, n.s2)
+        a.opt(ssm, sockopts.MCAST_JOIN_SOURCE_GROUP, n.ssm, n.s2)
         a.opt(ex, MCAST_BLOCK_SOURCE, n.other, n.s3)
         expect(watch, n, {n.asm: f(EX), n.ssm: f(IN, n.s1, n.s2), n.other: f(EX, n.s2, n.s3)})
         asm.close()
-        a.opt(ssm, mldproxy.MCAST_LEAVE_SOURCE_GROUP, n.ssm, n.s1)
+        a.opt(ssm, sockopts.MCAST_LEAVE_SOURCE_GROUP, n.ssm, n.s1)
         a.opt(ex, MCAST_UNBLOCK_SOURCE, n.other, n.s2)
         expect(watch, n, {n.ssm: f(IN, n.s2), n.other: f(EX, n.s3)})
         ssm.close()

@@ -1,4 +1,4 @@
-"""Router Advertisements the harness controls (harness.lab.ra).
+"""Router Advertisements the harness controls (harness.netproto.ra, .advertiser).
 
 The builder is checked against scapy's and tshark's decoding; the advertiser runs in a
 namespace pair of its own (`dmmr-<pid>-<n>r` router, `...h` host, joined by a veth),
@@ -35,7 +35,8 @@ from scapy.layers.inet6 import (
 )
 
 from harness import verdicts
-from harness.lab import ra, registry
+from harness.lab import registry
+from harness.netproto import advertiser, icmp6, ra
 from harness.wire import tshark
 
 PREFIX = ipaddress.IPv6Network("2001:db8:1::/64")
@@ -169,11 +170,15 @@ def test_timer_rules() -> None:
         ),
         (lambda: ra.build_ra(ha_params(mtu=1000)), "MTU: 1280.."),
         (
-            lambda: ra.RouterAdvertiser("x", ha_params(), min_interval=0.01, max_interval=0.1),
+            lambda: advertiser.RouterAdvertiser(
+                "x", ha_params(), min_interval=0.01, max_interval=0.1
+            ),
             "below RFC 6275 §7.5's 0.03 s",
         ),
         (
-            lambda: ra.RouterAdvertiser("x", ha_params(), min_interval=0.5, max_interval=0.1),
+            lambda: advertiser.RouterAdvertiser(
+                "x", ha_params(), min_interval=0.5, max_interval=0.1
+            ),
             "exceeds MaxRtrAdvInterval",
         ),
     ],
@@ -262,15 +267,15 @@ def _rs(hlim_ok: bool = True, slla: bool = False, src: str = "fe80::2") -> tuple
 
 
 def test_router_solicitation_validation() -> None:
-    assert ra._valid_rs(*_rs()) is None
-    assert ra._valid_rs(*_rs(slla=True)) is None
-    assert ra._valid_rs(*_rs(hlim_ok=False)) == "hop limit 64, not 255"
-    assert ra._valid_rs(bytes([133, 1]) + bytes(6), 255, "fe80::2") == "type 133 code 1"
-    assert ra._valid_rs(bytes([133, 0]) + bytes(2), 255, "fe80::2") == "ICMP length 4 < 8"
-    assert ra._valid_rs(bytes([133, 0]) + bytes(6) + bytes([1, 0]) + bytes(6), 255, "fe80::2") == (
+    assert ra.valid_rs(*_rs()) is None
+    assert ra.valid_rs(*_rs(slla=True)) is None
+    assert ra.valid_rs(*_rs(hlim_ok=False)) == "hop limit 64, not 255"
+    assert ra.valid_rs(bytes([133, 1]) + bytes(6), 255, "fe80::2") == "type 133 code 1"
+    assert ra.valid_rs(bytes([133, 0]) + bytes(2), 255, "fe80::2") == "ICMP length 4 < 8"
+    assert ra.valid_rs(bytes([133, 0]) + bytes(6) + bytes([1, 0]) + bytes(6), 255, "fe80::2") == (
         "an option of length 0"
     )
-    assert ra._valid_rs(*_rs(slla=True, src="::")) == (
+    assert ra.valid_rs(*_rs(slla=True, src="::")) == (
         "unspecified source with a Source Link-Layer Address option"
     )
 
@@ -399,7 +404,7 @@ class Listener:
     """The host's side: a raw socket that hears RAs and can send RSs."""
 
     def __init__(self, ln: Link) -> None:
-        self.sock, self.ifindex = ra.open_icmpv6_socket(ln.host_if, [ra.ICMPV6_RA], ln.host)
+        self.sock, self.ifindex = icmp6.open_icmpv6_socket(ln.host_if, [ra.ICMPV6_RA], ln.host)
 
     def close(self) -> None:
         self.sock.close()
@@ -444,8 +449,8 @@ def listener(link: Link) -> Iterator[Listener]:
 
 
 @pytest.fixture
-def advertisers() -> Iterator[list[ra.RouterAdvertiser]]:
-    made: list[ra.RouterAdvertiser] = []
+def advertisers() -> Iterator[list[advertiser.RouterAdvertiser]]:
+    made: list[advertiser.RouterAdvertiser] = []
     try:
         yield made
     finally:
@@ -453,22 +458,24 @@ def advertisers() -> Iterator[list[ra.RouterAdvertiser]]:
             adv.stop(final=False)
 
 
-def _start(made: list[ra.RouterAdvertiser], ln: Link, **kw: object) -> ra.RouterAdvertiser:
+def _start(
+    made: list[advertiser.RouterAdvertiser], ln: Link, **kw: object
+) -> advertiser.RouterAdvertiser:
     params = kw.pop("params", ha_params(lladdr=None))
-    adv = ra.RouterAdvertiser(ln.router_if, params, netns=ln.router, **kw)  # type: ignore[arg-type]
+    adv = advertiser.RouterAdvertiser(ln.router_if, params, netns=ln.router, **kw)  # type: ignore[arg-type]
     made.append(adv)
     return adv.start(timeout=3.0)
 
 
 def test_periodic_ras_arrive_within_the_interval(
-    link: Link, listener: Listener, advertisers: list[ra.RouterAdvertiser]
+    link: Link, listener: Listener, advertisers: list[advertiser.RouterAdvertiser]
 ) -> None:
     adv = _start(advertisers, link, min_interval=0.1, max_interval=0.2)
     heard = listener.collect(1.3)
     assert len(heard) >= 6, [h.at for h in heard]
     gaps = [b.at - a.at for a, b in itertools.pairwise(heard)]
     assert all(0.095 <= g <= 0.2 + 0.1 for g in gaps), gaps
-    mac = ra.hardware_address(listener.sock, link.host_if)  # not the router's
+    mac = icmp6.hardware_address(listener.sock, link.host_if)  # not the router's
     for h in heard:
         # RFC 4861 §4.2 / §6.1.2: hop limit 255, link-local source, all-nodes destination
         assert h.hlim == 255 and h.dst == "ff02::1"
@@ -481,7 +488,7 @@ def test_periodic_ras_arrive_within_the_interval(
 
 
 def test_router_solicitation_is_answered_promptly(
-    link: Link, listener: Listener, advertisers: list[ra.RouterAdvertiser]
+    link: Link, listener: Listener, advertisers: list[advertiser.RouterAdvertiser]
 ) -> None:
     adv = _start(
         advertisers,
@@ -504,7 +511,7 @@ def test_router_solicitation_is_answered_promptly(
 
 
 def test_invalid_solicitation_is_ignored(
-    link: Link, listener: Listener, advertisers: list[ra.RouterAdvertiser]
+    link: Link, listener: Listener, advertisers: list[advertiser.RouterAdvertiser]
 ) -> None:
     # the failure path: an RS that fails RFC 4861 §6.1.1 (hop limit 64) gets no RA
     adv = _start(
@@ -524,7 +531,7 @@ def test_invalid_solicitation_is_ignored(
 
 
 def test_switching_ha_info_off_and_on(
-    link: Link, listener: Listener, advertisers: list[ra.RouterAdvertiser]
+    link: Link, listener: Listener, advertisers: list[advertiser.RouterAdvertiser]
 ) -> None:
     adv = _start(advertisers, link, min_interval=0.05, max_interval=0.08)
     heard = [listener.next(1.0) for _ in range(2)]
@@ -552,7 +559,7 @@ def test_switching_ha_info_off_and_on(
 
 
 def test_set_interval_takes_effect_and_stop_is_prompt(
-    link: Link, listener: Listener, advertisers: list[ra.RouterAdvertiser]
+    link: Link, listener: Listener, advertisers: list[advertiser.RouterAdvertiser]
 ) -> None:
     adv = _start(advertisers, link, min_interval=30, max_interval=40)
     assert listener.next(2.0) is not None
@@ -570,7 +577,7 @@ def test_set_interval_takes_effect_and_stop_is_prompt(
 
 
 def test_host_autoconfigures_from_the_ra(
-    link: Link, advertisers: list[ra.RouterAdvertiser]
+    link: Link, advertisers: list[advertiser.RouterAdvertiser]
 ) -> None:
     from harness.lab.netns import NetNS  # no fork, unlike pyroute2's own NetNS
 
@@ -603,8 +610,10 @@ def test_host_autoconfigures_from_the_ra(
     assert default["proto"] == 9  # RTPROT_RA: learnt from the RA
 
 
-def test_missing_interface_fails_fast(link: Link, advertisers: list[ra.RouterAdvertiser]) -> None:
-    adv = ra.RouterAdvertiser("nope0", ha_params(), netns=link.router, max_interval=1)
+def test_missing_interface_fails_fast(
+    link: Link, advertisers: list[advertiser.RouterAdvertiser]
+) -> None:
+    adv = advertiser.RouterAdvertiser("nope0", ha_params(), netns=link.router, max_interval=1)
     advertisers.append(adv)
     started = time.monotonic()
     with pytest.raises(ra.RaError, match=f"no interface 'nope0' in namespace {link.router}"):
@@ -613,10 +622,10 @@ def test_missing_interface_fails_fast(link: Link, advertisers: list[ra.RouterAdv
 
 
 def test_interface_without_link_local_fails_within_the_deadline(
-    link: Link, advertisers: list[ra.RouterAdvertiser]
+    link: Link, advertisers: list[advertiser.RouterAdvertiser]
 ) -> None:
     _ip("-n", link.router, "link", "add", "down0", "type", "veth", "peer", "name", "down1")
-    adv = ra.RouterAdvertiser("down0", ha_params(), netns=link.router, max_interval=1)
+    adv = advertiser.RouterAdvertiser("down0", ha_params(), netns=link.router, max_interval=1)
     advertisers.append(adv)
     started = time.monotonic()
     with pytest.raises(ra.RaError, match="no usable link-local address on down0 .* within 0.3 s"):
@@ -625,6 +634,6 @@ def test_interface_without_link_local_fails_within_the_deadline(
 
 
 def test_missing_namespace_is_reported() -> None:
-    adv = ra.RouterAdvertiser("x0", ha_params(), netns="dmmr-no-such-ns", max_interval=1)
+    adv = advertiser.RouterAdvertiser("x0", ha_params(), netns="dmmr-no-such-ns", max_interval=1)
     with pytest.raises(ra.RaError, match="network namespace 'dmmr-no-such-ns'"):
         adv.start(timeout=0.5)

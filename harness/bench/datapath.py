@@ -29,7 +29,7 @@ from typing import Any
 
 from harness.apps import control
 from harness.lab import datapath as datapaths
-from harness.lab import mldproxy
+from harness.netproto import sockopts
 
 PORT = 5700
 HOPS = 2  # core and ar1 between the source and link 1
@@ -87,12 +87,12 @@ def measure_latency(path: str, packets: int = DEFAULT_PACKETS) -> dict[str, Any]
         try:
             rx.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             rx.bind(("::", PORT))
-            group_req = mldproxy.group_source_req(
+            group_req = sockopts.group_source_req(
                 lab.ifindex("mn", "mn0"),
                 ipaddress.IPv6Address(GROUP),
                 ipaddress.IPv6Address(str(p.mcast_source.host6)),
             )
-            rx.setsockopt(41, mldproxy.MCAST_JOIN_SOURCE_GROUP, group_req)
+            rx.setsockopt(41, sockopts.MCAST_JOIN_SOURCE_GROUP, group_req)
             tx.setsockopt(41, socket.IPV6_MULTICAST_HOPS, 16)
             tx.setsockopt(41, socket.IPV6_MULTICAST_IF, lab.ifindex("src", "eth0"))
             _wait_for_stream(tx, rx, GROUP)

@@ -80,7 +80,7 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness.lab import ra as radv
+    from harness.netproto import advertiser
     from harness.reference import ha_daemon
 
     try:
@@ -109,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.ra_interval is not None:
         try:
-            radv.RouterAdvertiser.check_intervals(*args.ra_interval)
+            advertiser.RouterAdvertiser.check_intervals(*args.ra_interval)
         except ValueError as exc:
             raise UserError(f"--ra-interval: {exc}") from None
     ignored = [f"--{n.replace('_', '-')}" for n in _IGNORED if getattr(args, n) is not None]

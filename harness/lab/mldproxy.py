@@ -1,5 +1,8 @@
 """An MLD proxy (RFC 4605) over the kernel's IPv6 multicast routing, for the lab's routers.
 
+The messages, timers and socket options it uses are harness.netproto's (mld, sockopts);
+this module is the proxy process: listener state, upstream memberships, the data path.
+
 Why this and not smcroute: smcroute installs static (S,G) routes that someone must add by
 hand; the lab needs what a real network does, multicast that reaches an access link
 *because a listener there asked for it* (MLD), and stops when nobody asks. This proxy
@@ -48,151 +51,59 @@ from typing import Any
 
 from harness.lab import datapath as datapaths
 from harness.lab import netns
-from harness.wire import compact, ipv6
-
-IPPROTO_IPV6 = socket.IPPROTO_IPV6
-IPPROTO_ICMPV6 = socket.IPPROTO_ICMPV6
-# linux/mroute6.h
-MRT6_INIT = 200
-MRT6_ADD_MIF = 202
-MRT6_ADD_MFC = 204
-MRT6_DEL_MFC = 205
-MRT6MSG_NOCACHE = 1
-MAXMIFS = 32
-# linux/in6.h, linux/icmpv6.h
-IPV6_RECVPKTINFO = 49
-IPV6_PKTINFO = 50
-IPV6_HOPOPTS = 54
-ICMP6_FILTER = 1
-MCAST_JOIN_GROUP = 42
-MCAST_LEAVE_GROUP = 45
-MCAST_JOIN_SOURCE_GROUP = 46
-MCAST_LEAVE_SOURCE_GROUP = 47
+from harness.netproto.mld import (
+    ALL_MLDV2_ROUTERS,
+    ALL_NODES,
+    ALLOW,
+    BLOCK,
+    HBH_ROUTER_ALERT,
+    IS_EX,
+    IS_IN,
+    MLD1_DONE,
+    MLD1_REPORT,
+    MLD2_REPORT,
+    TO_EX,
+    TO_IN,
+    Timers,
+    mld2_query,
+    parse_report,
+    routable,
+)
+from harness.netproto.sockopts import (
+    ICMP6_FILTER,
+    IPPROTO_ICMPV6,
+    IPPROTO_IPV6,
+    IPV6_HOPOPTS,
+    IPV6_PKTINFO,
+    IPV6_RECVPKTINFO,
+    MAXMIFS,
+    MCAST_JOIN_GROUP,
+    MCAST_JOIN_SOURCE_GROUP,
+    MCAST_LEAVE_GROUP,
+    MCAST_LEAVE_SOURCE_GROUP,
+    MRT6_ADD_MFC,
+    MRT6_ADD_MIF,
+    MRT6_INIT,
+    MRT6MSG_NOCACHE,
+    group_req,
+    group_source_req,
+    icmp6_filter,
+    mf6cctl,
+    mif6ctl,
+)
+from harness.wire import ipv6
 
 # linux/if_ether.h, linux/if_packet.h
 ETH_P_IPV6 = 0x86DD
 SOL_PACKET, PACKET_AUXDATA = 263, 8
 TP_STATUS_CSUMNOTREADY = 1 << 3
 
-MLD_QUERY = 130
-MLD1_REPORT = 131
-MLD1_DONE = 132
-MLD2_REPORT = 143
-
-IS_IN, IS_EX, TO_IN, TO_EX, ALLOW, BLOCK = 1, 2, 3, 4, 5, 6
-
-ALL_NODES = ipaddress.IPv6Address("ff02::1")
-ALL_MLDV2_ROUTERS = ipaddress.IPv6Address("ff02::16")
-# Hop-by-Hop Options header with a Router Alert (MLD, value 0) and a PadN (RFC 3810 §5).
-HBH_ROUTER_ALERT = bytes([0, 0, 5, 2, 0, 0, 1, 0])
-
 Addr = ipaddress.IPv6Address
 DEBUG = os.environ.get("DMMCONF_MLD_DEBUG") == "1"  # log every report and MFC change
 SG = tuple[Addr | None, Addr]  # (source or None for any source, group)
 
 
-@dataclass
-class Timers:
-    query_interval: float = 10.0
-    query_response_interval: float = 1.0
-    robustness: int = 2
-    last_listener_query_interval: float = 0.5
-
-    @property
-    def listener_interval(self) -> float:  # MALI, RFC 3810 §9.4
-        return self.robustness * self.query_interval + self.query_response_interval
-
-    @property
-    def last_listener_time(self) -> float:  # LLQT
-        return self.robustness * self.last_listener_query_interval
-
-
-# ---------------------------------------------------------------- wire helpers
-
-
-def _sockaddr_in6(addr: Addr | None) -> bytes:
-    """struct sockaddr_in6 padded to struct sockaddr_storage (128 octets)."""
-    raw = (addr or Addr("::")).packed
-    return struct.pack("=HHI16sI", socket.AF_INET6, 0, 0, raw, 0).ljust(128, b"\0")
-
-
-def group_req(ifindex: int, group: Addr) -> bytes:
-    return struct.pack("=I4x", ifindex) + _sockaddr_in6(group)
-
-
-def group_source_req(ifindex: int, group: Addr, source: Addr) -> bytes:
-    return struct.pack("=I4x", ifindex) + _sockaddr_in6(group) + _sockaddr_in6(source)
-
-
-def mif6ctl(mifi: int, ifindex: int) -> bytes:
-    # mifi_t mifi; u8 flags; u8 threshold; u16 pifi; [2 pad] u32 rate_limit
-    return struct.pack("=HBBH2xI", mifi, 0, 1, ifindex, 0)
-
-
-def mf6cctl(source: Addr, group: Addr, parent: int, oifs: set[int]) -> bytes:
-    bits = [0] * 8  # if_set: 256 bits
-    for mif in oifs:
-        bits[mif // 32] |= 1 << (mif % 32)
-    origin = struct.pack("=HHI16sI", socket.AF_INET6, 0, 0, source.packed, 0)
-    grp = struct.pack("=HHI16sI", socket.AF_INET6, 0, 0, group.packed, 0)
-    return origin + grp + struct.pack("=H2x8I", parent, *bits)
-
-
-def icmp6_filter(passed: set[int]) -> bytes:
-    """struct icmp6_filter: a set bit blocks the type (Linux convention)."""
-    words = [0xFFFFFFFF] * 8
-    for t in passed:
-        words[t >> 5] &= ~(1 << (t & 31))
-    return struct.pack("=8I", *words)
-
-
-def mld2_query(
-    group: Addr | None, sources: list[Addr], timers: Timers, max_resp: float | None = None
-) -> bytes:
-    resp_ms = int((timers.query_response_interval if max_resp is None else max_resp) * 1000)
-    qqic = min(int(timers.query_interval), 127)
-    qrv = min(timers.robustness, 7)
-    return (
-        struct.pack("!BBHHH", MLD_QUERY, 0, 0, min(resp_ms, 32767), 0)
-        + (group or Addr("::")).packed
-        + struct.pack("!BBH", qrv, qqic, len(sources))
-        + b"".join(s.packed for s in sources)
-    )
-
-
-@dataclass(frozen=True)
-class Record:
-    rtype: int
-    group: Addr
-    sources: tuple[Addr, ...]
-
-
-def parse_report(data: bytes) -> list[Record]:
-    """MLDv2 Report, or an MLDv1 Report/Done mapped onto the equivalent v2 record.
-
-    MLDv2 records come from the project's one report parser (harness.wire.compact). A
-    report whose declared counts overrun it gives the records before the overrun, as
-    Linux's bridge snooping takes them in; records of unknown type are left for the
-    listener logic to ignore (RFC 3810 §5.2.12). Never raises."""
-    if len(data) < 8:
-        return []
-    mtype = data[0]
-    if mtype in (MLD1_REPORT, MLD1_DONE):
-        if len(data) < 24:
-            return []
-        group = Addr(data[8:24])
-        return [Record(IS_EX if mtype == MLD1_REPORT else TO_IN, group, ())]
-    if mtype != MLD2_REPORT:
-        return []
-    return [
-        Record(r.rtype, Addr(r.maddr), tuple(map(Addr, r.sources)))
-        for r in compact.records_before_overrun(data)
-    ]
-
-
-def routable(group: Addr) -> bool:
-    """Multicast beyond link-local scope (RFC 4291 §2.7 scope field > 2)."""
-    return group.is_multicast and (group.packed[1] & 0x0F) > 2
+# ---------------------------------------------------------------- the data path
 
 
 def forwardable(packet: bytes) -> bool:

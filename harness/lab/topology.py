@@ -29,7 +29,7 @@ uplinks and the other service links; each AR's upstream is its uplink and its do
 its access link. IPv4 multicast is not routed (no IGMP proxy yet).
 
 Router Advertisements: each AR advertises its link's prefix on acc0 from a
-harness.lab.ra.RouterAdvertiser (a thread of the process that owns the lab), as a home
+harness.netproto.advertiser.RouterAdvertiser (a thread of the process that owns the lab), as a home
 agent with the Home Agent Information option by default, every 0.33-1 s (RFC 4861's
 timers scaled by RA_SCALE); `lab.ra(i)` changes them while they run, e.g.
 `lab.ra(2).set_ha_info(False)` so an MN on link 2 must bootstrap. They start once the
@@ -79,7 +79,8 @@ from typing import Any
 
 from harness.lab import datapath as datapaths
 from harness.lab import mldproxy, netns, plan, registry, rtnl
-from harness.lab import ra as radv
+from harness.netproto import advertiser, mld, sockopts
+from harness.netproto import ra as radv
 
 IPv6 = ipaddress.IPv6Address
 
@@ -149,7 +150,7 @@ class Lab:
         mcast_snooping: bool = False,
         multicast_routing: bool = True,
         datapath: str | None = None,
-        mld_timers: mldproxy.Timers | None = None,
+        mld_timers: mld.Timers | None = None,
         router_advertisements: bool = True,
         ra_max_interval: float | None = None,
         ra_min_interval: float | None = None,
@@ -181,7 +182,7 @@ class Lab:
             else ra_max_interval
         )
         min_i = 0.33 * max_i if ra_min_interval is None else ra_min_interval
-        radv.RouterAdvertiser.check_intervals(min_i, max_i)
+        advertiser.RouterAdvertiser.check_intervals(min_i, max_i)
         self.ra_intervals = (min_i, max_i)
         self.ha_info = ha_info
         self.mcast_snooping = mcast_snooping
@@ -194,7 +195,7 @@ class Lab:
             raise ValueError(
                 f"unknown multicast data path {datapath!r} ({', '.join(datapaths.CHOICES)})"
             )
-        self.mld_timers = mld_timers or mldproxy.Timers()
+        self.mld_timers = mld_timers or mld.Timers()
         self.initial_mn_links = tuple(mn_links)
         self.routers = [f"ar{i}" for i in range(1, self.n + 1)]
         self.nodes = ["sw", "core", *self.routers, *SERVICE_NODES, "cdn", "mn"]
@@ -206,7 +207,7 @@ class Lab:
         self._peers: list[tuple[str, int]] = []  # veth ends created down, to bring up
         self._proxy: subprocess.Popen[bytes] | None = None
         self._proxy_control: str | None = None
-        self._advertisers: dict[int, radv.RouterAdvertiser] = {}
+        self._advertisers: dict[int, advertiser.RouterAdvertiser] = {}
         self._ra_params: dict[int, radv.RaParams] = {}
         self._old_sigterm: Any = None
         self._is_up = False
@@ -539,7 +540,7 @@ class Lab:
         min_i, max_i = self.ra_intervals
         for link in self.plan.access:
             params = radv.params_for_link(link, ha=self.ha_info, max_interval=max_i)
-            adv = radv.RouterAdvertiser(
+            adv = advertiser.RouterAdvertiser(
                 "acc0",
                 params,
                 netns=self.ns(link.name),
@@ -566,7 +567,7 @@ class Lab:
         try:
             yield
         finally:
-            fresh = radv.RouterAdvertiser(
+            fresh = advertiser.RouterAdvertiser(
                 adv.iface,
                 adv.params,
                 netns=adv.netns,
@@ -579,7 +580,7 @@ class Lab:
             )
             self._advertisers[link] = fresh.start(timeout=SETTLE_TIMEOUT)
 
-    def ra(self, link: int) -> radv.RouterAdvertiser:
+    def ra(self, link: int) -> advertiser.RouterAdvertiser:
         """The RouterAdvertiser of access link `link`'s AR: `lab.ra(2).set_ha_info(False)`
         takes the home agent out of ar2's next RAs (reset() puts it back)."""
         self._check_link(link)
@@ -781,7 +782,7 @@ class Lab:
         if ip.version == 6:
             sock = self.socket(node, socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
             # Only Echo Replies (type 129) get through (struct icmp6_filter: set bit = block).
-            sock.setsockopt(socket.IPPROTO_ICMPV6, 1, mldproxy.icmp6_filter({129}))
+            sock.setsockopt(socket.IPPROTO_ICMPV6, 1, sockopts.icmp6_filter({129}))
         else:
             sock = self.socket(node, socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
         with sock:

@@ -36,7 +36,7 @@ nsenter) and does only I/O; every decision is the core's:
   Neighbor Advertisement of the home address, read on a raw ICMPv6 socket; one answers
   status 134.
 * Router Advertisements on the access link with the H flag, the R flag and the Home Agent
-  Information option (RFC 6275 §7), from harness.lab.ra.RouterAdvertiser, when
+  Information option (RFC 6275 §7), from harness.netproto.advertiser.RouterAdvertiser, when
   --ra-interval MIN,MAX is given.
 * --time-scale multiplies the RFC defaults of the timers that are not given explicitly
   (RFC 3810 §9: Query Interval 125 s, Query Response Interval 10 s). Binding lifetimes
@@ -299,7 +299,8 @@ class HomeAgentDaemon:
     def _open_access_link(self) -> None:
         """The access interface: its link-local address (the MLD querier's source, RFC 3810
         §5.1.14) and, with --ra-interval, the Router Advertisements (RFC 6275 §7)."""
-        from harness.lab import ra as radv
+        from harness.netproto import advertiser, icmp6
+        from harness.netproto import ra as radv
 
         try:
             self.access_ifindex = socket.if_nametoindex(self.opts.iface)
@@ -308,7 +309,7 @@ class HomeAgentDaemon:
             return
         deadline = time.monotonic() + 5.0
         while True:
-            addr, why = radv.link_local_address(self.access_ifindex)
+            addr, why = icmp6.link_local_address(self.access_ifindex)
             if addr is not None or time.monotonic() > deadline:
                 break
             select.select([], [], [], 0.02)  # a tentative address: wait for DAD to end
@@ -326,7 +327,7 @@ class HomeAgentDaemon:
             ha=radv.HaInfo(option=True),  # on the wire even with default values
             max_interval=high,
         )
-        self.advertiser = radv.RouterAdvertiser(
+        self.advertiser = advertiser.RouterAdvertiser(
             self.opts.iface,
             params,
             min_interval=low,
@@ -934,15 +935,15 @@ class MulticastForwarder:
     def _member(
         self, group: ipaddress.IPv6Address, source: ipaddress.IPv6Address | None, join: bool
     ) -> None:
-        from harness.lab import mldproxy
+        from harness.netproto import sockopts
 
         assert self.joiner is not None
         if source is None:
-            opt = mldproxy.MCAST_JOIN_GROUP if join else mldproxy.MCAST_LEAVE_GROUP
-            value = mldproxy.group_req(self.ifindex, group)
+            opt = sockopts.MCAST_JOIN_GROUP if join else sockopts.MCAST_LEAVE_GROUP
+            value = sockopts.group_req(self.ifindex, group)
         else:
-            opt = mldproxy.MCAST_JOIN_SOURCE_GROUP if join else mldproxy.MCAST_LEAVE_SOURCE_GROUP
-            value = mldproxy.group_source_req(self.ifindex, group, source)
+            opt = sockopts.MCAST_JOIN_SOURCE_GROUP if join else sockopts.MCAST_LEAVE_SOURCE_GROUP
+            value = sockopts.group_source_req(self.ifindex, group, source)
         try:
             self.joiner.setsockopt(socket.IPPROTO_IPV6, opt, value)
         except OSError as exc:
@@ -1084,7 +1085,7 @@ def _mld_report(inner: bytes) -> compact.McastState | None:
 
 def _ra_mutant(name: str) -> None:
     """RA mutants: the bytes the RouterAdvertiser sends are altered."""
-    from harness.lab import ra as radv
+    from harness.netproto import ra as radv
 
     build = radv.ra_bytes
 

@@ -245,7 +245,7 @@ def parse_ra(data: bytes, src: str, iface: str) -> mn_core.RouterAdvert | None:
 
 def mld_report(state: ListenerState, src: str) -> bytes:
     """An MLDv2 Report of Current-State records (RFC 3810 §5.2) from `src`."""
-    from harness.lab.mldproxy import Record
+    from harness.netproto.mld import Record
 
     records = []
     for group in sorted(state.groups, key=lambda a: a.packed):
@@ -326,7 +326,7 @@ class MobileNodeDaemon:
     # ------------------------------------------------------------------ set-up
 
     def open(self) -> list[mn_core.Action]:
-        from harness.lab import ra as radv
+        from harness.netproto import icmp6
         from harness.reference import mn_listener
 
         actions: list[mn_core.Action] = []
@@ -334,12 +334,12 @@ class MobileNodeDaemon:
             # this daemon forms the addresses (see the module docstring)
             for key, value in (("accept_ra", "0"), ("autoconf", "0"), ("accept_dad", "0")):
                 _sysctl(f"net/ipv6/conf/{iface}/{key}", value)
-            sock, ifindex = radv.open_icmpv6_socket(iface, [ND_RA])
+            sock, ifindex = icmp6.open_icmpv6_socket(iface, [ND_RA])
             sock.setblocking(False)
             self._ifindex[iface] = ifindex
             self._ra[sock.fileno()] = iface
             self._ra_socks[iface] = sock
-            mac = radv.hardware_address(sock, iface)
+            mac = icmp6.hardware_address(sock, iface)
             if mac is None:
                 raise OSError(f"{iface} has no hardware address")
             self._flush_global(iface)
@@ -533,7 +533,7 @@ class MobileNodeDaemon:
         """The kernel's MLD Reports on an air interface, held back by nftables: learn the
         listener state from them, and send on only the records of groups that belong to
         the link; the groups served through a tunnel are no longer reported there."""
-        from harness.lab import mldproxy
+        from harness.netproto import mld
         from harness.reference import mn_listener
 
         assert self._air is not None
@@ -547,7 +547,7 @@ class MobileNodeDaemon:
             if self._listener is not None:
                 changed |= self._listener.feed(iface, message)
             moved = set() if self.mutant == "report-on-air" else set(self.core.group_home)
-            keep = [r for r in mldproxy.parse_report(message) if r.group not in moved]
+            keep = [r for r in mld.parse_report(message) if r.group not in moved]
             if keep:
                 src = str(ipaddress.IPv6Address(packet[8:24]))
                 report = mld_report_records(keep, src)
@@ -772,9 +772,9 @@ class MobileNodeDaemon:
             sock.sendto(rs, (ALL_ROUTERS, 0, 0, self._ifindex[iface]))
 
     def _announce(self, iface: str, state: ListenerState) -> None:
-        from harness.lab import ra as radv
+        from harness.netproto import icmp6
 
-        ll, _ = radv.link_local_address(self._ifindex[iface])
+        ll, _ = icmp6.link_local_address(self._ifindex[iface])
         if ll is None or not state.groups:
             return
         self._send(mld_report(state, ll), MLDV2_ROUTERS, self._ifindex[iface])

@@ -48,7 +48,7 @@ from typing import Any
 
 from scapy.packet import Packet
 
-from harness.lab import mldproxy
+from harness.netproto import mld, sockopts
 from harness.reference.multicast import (
     Address,
     GroupState,
@@ -82,7 +82,7 @@ _SETS_FILTER = frozenset(range(1, 5))
 
 def carried(group: Address) -> bool:
     """Is this group part of the state the MN moves (scope wider than link-local)?"""
-    return group.version == 6 and mldproxy.routable(ipaddress.IPv6Address(group))
+    return group.version == 6 and mld.routable(ipaddress.IPv6Address(group))
 
 
 def merge_filters(filters: Iterable[GroupState]) -> GroupState | None:
@@ -284,9 +284,9 @@ class InterfaceListenerState:
         """Apply one ICMPv6 MLDv2 Report (from the Type octet on). True if the state changed."""
         if not message or message[0] != MLDV2_REPORT:
             return False
-        return self.apply(mldproxy.parse_report(message))
+        return self.apply(mld.parse_report(message))
 
-    def apply(self, records: Iterable[mldproxy.Record]) -> bool:
+    def apply(self, records: Iterable[mld.Record]) -> bool:
         """Apply records in their order (the last one about a group wins)."""
         before = self.snapshot()
         for rec in records:
@@ -476,7 +476,7 @@ class KernelListenerWatch:
 
 
 def _sockaddr(addr: IPv6) -> bytes:
-    return mldproxy.group_req(0, addr)[8:]  # its struct sockaddr_storage part
+    return sockopts.group_req(0, addr)[8:]  # its struct sockaddr_storage part
 
 
 def group_filter(ifindex: int, group: IPv6, f: GroupState) -> bytes:
@@ -484,7 +484,7 @@ def group_filter(ifindex: int, group: IPv6, f: GroupState) -> bytes:
     mode = MCAST_INCLUDE if f.mode is Mode.INCLUDE else MCAST_EXCLUDE
     sources = sorted((IPv6(str(s)) for s in f.sources), key=lambda a: a.packed)
     return (
-        mldproxy.group_req(ifindex, group)
+        sockopts.group_req(ifindex, group)
         + struct.pack("=II", mode, len(sources))
         + b"".join(_sockaddr(s) for s in sources)
     )
@@ -544,7 +544,7 @@ class TunnelMirror:
         failed: dict[IPv6, OSError] = {}
         for group in [g for g in self._installed if g not in want]:
             try:
-                self._set(mldproxy.MCAST_LEAVE_GROUP, mldproxy.group_req(self.ifindex, group))
+                self._set(sockopts.MCAST_LEAVE_GROUP, sockopts.group_req(self.ifindex, group))
             except OSError as exc:
                 failed[group] = exc
             del self._installed[group]  # a failed leave: the membership is gone anyway
@@ -566,19 +566,19 @@ class TunnelMirror:
         first = min((IPv6(str(s)) for s in f.sources), key=lambda a: a.packed, default=None)
         if f.mode is Mode.INCLUDE and first is not None:
             self._set(
-                mldproxy.MCAST_JOIN_SOURCE_GROUP,
-                mldproxy.group_source_req(self.ifindex, group, first),
+                sockopts.MCAST_JOIN_SOURCE_GROUP,
+                sockopts.group_source_req(self.ifindex, group, first),
             )
             joined = GroupState(Mode.INCLUDE, frozenset([first]))
         else:
-            self._set(mldproxy.MCAST_JOIN_GROUP, mldproxy.group_req(self.ifindex, group))
+            self._set(sockopts.MCAST_JOIN_GROUP, sockopts.group_req(self.ifindex, group))
             joined = GroupState(Mode.EXCLUDE, frozenset())
         if joined != f:
             try:
                 self._set(MCAST_MSFILTER, group_filter(self.ifindex, group, f))
             except OSError:
                 with contextlib.suppress(OSError):
-                    self._set(mldproxy.MCAST_LEAVE_GROUP, mldproxy.group_req(self.ifindex, group))
+                    self._set(sockopts.MCAST_LEAVE_GROUP, sockopts.group_req(self.ifindex, group))
                 raise
 
     def close(self) -> None:

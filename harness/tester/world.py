@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from harness.apps.control import App
-from harness.lab import mldproxy, netns
+from harness.lab import netns
 from harness.lab.topology import Lab
+from harness.netproto import mld
 from harness.sut import adapters
 from harness.sut.profile import Placement, ProfileError
 from harness.sut.profile import load as load_profile
@@ -33,7 +34,7 @@ CN_PORT = 7000
 MCAST_PORT = 5000
 # The MLD querier timers of the lab's routers: short, so that a report the kernel sends in
 # answer to a query comes within a second (RFC 3810 §9 timers, scaled down).
-MLD_TIMERS = mldproxy.Timers(query_interval=1.0, query_response_interval=0.2)
+MLD_TIMERS = mld.Timers(query_interval=1.0, query_response_interval=0.2)
 
 
 def ha_placement(lab: Lab, link: int, workdir: Path) -> Placement:

@@ -41,8 +41,8 @@ from scapy.packet import Packet
 
 from harness import strategies, verdicts
 from harness.config import WireConfig
-from harness.lab import ra as radv
 from harness.lab.topology import Lab
+from harness.netproto import icmp6
 from harness.tester.conversation import (
     ExpectationFailed,
     Link,
@@ -676,7 +676,7 @@ def test_a_tunnelled_mld_report_changes_nothing(home_agent: HomeAgentUnderTest, 
 def _access_link_local(ha: HomeAgentUnderTest) -> ipaddress.IPv6Address:
     """The link-local address of the HA's access interface (the lab's interface)."""
     lab, ar = ha.lab, f"ar{HOME_LINK}"
-    addr, why = lab.run_in(ar, radv.link_local_address, lab.ifindex(ar, "acc0"))
+    addr, why = lab.run_in(ar, icmp6.link_local_address, lab.ifindex(ar, "acc0"))
     if addr is None:
         verdicts.inconclusive(f"the HA's access interface has no link-local address: {why}")
     return ipaddress.IPv6Address(addr)

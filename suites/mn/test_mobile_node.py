@@ -138,7 +138,7 @@ def _aux_lengths(bu: Any) -> list[int]:
 def _mld_report_with(group: str) -> Predicate:
     """An MLDv2 Report with a record for `group` (every record, read by the project's one
     report parser through the lab's MLD code)."""
-    from harness.lab.mldproxy import parse_report
+    from harness.netproto.mld import parse_report
     from harness.reference.mn_listener import report_from_packet
 
     want = ipaddress.IPv6Address(group)
