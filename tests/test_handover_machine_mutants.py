@@ -1,9 +1,9 @@
 """The handover state machine (suites/interop) against one-clause mutants of the reference
 MN: hypothesis must find each mutant's fault and shrink it to a short sequence of steps.
 
-A mutant is the reference MN started with DMMCONF_MN_MUTANT=<name> (harness/reference/
-mn_daemon.py MUTANTS) through a copy of the bundled profile that sets the variable
-(harness/tester/mutants.py): the path an external MN takes. The control runs the interop
+A mutant is the reference MN started with DMMCONF_MN_MUTANT=<name> (a fault of
+harness/faults.py) through a copy of the bundled profile that sets the variable
+(tests/killmatrix.py): the path an external MN takes. The control runs the interop
 suite's scripted sequence against the unmutated reference through the same kind of copy;
 it must keep every invariant, or the kills below prove nothing.
 
@@ -26,17 +26,12 @@ import pytest
 
 from harness.lab import netns
 from harness.lab.topology import Lab
-from harness.reference.mn_daemon import MUTANTS
+from harness.faults import Role, by_name
 from harness.tester.conversation import Link
-from harness.tester.mutants import mutant_profile
-from suites.interop.conftest import Sides
-from suites.interop.test_handover_machine import (
-    MachineConfig,
-    Run,
-    machine_settings,
-    run_machine,
-    run_script,
-)
+from harness.tester.handover_machine import machine_settings, run_machine, run_script
+from harness.tester.handover_state import MachineConfig, Run
+from tests.killmatrix import mutant_profile
+from harness.tester.roaming import Sides
 
 MAX_STEPS = 3  # what a minimal failing sequence may take (e.g. a session, a move)
 EXAMPLES = int(os.environ.get("DMMCONF_MUTANT_EXAMPLES", "5"))
@@ -75,7 +70,7 @@ def hunted() -> list[str]:
 
 
 def test_every_machine_mutant_exists() -> None:
-    assert set(CATCHES) <= set(MUTANTS)
+    assert set(CATCHES) <= set(by_name(Role.MN))
 
 
 class Watches:

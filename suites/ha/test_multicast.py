@@ -5,74 +5,67 @@ OPEN-6), the HA as MLD querier through the tunnel (draft §6; RFC 6275 §10.4.3;
 OPEN-7) and its Router Advertisements (draft §3; RFC 6275 §7).
 
 The tester is the mobile node on access link 2 (see conftest.py), with several care-of
-addresses. Two real sources send: the lab's source behind the core ("src", whose data
-reaches the HA only through its uplink once the HA has joined the group there) and the
-local CDN host on the HA's own link ("cdn", whose data reaches the HA's access interface
-whatever it joined). A negative verdict ("not tunnelled") is only given for a datagram that
-was seen arriving at the HA's interface, so that "the HA never got it" cannot pass for "the
-HA did not forward it"; when the lab does not deliver it, the verdict is inconclusive.
+addresses (harness/tester/home_agent.py). Two real sources send (harness/tester/sources.py):
+the lab's source behind the core ("src", whose data reaches the HA only through its uplink
+once the HA has joined the group there) and the local CDN host on the HA's own link ("cdn",
+whose data reaches the HA's access interface whatever it joined). A negative verdict
+("not tunnelled") is only given for a datagram that was seen arriving at the HA's
+interface, so that "the HA never got it" cannot pass for "the HA did not forward it"; when
+the lab does not deliver it, the verdict is inconclusive.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ipaddress
-import socket
-import struct
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, assume, example, given, settings
 from scapy.layers.inet import UDP
-from scapy.layers.inet6 import (
-    ICMPv6MLDMultAddrRec,
-    ICMPv6MLReport2,
-    ICMPv6ND_RA,
-    ICMPv6NDOptHAInfo,
-    ICMPv6NDOptPrefixInfo,
-    IPerror6,
-    IPv6,
-    IPv6ExtHdrHopByHop,
-    RouterAlert,
-)
-from scapy.packet import Packet
+from scapy.layers.inet6 import ICMPv6MLDMultAddrRec, ICMPv6ND_RA, ICMPv6NDOptPrefixInfo
 
-from harness import strategies, verdicts
-from harness.config import WireConfig
-from harness.lab.topology import Lab
-from harness.netproto import icmp6
-from harness.tester.conversation import (
-    ExpectationFailed,
-    Link,
-    Predicate,
-    from_src,
-    inbound,
-    ipv6_bytes,
-    is_mh,
-    mobility_message,
-    to_dst,
-)
+from harness import verdicts
+from harness.tester.conversation import ExpectationFailed, Link, Predicate, inbound, is_mh, to_dst
 from harness.tester.fixtures import Captures
-from harness.wire import compact
-from harness.wire.mobility import MIP6OptMulticastState, MldAddressRecord
+from harness.tester.home_agent import (
+    HOME_LINK,
+    LIFETIME,
+    WITHIN,
+    HomeAgentUnderTest,
+    binding,
+    deregister,
+    expect_ba,
+    register,
+)
+from harness.tester.mld_querier import (
+    access_link_local,
+    check_general_query,
+    query_to,
+    tunnelled_mld,
+    tunnelled_report,
+)
+from harness.tester.multicast_state import (
+    ALLOW,
+    BLOCK,
+    EXCLUDE,
+    INCLUDE,
+    IS_EX,
+    IS_IN,
+    TO_EX,
+    TO_IN,
+    Echo,
+    echo_property,
+    echoed,
+    state,
+)
+from harness.tester.packets import packet6
+from harness.tester.router_ads import ha_info, is_ra, ra
+from harness.tester.sources import FORWARD_WITHIN, Wire, carries, ip6_layers, tunnelled_to
+from harness.wire import ipv6
+from harness.wire.mobility import MIP6OptMulticastState
 from harness.wire.numbers import IGMPV3_REPORT, MLDV2_REPORT
-from suites.ha.conftest import HOME_LINK, HomeAgentUnderTest
 
-PORT = 5004
-WITHIN = 2.0  # seconds for a BA (the first one may wait for neighbour discovery)
-# From a datagram's arrival at the HA's interface to its copy at the CoA: the HA's own
-# forwarding delay, which no profile timer governs; generous for a userspace data plane.
-FORWARD_WITHIN = 0.5
-# A source's datagrams until one reaches the HA: the core's MLD proxy starts forwarding a
-# group only once the HA's join has reached it (the lab's proxy, not the SUT, sets this).
-REACH_TRIES, REACH_EACH = 20, 0.2
 SLACK = 0.25  # scheduling slack added to the profile's timers
-LIFETIME = 25  # units of 4 s: longer than any test here
-
-INCLUDE, EXCLUDE = "include", "exclude"
-IS_IN, IS_EX, TO_IN, TO_EX, ALLOW, BLOCK = 1, 2, 3, 4, 5, 6
 
 # Addresses no other test uses (each test has groups of its own, so that tests sharing a
 # care-of address cannot see each other's data).
@@ -94,322 +87,6 @@ GROUPS = {
 }
 
 
-# --- What the tester sees ----------------------------------------------------------------
-
-
-def _ip6_layers(pkt: Any) -> list[Any]:
-    """The IPv6 headers of a packet, outermost first, up to an ICMP error's quotation."""
-    out = []
-    for layer in pkt.iterpayloads():
-        if isinstance(layer, IPerror6):
-            break
-        if isinstance(layer, IPv6):
-            out.append(layer)
-    return out
-
-
-def carries(group: str, payload: bytes, *, tunnelled: bool) -> Predicate:
-    """A UDP datagram to [group]:PORT with exactly `payload`, inside an IPv6-in-IPv6 tunnel
-    (tunnelled=True) or as it is (False)."""
-    want = ipaddress.ip_address(group)
-
-    def test(pkt: Any) -> bool:
-        for depth, ip in enumerate(_ip6_layers(pkt)):
-            udp = ip.payload
-            if (
-                isinstance(udp, UDP)
-                and ipaddress.ip_address(ip.dst) == want
-                and udp.dport == PORT
-                and bytes(udp.payload) == payload
-            ):
-                return tunnelled == (depth > 0)
-        return False
-
-    how = "tunnelled" if tunnelled else "native"
-    return Predicate(test, f"{how} UDP to [{group}]:{PORT} carrying {payload!r}")
-
-
-def tunnelled_to(ha: HomeAgentUnderTest, coa: str, group: str, payload: bytes) -> Predicate:
-    """The datagram in the HA's tunnel to `coa` (RFC 6275 §10.4.2: outer source the HA,
-    outer destination the care-of address)."""
-    return inbound & from_src(ha.address) & to_dst(coa) & carries(group, payload, tunnelled=True)
-
-
-@dataclass
-class Source:
-    """A real multicast sender: a UDP socket in a lab node."""
-
-    node: str
-    address: str
-    sock: socket.socket
-    ifindex: int
-
-    def send(self, group: str, payload: bytes) -> None:
-        # A group of link-local scope (ff02::/16) needs the link named by the scope id.
-        scope = self.ifindex if (ipaddress.IPv6Address(group).packed[1] & 0xF) <= 2 else 0
-        self.sock.sendto(payload, (group, PORT, 0, scope))
-
-
-@dataclass
-class Wire:
-    """The tester's view: its own interface (the CoAs), and the HA's two interfaces (what
-    reaches the HA from the core, and what is on its access link)."""
-
-    ha: HomeAgentUnderTest
-    mn: Link
-    uplink: Link
-    access: Link
-    src: Source
-    cdn: Source
-
-    def watch_for(self, source: Source) -> Link:
-        return self.uplink if source.node == "src" else self.access
-
-    def reach_ha(self, source: Source, group: str, tag: str) -> bytes:
-        """Send datagrams tagged `tag` from `source` to `group` until one is seen arriving
-        at the HA's interface; its payload. Inconclusive if none does."""
-        watch = self.watch_for(source)
-        for i in range(REACH_TRIES):
-            payload = f"{tag}-{i}".encode()
-            source.send(group, payload)
-            try:
-                watch.expect(inbound & carries(group, payload, tunnelled=False), within=REACH_EACH)
-                return payload
-            except ExpectationFailed:
-                continue
-        verdicts.inconclusive(
-            f"no datagram from {source.node} ({source.address}) to {group} reached the home "
-            f"agent's {watch.iface} in {REACH_TRIES * REACH_EACH:g} s: the lab did not deliver"
-        )
-
-    def expect_tunnelled(self, source: Source, coa: str, group: str, tag: str) -> Any:
-        """A datagram from `source` to `group` reaches the HA and then `coa` in its tunnel."""
-        mark = self.mn.mark()
-        payload = self.reach_ha(source, group, tag)
-        return self.mn.expect(
-            tunnelled_to(self.ha, coa, group, payload), within=FORWARD_WITHIN, since=mark
-        )
-
-    def expect_not_tunnelled(self, source: Source, coa: str, group: str, tag: str) -> None:
-        """A datagram from `source` to `group` reaches the HA, and no copy of it reaches
-        `coa` (in a tunnel or not)."""
-        mark = self.mn.mark()
-        payload = self.reach_ha(source, group, tag)
-        self.mn.expect_none(
-            inbound & to_dst(coa) & carries(group, payload, tunnelled=True),
-            during=FORWARD_WITHIN,
-            since=mark,
-        )
-
-
-def _source(lab: Lab, node: str, address: object) -> Source:
-    sock = lab.socket(node, socket.AF_INET6, socket.SOCK_DGRAM)
-    ifindex = lab.ifindex(node, "eth0")
-    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 16)
-    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, ifindex)
-    return Source(node, str(address), sock, ifindex)
-
-
-@pytest.fixture
-def wire(home_agent: HomeAgentUnderTest, mn_link: Link, captures: Captures) -> Iterator[Wire]:
-    lab = home_agent.lab
-    ar = f"ar{HOME_LINK}"
-    src = _source(lab, "src", lab.plan.mcast_source.host6)
-    cdn = _source(lab, "cdn", lab.plan.cdn6)
-    try:
-        yield Wire(
-            home_agent,
-            mn_link,
-            captures.watch_node(lab, ar, "up0"),
-            captures.watch_node(lab, ar, "acc0"),
-            src,
-            cdn,
-        )
-    finally:
-        src.sock.close()
-        cdn.sock.close()
-
-
-# --- Signalling helpers ------------------------------------------------------------------
-
-
-def state(*records: tuple[int, str, tuple[str, ...]]) -> MIP6OptMulticastState:
-    """A Multicast State option (MLDv2 form) of (record type, group, sources) records."""
-    return MIP6OptMulticastState(
-        records=[MldAddressRecord(rtype=t, maddr=g, sources=list(s)) for t, g, s in records]
-    )
-
-
-def _ba(link: Link, coa: str, seq: int, status: int | None = None) -> compact.MobilityMessage:
-    pkt = link.expect(inbound & to_dst(coa) & is_mh("BA", seq=seq, status=status), within=WITHIN)
-    msg = mobility_message(pkt)
-    assert msg is not None
-    return msg
-
-
-def register(
-    ha: HomeAgentUnderTest,
-    link: Link,
-    hoa: str,
-    seq: int,
-    *options: Packet,
-    coa: str | None = None,
-    lifetime: int = LIFETIME,
-) -> compact.MobilityMessage:
-    """Send a BU and return its BA, which must accept it (status 0)."""
-    coa = coa or ha.coa
-    link.send(ha.bu(hoa, seq, lifetime, options, coa=coa))
-    return _ba(link, coa, seq, 0)
-
-
-def deregister(ha: HomeAgentUnderTest, link: Link, hoa: str, seq: int, coa: str) -> None:
-    """In a finally, so that the next test inherits no binding: a missing BA is let pass
-    (the test has its verdict already), a refusal is the test's own mistake."""
-    link.send(ha.bu(hoa, seq, 0, coa=coa))
-    with contextlib.suppress(ExpectationFailed):
-        ba = _ba(link, coa, seq)
-        assert ba.ba_status == 0, f"the deregistration of {hoa} got status {ba.ba_status}"
-
-
-@dataclass
-class Bound:
-    """A registered home address, and the last sequence number used for it."""
-
-    hoa: str
-    coa: str
-    seq: int
-    ba: compact.MobilityMessage
-
-    def next_seq(self) -> int:
-        self.seq += 1
-        return self.seq
-
-    def refresh(
-        self, ha: HomeAgentUnderTest, link: Link, *options: Packet
-    ) -> compact.MobilityMessage:
-        return register(ha, link, self.hoa, self.next_seq(), *options, coa=self.coa)
-
-
-@contextlib.contextmanager
-def binding(
-    ha: HomeAgentUnderTest, link: Link, *options: Packet, coa: str | None = None, seq: int = 1
-) -> Iterator[Bound]:
-    """A fresh home address registered with `options` for the duration."""
-    hoa = ha.fresh_hoa()
-    coa = coa or ha.coa
-    bound = Bound(hoa, coa, seq, register(ha, link, hoa, seq, *options, coa=coa))
-    try:
-        yield bound
-    finally:
-        deregister(ha, link, hoa, bound.next_seq(), coa)
-
-
-Echo = dict[ipaddress.IPv4Address | ipaddress.IPv6Address, tuple[str, frozenset[Any]]]
-
-
-def echoed(ba: compact.MobilityMessage, family: int = MLDV2_REPORT) -> Echo | None:
-    """The listener state a BA's Multicast State options list (INT-6), merged across split
-    records (INT-3); None when the BA carries no option of that family."""
-    wire = WireConfig.from_env()
-    states = [
-        compact.parse_multicast_state(o.data)
-        for o in ba.options
-        if compact.is_multicast_state(o, wire)
-    ]
-    states = [s for s in states if s.report_type == family]
-    if not states:
-        return None
-    out: dict[Any, tuple[str, set[Any]]] = {}
-    for s in states:
-        assert s.checksum_ok, "a Multicast State option of the BA has a bad checksum (INT-2)"
-        for r in s.records:
-            assert r.rtype in (IS_IN, IS_EX), (
-                f"the BA echoes a record of type {r.rtype}, not a Current-State record (INT-6)"
-            )
-            mode = INCLUDE if r.rtype == IS_IN else EXCLUDE
-            group = ipaddress.ip_address(r.maddr)
-            prev = out.setdefault(group, (mode, set()))
-            assert prev[0] == mode, f"the BA echoes {group} in both filter modes"
-            prev[1].update(ipaddress.ip_address(a) for a in r.sources)
-    return {g: (m, frozenset(s)) for g, (m, s) in out.items()}
-
-
-def _expected(records: list[Any]) -> Echo:
-    """The state a fresh binding gets from one BU's records (INT-3 merge, INT-7 with RFC 3810
-    §7.4.2 from the empty state INCLUDE {}); the model the echo is judged against."""
-    merged: dict[tuple[int, Any], set[Any]] = {}
-    for r in records:
-        key = (int(r.rtype), ipaddress.ip_address(r.maddr))
-        merged.setdefault(key, set()).update(ipaddress.ip_address(a) for a in r.sources or [])
-    out: Echo = {}
-    for (rtype, group), sources in merged.items():
-        if rtype in (IS_EX, TO_EX):
-            out[group] = (EXCLUDE, frozenset(sources))
-        elif rtype in (IS_IN, TO_IN, ALLOW) and sources:
-            out[group] = (INCLUDE, frozenset(sources))
-        # BLOCK from INCLUDE {} and INCLUDE {} itself: not listening
-    return out
-
-
-# --- The Multicast State option and its echo ---------------------------------------------
-
-
-def _one_type_per_group(option: MIP6OptMulticastState) -> bool:
-    """INT-3 leaves a BU that gives one group records of several types unjudged."""
-    types: dict[str, set[int]] = {}
-    for r in option.records:
-        types.setdefault(str(r.maddr), set()).add(int(r.rtype))
-    return all(len(t) == 1 for t in types.values())
-
-
-def _largest_mld_option() -> MIP6OptMulticastState:
-    """One record with 14 sources: 8 + 20 + 14 x 16 = 252 octets, the most that fits (INT-3)."""
-    sources = [f"2001:db8:c2::{i:x}" for i in range(0x100, 0x10E)]
-    return state((TO_IN, "ff3e::8000:7f", tuple(sources)))
-
-
-def _aux_data_option() -> MIP6OptMulticastState:
-    """Records with auxiliary data between good ones (RFC 3810 §5.2.10: ignored)."""
-    return MIP6OptMulticastState(
-        records=[
-            MldAddressRecord(rtype=IS_EX, maddr="ff0e::db8:7e", sources=[], auxdata=b"\x01" * 8),
-            MldAddressRecord(rtype=IS_IN, maddr="ff3e::8000:7e", sources=["2001:db8:c2::10"]),
-        ]
-    )
-
-
-def _echo_property(ha: HomeAgentUnderTest, link: Link, family: int) -> Callable[[], None]:
-    """Any Multicast State option of `family` (all record types, source lists, aux data,
-    sizes up to the option limit) in a BU to the live HA: BA status 0, and the echo lists
-    exactly the state the records give (INT-6). Each example uses a fresh home address and
-    is deregistered after."""
-
-    @settings(
-        max_examples=12,
-        deadline=None,
-        derandomize=True,  # the same examples on every run (and in CI)
-        database=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-    )
-    @given(option=strategies.multicast_state_option(6 if family == MLDV2_REPORT else 4))
-    def check(option: MIP6OptMulticastState) -> None:
-        assume(_one_type_per_group(option))
-        hoa = ha.fresh_hoa()
-        ba = register(ha, link, hoa, 1, option)
-        try:
-            got = echoed(ba, family)
-            assert got is not None, "the BA carries no Multicast State option back (INT-6)"
-            want = _expected(list(option.records))
-            assert got == want, f"the BA echoes {got}, the records give {want}"
-        finally:
-            deregister(ha, link, hoa, 2, ha.coa)
-
-    if family == MLDV2_REPORT:
-        check = example(option=_largest_mld_option())(check)
-        check = example(option=_aux_data_option())(check)
-    return check
-
-
 @pytest.mark.clause(
     "DMM-OPT-1",
     "DMM-OPT-5",
@@ -422,7 +99,7 @@ def _echo_property(ha: HomeAgentUnderTest, link: Link, family: int) -> Callable[
 def test_any_mldv2_multicast_state_is_installed_and_echoed(
     home_agent: HomeAgentUnderTest, mn_link: Link
 ) -> None:
-    _echo_property(home_agent, mn_link, MLDV2_REPORT)()
+    echo_property(home_agent, mn_link, MLDV2_REPORT)()
 
 
 @pytest.mark.clause("DMM-V4-4", "DMM-V4-5", "RFC3376-1", "RFC3376-2")
@@ -431,7 +108,7 @@ def test_any_igmpv3_multicast_state_is_installed_and_echoed(
 ) -> None:
     """The IGMPv3 form of the option (draft §8, INT-8), for a dual-stack HA."""
     home_agent.sut.features.require("ipv4", "the SUT home agent")
-    _echo_property(home_agent, mn_link, IGMPV3_REPORT)()
+    echo_property(home_agent, mn_link, IGMPV3_REPORT)()
 
 
 @pytest.mark.clause("RFC3810-6", "DMM-HA-12")
@@ -485,15 +162,13 @@ def test_subscribed_group_is_tunnelled_from_remote_and_local_sources(
     with binding(home_agent, wire.mn, option):
         for source in (wire.src, wire.cdn):
             pkt = wire.expect_tunnelled(source, home_agent.coa, group, f"both-{source.node}")
-            raw = ipv6_bytes(pkt)
-            assert raw is not None
-            inner = raw[40:]  # the outer header is followed by the tunnelled packet
-            src = ipaddress.IPv6Address(inner[8:24])
-            assert src == ipaddress.IPv6Address(source.address), (
-                f"the tunnelled datagram's inner source is {src}, not {source.address}"
+            outer = packet6(pkt)
+            inner = outer.inner() if outer is not None else None
+            assert inner is not None
+            assert inner.src == ipaddress.IPv6Address(source.address), (
+                f"the tunnelled datagram's inner source is {inner.src}, not {source.address}"
             )
-            end = 40 + struct.unpack_from("!H", inner, 4)[0]
-            assert inner[6] == 17 and _checksum_ok(inner[8:24], inner[24:40], inner[40:end], 17), (
+            assert inner.upper == ipv6.UDP and inner.transport_checksum_ok(), (
                 f"the datagram from {source.node} arrives with an inner UDP checksum that does "
                 "not verify (RFC 8200 §8.1): the mobile node's stack drops it"
             )
@@ -562,7 +237,7 @@ def test_each_subscribed_mobile_node_gets_one_copy(
         seen: dict[tuple[str, bytes], int] = {}
 
         def second_copy(pkt: Any) -> bool:
-            ips = _ip6_layers(pkt)
+            ips = ip6_layers(pkt)
             if len(ips) < 2 or not isinstance(ips[1].payload, UDP):
                 return False
             key = (str(ipaddress.ip_address(ips[0].dst)), bytes(ips[1].payload.payload))
@@ -591,7 +266,7 @@ def test_data_for_the_mobile_node_is_not_sent_natively_on_the_home_link(
     with binding(ha, wire.mn, state((IS_IN, group, (wire.src.address,)))):
         mark = home_link.mark()
         pkt = wire.expect_tunnelled(wire.src, ha.coa, group, "native")
-        payload = bytes(_ip6_layers(pkt)[1].payload.payload)
+        payload = bytes(ip6_layers(pkt)[1].payload.payload)
         home_link.expect_none(
             carries(group, payload, tunnelled=False), during=FORWARD_WITHIN, since=mark
         )
@@ -615,14 +290,14 @@ def test_multicast_state_lives_only_with_a_binding(
     else:
         wire.mn.send(ha.bu("2001:db8:3::6c", 1, LIFETIME, (option,), coa=coa))
     with contextlib.suppress(ExpectationFailed):  # a discard installs nothing either
-        ba = _ba(wire.mn, coa, 1)
+        ba = expect_ba(wire.mn, coa, 1)
         assert ba.ba_status >= 128, "the HA accepted a BU it had to reject"
         assert not echoed(ba), "a rejected BU's BA echoes multicast state"
     # A deregistration that carries the option (a home address without a binding).
     hoa = ha.fresh_hoa()
     wire.mn.send(ha.bu(hoa, 1, 0, (option,), coa=coa))
     with contextlib.suppress(ExpectationFailed):
-        ba = _ba(wire.mn, coa, 1)
+        ba = expect_ba(wire.mn, coa, 1)
         assert not echoed(ba), "a deregistration's BA echoes multicast state"
     # A binding that is served, then deregistered.
     hoa = ha.fresh_hoa()
@@ -631,22 +306,11 @@ def test_multicast_state_lives_only_with_a_binding(
         wire.expect_tunnelled(wire.cdn, coa, group, "while-bound")
     finally:
         wire.mn.send(ha.bu(hoa, 2, 0, coa=coa))
-        _ba(wire.mn, coa, 2, 0)
+        expect_ba(wire.mn, coa, 2, 0)
     wire.expect_not_tunnelled(wire.cdn, coa, group, "no-binding")
 
 
 # --- Group management goes through the tunnel, and only the BU changes the state ----------
-
-
-def _tunnelled_report(ha: HomeAgentUnderTest, records: list[Packet]) -> Packet:
-    """An MLDv2 Report (RFC 3810 §5.2: link-local source, ff02::16, hop limit 1, Router
-    Alert) tunnelled from the CoA to the HA, as RFC 6275 §11.3.4 lets an MN send it."""
-    return (
-        IPv6(src=ha.coa, dst=ha.address)
-        / IPv6(src="fe80::db8:2:10", dst="ff02::16", hlim=1)
-        / IPv6ExtHdrHopByHop(options=[RouterAlert(value=0)])
-        / ICMPv6MLReport2(records=records)
-    )
 
 
 @pytest.mark.clause("DMM-HA-13", "DMM-HA-14")
@@ -657,7 +321,7 @@ def test_a_tunnelled_mld_report_changes_nothing(home_agent: HomeAgentUnderTest, 
     ha, kept, new = home_agent, GROUPS["report-kept"], GROUPS["report-new"]
     with binding(ha, wire.mn, state((IS_IN, kept, (wire.src.address,)))):
         wire.expect_tunnelled(wire.src, ha.coa, kept, "before-report")
-        report = _tunnelled_report(
+        report = tunnelled_report(
             ha,
             [
                 ICMPv6MLDMultAddrRec(rtype=TO_IN, dst=kept, sources=[]),  # a leave
@@ -673,113 +337,6 @@ def test_a_tunnelled_mld_report_changes_nothing(home_agent: HomeAgentUnderTest, 
 # --- The HA as MLD querier for its mobile nodes ------------------------------------------
 
 
-def _access_link_local(ha: HomeAgentUnderTest) -> ipaddress.IPv6Address:
-    """The link-local address of the HA's access interface (the lab's interface)."""
-    lab, ar = ha.lab, f"ar{HOME_LINK}"
-    addr, why = lab.run_in(ar, icmp6.link_local_address, lab.ifindex(ar, "acc0"))
-    if addr is None:
-        verdicts.inconclusive(f"the HA's access interface has no link-local address: {why}")
-    return ipaddress.IPv6Address(addr)
-
-
-def _checksum_ok(src: bytes, dst: bytes, msg: bytes, nh: int = 58) -> bool:
-    """RFC 8200 §8.1: the upper-layer checksum of `msg` (its field included) verifies."""
-    data = src + dst + struct.pack("!I3xB", len(msg), nh) + msg
-    if len(data) % 2:
-        data += b"\0"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return total == 0xFFFF
-
-
-@dataclass(frozen=True)
-class Query:
-    """An MLD message found inside a tunnel from the HA, as the tester reads it."""
-
-    src: ipaddress.IPv6Address
-    dst: ipaddress.IPv6Address
-    hop_limit: int
-    router_alert: bool
-    icmp: bytes
-    checksum_ok: bool
-
-    @property
-    def max_response_delay(self) -> float:
-        """RFC 3810 §5.1.3, seconds."""
-        code = struct.unpack_from("!H", self.icmp, 4)[0]
-        if code >= 0x8000:
-            code = ((code & 0x0FFF) | 0x1000) << (((code >> 12) & 0x7) + 3)
-        return code / 1000
-
-
-def tunnelled_mld(pkt: Any) -> Query | None:
-    """The MLD Query in an IPv6-in-IPv6 packet (outer header, inner header, at most a
-    Hop-by-Hop header, ICMPv6 type 130), or None."""
-    raw = ipv6_bytes(pkt)
-    if raw is None or len(raw) < 80 or raw[6] != 41:
-        return None
-    inner = raw[40:]
-    nh, pos, alert = inner[6], 40, False
-    if nh == 0 and len(inner) >= 48:
-        end = pos + 8 * (inner[pos + 1] + 1)
-        nh, opt = inner[pos], pos + 2
-        while opt + 2 <= min(end, len(inner)):
-            if inner[opt] == 0:
-                opt += 1
-                continue
-            if inner[opt] == 5 and inner[opt + 1] == 2 and inner[opt + 2 : opt + 4] == b"\0\0":
-                alert = True
-            opt += 2 + inner[opt + 1]
-        pos = end
-    icmp = inner[pos : 40 + struct.unpack_from("!H", inner, 4)[0]]
-    if nh != 58 or len(icmp) < 4 or icmp[0] != 130:
-        return None
-    return Query(
-        ipaddress.IPv6Address(inner[8:24]),
-        ipaddress.IPv6Address(inner[24:40]),
-        inner[7],
-        alert,
-        icmp,
-        _checksum_ok(inner[8:24], inner[24:40], icmp),
-    )
-
-
-def query_to(ha: HomeAgentUnderTest, coa: str) -> Predicate:
-    return (
-        inbound
-        & from_src(ha.address)
-        & to_dst(coa)
-        & Predicate(lambda p: tunnelled_mld(p) is not None, "an MLD Query inside the tunnel")
-    )
-
-
-def _check_general_query(q: Query, link_local: ipaddress.IPv6Address, interval: float) -> None:
-    """RFC 3810 §5.1: an MLDv2 General Query, from the HA's link-local address, to ff02::1,
-    hop limit 1, with a Router Alert, a right checksum."""
-    problems = []
-    if len(q.icmp) < 28:
-        problems.append(f"{len(q.icmp)} octets: an MLDv1 query, not MLDv2 (at least 28)")
-    elif q.icmp[8:24] != bytes(16) or struct.unpack_from("!H", q.icmp, 26)[0] != 0:
-        problems.append("not a General Query (a multicast address or sources are set)")
-    if q.src != link_local:
-        problems.append(f"source {q.src}, not the access interface's link-local {link_local}")
-    if q.dst != ipaddress.IPv6Address("ff02::1"):
-        problems.append(f"destination {q.dst}, not ff02::1")
-    if q.hop_limit != 1:
-        problems.append(f"hop limit {q.hop_limit}, not 1")
-    if not q.router_alert:
-        problems.append("no Router Alert option (RFC 3810 §5)")
-    if not q.checksum_ok:
-        problems.append("bad ICMPv6 checksum")
-    if len(q.icmp) >= 28 and q.max_response_delay > interval:
-        problems.append(
-            f"Maximum Response Delay {q.max_response_delay:g} s exceeds the Query Interval "
-            f"{interval:g} s (RFC 3810 §9.3)"
-        )
-    assert not problems, "the tunnelled MLD Query is wrong: " + "; ".join(problems)
-
-
 @pytest.mark.clause("DMM-HA-10", "DMM-HA-18", "RFC6275-HA-12", "DMM-OPT-3")
 def test_general_queries_reach_the_coa_through_the_tunnel_at_the_query_interval(
     home_agent: HomeAgentUnderTest, mn_link: Link
@@ -790,7 +347,7 @@ def test_general_queries_reach_the_coa_through_the_tunnel_at_the_query_interval(
     ha = home_agent
     interval = ha.timers.mld_query_interval
     coa = ha.other_coas[1]
-    link_local = _access_link_local(ha)
+    link_local = access_link_local(ha)
     option = state((IS_EX, GROUPS["queried"], ()))
     with binding(ha, mn_link, option, coa=coa):
         queries = [mn_link.expect(query_to(ha, coa), within=interval + SLACK)]
@@ -799,7 +356,7 @@ def test_general_queries_reach_the_coa_through_the_tunnel_at_the_query_interval(
     for pkt in queries:
         q = tunnelled_mld(pkt)
         assert q is not None
-        _check_general_query(q, link_local, interval)
+        check_general_query(q, link_local, interval)
     gap = float(queries[2].time - queries[1].time)
     assert gap >= 0.5 * interval, (
         f"queries {gap:.3f} s apart, the Query Interval is {interval:g} s (RFC 3810 §9.2)"
@@ -833,17 +390,6 @@ def test_no_queries_to_a_binding_without_multicast_state(
 # --- Router Advertisements of the home agent (RFC 6275 §7) --------------------------------
 
 
-def _ra(pkt: Any) -> Any:
-    return pkt.getlayer(ICMPv6ND_RA)
-
-
-def _ha_info(pkt: Any) -> Any:
-    return pkt.getlayer(ICMPv6NDOptHAInfo)
-
-
-is_ra = Predicate(lambda p: _ra(p) is not None, "a Router Advertisement")
-
-
 @pytest.mark.clause("DMM-OVW-1", "DMM-INTRO-1")
 def test_the_home_agent_advertises_itself_on_its_link(
     home_agent: HomeAgentUnderTest, captures: Captures
@@ -855,7 +401,7 @@ def test_the_home_agent_advertises_itself_on_its_link(
     link = captures.watch_link(ha.lab, HOME_LINK)
     within = 2 * ha.timers.ra_max_interval + 1.0  # the next unsolicited RA, and then some
     pkt = link.expect(
-        is_ra & Predicate(lambda p: _ra(p).H == 1 and _ha_info(p) is not None, "H=1, HA option"),
+        is_ra & Predicate(lambda p: ra(p).H == 1 and ha_info(p) is not None, "H=1, HA option"),
         within=within,
     )
     prefixes = [
@@ -883,15 +429,15 @@ def test_home_agent_information_option_rules(
     window = 3 * ha.timers.ra_max_interval + SLACK
 
     def broken(p: Any) -> bool:
-        info = _ha_info(p)
-        return _ra(p) is not None and info is not None and (_ra(p).H != 1 or info.lifetime == 0)
+        info = ha_info(p)
+        return ra(p) is not None and info is not None and (ra(p).H != 1 or info.lifetime == 0)
 
     link.expect_none(
         Predicate(broken, "an RA whose HA Information option comes with H=0 or lifetime 0"),
         during=window,
         since=mark,
     )
-    if not any(_ha_info(p) is not None for p in link.packets(mark) if _ra(p) is not None):
+    if not any(ha_info(p) is not None for p in link.packets(mark) if ra(p) is not None):
         verdicts.inconclusive(
             f"no RA with a Home Agent Information option on the HA's link in {window:g} s"
         )

@@ -8,15 +8,13 @@ address of its own, so tests share no binding state and run in any order or work
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import socket
 import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 from scapy.layers.inet import UDP
-from scapy.layers.inet6 import IPv6, MIP6OptAltCoA, MIP6OptReplayProtection
+from scapy.layers.inet6 import IPv6, MIP6OptAltCoA
 from scapy.layers.l2 import Ether
 
 import vectors
@@ -32,46 +30,36 @@ from harness.tester.conversation import (
     is_icmp6,
     is_mh,
     is_udp_to,
-    mobility_message,
 )
 from harness.tester.fixtures import Captures
+from harness.tester.ha_registration import (
+    REQUESTED,
+    WITHIN,
+    dad_ns_bytes,
+    echoed_timestamps,
+    expect_ba_seq,
+    for_hoa,
+    is_dad_ns,
+    message,
+    needs_keys,
+    no_binding_was_made,
+    ntp,
+    register_hoa,
+    replay,
+    vector_frame,
+)
+from harness.tester.home_agent import HOME_LINK, HomeAgentUnderTest
 from harness.wire import auth, compact
 from harness.wire.mobility import MIP6OptMulticastState, MldAddressRecord
 from harness.wire.numbers import MobOpt
-from suites.ha.conftest import FLAG_A, FLAG_H, HOME_LINK, HomeAgentUnderTest
 
-WITHIN = 2.0  # seconds for an answer (the first one may wait for neighbour discovery)
 QUIET = 1.0  # seconds of silence that make a discard
-REQUESTED = 25  # lifetime units (4 s each) the tester asks for
 GROUP, SOURCE = "ff3e::8000:41", "2001:db8:c2::10"  # a group no other test uses
 
 # Any answer of a home agent to a message: BA, BE, or an ICMPv6 Parameter Problem of code 0
 # or 1. (Code 2, unrecognised option, is left out: this lab's kernel, which has no Mobile
 # IPv6, sends it for every Home Address option it sees; a real HA's kernel does not.)
 ANSWER = inbound & (is_mh("BA") | is_mh("BE") | is_icmp6(type=4, code=0) | is_icmp6(type=4, code=1))
-
-
-def _ba(mn_link: Link, seq: int, status: int | None = None) -> Any:
-    return mn_link.expect(inbound & is_mh("BA", seq=seq, status=status), within=WITHIN)
-
-
-def _for_hoa(hoa: str) -> Predicate:
-    def test(pkt: Any) -> bool:
-        msg = mobility_message(pkt)
-        return msg is not None and msg.rh2_hoa == hoa
-
-    return Predicate(test, f"for home address {hoa}")
-
-
-def _message(pkt: Any) -> compact.MobilityMessage:
-    raw = ipv6_bytes(pkt)
-    assert raw is not None
-    return compact.parse_packet(raw)
-
-
-def _register(ha: HomeAgentUnderTest, mn_link: Link, hoa: str, seq: int) -> None:
-    mn_link.send(ha.bu(hoa, seq, REQUESTED))
-    _ba(mn_link, seq, 0)
 
 
 @pytest.mark.clause(
@@ -82,7 +70,7 @@ def test_valid_home_registration_is_accepted(home_agent: HomeAgentUnderTest, mn_
     number, a lifetime no longer than requested, back to the care-of address."""
     hoa, seq = home_agent.fresh_hoa(), 40000
     mn_link.send(home_agent.bu(hoa, seq, REQUESTED))
-    ba = _message(_ba(mn_link, seq))
+    ba = message(expect_ba_seq(mn_link, seq))
     assert ba.body[6] == 0, f"BA status {ba.body[6]}, expected 0 (accepted)"
     assert ba.seq == seq
     assert 0 < ba.lifetime <= REQUESTED, f"lifetime {ba.lifetime} units, asked {REQUESTED}"
@@ -97,8 +85,8 @@ def test_ba_is_authenticated_like_the_bu(home_agent: HomeAgentUnderTest, mn_link
         pytest.skip("the profile has no [keys]: RFC 4285 is not configured")
     hoa, seq = home_agent.fresh_hoa(), 11
     mn_link.send(home_agent.bu(hoa, seq))
-    pkt = _ba(mn_link, seq, 0)
-    ba = _message(pkt)
+    pkt = expect_ba_seq(mn_link, seq, 0)
+    ba = message(pkt)
     assert any(o.otype == MobOpt.MESSAGE_AUTH for o in ba.options), "BA without MN-HA auth"
     raw = ipv6_bytes(pkt)
     assert raw is not None
@@ -110,10 +98,10 @@ def test_stale_sequence_number_is_refused_with_the_last_accepted(
     home_agent: HomeAgentUnderTest, mn_link: Link
 ) -> None:
     hoa = home_agent.fresh_hoa()
-    _register(home_agent, mn_link, hoa, 100)
+    register_hoa(home_agent, mn_link, hoa, 100)
     for stale in (100, 99, 100 + 32768):
         mn_link.send(home_agent.bu(hoa, stale))
-        ba = _message(_ba(mn_link, 100, 135))
+        ba = message(expect_ba_seq(mn_link, 100, 135))
         assert ba.seq == 100, f"stale seq {stale}: BA carries {ba.seq}, not the last accepted"
 
 
@@ -123,7 +111,7 @@ def test_home_address_outside_the_prefix_is_refused(
 ) -> None:
     hoa = "2001:db8:3::1234"  # ar3's prefix, not the HA's
     mn_link.send(home_agent.bu(hoa, 5))
-    _ba(mn_link, 5, 132)
+    expect_ba_seq(mn_link, 5, 132)
 
 
 @pytest.mark.clause("RFC4285-1")
@@ -134,7 +122,7 @@ def test_unauthenticated_bu_is_not_accepted(home_agent: HomeAgentUnderTest, mn_l
         pytest.skip("the profile has no [keys]: RFC 4285 is not configured")
     hoa = home_agent.fresh_hoa()
     mn_link.send(home_agent.bu(hoa, 7, sign=False))
-    mn_link.expect_none(inbound & is_mh("BA", status=0) & _for_hoa(hoa), during=QUIET)
+    mn_link.expect_none(inbound & is_mh("BA", status=0) & for_hoa(hoa), during=QUIET)
 
 
 @pytest.mark.clause("RFC4285-2")
@@ -144,7 +132,7 @@ def test_wrong_authenticator_gets_146(home_agent: HomeAgentUnderTest, mn_link: L
     hoa = home_agent.fresh_hoa()
     wrong = bytes(b ^ 0x5A for b in home_agent.keys.key)
     mn_link.send(home_agent.bu(hoa, 9, key=wrong))
-    _ba(mn_link, 9, 146)
+    expect_ba_seq(mn_link, 9, 146)
 
 
 @pytest.mark.clause("RFC6275-BU-2")
@@ -152,9 +140,9 @@ def test_deregistration_gets_status_0_lifetime_0(
     home_agent: HomeAgentUnderTest, mn_link: Link
 ) -> None:
     hoa = home_agent.fresh_hoa()
-    _register(home_agent, mn_link, hoa, 20)
+    register_hoa(home_agent, mn_link, hoa, 20)
     mn_link.send(home_agent.bu(hoa, 21, lifetime=0))
-    ba = _message(_ba(mn_link, 21, 0))
+    ba = message(expect_ba_seq(mn_link, 21, 0))
     assert ba.lifetime == 0, f"deregistration answered with lifetime {ba.lifetime}"
 
 
@@ -167,7 +155,7 @@ def test_multicast_state_is_echoed_in_the_ba(home_agent: HomeAgentUnderTest, mn_
         records=[MldAddressRecord(rtype=1, maddr=GROUP, sources=[SOURCE])]
     )
     mn_link.send(home_agent.bu(hoa, seq, options=(option,)))
-    ba = _message(_ba(mn_link, seq, 0))
+    ba = message(expect_ba_seq(mn_link, seq, 0))
     wire = WireConfig.from_env()
     states = [
         compact.parse_multicast_state(o.data)
@@ -193,7 +181,7 @@ def test_packets_for_the_home_address_are_tunnelled_to_the_coa(
     inside an IPv6-in-IPv6 tunnel from the home agent."""
     lab = home_agent.lab
     hoa = home_agent.fresh_hoa()
-    _register(home_agent, mn_link, hoa, 60)
+    register_hoa(home_agent, mn_link, hoa, 60)
     tunnelled = inbound & from_src(home_agent.address) & is_udp_to(hoa, 9999, tunnelled=True)
     with lab.socket("cn", socket.AF_INET6, socket.SOCK_DGRAM) as s:
         for _ in range(3):  # the first may wait for neighbour discovery on the way
@@ -215,7 +203,7 @@ def test_reverse_tunnelled_packets_are_forwarded(
     lab = home_agent.lab
     hoa = home_agent.fresh_hoa()
     cn = str(lab.plan.cn.host6)
-    _register(home_agent, mn_link, hoa, 70)
+    register_hoa(home_agent, mn_link, hoa, 70)
     cn_link = captures.watch_node(lab, "cn", "eth0")
     packet = (
         IPv6(src=home_agent.coa, dst=home_agent.address)
@@ -247,7 +235,7 @@ def test_subscribed_multicast_data_is_tunnelled_to_the_coa(
         records=[MldAddressRecord(rtype=1, maddr=group, sources=[source])]
     )
     mn_link.send(home_agent.bu(hoa, seq, options=(option,)))
-    _ba(mn_link, seq, 0)
+    expect_ba_seq(mn_link, seq, 0)
     from_ha = inbound & from_src(home_agent.address)
     try:
         with lab.socket("src", socket.AF_INET6, socket.SOCK_DGRAM) as sender:
@@ -273,7 +261,7 @@ def test_subscribed_multicast_data_is_tunnelled_to_the_coa(
     finally:  # leave the group again, and let its BA come before the next test's capture
         mn_link.send(home_agent.bu(hoa, seq + 1, lifetime=0))
         with contextlib.suppress(ExpectationFailed):
-            _ba(mn_link, seq + 1)
+            expect_ba_seq(mn_link, seq + 1)
 
 
 @pytest.mark.clause("DMM-HA-12", "DMM-HA-19")
@@ -291,7 +279,7 @@ def test_a_group_left_in_a_newer_bu_is_no_longer_tunnelled(
         records=[MldAddressRecord(rtype=1, maddr=group, sources=[source])]
     )
     mn_link.send(home_agent.bu(hoa, seq, options=(state,)))
-    _ba(mn_link, seq, 0)
+    expect_ba_seq(mn_link, seq, 0)
     tunnelled = inbound & from_src(home_agent.address) & is_udp_to(group, 5004, tunnelled=True)
     try:
         with lab.socket("src", socket.AF_INET6, socket.SOCK_DGRAM) as sender:
@@ -310,7 +298,7 @@ def test_a_group_left_in_a_newer_bu_is_no_longer_tunnelled(
                 verdicts.inconclusive(f"data for {group} never reached the CoA while subscribed")
             # The refresh lists no group any more (an option with zero records, INT-7).
             mn_link.send(home_agent.bu(hoa, seq + 1, options=(MIP6OptMulticastState(records=[]),)))
-            _ba(mn_link, seq + 1, 0)
+            expect_ba_seq(mn_link, seq + 1, 0)
             after = mn_link.mark()
             for _ in range(5):
                 sender.sendto(b"left", (group, 5004))
@@ -318,25 +306,10 @@ def test_a_group_left_in_a_newer_bu_is_no_longer_tunnelled(
     finally:
         mn_link.send(home_agent.bu(hoa, seq + 2, lifetime=0))
         with contextlib.suppress(ExpectationFailed):
-            _ba(mn_link, seq + 2)
+            expect_ba_seq(mn_link, seq + 2)
 
 
 # --- Deregistration, Reserved bits, care-of addresses (RFC 6275 §6.1.7, §10.3.2) -----------
-
-
-def _no_binding_was_made(
-    ha: HomeAgentUnderTest, mn_link: Link, hoa: str, seq: int, options: tuple[Any, ...] = ()
-) -> None:
-    """Nothing was recorded for `hoa`: a BU with a sequence number below anything sent for
-    it before is accepted as a first registration (RFC 6275 §9.5.1), where a binding cache
-    entry (which holds the last accepted number, §9.1) would have answered 135."""
-    mn_link.send(ha.bu(hoa, seq, REQUESTED, options))
-    # A 135 carries the last accepted number, not this one: any BA for the home address.
-    ba = _message(mn_link.expect(inbound & is_mh("BA") & _for_hoa(hoa), within=WITHIN))
-    assert (ba.body[6], ba.seq) == (0, seq), (
-        f"a first registration (seq {seq}) after it got status {ba.body[6]} with seq {ba.seq}: "
-        "the HA kept state for the home address"
-    )
 
 
 @pytest.mark.clause("RFC6275-HA-8")
@@ -347,9 +320,9 @@ def test_deregistration_without_a_binding_gets_133_and_changes_nothing(
     binding for is rejected with status 133, and leaves nothing behind."""
     hoa = home_agent.fresh_hoa()
     mn_link.send(home_agent.bu(hoa, 500, lifetime=0))
-    ba = _message(_ba(mn_link, 500))
+    ba = message(expect_ba_seq(mn_link, 500))
     assert ba.body[6] == 133, f"BA status {ba.body[6]}, expected 133 (not home agent for it)"
-    _no_binding_was_made(home_agent, mn_link, hoa, 10)
+    no_binding_was_made(home_agent, mn_link, hoa, 10)
 
 
 @pytest.mark.clause("RFC6275-BU-1")
@@ -357,7 +330,7 @@ def test_reserved_bits_of_a_bu_are_ignored(home_agent: HomeAgentUnderTest, mn_li
     """RFC 6275 §6.1.7: a BU whose Reserved bits are all set is accepted as without them."""
     hoa, seq = home_agent.fresh_hoa(), 41000
     mn_link.send(home_agent.bu(hoa, seq, REQUESTED, reserved=0x3F))
-    ba = _message(_ba(mn_link, seq))
+    ba = message(expect_ba_seq(mn_link, seq))
     assert ba.body[6] == 0, f"BA status {ba.body[6]} for a BU with Reserved bits set"
     assert 0 < ba.lifetime <= REQUESTED and ba.rh2_hoa == hoa
 
@@ -383,33 +356,10 @@ def test_bu_for_a_care_of_address_not_unicast_routable_is_discarded(
         mn_link.send(IPv6(bytes(pkt)))
     mn_link.expect_none(ANSWER, during=QUIET, since=mark)
     for n, hoa in enumerate(hoas):
-        _no_binding_was_made(ha, mn_link, hoa, 10 + n)
+        no_binding_was_made(ha, mn_link, hoa, 10 + n)
 
 
 # --- Duplicate Address Detection for a new binding (RFC 6275 §10.3.1) ------------------------
-
-
-def _dad_ns_bytes(hoa: str) -> Callable[[bytes], bool]:
-    """Does an Ethernet frame carry the DAD Neighbor Solicitation for `hoa` (RFC 4862
-    §5.4.2: ICMPv6 type 135 from ::, target `hoa`)? On bytes, for the capture thread."""
-    target = ipaddress.IPv6Address(hoa).packed
-
-    def test(frame: bytes) -> bool:
-        return (
-            len(frame) >= 78
-            and frame[12:14] == b"\x86\xdd"
-            and frame[20] == 58  # no extension header before the ICMPv6 message
-            and frame[22:38] == bytes(16)
-            and frame[54] == 135
-            and frame[62:78] == target
-        )
-
-    return test
-
-
-def is_dad_ns(hoa: str) -> Predicate:
-    test = _dad_ns_bytes(hoa)
-    return Predicate(lambda p: test(bytes(p)), f"a DAD Neighbor Solicitation (from ::) for {hoa}")
 
 
 @pytest.mark.clause("RFC6275-HA-4")
@@ -423,7 +373,7 @@ def test_dad_for_the_home_address_comes_before_the_ba(
     hoa, seq = ha.fresh_hoa(), 43
     start = home.mark()
     mn_link.send(ha.bu(hoa, seq, REQUESTED))
-    ba = _ba(mn_link, seq, 0)
+    ba = expect_ba_seq(mn_link, seq, 0)
     ns = home.expect(is_dad_ns(hoa), within=QUIET, since=start)
     assert ns.time < ba.time, (
         f"the DAD NS for {hoa} came {ns.time - ba.time:.3f} s after the BA, not before it"
@@ -438,7 +388,6 @@ def test_home_address_in_use_on_the_home_link_gets_134(
     from the home link, with a Neighbor Advertisement to all nodes as RFC 4862 §5.4.3 has a
     defending node send it), the BA has status 134 (Duplicate Address Detection failed)."""
     from scapy.layers.inet6 import ICMPv6ND_NA, ICMPv6NDOptDstLLAddr
-    from scapy.layers.l2 import Ether
 
     ha = home_agent
     home = captures.watch_link(ha.lab, HOME_LINK)
@@ -450,7 +399,7 @@ def test_home_address_in_use_on_the_home_link_gets_134(
         / ICMPv6ND_NA(tgt=hoa, R=0, S=0, O=1)
         / ICMPv6NDOptDstLLAddr(lladdr=owner_mac)
     )
-    wanted = _dad_ns_bytes(hoa)
+    wanted = dad_ns_bytes(hoa)
     answered: list[float] = []
     bridge = f"br{HOME_LINK}"
     with ha.lab.socket("sw", socket.AF_PACKET, socket.SOCK_RAW, 0) as sock:
@@ -464,10 +413,10 @@ def test_home_address_in_use_on_the_home_link_gets_134(
         unsubscribe = home.capture.subscribe(defend)
         try:
             mn_link.send(ha.bu(hoa, seq, REQUESTED))
-            ba = _ba(mn_link, seq)
+            ba = expect_ba_seq(mn_link, seq)
         finally:
             unsubscribe()
-    status = _message(ba).body[6]
+    status = message(ba).body[6]
     if status == 134:
         return
     assert answered, f"BA status {status} without a DAD Neighbor Solicitation for {hoa} first"
@@ -481,30 +430,6 @@ def test_home_address_in_use_on_the_home_link_gets_134(
 
 # --- Replay protection (RFC 4285 §6) --------------------------------------------------------
 
-NTP_EPOCH = 2208988800  # seconds from 1900 (NTP, RFC 1305) to 1970
-
-
-def _ntp(t: float) -> int:
-    """A 64-bit NTP timestamp for Unix time `t` (RFC 4285 §6)."""
-    return ((int(t) + NTP_EPOCH) << 32) | int((t % 1) * (1 << 32))
-
-
-def _replay(stamp: int) -> MIP6OptReplayProtection:
-    return MIP6OptReplayProtection(timestamp=stamp)
-
-
-def _needs_keys(ha: HomeAgentUnderTest) -> None:
-    if ha.keys is None:
-        pytest.skip("the profile has no [keys]: RFC 4285 is not configured")
-
-
-def _echoed_timestamps(pkt: Any) -> list[int]:
-    return [
-        int.from_bytes(o.data, "big")
-        for o in _message(pkt).options
-        if o.otype == MobOpt.REPLAY_PROTECTION and len(o.data) == 8
-    ]
-
 
 @pytest.mark.clause("RFC4285-5")
 def test_replay_protection_option_is_echoed_in_the_ba(
@@ -513,22 +438,22 @@ def test_replay_protection_option_is_echoed_in_the_ba(
     """RFC 4285 §6: a BU with the replay protection option gets a BA carrying the option:
     with a valid Timestamp, the Timestamp copied; with an invalid one (status 144), the
     BU's low-order 32 bits under the HA's own time of day."""
-    _needs_keys(home_agent)
-    hoa, seq, stamp = home_agent.fresh_hoa(), 42, _ntp(time.time())
-    mn_link.send(home_agent.bu(hoa, seq, REQUESTED, (_replay(stamp),)))
-    pkt = _ba(mn_link, seq, 0)
-    echoed = _echoed_timestamps(pkt)
+    needs_keys(home_agent)
+    hoa, seq, stamp = home_agent.fresh_hoa(), 42, ntp(time.time())
+    mn_link.send(home_agent.bu(hoa, seq, REQUESTED, (replay(stamp),)))
+    pkt = expect_ba_seq(mn_link, seq, 0)
+    echoed = echoed_timestamps(pkt)
     assert echoed, "the BA carries no replay protection option"
     assert echoed == [stamp], f"Timestamp {[hex(e) for e in echoed]} is not the BU's {stamp:#x}"
     raw = ipv6_bytes(pkt)
     assert raw is not None and home_agent.keys is not None
     assert auth.verify(IPv6(raw), home_agent.keys.key), "BA authenticator wrong"
-    stale = _ntp(time.time() - 3600)
-    mn_link.send(home_agent.bu(home_agent.fresh_hoa(), seq, REQUESTED, (_replay(stale),)))
-    echoed = _echoed_timestamps(_ba(mn_link, seq, 144))
+    stale = ntp(time.time() - 3600)
+    mn_link.send(home_agent.bu(home_agent.fresh_hoa(), seq, REQUESTED, (replay(stale),)))
+    echoed = echoed_timestamps(expect_ba_seq(mn_link, seq, 144))
     assert len(echoed) == 1, "the BA of status 144 carries no replay protection option"
     assert echoed[0] & 0xFFFFFFFF == stale & 0xFFFFFFFF, "the low-order 32 bits are not the BU's"
-    drift = (echoed[0] >> 32) - (_ntp(time.time()) >> 32)
+    drift = (echoed[0] >> 32) - (ntp(time.time()) >> 32)
     assert abs(drift) <= 60, f"the high-order 32 bits are {drift} s off this host's time of day"
 
 
@@ -539,15 +464,15 @@ def test_invalid_timestamp_gets_144_and_no_binding(
     """RFC 4285 §6: a correctly authenticated BU whose Timestamp is an hour old gets status
     144 (MIPV6-ID-MISMATCH) and creates no binding; a Timestamp no greater than one accepted
     before (a replay, in an otherwise new BU) gets 144 too."""
-    _needs_keys(home_agent)
+    needs_keys(home_agent)
     hoa = home_agent.fresh_hoa()
-    mn_link.send(home_agent.bu(hoa, 1000, REQUESTED, (_replay(_ntp(time.time() - 3600)),)))
-    ba = _message(_ba(mn_link, 1000))
+    mn_link.send(home_agent.bu(hoa, 1000, REQUESTED, (replay(ntp(time.time() - 3600)),)))
+    ba = message(expect_ba_seq(mn_link, 1000))
     assert ba.body[6] == 144, f"a stale Timestamp got status {ba.body[6]}, expected 144"
-    stamp = _ntp(time.time())
-    _no_binding_was_made(home_agent, mn_link, hoa, 10, (_replay(stamp),))
-    mn_link.send(home_agent.bu(hoa, 11, REQUESTED, (_replay(stamp),)))
-    ba = _message(_ba(mn_link, 11))
+    stamp = ntp(time.time())
+    no_binding_was_made(home_agent, mn_link, hoa, 10, (replay(stamp),))
+    mn_link.send(home_agent.bu(hoa, 11, REQUESTED, (replay(stamp),)))
+    ba = message(expect_ba_seq(mn_link, 11))
     assert ba.body[6] == 144, f"a replayed Timestamp got status {ba.body[6]}, expected 144"
 
 
@@ -579,11 +504,6 @@ def _params() -> list[Any]:
     ]
 
 
-def _frame(mn_link: Link, raw: bytes, router: str) -> bytes:
-    """The vector inside an Ethernet header to the MN's router (sent exactly as is)."""
-    return bytes(Ether(src=mn_link.mac, dst=mn_link.resolve(router), type=0x86DD)) + raw
-
-
 @pytest.mark.parametrize("vector", _params())
 def test_malformed_message_gets_its_reaction(
     home_agent: HomeAgentUnderTest, mn_link: Link, vector: vectors.Vector
@@ -602,12 +522,12 @@ def test_malformed_message_gets_its_reaction(
         seq = 50
         raw = home_agent.resign(raw, home_agent.fresh_hoa(), seq)
     mark = mn_link.mark()
-    mn_link.send(_frame(mn_link, raw, router))
+    mn_link.send(vector_frame(mn_link, raw, router))
     if kind == "discard":
         mn_link.expect_none(ANSWER, during=QUIET, since=mark)
     elif kind == "binding-error":
         pkt = mn_link.expect(inbound & is_mh("BE"), within=WITHIN)
-        assert pkt is not None and _message(pkt).body[6] == reaction["status"]
+        assert pkt is not None and message(pkt).body[6] == reaction["status"]
     elif kind == "icmp-parameter-problem":
         want = Predicate(
             lambda p: (
@@ -619,7 +539,7 @@ def test_malformed_message_gets_its_reaction(
         mn_link.expect(inbound & is_icmp6(type=4, code=reaction["status"]) & want, within=WITHIN)
     else:
         assert seq is not None
-        ba = _message(_ba(mn_link, seq, reaction["status"]))
+        ba = message(expect_ba_seq(mn_link, seq, reaction["status"]))
         if reaction.get("multicast_installed") is False:
             wire = WireConfig.from_env()
             echoed = [
@@ -630,6 +550,3 @@ def test_malformed_message_gets_its_reaction(
             ]
             assert not echoed, f"a malformed Multicast State option installed {echoed}"
     assert home_agent.sut.is_ready(), "the home agent is no longer running"
-
-
-__all__ = ["FLAG_A", "FLAG_H"]

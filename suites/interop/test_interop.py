@@ -30,129 +30,34 @@ names every clause that went wrong, not only the first.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 import pytest
 
 from harness import verdicts
-from harness.apps.control import App, Event, duplicates
-from harness.tester.world import MCAST_PORT, World
-from suites.interop.conftest import (
+from harness.apps.control import duplicates
+from harness.tester.findings import Findings
+from harness.tester.packets import (
+    alternate_coa,
+    binding_ack,
+    binding_update,
+    mobility_header,
+    native,
+    tcp_between,
+    tunnelled,
+    udp_to,
+    with_hoa,
+)
+from harness.tester.roaming import (
     DELIVERY,
     HOME,
     RATE,
     SIGNALLING,
-    Ip6,
     Mobility,
-    alternate_coa,
-    binding_ack,
-    binding_update,
+    check_group_away,
     is_data,
-    mobility_header,
-    native,
-    packet_ip6,
+    on_air,
     rtt_ok,
-    subscribes_on_air,
-    tcp_between,
-    tunnelled,
-    udp_to,
 )
-
-
-class Findings:
-    """Problems found along a scenario, each under the clause it breaks."""
-
-    def __init__(self) -> None:
-        self.items: list[str] = []
-
-    def add(self, clause: str, text: str) -> None:
-        self.items.append(f"[{clause}] {text}")
-
-    def check(self) -> None:
-        __tracebackhide__ = True
-        if self.items:
-            raise AssertionError(
-                f"{len(self.items)} problem(s):\n" + "\n".join(f"- {i}" for i in self.items)
-            )
-
-
-def with_hoa(test: Callable[[Ip6], bool], hoa: str) -> Callable[[Ip6], bool]:
-    return lambda p: test(p) and p.hoa == hoa
-
-
-def through_tunnel(group: str, source: str, air: int) -> Any:
-    """A datagram of the group that the MN's kernel delivered from another interface than
-    the air interface: through the tunnel."""
-    base = is_data(group, source)
-
-    def test(e: Event) -> bool:
-        return base(e) and e.get("ifindex") != air
-
-    test.__name__ = f"a datagram of {group} from {source} through the tunnel (not ifindex {air})"
-    return test
-
-
-def on_air(group: str, source: str, air: int) -> Any:
-    base = is_data(group, source)
-
-    def test(e: Event) -> bool:
-        return base(e) and e.get("ifindex") == air
-
-    test.__name__ = f"a datagram of {group} from {source} on the air interface (ifindex {air})"
-    return test
-
-
-def check_group_away(
-    m: Mobility,
-    rx: App,
-    group: str,
-    source: str,
-    joined_on: int,
-    since: dict[int, int],
-    moved_at: float,
-    findings: Findings,
-    ha_clause: str,
-) -> None:
-    """After a move away from `joined_on`: the group's data tunnelled by that link's HA to
-    the care-of address, deliverable; the application receives it through the tunnel; the
-    MN does not subscribe its air interface to the group on the new link, not even when
-    the link's querier asks."""
-    here, coa, ha = m.link, m.addresses[m.link], m.ha(joined_on)
-    link = m.links[here]
-    what = f"a datagram of ({source}, {group})"
-    pkt = link.expect(
-        tunnelled(ha, coa, lambda p: udp_to(group, MCAST_PORT)(p) and p.src == source, what),
-        DELIVERY,
-        since=since[here],
-    )
-    outer = packet_ip6(pkt)
-    inner = outer.inner() if outer is not None else None
-    if inner is not None and not inner.transport_checksum_ok():
-        findings.add(
-            ha_clause,
-            f"on link {here}, {ha} tunnels {group}'s datagrams to {coa} with an inner UDP "
-            "checksum that does not verify (RFC 8200 §8.1): the MN's kernel drops them",
-        )
-    rx.mark()
-    try:
-        rx.wait_for(through_tunnel(group, source, m.air_ifindex), DELIVERY)
-    except AssertionError as exc:
-        got = [e for e in rx.events() if is_data(group, source)(e) and e["mono"] >= moved_at]
-        air = sum(1 for e in got if e.get("ifindex") == m.air_ifindex)
-        findings.add(
-            "DMM-OVW-31",
-            f"on link {here}, the application got no datagram of {group} through the tunnel "
-            f"within {DELIVERY:g} s ({len(got)} since the move, {air} of them on the air "
-            f"interface): {str(exc).splitlines()[0]}",
-        )
-    reported = subscribes_on_air(m, group, since[here])
-    if reported is not None:
-        findings.add(
-            "DMM-OVW-31",
-            f"on link {here}, the MN's air interface asks for {group} though the group comes "
-            f"through the tunnel (it is then delivered natively there too): {reported}",
-        )
+from harness.tester.world import MCAST_PORT, World
 
 
 @pytest.mark.clause("DMM-OVW-31", "DMM-OVW-28", "RFC6275-HA-11", "DMM-OVW-8", "DMM-OVW-9")

@@ -15,33 +15,31 @@ import pytest
 from scapy.layers.inet6 import IPv6
 
 from harness.tester.conversation import Predicate, mobility_message
-from harness.verdicts import inconclusive
-from harness.wire import auth
-from harness.wire.numbers import McastRecordType
-
-from .conftest import (
+from harness.tester.mobile_node import (
     ALT_COA,
     FLAG_A,
     FLAG_H,
     MSG_AUTH,
     MobileNodeUnderTest,
     alt_coa,
+    aux_lengths,
+    ba_for,
+    bu_any,
+    home_address_option,
+    mld_report_with,
     multicast_state,
     options_of,
     send_ba_as_ha,
+    session_then_move,
+    tunnelled_from,
     u16,
 )
+from harness.verdicts import inconclusive
+from harness.wire import auth
+from harness.wire.numbers import McastRecordType
 
 REGISTRATION_WAIT = 3.0  # a move to the first BU: RS/RA and the MN's reaction (seconds)
 QUIET = 1.5  # how long "no BU" is watched for: many times what the reference needs
-
-
-def _session_then_move(mn: MobileNodeUnderTest, to: int = 2) -> Any:
-    session = mn.world.session()
-    session.wait_for("rtt", 3, "a first round trip on link 1")
-    mn.link.mark()
-    mn.world.move(to)
-    return session
 
 
 @pytest.mark.clause(
@@ -56,7 +54,7 @@ def _session_then_move(mn: MobileNodeUnderTest, to: int = 2) -> Any:
     "RFC6275-MN-4",
 )
 def test_move_with_a_session_registers_with_the_previous_ha(mn: MobileNodeUnderTest) -> None:
-    _session_then_move(mn)
+    session_then_move(mn)
     bu = mn.expect_bu(REGISTRATION_WAIT, to=mn.ha_address(1))
     coa = mn.world.mn_address(2)
     assert bu.hoa == str(mn.home), f"home address option {bu.hoa}, expected {mn.home}"
@@ -83,12 +81,6 @@ def test_no_bu_while_on_the_link_of_the_session(mn: MobileNodeUnderTest) -> None
     mn.link.expect_none(bu_any(), QUIET, "a BU while the MN is on the session's link")
 
 
-def bu_any() -> Predicate:
-    from .conftest import bu_from_mn
-
-    return bu_from_mn()
-
-
 @pytest.mark.clause(
     "DMM-OVW-27",
     "DMM-OPT-1",
@@ -110,45 +102,17 @@ def test_bu_carries_every_group_joined_on_the_link(mn: MobileNodeUnderTest) -> N
     }
     # the state the MN reported on link 1 (RFC 3810): each group appears in its reports
     for group in expected:
-        mn.link.expect(_mld_report_with(group), 3, f"an MLDv2 Report for {group} on link 1")
+        mn.link.expect(mld_report_with(group), 3, f"an MLDv2 Report for {group} on link 1")
     del cdn
-    _session_then_move(mn)
+    session_then_move(mn)
     bu = mn.expect_bu(REGISTRATION_WAIT, to=mn.ha_address(1))
     got = multicast_state(bu)
     assert got == expected, f"Multicast State records {got}, expected {expected}"
     for o in options_of(bu):
         if o.otype not in (0, 1, ALT_COA, MSG_AUTH) and o.data[:1] == b"\x8f":
             assert len(o.data) % 4 == 0
-    for rec_aux in _aux_lengths(bu):
+    for rec_aux in aux_lengths(bu):
         assert rec_aux == 0, "a record with auxiliary data (RFC 3810 §5.2.10)"
-
-
-def _aux_lengths(bu: Any) -> list[int]:
-    from harness.config import WireConfig
-    from harness.wire import compact
-
-    config = WireConfig.from_env()
-    out = []
-    for o in options_of(bu):
-        if compact.is_multicast_state(o, config):
-            out += [len(r.auxdata) for r in compact.parse_multicast_state(o.data).records]
-    return out
-
-
-def _mld_report_with(group: str) -> Predicate:
-    """An MLDv2 Report with a record for `group` (every record, read by the project's one
-    report parser through the lab's MLD code)."""
-    from harness.netproto.mld import parse_report
-    from harness.reference.mn_listener import report_from_packet
-
-    want = ipaddress.IPv6Address(group)
-
-    def test(pkt: Any) -> bool:
-        ip = pkt.getlayer(IPv6)
-        message = report_from_packet(bytes(ip)) if ip is not None else None
-        return message is not None and any(r.group == want for r in parse_report(message))
-
-    return Predicate(test, f"an MLDv2 Report naming {group}")
 
 
 @pytest.mark.clause("DMM-OPT-2")
@@ -157,7 +121,7 @@ def test_a_left_group_is_dropped_by_a_new_bu(mn: MobileNodeUnderTest) -> None:
     group = str(plan.ssm_group6)
     app = mn.world.receiver(group, str(plan.mcast_source.host6))
     mn.world.receiver(str(plan.asm_group6))
-    _session_then_move(mn)
+    session_then_move(mn)
     bu = mn.expect_bu(REGISTRATION_WAIT, to=mn.ha_address(1))
     assert group in multicast_state(bu)
     app.stop()  # the application leaves the group
@@ -168,9 +132,9 @@ def test_a_left_group_is_dropped_by_a_new_bu(mn: MobileNodeUnderTest) -> None:
 
 @pytest.mark.clause("DMM-MN-3", "RFC6275-MN-4")
 def test_binding_is_refreshed_before_it_expires(mn: MobileNodeUnderTest) -> None:
-    _session_then_move(mn)
+    session_then_move(mn)
     bu = mn.expect_bu(REGISTRATION_WAIT, to=mn.ha_address(1))
-    ba = mn.link.expect(_ba_for(bu.seq), 2, f"the HA's BA for seq {bu.seq}")
+    ba = mn.link.expect(ba_for(bu.seq), 2, f"the HA's BA for seq {bu.seq}")
     msg = mobility_message(ba)
     assert msg is not None and msg.ba_status < 128, "the reference HA refused the binding"
     granted = mn.lifetime_seconds(msg.lifetime)
@@ -179,19 +143,11 @@ def test_binding_is_refreshed_before_it_expires(mn: MobileNodeUnderTest) -> None
     assert (refresh.seq - bu.seq) & 0xFFFF in range(1, 0x8000), "sequence number not newer"
 
 
-def _ba_for(seq: int) -> Predicate:
-    def test(pkt: Any) -> bool:
-        msg = mobility_message(pkt)
-        return msg is not None and msg.mhtype == 6 and msg.seq == seq
-
-    return Predicate(test, f"a BA for seq {seq}")
-
-
 @pytest.mark.clause("DMM-MN-4")
 def test_deregistration_when_the_session_ends(mn: MobileNodeUnderTest) -> None:
-    session = _session_then_move(mn)
+    session = session_then_move(mn)
     bu = mn.expect_bu(REGISTRATION_WAIT, to=mn.ha_address(1))
-    mn.link.expect(_ba_for(bu.seq), 2, "the HA's BA")
+    mn.link.expect(ba_for(bu.seq), 2, "the HA's BA")
     session.send("close")
     session.wait_for("closed", 3, "the session's clean close")
     try:
@@ -205,7 +161,7 @@ def test_bu_is_authenticated(mn: MobileNodeUnderTest) -> None:
     key = mn.key()
     if key is None:
         inconclusive("the SUT profile has no [keys]: its BUs cannot be verified")
-    _session_then_move(mn)
+    session_then_move(mn)
     bu = mn.expect_bu(REGISTRATION_WAIT, to=mn.ha_address(1))
     opts = options_of(bu)
     real = [o for o in opts if o.otype not in (0, 1)]
@@ -230,7 +186,7 @@ def test_application_keeps_receiving_through_the_tunnel(mn: MobileNodeUnderTest)
     mn.world.source("src", group, rate=100)
     first = app.wait_for("data", 3, "data on link 1")
     air = first["ifindex"]
-    _session_then_move(mn)
+    session_then_move(mn)
     mn.expect_bu(REGISTRATION_WAIT, to=mn.ha_address(1))
     app.mark()
     app.wait_count(
@@ -239,24 +195,13 @@ def test_application_keeps_receiving_through_the_tunnel(mn: MobileNodeUnderTest)
         3,
         "20 datagrams delivered from the tunnel (not from mn0) after the move",
     )
-    tunnelled = _tunnelled_from(mn.ha_address(1), group)
+    tunnelled = tunnelled_from(mn.ha_address(1), group)
     mn.link.expect(tunnelled, 2, f"the group's data tunnelled from {mn.ha_address(1)}")
-
-
-def _tunnelled_from(ha: str, group: str) -> Predicate:
-    def test(pkt: Any) -> bool:
-        outer = pkt.getlayer(IPv6)
-        if outer is None or outer.nh != 41 or outer.src != ha:
-            return False
-        inner = outer.payload.getlayer(IPv6)
-        return inner is not None and inner.dst == group
-
-    return Predicate(test, f"IPv6-in-IPv6 from {ha} carrying {group}")
 
 
 @pytest.mark.clause("DMM-OVW-9")
 def test_session_traffic_leaves_through_the_home_agent(mn: MobileNodeUnderTest) -> None:
-    _session_then_move(mn)
+    session_then_move(mn)
     mn.expect_bu(REGISTRATION_WAIT, to=mn.ha_address(1))
     ha, home, cn = mn.ha_address(1), str(mn.home), str(mn.lab.plan.cn.host6)
 
@@ -267,7 +212,7 @@ def test_session_traffic_leaves_through_the_home_agent(mn: MobileNodeUnderTest) 
         if ip.nh == 41 and ip.dst == ha:  # reverse-tunnelled (RFC 6275 §11.3.1)
             inner = ip.payload.getlayer(IPv6)
             return inner is not None and inner.src == home and inner.dst == cn
-        msg_hao = _home_address_option(pkt)
+        msg_hao = home_address_option(pkt)
         return ip.dst == cn and msg_hao == home  # route optimisation style (draft §3)
 
     # TCP keeps (re)sending the session's segments; within a few of its retransmission
@@ -279,16 +224,9 @@ def test_session_traffic_leaves_through_the_home_agent(mn: MobileNodeUnderTest) 
     )
 
 
-def _home_address_option(pkt: Any) -> str | None:
-    from scapy.layers.inet6 import HAO
-
-    hao = pkt.getlayer(HAO)
-    return str(hao.hoa) if hao is not None else None
-
-
 @pytest.mark.clause("DMM-OVW-14")
 def test_new_communication_uses_the_new_address(mn: MobileNodeUnderTest) -> None:
-    _session_then_move(mn)
+    session_then_move(mn)
     mn.expect_bu(REGISTRATION_WAIT, to=mn.ha_address(1))
     coa = mn.world.mn_address(2)
     echo = mn.world.apps[0]  # the echo server at the CN (mn.world.echo_server())
@@ -304,8 +242,8 @@ def test_new_communication_uses_the_new_address(mn: MobileNodeUnderTest) -> None
 def test_joins_are_reported_on_the_link_without_home_address(mn: MobileNodeUnderTest) -> None:
     group = str(mn.lab.plan.ssm_group6)
     mn.world.receiver(group, str(mn.lab.plan.mcast_source.host6))
-    report = mn.link.expect(_mld_report_with(group), 3, f"an MLDv2 Report for {group}")
-    assert _home_address_option(report) is None, "the MLD Report carries a Home Address option"
+    report = mn.link.expect(mld_report_with(group), 3, f"an MLDv2 Report for {group}")
+    assert home_address_option(report) is None, "the MLD Report carries a Home Address option"
     text = mn.lab.exec_in("mn", ["cat", "/proc/net/igmp6"], stdout=-1).communicate()[0]
     hexgroup = ipaddress.IPv6Address(group).packed.hex()
     lines = [ln for ln in text.decode().splitlines() if hexgroup in ln]
@@ -314,7 +252,7 @@ def test_joins_are_reported_on_the_link_without_home_address(mn: MobileNodeUnder
 
 @pytest.mark.clause("DMM-HA-9", "DMM-CN-1", "DMM-CN-3", "DMM-MN-2")
 def test_no_route_optimisation(mn: MobileNodeUnderTest) -> None:
-    _session_then_move(mn)
+    session_then_move(mn)
     mn.expect_bu(REGISTRATION_WAIT, to=mn.ha_address(1))
     mn.world.move(3)
     mn.expect_bu(REGISTRATION_WAIT, to=mn.ha_address(1))
@@ -336,7 +274,7 @@ def test_no_route_optimisation(mn: MobileNodeUnderTest) -> None:
 def test_no_tunnelled_report_before_the_has_query(mn: MobileNodeUnderTest) -> None:
     app = mn.world.receiver(str(mn.lab.plan.ssm_group6), str(mn.lab.plan.mcast_source.host6))
     app.wait_ready()
-    _session_then_move(mn)
+    session_then_move(mn)
     mn.expect_bu(REGISTRATION_WAIT, to=mn.ha_address(1))
     ha = mn.ha_address(1)
 
@@ -378,14 +316,14 @@ def test_moved_groups_are_not_reported_on_the_new_link(mn: MobileNodeUnderTest) 
     plan = mn.lab.plan
     moved, local = str(plan.ssm_group6), str(plan.asm_group6)
     mn.world.receiver(moved, str(plan.mcast_source.host6))
-    _session_then_move(mn)
+    session_then_move(mn)
     bu = mn.expect_bu(REGISTRATION_WAIT, to=mn.ha_address(1))
-    mn.link.expect(_ba_for(bu.seq), 2, "the HA's BA")
+    mn.link.expect(ba_for(bu.seq), 2, "the HA's BA")
     mn.world.receiver(local)
-    mn.link.expect(_mld_report_with(local), 3, f"a Report for {local}, joined on link 2")
+    mn.link.expect(mld_report_with(local), 3, f"a Report for {local}, joined on link 2")
     query = 1.0  # the lab routers' Query Interval (harness/tester/world.py MLD_TIMERS)
     mn.link.expect_none(
-        _mld_report_with(moved),
+        mld_report_with(moved),
         2.5 * query,
         f"a Report for {moved} on link 2, where it is served through the tunnel",
     )
@@ -398,7 +336,7 @@ def test_tunnel_is_used_only_after_the_ba(mn: MobileNodeUnderTest) -> None:
     mn.link.mark()
     mn.world.move(2)
     bu = mn.expect_bu(REGISTRATION_WAIT, to=mn.ha_address(1))
-    mn.link.expect(_ba_for(bu.seq), 2, "the HA's BA")
+    mn.link.expect(ba_for(bu.seq), 2, "the HA's BA")
     ha = mn.ha_address(1)
 
     def from_mn_in_tunnel(pkt: Any) -> bool:
@@ -407,7 +345,7 @@ def test_tunnel_is_used_only_after_the_ba(mn: MobileNodeUnderTest) -> None:
 
     mn.link.expect(Predicate(from_mn_in_tunnel, "a packet tunnelled to the HA"), 2)
     frames = mn.link.frames()
-    ba_at = next(f.seq for f in frames if _ba_for(bu.seq)(f.packet))
+    ba_at = next(f.seq for f in frames if ba_for(bu.seq)(f.packet))
     early = [f.seq for f in frames if f.seq < ba_at and from_mn_in_tunnel(f.packet)]
     assert not early, f"packets tunnelled to the HA (frames {early}) before its BA (frame {ba_at})"
 
@@ -418,7 +356,7 @@ def test_bu_encoding_reserved_alignment_padding(mn: MobileNodeUnderTest) -> None
     from harness.wire import compact
 
     mn.world.receiver(str(mn.lab.plan.ssm_group6), str(mn.lab.plan.mcast_source.host6))
-    _session_then_move(mn)
+    session_then_move(mn)
     bu = mn.expect_bu(REGISTRATION_WAIT, to=mn.ha_address(1))
     flags = u16(bu.body, 8)
     assert flags & 0x03FF == 0, f"reserved bits of the BU set: {flags:#06x} (RFC 6275 §6.1.7)"
@@ -432,7 +370,7 @@ def test_bu_encoding_reserved_alignment_padding(mn: MobileNodeUnderTest) -> None
 @pytest.mark.clause("RFC6275-MN-5")
 def test_status_135_makes_the_mn_use_the_next_number(mn: MobileNodeUnderTest) -> None:
     mn.world.home_agents.pop(1).stop()  # the tester answers as ar1's HA
-    _session_then_move(mn)
+    session_then_move(mn)
     bu = mn.expect_bu(REGISTRATION_WAIT, to=mn.ha_address(1))
     last = (bu.seq + 1000) & 0xFFFF
     mn.link.mark()

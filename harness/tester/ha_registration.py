@@ -1,0 +1,119 @@
+"""Home registration with a home agent under test, from the tester's side: the BAs it
+expects by sequence number, a registration, whether a home address has left no binding
+behind (RFC 6275 §9.5.1), the DAD Neighbor Solicitation of a new binding (RFC 6275 §10.3.1),
+the RFC 4285 §6 replay protection option and its NTP timestamps, and a vector sent as it is.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from scapy.layers.inet6 import MIP6OptReplayProtection
+from scapy.layers.l2 import Ether
+
+from harness.tester.conversation import (
+    Link,
+    Predicate,
+    inbound,
+    ipv6_bytes,
+    is_mh,
+    mobility_message,
+)
+from harness.tester.home_agent import HomeAgentUnderTest
+from harness.wire import compact
+from harness.wire.numbers import MobOpt
+
+WITHIN = 2.0  # seconds for an answer (the first one may wait for neighbour discovery)
+REQUESTED = 25  # lifetime units (4 s each) the tester asks for
+NTP_EPOCH = 2208988800  # seconds from 1900 (NTP, RFC 1305) to 1970
+
+
+def expect_ba_seq(mn_link: Link, seq: int, status: int | None = None) -> Any:
+    return mn_link.expect(inbound & is_mh("BA", seq=seq, status=status), within=WITHIN)
+
+
+def for_hoa(hoa: str) -> Predicate:
+    def test(pkt: Any) -> bool:
+        msg = mobility_message(pkt)
+        return msg is not None and msg.rh2_hoa == hoa
+
+    return Predicate(test, f"for home address {hoa}")
+
+
+def message(pkt: Any) -> compact.MobilityMessage:
+    raw = ipv6_bytes(pkt)
+    assert raw is not None
+    return compact.parse_packet(raw)
+
+
+def register_hoa(ha: HomeAgentUnderTest, mn_link: Link, hoa: str, seq: int) -> None:
+    mn_link.send(ha.bu(hoa, seq, REQUESTED))
+    expect_ba_seq(mn_link, seq, 0)
+
+
+def no_binding_was_made(
+    ha: HomeAgentUnderTest, mn_link: Link, hoa: str, seq: int, options: tuple[Any, ...] = ()
+) -> None:
+    """Nothing was recorded for `hoa`: a BU with a sequence number below anything sent for
+    it before is accepted as a first registration (RFC 6275 §9.5.1), where a binding cache
+    entry (which holds the last accepted number, §9.1) would have answered 135."""
+    mn_link.send(ha.bu(hoa, seq, REQUESTED, options))
+    # A 135 carries the last accepted number, not this one: any BA for the home address.
+    ba = message(mn_link.expect(inbound & is_mh("BA") & for_hoa(hoa), within=WITHIN))
+    assert (ba.body[6], ba.seq) == (0, seq), (
+        f"a first registration (seq {seq}) after it got status {ba.body[6]} with seq {ba.seq}: "
+        "the HA kept state for the home address"
+    )
+
+
+def dad_ns_bytes(hoa: str) -> Callable[[bytes], bool]:
+    """Does an Ethernet frame carry the DAD Neighbor Solicitation for `hoa` (RFC 4862
+    §5.4.2: ICMPv6 type 135 from ::, target `hoa`)? On bytes, for the capture thread."""
+    target = ipaddress.IPv6Address(hoa).packed
+
+    def test(frame: bytes) -> bool:
+        return (
+            len(frame) >= 78
+            and frame[12:14] == b"\x86\xdd"
+            and frame[20] == 58  # no extension header before the ICMPv6 message
+            and frame[22:38] == bytes(16)
+            and frame[54] == 135
+            and frame[62:78] == target
+        )
+
+    return test
+
+
+def is_dad_ns(hoa: str) -> Predicate:
+    test = dad_ns_bytes(hoa)
+    return Predicate(lambda p: test(bytes(p)), f"a DAD Neighbor Solicitation (from ::) for {hoa}")
+
+
+def ntp(t: float) -> int:
+    """A 64-bit NTP timestamp for Unix time `t` (RFC 4285 §6)."""
+    return ((int(t) + NTP_EPOCH) << 32) | int((t % 1) * (1 << 32))
+
+
+def replay(stamp: int) -> MIP6OptReplayProtection:
+    return MIP6OptReplayProtection(timestamp=stamp)
+
+
+def needs_keys(ha: HomeAgentUnderTest) -> None:
+    if ha.keys is None:
+        pytest.skip("the profile has no [keys]: RFC 4285 is not configured")
+
+
+def echoed_timestamps(pkt: Any) -> list[int]:
+    return [
+        int.from_bytes(o.data, "big")
+        for o in message(pkt).options
+        if o.otype == MobOpt.REPLAY_PROTECTION and len(o.data) == 8
+    ]
+
+
+def vector_frame(mn_link: Link, raw: bytes, router: str) -> bytes:
+    """The vector inside an Ethernet header to the MN's router (sent exactly as is)."""
+    return bytes(Ether(src=mn_link.mac, dst=mn_link.resolve(router), type=0x86DD)) + raw

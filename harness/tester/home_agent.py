@@ -1,0 +1,186 @@
+"""The tester as the mobile node of a home agent under test: the SUT HA on ar1, the
+tester on access link 2 with the care-of addresses of the packet vectors, and the Binding
+Updates it sends (signed with the profile's MN-HA key, RFC 4285), the BAs it expects, and
+the registrations it makes and ends. The HA suite (suites/ha) stands on it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import itertools
+import struct
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from scapy.layers.inet6 import HAO, IPv6, IPv6ExtHdrDestOpt, MIP6OptMsgAuth
+from scapy.packet import Packet
+
+from harness.lab.topology import Lab
+from harness.sut import adapters
+from harness.sut.profile import Keys, Timers
+from harness.tester.conversation import (
+    ExpectationFailed,
+    Link,
+    inbound,
+    is_mh,
+    mobility_message,
+    to_dst,
+)
+from harness.wire import auth, compact, ipv6
+from harness.wire.mobility import BindingUpdate
+
+HOME_LINK, FOREIGN_LINK = 1, 2
+COA = "2001:db8:2::10"  # the care-of address of vectors/ (generate.py MN_COA)
+# More care-of addresses on the tester's interface: other mobile nodes, or tunnels of their own.
+OTHER_COAS = ("2001:db8:2::11", "2001:db8:2::12", "2001:db8:2::13", "2001:db8:2::14")
+FLAG_A, FLAG_H = 0x200, 0x100
+WITHIN = 2.0  # seconds for a BA (the first one may wait for neighbour discovery)
+LIFETIME = 25  # units of 4 s: longer than any test of the suite
+
+
+@dataclass
+class HomeAgentUnderTest:
+    lab: Lab
+    sut: adapters.SutAdapter
+    address: str
+    prefix: ipaddress.IPv6Network
+    keys: Keys | None
+    timers: Timers = Timers()
+    coa: str = COA
+    other_coas: tuple[str, ...] = OTHER_COAS
+    _hoas: Iterator[int] = field(default_factory=lambda: itertools.count(0x1000))
+
+    def fresh_hoa(self) -> str:
+        """A home address in the HA's prefix that no other test used (no shared state)."""
+        return str(self.prefix[next(self._hoas)])
+
+    def bu(
+        self,
+        hoa: str,
+        seq: int,
+        lifetime: int = 25,
+        options: tuple[Packet, ...] = (),
+        *,
+        flags: int = FLAG_A | FLAG_H,
+        sign: bool = True,
+        key: bytes | None = None,
+        coa: str | None = None,
+        reserved: int = 0,
+    ) -> Packet:
+        """A Binding Update from the CoA (`coa`, default the tester's first) with a Home
+        Address option, signed (RFC 4285) with the profile's SA unless sign=False or the
+        profile has no keys; `key` overrides it. `reserved`: the BU's Reserved bits (RFC
+        6275 §6.1.7, the six after the flags this layer knows)."""
+        opts = list(options)
+        if sign and self.keys is not None:
+            opts.append(MIP6OptMsgAuth(subtype=1, mspi=self.keys.spi, authdata=b"\x00" * 12))
+        pkt: Packet = (
+            IPv6(src=coa or self.coa, dst=self.address)
+            / IPv6ExtHdrDestOpt(options=[HAO(hoa=hoa)])
+            / BindingUpdate(seq=seq, mhtime=lifetime, flags=flags, reserved=reserved, options=opts)
+        )
+        if sign and self.keys is not None:
+            pkt = auth.sign(pkt, key if key is not None else self.keys.key)
+        return IPv6(bytes(pkt))
+
+    def resign(self, raw: bytes, hoa: str, seq: int) -> bytes:
+        """A vector BU (raw bytes) made this test's own: its Home Address option set to
+        `hoa`, its sequence number to `seq`, and (if the profile has keys) an MN-HA
+        authentication option appended last, signed; the MH checksum recomputed."""
+        msg = compact.parse_packet(raw)
+        pkt = bytearray(raw)
+        pos = pkt.find(bytes([ipv6.HOME_ADDRESS_OPTION, 16]), ipv6.HEADER_LEN, msg.mh_offset)
+        if pos < 0:
+            raise ValueError("the vector has no Home Address option")
+        pkt[pos + 2 : pos + 18] = ipaddress.IPv6Address(hoa).packed
+        off = msg.mh_offset
+        struct.pack_into("!H", pkt, off + 6, seq)
+        if self.keys is not None:
+            mh_len = 8 * (pkt[off + 1] + 1)
+            pad = (-(mh_len + 19)) % 8
+            extra = (bytes([1, pad - 2]) + bytes(pad - 2) if pad >= 2 else bytes(pad)) + (
+                bytes([9, 17, 1]) + struct.pack("!I", self.keys.spi) + bytes(12)
+            )
+            pkt[off + mh_len : off + mh_len] = extra
+            pkt[off + 1] += len(extra) // 8
+            struct.pack_into("!H", pkt, 4, len(pkt) - 40)
+            struct.pack_into("!H", pkt, off + 4, 0)
+            spi_end = off + mh_len + len(extra) - 12
+            mac = auth.authenticator(self.keys.key, msg.src, hoa, bytes(pkt[off:spi_end]))
+            pkt[spi_end : spi_end + 12] = mac
+        struct.pack_into("!H", pkt, off + 4, 0)
+        checksum = compact.mh_checksum(hoa, msg.dst, bytes(pkt[off:]))
+        struct.pack_into("!H", pkt, off + 4, checksum)
+        return bytes(pkt)
+
+
+def ip_in_mn(lab: Lab, *args: str) -> None:
+    """`ip -n <mn namespace> args...` (the tester's interface)."""
+    subprocess.run(["ip", "-n", lab.ns("mn"), *args], check=True, capture_output=True, timeout=10)
+
+
+def expect_ba(link: Link, coa: str, seq: int, status: int | None = None) -> compact.MobilityMessage:
+    """The HA's BA to `coa` for `seq` (of `status`), within WITHIN seconds."""
+    pkt = link.expect(inbound & to_dst(coa) & is_mh("BA", seq=seq, status=status), within=WITHIN)
+    msg = mobility_message(pkt)
+    assert msg is not None
+    return msg
+
+
+def register(
+    ha: HomeAgentUnderTest,
+    link: Link,
+    hoa: str,
+    seq: int,
+    *options: Packet,
+    coa: str | None = None,
+    lifetime: int = LIFETIME,
+) -> compact.MobilityMessage:
+    """Send a BU and return its BA, which must accept it (status 0)."""
+    coa = coa or ha.coa
+    link.send(ha.bu(hoa, seq, lifetime, options, coa=coa))
+    return expect_ba(link, coa, seq, 0)
+
+
+def deregister(ha: HomeAgentUnderTest, link: Link, hoa: str, seq: int, coa: str) -> None:
+    """In a finally, so that the next test inherits no binding: a missing BA is let pass
+    (the test has its verdict already), a refusal is the test's own mistake."""
+    link.send(ha.bu(hoa, seq, 0, coa=coa))
+    with contextlib.suppress(ExpectationFailed):
+        ba = expect_ba(link, coa, seq)
+        assert ba.ba_status == 0, f"the deregistration of {hoa} got status {ba.ba_status}"
+
+
+@dataclass
+class Bound:
+    """A registered home address, and the last sequence number used for it."""
+
+    hoa: str
+    coa: str
+    seq: int
+    ba: compact.MobilityMessage
+
+    def next_seq(self) -> int:
+        self.seq += 1
+        return self.seq
+
+    def refresh(
+        self, ha: HomeAgentUnderTest, link: Link, *options: Packet
+    ) -> compact.MobilityMessage:
+        return register(ha, link, self.hoa, self.next_seq(), *options, coa=self.coa)
+
+
+@contextlib.contextmanager
+def binding(
+    ha: HomeAgentUnderTest, link: Link, *options: Packet, coa: str | None = None, seq: int = 1
+) -> Iterator[Bound]:
+    """A fresh home address registered with `options` for the duration."""
+    hoa = ha.fresh_hoa()
+    coa = coa or ha.coa
+    bound = Bound(hoa, coa, seq, register(ha, link, hoa, seq, *options, coa=coa))
+    try:
+        yield bound
+    finally:
+        deregister(ha, link, hoa, bound.next_seq(), coa)

@@ -1,0 +1,143 @@
+"""The home agent as MLD querier for its mobile nodes (draft §6, RFC 6275 §10.4.3), from
+the tester's side: the MLD Query found inside the HA's tunnel to a care-of address, read
+through `harness.wire.ipv6`, what RFC 3810 §5.1 asks of a General Query, and an MLDv2
+Report the tester tunnels to the HA (RFC 6275 §11.3.4).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+from scapy.layers.inet6 import ICMPv6MLReport2, IPv6, IPv6ExtHdrHopByHop, RouterAlert
+from scapy.packet import Packet
+
+from harness import verdicts
+from harness.netproto import icmp6
+from harness.tester.conversation import Predicate, from_src, inbound, ipv6_bytes, to_dst
+from harness.tester.home_agent import HOME_LINK, HomeAgentUnderTest
+from harness.wire import ipv6
+from harness.wire.ipv6 import Packet6
+
+MLD_QUERY = 130
+ROUTER_ALERT, ROUTER_ALERT_MLD = 5, b"\0\0"  # RFC 2711 option, value 0: MLD
+
+
+def tunnelled_report(ha: HomeAgentUnderTest, records: list[Packet]) -> Packet:
+    """An MLDv2 Report (RFC 3810 §5.2: link-local source, ff02::16, hop limit 1, Router
+    Alert) tunnelled from the CoA to the HA, as RFC 6275 §11.3.4 lets an MN send it."""
+    return (
+        IPv6(src=ha.coa, dst=ha.address)
+        / IPv6(src="fe80::db8:2:10", dst="ff02::16", hlim=1)
+        / IPv6ExtHdrHopByHop(options=[RouterAlert(value=0)])
+        / ICMPv6MLReport2(records=records)
+    )
+
+
+def access_link_local(ha: HomeAgentUnderTest) -> ipaddress.IPv6Address:
+    """The link-local address of the HA's access interface (the lab's interface)."""
+    lab, ar = ha.lab, f"ar{HOME_LINK}"
+    addr, why = lab.run_in(ar, icmp6.link_local_address, lab.ifindex(ar, "acc0"))
+    if addr is None:
+        verdicts.inconclusive(f"the HA's access interface has no link-local address: {why}")
+    return ipaddress.IPv6Address(addr)
+
+
+@dataclass(frozen=True)
+class Query:
+    """An MLD message found inside a tunnel from the HA, as the tester reads it."""
+
+    src: ipaddress.IPv6Address
+    dst: ipaddress.IPv6Address
+    hop_limit: int
+    router_alert: bool
+    icmp: bytes
+    checksum_ok: bool
+
+    @property
+    def max_response_delay(self) -> float:
+        """RFC 3810 §5.1.3, seconds."""
+        code = struct.unpack_from("!H", self.icmp, 4)[0]
+        if code >= 0x8000:
+            code = ((code & 0x0FFF) | 0x1000) << (((code >> 12) & 0x7) + 3)
+        return code / 1000
+
+
+def router_alert(p: Packet6) -> bool:
+    """Does the packet's Hop-by-Hop Options header, if it comes first, carry a Router Alert
+    for MLD (RFC 2711, RFC 3810 §5)?"""
+    raw = p.raw
+    if raw[6] != ipv6.HOPOPTS or len(raw) < ipv6.HEADER_LEN + 8:
+        return False
+    pos = ipv6.HEADER_LEN
+    end = min(pos + 8 * (raw[pos + 1] + 1), len(raw))
+    opt = pos + 2
+    while opt + 2 <= end:
+        if raw[opt] == ipv6.PAD1:
+            opt += 1
+            continue
+        if (
+            raw[opt] == ROUTER_ALERT
+            and raw[opt + 1] == 2
+            and raw[opt + 2 : opt + 4] == ROUTER_ALERT_MLD
+        ):
+            return True
+        opt += 2 + raw[opt + 1]
+    return False
+
+
+def tunnelled_mld(pkt: Any) -> Query | None:
+    """The MLD Query in an IPv6-in-IPv6 packet (ICMPv6 type 130 inside), or None."""
+    raw = ipv6_bytes(pkt)
+    outer = ipv6.parse(raw) if raw is not None else None
+    inner = outer.inner() if outer is not None else None
+    if inner is None:
+        return None
+    icmp = inner.payload
+    if inner.upper != ipv6.ICMPV6 or len(icmp) < 4 or icmp[0] != MLD_QUERY:
+        return None
+    return Query(
+        inner.src,
+        inner.dst,
+        inner.hop_limit,
+        router_alert(inner),
+        icmp,
+        inner.transport_checksum_ok(),
+    )
+
+
+def query_to(ha: HomeAgentUnderTest, coa: str) -> Predicate:
+    return (
+        inbound
+        & from_src(ha.address)
+        & to_dst(coa)
+        & Predicate(lambda p: tunnelled_mld(p) is not None, "an MLD Query inside the tunnel")
+    )
+
+
+def check_general_query(q: Query, link_local: ipaddress.IPv6Address, interval: float) -> None:
+    """RFC 3810 §5.1: an MLDv2 General Query, from the HA's link-local address, to ff02::1,
+    hop limit 1, with a Router Alert, a right checksum."""
+    problems = []
+    if len(q.icmp) < 28:
+        problems.append(f"{len(q.icmp)} octets: an MLDv1 query, not MLDv2 (at least 28)")
+    elif q.icmp[8:24] != bytes(16) or struct.unpack_from("!H", q.icmp, 26)[0] != 0:
+        problems.append("not a General Query (a multicast address or sources are set)")
+    if q.src != link_local:
+        problems.append(f"source {q.src}, not the access interface's link-local {link_local}")
+    if q.dst != ipaddress.IPv6Address("ff02::1"):
+        problems.append(f"destination {q.dst}, not ff02::1")
+    if q.hop_limit != 1:
+        problems.append(f"hop limit {q.hop_limit}, not 1")
+    if not q.router_alert:
+        problems.append("no Router Alert option (RFC 3810 §5)")
+    if not q.checksum_ok:
+        problems.append("bad ICMPv6 checksum")
+    if len(q.icmp) >= 28 and q.max_response_delay > interval:
+        problems.append(
+            f"Maximum Response Delay {q.max_response_delay:g} s exceeds the Query Interval "
+            f"{interval:g} s (RFC 3810 §9.3)"
+        )
+    assert not problems, "the tunnelled MLD Query is wrong: " + "; ".join(problems)
