@@ -383,7 +383,7 @@ _VICTIM = """
 import sys, time
 from harness.lab.topology import Lab
 lab = Lab(runid=sys.argv[1]).up()
-print("up", lab._proxy.pid, flush=True)
+print("up", lab.multicast.proc.pid, flush=True)
 time.sleep(120)
 """
 

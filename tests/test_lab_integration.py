@@ -234,7 +234,7 @@ from harness.servers.inlab import LabDhcp, lab_named
 lab = Lab(runid=sys.argv[1]).up()
 named = lab_named(lab)
 servers = LabDhcp(lab).start()
-pids = [lab._proxy.pid, named.pid, *servers.pids()]
+pids = [lab.multicast.proc.pid, named.pid, *servers.pids()]
 print("up", *(f"{pid}:{registry.process_start(pid)}" for pid in pids), flush=True)
 time.sleep(120)
 """
