@@ -144,8 +144,14 @@ def pytest_configure(config: pytest.Config) -> None:
     sut = config.getoption("sut")
     if sut != "reference":
         profile = here / sut
-        if not profile.is_file():
+        if not profile.exists():
             raise pytest.UsageError(f"--sut {sut}: not 'reference' and no such profile file")
+        from harness.sut import profile as profile_mod
+
+        try:  # the whole profile, before any lab starts
+            profile_mod.check(profile, role=config.getoption("sut_role"), for_run=True)
+        except profile_mod.ProfileError as exc:
+            raise pytest.UsageError(str(exc)) from None
         sut = str(profile.resolve())
     options = RunOptions(
         sut_role=config.getoption("sut_role"),

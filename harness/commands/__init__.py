@@ -6,7 +6,7 @@ import importlib
 from types import ModuleType
 
 # Order is the order of `dmmconf --help`.
-_NAMES = ("run", "clauses", "decode", "vectors", "lab", "ha", "mn", "bench", "doctor")
+_NAMES = ("run", "sut", "clauses", "decode", "vectors", "lab", "ha", "mn", "bench", "doctor")
 
 
 def all_commands() -> list[ModuleType]:

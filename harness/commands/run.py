@@ -73,8 +73,11 @@ def _wants_parallel(args: argparse.Namespace) -> bool:
 
 def pytest_argv(args: argparse.Namespace) -> list[str]:
     """The pytest command line for these options (exposed for tests and for --help-like use)."""
-    if args.sut != "reference" and not Path(args.sut).is_file():
-        raise UserError(f"--sut {args.sut}: not 'reference' and no such profile file")
+    if args.sut != "reference":
+        # the profile is checked whole before anything starts (dmmconf sut check does the same)
+        from harness.sut import profile as profile_mod
+
+        profile_mod.check(args.sut, role=args.role, for_run=True)
     report_dir = Path(args.report_dir).resolve()
     try:
         report_dir.mkdir(parents=True, exist_ok=True)

@@ -44,6 +44,7 @@ import math
 import os
 import re
 import shlex
+import shutil
 import string
 import sys
 import tomllib
@@ -504,6 +505,11 @@ def _shown(value: Any) -> str:
 def parse(text: str, source: str = "<profile>") -> Profile:
     """A profile from TOML text; `source` names it in error messages."""
     r = _Reader(source)
+    if not text.strip():
+        raise ProfileError(
+            f"profile {source}: empty file (a profile needs role, name, placement, [commands] "
+            "and [ready]; harness/sut/profiles/reference-ha.toml is an example)"
+        )
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -690,10 +696,237 @@ def _keys(r: _Reader, doc: Mapping[str, Any], features: Features) -> Keys | None
 def load(path: str | os.PathLike[str]) -> Profile:
     """Read and validate the profile file at `path`."""
     p = Path(path)
+    if p.is_dir():
+        raise ProfileError(f"profile {p}: is a directory, not a profile file")
     try:
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
         raise ProfileError(f"profile {p}: cannot read: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise ProfileError(f"profile {p}: not UTF-8 text") from None
+    except UnicodeDecodeError as exc:
+        raise ProfileError(
+            f"profile {p}: not UTF-8 text (byte {exc.start}: {exc.object[exc.start]:#04x}); "
+            "a profile is a TOML file in UTF-8"
+        ) from None
     return parse(text, source=str(p))
+
+
+# ------------------------------------------------------------------------------ checking
+
+# Where the conformance suites put the SUT: the HA suite replaces the home agent of access
+# link 1 (suites/ha/conftest.py HOME_LINK), the interop suite every access router's in turn;
+# the MN suite puts the SUT in the "mn" namespace.
+RUN_PLACEMENT: dict[str, str] = {"ha": "ar1", "mn": "mn"}
+
+# Shell words before the program itself: `exec prog`, `env A=b prog`, `nice prog`.
+_PREFIX_WORDS = frozenset({"exec", "env", "nice", "nohup", "setsid", "stdbuf", "command"})
+_SHELL_BUILTINS = frozenset(
+    {
+        "cd",
+        ".",
+        "source",
+        "set",
+        "export",
+        "true",
+        "false",
+        ":",
+        "test",
+        "[",
+        "echo",
+        "printf",
+        "sleep",
+        "kill",
+        "trap",
+        "ulimit",
+        "umask",
+        "wait",
+        "if",
+        "for",
+        "while",
+        "case",
+        "{",
+        "(",
+    }
+)
+
+
+def valid_placements(role: str, plan: lab_plan.Plan | None = None) -> tuple[str, ...]:
+    """The placements of this role that exist in the lab plan (default: the default lab)."""
+    if role == "mn":
+        return ("mn",)
+    the_plan = plan or lab_plan.build()
+    return tuple(link.name for link in the_plan.access)
+
+
+def program_of(template: str, where: str) -> str | None:
+    """The program a command template runs (its first word after env/exec and VAR=value),
+    or None when it is a placeholder or the shell's own (a builtin, a compound command)."""
+    try:
+        words = shlex.split(template, comments=True)
+    except ValueError as exc:
+        raise ProfileError(f"{where}: not a shell command: {exc}") from None
+    for word in words:
+        if word in _PREFIX_WORDS or word.startswith("-"):
+            continue
+        if re.match(r"^[A-Za-z_][A-Za-z0-9_]*=", word):
+            continue
+        if word in _SHELL_BUILTINS or "{" in word or "$" in word:
+            return None
+        return word
+    return None
+
+
+def _check_program(source: str, where: str, template: str) -> None:
+    program = program_of(template, f"profile {source}: {where}")
+    if program is None:
+        return
+    if "/" in program:
+        path = Path(program)
+        if not path.is_file():
+            raise ProfileError(f"profile {source}: {where}: {program}: no such file")
+        if not os.access(path, os.X_OK):
+            raise ProfileError(f"profile {source}: {where}: {program}: not executable")
+    elif shutil.which(program) is None:
+        raise ProfileError(
+            f"profile {source}: {where}: {program!r} not found on PATH "
+            "(install it, or give its absolute path)"
+        )
+
+
+def check(
+    path: str | os.PathLike[str],
+    *,
+    role: str | None = None,
+    plan: lab_plan.Plan | None = None,
+    for_run: bool = False,
+) -> Profile:
+    """Everything that can be known about a profile without a lab: the file (:func:`load`:
+    fields, types, placeholders), its placement against the lab plan, the role a run asks
+    for, and the programs its commands run (on PATH, or an executable file). With `for_run`,
+    the placement must be where the conformance suites put the SUT (:data:`RUN_PLACEMENT`)."""
+    profile = load(path)
+    src = profile.source
+    choices = valid_placements(profile.role, plan)
+    if profile.placement not in choices:
+        shown = ", ".join(f'"{c}"' for c in choices)
+        raise ProfileError(
+            f'profile {src}: placement: "{profile.placement}" is not in the lab plan '
+            f"(valid: {shown})"
+        )
+    if role is not None and profile.role != role:
+        raise ProfileError(
+            f"profile {src}: role: {profile.role!r}, but the run tests role {role!r}"
+        )
+    if for_run and profile.placement != RUN_PLACEMENT[profile.role]:
+        raise ProfileError(
+            f'profile {src}: placement: "{profile.placement}", but the conformance suites put '
+            f'the SUT {profile.role.upper()} at "{RUN_PLACEMENT[profile.role]}" (valid: '
+            f'"{RUN_PLACEMENT[profile.role]}")'
+        )
+    _check_program(src, "[commands].start", profile.commands.start)
+    if profile.commands.stop is not None:
+        _check_program(src, "[commands].stop", profile.commands.stop)
+    if profile.ready.kind == "command":
+        _check_program(src, "[ready].command", str(profile.ready.value))
+    return profile
+
+
+# ------------------------------------------------------------------- the README's tables
+
+# Every field a profile may hold: (field, type, required, meaning). The README's table is
+# generated from this (:func:`markdown_tables`); tests keep it equal to what :func:`parse`
+# accepts.
+FIELD_DOCS: tuple[tuple[str, str, str, str], ...] = (
+    ("role", "string", "yes", '"ha" or "mn": what the implementation is'),
+    ("name", "string", "yes", "its name and version, shown in every report"),
+    (
+        "placement",
+        "string",
+        "yes",
+        'where it runs: "ar1".."arN" for an HA (the access router whose home agent it '
+        'replaces; the conformance run uses "ar1"), "mn" for an MN',
+    ),
+    ("description", "string", "no", "free text, shown in the report"),
+    (
+        "[commands].start",
+        "string",
+        "yes",
+        "the command that starts it, run by /bin/sh -c inside its namespace (placeholders "
+        "below, each value shell-quoted); it must stay in the foreground",
+    ),
+    ("[commands].stop", "string", "no", "a command that stops it (default: SIGTERM)"),
+    ("[commands].stop_timeout", "seconds", "no", "SIGKILL after this long (default 5)"),
+    (
+        "[ready].log_regex",
+        "string",
+        "one of four",
+        "ready when a line of its output matches this regular expression",
+    ),
+    ("[ready].udp_port", "integer", "one of four", "ready when it listens on this UDP port"),
+    ("[ready].tcp_port", "integer", "one of four", "ready when it listens on this TCP port"),
+    ("[ready].command", "string", "one of four", "ready when this command exits 0"),
+    ("[ready].timeout", "seconds", "yes", "the deadline for the rule above"),
+    *(
+        (f"[features].{name}", "boolean", "no", f"claims {meaning}")
+        for name, meaning in FEATURES.items()
+    ),
+    ("[timers].time_scale", "number", "no", "the factor (0, 1] it scales protocol timers by"),
+    ("[timers].min_bu_lifetime", "seconds", "no", "shortest BU lifetime it accepts (4)"),
+    ("[timers].max_bu_lifetime", "seconds", "no", "longest BU lifetime (262140)"),
+    ("[timers].ra_min_interval", "seconds", "no", "MinRtrAdvInterval (198, >= 0.03)"),
+    ("[timers].ra_max_interval", "seconds", "no", "MaxRtrAdvInterval (600)"),
+    ("[timers].mld_query_interval", "seconds", "no", "MLD Query Interval (125)"),
+    (
+        "[timers].mld_query_response_interval",
+        "seconds",
+        "no",
+        "MLD Query Response Interval (10)",
+    ),
+    (
+        "[keys].spi",
+        "integer",
+        "with [keys]",
+        "RFC 4285 mobility SPI, 256..4294967295 (needed by [features].auth_rfc4285)",
+    ),
+    ("[keys].key", "hex string", "with [keys]", "the MN-HA shared key"),
+    ("[keys].mn_id", "string", "no", "the MN's NAI (default mn@lab.example)"),
+    ("[keys].key_file_format", "string", "no", '"hex" (default) or "raw": {key_file}\'s form'),
+)
+
+# Every placeholder: (roles, meaning).
+PLACEHOLDER_DOCS: dict[str, tuple[str, str]] = {
+    "python": ("both", "the Python interpreter running dmmconf"),
+    "name": ("both", "the profile's name"),
+    "role": ("both", '"ha" or "mn"'),
+    "log_file": ("both", "the file its output goes to"),
+    "workdir": ("both", "a directory of its own for this run"),
+    "netns": ("both", "the name of its network namespace (under /run/netns)"),
+    "iface": ("both", "its main interface: an HA's access link, the MN's first interface"),
+    "ifaces": ("both", "every interface it should use, one word each"),
+    "prefix6": ("both", "the access link's /64 (an MN: its home link's)"),
+    "address6": ("both", "its IPv6 address (an HA: the router's; an MN: its home address)"),
+    "ha_address": ("both", "the home agent's IPv6 address (an HA: its own)"),
+    "prefix4": ("both", "the access link's IPv4 subnet"),
+    "ha_address4": ("both", "the home agent's IPv4 address"),
+    "ha_fqdn": ("both", "the home agent's DNS name"),
+    "dns_server": ("both", "the lab's DNS server (IPv6)"),
+    "domain": ("both", "the lab's DNS domain"),
+    "address4": ("ha", "its IPv4 address on the access link"),
+    "uplink_iface": ("ha", "its interface towards the core"),
+    "uplink_address6": ("ha", "its IPv6 address on the uplink"),
+    "uplink_address4": ("ha", "its IPv4 address on the uplink"),
+    "core_address6": ("ha", "the core router's IPv6 address (next hop)"),
+    "core_address4": ("ha", "the core router's IPv4 address (next hop)"),
+    "spi": ("both", "[keys].spi (needs [keys])"),
+    "mn_id": ("both", "[keys].mn_id (needs [keys])"),
+    "key_file": ("both", "a file holding [keys].key (needs [keys])"),
+    **{name: ("both", f"[timers].{name}") for name in TIMER_NAMES},
+}
+
+
+def markdown_tables() -> str:
+    """The README's tables of profile fields and placeholders (generated: do not edit there)."""
+    lines = ["| field | type | required | meaning |", "|---|---|---|---|"]
+    lines += [f"| `{f}` | {t} | {r} | {m} |" for f, t, r, m in FIELD_DOCS]
+    lines += ["", "| placeholder | role | value |", "|---|---|---|"]
+    lines += [f"| `{{{n}}}` | {r} | {m} |" for n, (r, m) in PLACEHOLDER_DOCS.items()]
+    return "\n".join(lines) + "\n"
