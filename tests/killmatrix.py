@@ -1,4 +1,5 @@
-"""Kill matrices: the suites run against one-clause mutants of the reference.
+"""Kill matrices: the suites run against one-clause faults of the reference (a "mutant":
+the reference with one fault of harness/faults.py switched on).
 
 A mutant is the reference HA or MN started with DMMCONF_<ROLE>_MUTANT=<name> through a copy
 of its bundled profile with that variable set, the path an external SUT takes. The suite
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from harness.sut import adapters
 
-ROOT = Path(__file__).resolve().parent.parent.parent
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def mutant_profile(role: str, name: str, directory: Path) -> Path:

@@ -1,8 +1,8 @@
 """The HA suite against one-clause mutants of the reference HA: each must be caught.
 
-A mutant is the reference HA started with DMMCONF_HA_MUTANT=<name> (harness/reference/
-ha_daemon.py MUTANTS) through a copy of its profile (harness/tester/mutants.py): the same
-path an external SUT takes. For each mutant, the suite tests that judge the clause it breaks
+A mutant is the reference HA started with DMMCONF_HA_MUTANT=<name> (a fault of harness/
+faults.py) through a copy of its profile (tests/killmatrix.py): the same path an external
+SUT takes. For each mutant, the suite tests that judge the clause it breaks
 run against it in a pytest of their own, and every one of them must fail.
 The kill matrix: `pytest tests/test_ha_mutants.py -v`.
 """
@@ -14,11 +14,12 @@ from pathlib import Path
 
 import pytest
 
+from harness.faults import Role, by_name
 from harness.lab import netns
-from harness.reference.ha_daemon import MUTANTS
-from harness.tester import mutants
+from tests import killmatrix
 
 ROOT = Path(__file__).resolve().parent.parent
+FAULTS = by_name(Role.HA)
 SUITE = "suites/ha/test_registration.py"
 MALFORMED = SUITE + "::test_malformed_message_gets_its_reaction"
 MCAST = "suites/ha/test_multicast.py::"
@@ -107,7 +108,7 @@ KILLS: dict[str, tuple[str, ...]] = {
 
 
 def test_every_mutant_has_killers() -> None:
-    assert set(KILLS) == set(MUTANTS)
+    assert set(KILLS) == set(FAULTS)
 
 
 def run_suite(mutant: str, targets: tuple[str, ...], tmp_path: Path) -> tuple[set[str], str]:
@@ -115,7 +116,7 @@ def run_suite(mutant: str, targets: tuple[str, ...], tmp_path: Path) -> tuple[se
     missing = netns.missing_privileges()
     if missing:
         pytest.skip(f"the lab needs privileges: {missing}")
-    return mutants.run_suite("ha", mutant, targets, tmp_path, timeout=120)
+    return killmatrix.run_suite("ha", mutant, targets, tmp_path, timeout=120)
 
 
 @pytest.mark.needs_root
@@ -133,4 +134,6 @@ def test_suite_kills_mutant(mutant: str, tmp_path: Path) -> None:
     targets = KILLS[mutant]
     failed, out = run_suite(mutant, targets, tmp_path)
     survived = [t for t in targets if t not in failed]
-    assert not survived, f"mutant {mutant} ({MUTANTS[mutant]}) survived {survived}:\n{out[-3000:]}"
+    assert not survived, (
+        f"mutant {mutant} ({FAULTS[mutant].spec.description}) survived {survived}:\n{out[-3000:]}"
+    )

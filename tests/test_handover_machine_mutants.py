@@ -24,14 +24,14 @@ from pathlib import Path
 
 import pytest
 
+from harness.faults import Role, by_name
 from harness.lab import netns
 from harness.lab.topology import Lab
-from harness.faults import Role, by_name
 from harness.tester.conversation import Link
 from harness.tester.handover_machine import machine_settings, run_machine, run_script
 from harness.tester.handover_state import MachineConfig, Run
-from tests.killmatrix import mutant_profile
 from harness.tester.roaming import Sides
+from tests.killmatrix import mutant_profile
 
 MAX_STEPS = 3  # what a minimal failing sequence may take (e.g. a session, a move)
 EXAMPLES = int(os.environ.get("DMMCONF_MUTANT_EXAMPLES", "5"))

@@ -1,6 +1,7 @@
 """The MN suite against one-clause mutants of the reference MN: each must be caught.
 
-See harness/tester/mutants.py; the kill matrix: `pytest tests/test_mn_mutants.py -v`.
+A mutant is the reference MN with one fault of harness/faults.py switched on; see
+tests/killmatrix.py; the kill matrix: `pytest tests/test_mn_mutants.py -v`.
 """
 
 from __future__ import annotations
@@ -10,12 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from harness.faults import Role, by_name
 from harness.lab import netns
-from harness.reference.mn_daemon import MUTANTS
-from harness.tester.mutants import run_suite
+from tests.killmatrix import run_suite
 
 SUITE = "suites/mn/test_mobile_node.py::"
 REGISTRATION = SUITE + "test_move_with_a_session_registers_with_the_previous_ha"
+FAULTS = by_name(Role.MN)
 
 # mutant -> the suite tests that must catch it
 KILLS: dict[str, tuple[str, ...]] = {
@@ -49,7 +51,7 @@ def _privileged() -> None:
 
 
 def test_every_mutant_has_killers() -> None:
-    assert set(KILLS) == set(MUTANTS)
+    assert set(KILLS) == set(FAULTS)
 
 
 @pytest.mark.needs_root
@@ -68,4 +70,6 @@ def test_suite_kills_mutant(mutant: str, tmp_path: Path) -> None:
     targets = KILLS[mutant]
     failed, out = run_suite("mn", mutant, targets, tmp_path)
     survived = [t for t in targets if t not in failed]
-    assert not survived, f"mutant {mutant} ({MUTANTS[mutant]}) survived {survived}:\n{out[-3000:]}"
+    assert not survived, (
+        f"mutant {mutant} ({FAULTS[mutant].spec.description}) survived {survived}:\n{out[-3000:]}"
+    )

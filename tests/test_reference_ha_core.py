@@ -230,10 +230,10 @@ def test_complete_checksum_fixes_a_partial_udp_checksum() -> None:
 def test_querier_schedule_follows_the_bindings_multicast_state() -> None:
     """The daemon's querier (sans-I/O part): a query at once when a binding gets state or
     moves, then every interval; none for bindings without state."""
-    from harness.reference.ha_daemon import MldQuerier
+    from harness.reference.ha_dataplane import QuerySchedule
 
     ha = core()
-    querier = MldQuerier(interval=1.0, response=0.1)
+    querier = QuerySchedule(interval=1.0, response=0.1)
     ha.receive(bu(seq=1), NOW)
     querier.sync(ha.bindings(), 0.0)
     assert querier.next_due() is None and querier.due(0.0) == []

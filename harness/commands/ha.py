@@ -122,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
         address=address,
         keys=keys,
         max_lifetime=args.max_lifetime,
-        mutant=ha_daemon.mutant_from_env(),
+        faults=ha_daemon.faults_from_env(),
         mld_query_interval=query,
         mld_query_response_interval=response,
         ra_interval=args.ra_interval,

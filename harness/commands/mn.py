@@ -69,6 +69,6 @@ def run(args: argparse.Namespace) -> int:
         bu_lifetime=units,
         time_scale=args.time_scale,
         deregister=not args.no_deregister,
-        mutant=mn_daemon.mutant_from_env(),
+        faults=mn_daemon.faults_from_env(),
     )
     return mn_daemon.main(opts)

@@ -12,6 +12,7 @@ driven by hypothesis for millions of steps without a network.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import ipaddress
@@ -20,6 +21,7 @@ import struct
 from dataclasses import dataclass, field
 
 from harness.config import WireConfig
+from harness.faults import NO_FAULTS, Fault, Faults
 from harness.reference.multicast import BindingMulticast, echo_records
 from harness.wire import compact
 from harness.wire.compact import McastRecord, MobilityMessage, Option, ReactionKind
@@ -48,6 +50,7 @@ class HAConfig:
     data_plane_address: IPv6 | None = None  # draft §9: announced in the BA when set
     dad: bool = False  # RFC 6275 §10.3.1: DAD for the home address of each new binding
     wire: WireConfig = field(default_factory=WireConfig.from_env)
+    faults: Faults = NO_FAULTS  # deliberate faults for the kill matrices (harness/faults.py)
 
 
 # --- State ----------------------------------------------------------------------------------
@@ -330,7 +333,7 @@ class HomeAgentCore:
         alt = _first(options, MobOpt.ALTERNATE_COA)
         if alt is not None and len(alt.data) == 16:
             coa = IPv6(alt.data)  # RFC 6275 §6.2.5
-        if not unicast_routable(coa):
+        if not unicast_routable(coa) and not cfg.faults.has(Fault.HA_ACCEPT_BAD_COA):
             return []  # RFC 6275 §6.1.7: silently discarded
 
         # RFC 4285: authenticate before believing anything else in the message.
@@ -341,9 +344,12 @@ class HomeAgentCore:
             key = cfg.keys.get(spi) if spi is not None else None
             if key is None:
                 return []  # RFC 4285 §5.1.1: no SA for it, the HA MUST discard the BU
-            if not _authentic(msg, auth, key, coa if isinstance(coa, IPv6) else src, hoa):
+            authentic = cfg.faults.has(Fault.HA_ACCEPT_BAD_AUTH) or _authentic(
+                msg, auth, key, coa if isinstance(coa, IPv6) else src, hoa
+            )
+            if not authentic:
                 return [SendBindingAck(coa, hoa, msg.seq, BAStatus.MIPV6_AUTH_FAIL, 0)]
-        elif cfg.require_auth:
+        elif cfg.require_auth and not cfg.faults.has(Fault.HA_ACCEPT_UNAUTH):
             return []  # no authentication where an SA is required: discarded likewise
         replay = _first(options, MobOpt.REPLAY_PROTECTION)
         stamp = None
@@ -351,7 +357,7 @@ class HomeAgentCore:
             # RFC 4285 §6, after authentication: close to the HA's clock and greater than
             # every timestamp accepted before for this mobile node.
             stamp = struct.unpack("!Q", replay.data)[0]
-            if not timestamp_valid(stamp, self._timestamps.get(hoa), now):
+            if not self._timestamp_valid(stamp, self._timestamps.get(hoa), now):
                 # No binding; the BA carries the HA's time of day in the high-order 32
                 # bits and the BU's low-order 32 bits.
                 mine = (_ntp_now(now) & ~0xFFFFFFFF) | (stamp & 0xFFFFFFFF)
@@ -374,10 +380,13 @@ class HomeAgentCore:
 
         if not home:
             return reply(BAStatus.HOME_REGISTRATION_NOT_SUPPORTED)
-        if hoa not in cfg.home_prefix:
+        if hoa not in cfg.home_prefix and not cfg.faults.has(Fault.HA_ACCEPT_FOREIGN_HOA):
             return reply(BAStatus.NOT_HOME_SUBNET)
         node = self.nodes.get(hoa)
-        if node is not None and not seq_newer(msg.seq, node.last_seq):
+        newer = cfg.faults.has(Fault.HA_IGNORE_SEQ) or (
+            node is not None and seq_newer(msg.seq, node.last_seq)
+        )
+        if node is not None and not newer:
             # RFC 6275 §9.5.1: the BA carries the last accepted sequence number.
             return [
                 SendBindingAck(
@@ -454,7 +463,7 @@ class HomeAgentCore:
                 binding.coa, binding.bid_pri, binding.expires = target, pri, now + granted
             before = (dict(binding.multicast.mld.groups), dict(binding.multicast.igmp.groups))
             if mcast:
-                _install_multicast(binding, mcast)
+                _install_multicast(binding, mcast, cfg.faults)
             after = (binding.multicast.mld.groups, binding.multicast.igmp.groups)
             moved = prev_coa is not None and prev_coa != target and any(after)
             if before != after or moved:
@@ -500,6 +509,16 @@ class HomeAgentCore:
         return actions
 
     # -- pieces ------------------------------------------------------------------------------
+    def _timestamp_valid(self, stamp: int, last: int | None, now: float) -> bool:
+        faults = self.config.faults
+        if faults.has(Fault.HA_ACCEPT_STALE_TIMESTAMP) or faults.has(
+            Fault.HA_STALE_TIMESTAMP_BINDS
+        ):
+            return last is None or stamp > last  # fresh or not
+        if faults.has(Fault.HA_ACCEPT_REPLAYED_TIMESTAMP):
+            return timestamp_fresh(stamp, now)  # greater or not
+        return timestamp_valid(stamp, last, now)
+
     def _removed(self, binding: Binding) -> list[Action]:
         out: list[Action] = [TunnelDown(binding.hoa, binding.bid, binding.coa)]
         if binding.multicast.mld.groups or binding.multicast.igmp.groups:
@@ -582,10 +601,12 @@ def _authentic(msg: MobilityMessage, opt: Option, key: bytes, coa: IPv6, hoa: IP
     return hmac.compare_digest(mac, opt.data[5:17])
 
 
-def served_scope(group: ipaddress.IPv4Address | IPv6) -> bool:
+def served_scope(group: ipaddress.IPv4Address | IPv6, faults: Faults = NO_FAULTS) -> bool:
     """May the HA serve `group` over a tunnel at all? Not when its scope is link-local or
     less (RFC 6275 §10.4.2: such packets MUST NOT be tunnelled; docs/interpretations.md
     OPEN-6: such records are neither installed nor echoed). IPv4: 224.0.0.0/24."""
+    if faults.has(Fault.HA_TUNNEL_LINK_LOCAL):
+        return True
     if group.version == 6:
         return (group.packed[1] & 0xF) > 2
     return group not in LINK_LOCAL_GROUPS4
@@ -594,18 +615,37 @@ def served_scope(group: ipaddress.IPv4Address | IPv6) -> bool:
 LINK_LOCAL_GROUPS4 = ipaddress.IPv4Network("224.0.0.0/24")
 
 
-def _install_multicast(binding: Binding, options: list[Option]) -> None:
+def parse_multicast_state(data: bytes, faults: Faults = NO_FAULTS) -> compact.McastState:
+    """The body of a Multicast State option as this HA reads it: strictly (INT-1), but for
+    the faults that read it otherwise."""
+    if faults.has(Fault.HA_SKIP_UNKNOWN_RECORD):
+        # RFC 3810 §5.2.12 applied to the option, against INT-1: unknown records left out
+        state = compact.parse_report(data)
+        state = dataclasses.replace(
+            state, records=tuple(r for r in state.records if r.rtype in range(1, 7))
+        )
+    else:
+        state = compact.parse_multicast_state(data)
+    if faults.has(Fault.HA_IGNORE_MCAST_CHECKSUM):
+        state = dataclasses.replace(state, checksum_ok=True)
+    if faults.has(Fault.HA_DROP_AUX_RECORDS):
+        state = dataclasses.replace(state, records=tuple(r for r in state.records if not r.auxdata))
+    return state
+
+
+def _install_multicast(binding: Binding, options: list[Option], faults: Faults) -> None:
     states = []
     for opt in options:
         try:
-            state = compact.parse_multicast_state(opt.data)
+            state = parse_multicast_state(opt.data, faults)
         except compact.Malformed:
             continue  # INT-2: a malformed option installs nothing
         if state.checksum_ok:
             states.append(state)
-    binding.multicast.apply(states)
+    # a fault applies the changes to an empty state instead of the binding's
+    binding.multicast.apply(states, from_empty=faults.has(Fault.HA_CHANGES_REPLACE_STATE))
     for family in (binding.multicast.mld, binding.multicast.igmp):
-        for group in [g for g in family.groups if not served_scope(g)]:
+        for group in [g for g in family.groups if not served_scope(g, faults)]:
             del family.groups[group]  # OPEN-6 / RFC 6275 §10.4.2
 
 

@@ -44,6 +44,7 @@ import random
 from dataclasses import dataclass, field
 from enum import Enum
 
+from harness.faults import NO_FAULTS, Fault, Faults
 from harness.reference.multicast import GroupState, ListenerState
 
 IPv6 = ipaddress.IPv6Address
@@ -65,6 +66,7 @@ class MNConfig:
     deregister: bool = True  # draft §7: MAY deregister when the sessions end
     multicast_is_session: bool = True  # INT-14: a subscription made on a link keeps its HA
     seed: int | None = None  # initial sequence numbers; None: unpredictable
+    faults: Faults = NO_FAULTS  # deliberate faults for the kill matrices (harness/faults.py)
 
     def scaled(self, protocol_seconds: float) -> float:
         return max(self.min_timer, protocol_seconds * self.time_scale)
@@ -281,6 +283,9 @@ class MobileNodeCore:
         return out + self._sync_data_plane()
 
     def router_advertisement(self, now: float, ra: RouterAdvert) -> list[Action]:
+        if self.config.faults.has(Fault.MN_BU_TO_CURRENT_HA) and ra.ha_address is not None:
+            for entry in self.ha_cache.values():
+                entry.address = ra.ha_address  # every link's HA is now the current one
         out: list[Action] = []
         if ra.ha_address is not None:
             out += self._cache_home_agent(now, ra)
@@ -295,6 +300,15 @@ class MobileNodeCore:
         return out + self._moved(now, ra, current)
 
     def binding_ack(
+        self, now: float, ha: IPv6, hoa: IPv6, seq: int, status: int, lifetime: int
+    ) -> list[Action]:
+        out = self._binding_ack(now, ha, hoa, seq, status, lifetime)
+        if self.config.faults.has(Fault.MN_NO_REFRESH):
+            for b in self.bindings.values():
+                b.refresh_at = None
+        return out
+
+    def _binding_ack(
         self, now: float, ha: IPv6, hoa: IPv6, seq: int, status: int, lifetime: int
     ) -> list[Action]:
         b = self.bindings.get(hoa)

@@ -119,15 +119,18 @@ class BindingMulticast:
     mld: ListenerState = field(default_factory=ListenerState)
     igmp: ListenerState = field(default_factory=ListenerState)
 
-    def apply(self, options: Iterable[McastState]) -> set[int]:
-        """Apply one BU's Multicast State options; returns the report types it carried."""
+    def apply(self, options: Iterable[McastState], from_empty: bool = False) -> set[int]:
+        """Apply one BU's Multicast State options; returns the report types it carried.
+        `from_empty`: to an empty state instead of the binding's (a fault's reading)."""
         by_family: dict[int, list[McastRecord]] = {}
         for opt in options:
             by_family.setdefault(opt.report_type, []).extend(opt.records)
         if MLDV2_REPORT in by_family:
-            self.mld = apply_records(self.mld, by_family[MLDV2_REPORT])
+            previous = ListenerState() if from_empty else self.mld
+            self.mld = apply_records(previous, by_family[MLDV2_REPORT])
         if IGMPV3_REPORT in by_family:
-            self.igmp = apply_records(self.igmp, by_family[IGMPV3_REPORT])
+            previous = ListenerState() if from_empty else self.igmp
+            self.igmp = apply_records(previous, by_family[IGMPV3_REPORT])
         return set(by_family)
 
     def admits(self, group: Address, source: Address) -> bool:

@@ -1,0 +1,412 @@
+"""The catalogue of deliberate faults of the reference Home Agent and Mobile Node.
+
+The kill matrices (tests/test_ha_mutants.py, tests/test_mn_mutants.py) start the reference
+with one fault switched on and require the suite tests that judge the fault's clause to
+fail. Each fault has a name (what DMMCONF_HA_MUTANT / DMMCONF_MN_MUTANT say), a role, the
+clause of suites/requirements.toml it breaks, and a description. The reference receives a
+`Faults` value through its configuration and consults it at named hook points
+(`faults.has(Fault.HA_NO_DAD)`); nothing is patched. tests/test_faults.py checks that every
+fault is consulted by at least one hook in harness/reference/.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from enum import Enum
+
+
+class Role(Enum):
+    HA = "ha"
+    MN = "mn"
+
+
+class Fault(Enum):
+    """A one-clause fault; the value is (role, name)."""
+
+    # the Home Agent: registration (suites/ha/test_registration.py)
+    HA_IGNORE_SEQ = ("ha", "ignore-seq")
+    HA_WRONG_SEQ = ("ha", "wrong-seq")
+    HA_LONG_LIFETIME = ("ha", "long-lifetime")
+    HA_ACCEPT_FOREIGN_HOA = ("ha", "accept-foreign-hoa")
+    HA_ACCEPT_UNAUTH = ("ha", "accept-unauth")
+    HA_ACCEPT_BAD_AUTH = ("ha", "accept-bad-auth")
+    HA_NO_ECHO = ("ha", "no-echo")
+    HA_DEREG_LIFETIME = ("ha", "dereg-lifetime")
+    HA_NO_BINDING_ERROR = ("ha", "no-binding-error")
+    HA_NO_PARAM_PROBLEM = ("ha", "no-param-problem")
+    HA_ANSWER_DISCARDED = ("ha", "answer-discarded")
+    HA_UNSIGNED_BA = ("ha", "unsigned-ba")
+    HA_REJECT_MALFORMED_MCAST = ("ha", "reject-malformed-mcast")
+    HA_NO_TUNNEL = ("ha", "no-tunnel")
+    HA_NO_REVERSE_TUNNEL = ("ha", "no-reverse-tunnel")
+    HA_NO_MCAST_FORWARD = ("ha", "no-mcast-forward")
+    HA_IGNORE_LEAVE = ("ha", "ignore-leave")
+    HA_REJECT_BA_OPTIONS = ("ha", "reject-ba-options")
+    # the Home Agent: multicast (suites/ha/test_multicast.py)
+    HA_DROP_AUX_RECORDS = ("ha", "drop-aux-records")
+    HA_CHANGES_REPLACE_STATE = ("ha", "changes-replace-state")
+    HA_FORWARD_UNSUBSCRIBED = ("ha", "forward-unsubscribed")
+    HA_IGNORE_SOURCE_FILTER = ("ha", "ignore-source-filter")
+    HA_TUNNEL_LINK_LOCAL = ("ha", "tunnel-link-local")
+    HA_ONE_COPY_ONLY = ("ha", "one-copy-only")
+    HA_NATIVE_ON_HOME_LINK = ("ha", "native-on-home-link")
+    HA_GHOST_STATE = ("ha", "ghost-state")
+    HA_OBEY_TUNNELLED_REPORT = ("ha", "obey-tunnelled-report")
+    HA_NO_QUERIER = ("ha", "no-querier")
+    HA_QUERY_NOT_TUNNELLED = ("ha", "query-not-tunnelled")
+    HA_QUERY_EVERY_BINDING = ("ha", "query-every-binding")
+    HA_RA_WITHOUT_H = ("ha", "ra-without-h")
+    HA_RA_ZERO_LIFETIME = ("ha", "ra-zero-lifetime")
+    HA_NO_CHECKSUM_FIX = ("ha", "no-checksum-fix")
+    HA_SKIP_UNKNOWN_RECORD = ("ha", "skip-unknown-record")
+    HA_IGNORE_MCAST_CHECKSUM = ("ha", "ignore-mcast-checksum")
+    HA_DEREG_UNKNOWN_ACCEPTED = ("ha", "dereg-unknown-accepted")
+    HA_NO_REPLAY_ECHO = ("ha", "no-replay-echo")
+    HA_REPLAY_ECHO_OWN_TIME = ("ha", "replay-echo-own-time")
+    HA_ACCEPT_STALE_TIMESTAMP = ("ha", "accept-stale-timestamp")
+    HA_STALE_TIMESTAMP_BINDS = ("ha", "stale-timestamp-binds")
+    HA_ACCEPT_REPLAYED_TIMESTAMP = ("ha", "accept-replayed-timestamp")
+    HA_REJECT_RESERVED_BITS = ("ha", "reject-reserved-bits")
+    HA_ACCEPT_BAD_COA = ("ha", "accept-bad-coa")
+    HA_NO_DAD = ("ha", "no-dad")
+    # the Mobile Node (suites/mn/test_mobile_node.py, suites/interop)
+    MN_NO_MCAST_OPTION = ("mn", "no-mcast-option")
+    MN_NO_HAO = ("mn", "no-hao")
+    MN_NO_ACK_FLAG = ("mn", "no-ack-flag")
+    MN_BU_TO_CURRENT_HA = ("mn", "bu-to-current-ha")
+    MN_ALWAYS_REGISTER = ("mn", "always-register")
+    MN_NO_REFRESH = ("mn", "no-refresh")
+    MN_NO_MIRROR = ("mn", "no-mirror")
+    MN_KEEP_OLD_SOURCE = ("mn", "keep-old-source")
+    MN_STALE_MCAST = ("mn", "stale-mcast")
+    MN_NO_REVERSE_TUNNEL = ("mn", "no-reverse-tunnel")
+    MN_NO_AUTH = ("mn", "no-auth")
+    MN_RO_COTI = ("mn", "ro-coti")
+    MN_REPORT_ON_AIR = ("mn", "report-on-air")
+    MN_IGNORE_135 = ("mn", "ignore-135")
+    MN_STRICT_BA_OPTIONS = ("mn", "strict-ba-options")
+    MN_TUNNEL_BEFORE_BA = ("mn", "tunnel-before-ba")
+    MN_RESERVED_BITS = ("mn", "reserved-bits")
+    MN_REPORT_WITH_HAO = ("mn", "report-with-hao")
+    MN_BU_ON_LINK = ("mn", "bu-on-link")
+    MN_REPORT_IN_TUNNEL = ("mn", "report-in-tunnel")
+
+    @property
+    def role(self) -> Role:
+        return Role(self.value[0])
+
+    @property
+    def label(self) -> str:
+        """The name a profile gives (DMMCONF_<ROLE>_MUTANT)."""
+        return str(self.value[1])
+
+    @property
+    def spec(self) -> FaultSpec:
+        return CATALOGUE[self]
+
+
+@dataclass(frozen=True)
+class FaultSpec:
+    clause: str  # the clause of suites/requirements.toml the fault breaks
+    description: str
+
+
+CATALOGUE: dict[Fault, FaultSpec] = {
+    Fault.HA_IGNORE_SEQ: FaultSpec(
+        "RFC6275-HA-2", "accepts any sequence number (RFC 6275 §9.5.1, status 135)"
+    ),
+    Fault.HA_WRONG_SEQ: FaultSpec(
+        "RFC6275-HA-7", "answers with the BU's sequence number plus one (RFC 6275 §10.3.1)"
+    ),
+    Fault.HA_LONG_LIFETIME: FaultSpec(
+        "RFC6275-HA-5", "grants one unit more than the BU asked for (RFC 6275 §10.3.1)"
+    ),
+    Fault.HA_ACCEPT_FOREIGN_HOA: FaultSpec(
+        "RFC6275-HA-3", "accepts home addresses outside its prefix (status 132)"
+    ),
+    Fault.HA_ACCEPT_UNAUTH: FaultSpec(
+        "RFC4285-1", "accepts BUs without MN-HA authentication (RFC 4285 §5.1.1)"
+    ),
+    Fault.HA_ACCEPT_BAD_AUTH: FaultSpec(
+        "RFC4285-2", "accepts a wrong authenticator (RFC 4285 §5.1.1, status 146)"
+    ),
+    Fault.HA_NO_ECHO: FaultSpec(
+        "DMM-OPT-1", "leaves the Multicast State option out of the BA (draft §4.1, INT-6)"
+    ),
+    Fault.HA_DEREG_LIFETIME: FaultSpec(
+        "RFC6275-BU-2", "answers a deregistration with a non-zero lifetime (RFC 6275 §6.1.8)"
+    ),
+    Fault.HA_NO_BINDING_ERROR: FaultSpec(
+        "RFC6275-MH-2", "sends no Binding Error for an unknown MH type (RFC 6275 §9.2)"
+    ),
+    Fault.HA_NO_PARAM_PROBLEM: FaultSpec(
+        "RFC6275-MH-3", "sends no ICMP Parameter Problem (RFC 6275 §9.2)"
+    ),
+    Fault.HA_ANSWER_DISCARDED: FaultSpec(
+        "RFC6275-MH-1", "answers a message it must silently discard with a Binding Error"
+    ),
+    Fault.HA_UNSIGNED_BA: FaultSpec(
+        "RFC4285-1", "answers an authenticated BU with an unauthenticated BA (RFC 4285 §5.1)"
+    ),
+    Fault.HA_REJECT_MALFORMED_MCAST: FaultSpec(
+        "DMM-OPT-3",
+        "refuses (128) a BU whose Multicast State option is malformed instead of installing "
+        "nothing (INT-2)",
+    ),
+    Fault.HA_NO_TUNNEL: FaultSpec(
+        "RFC6275-HA-9", "tunnels nothing to the care-of address (RFC 6275 §10.4.1)"
+    ),
+    Fault.HA_NO_REVERSE_TUNNEL: FaultSpec(
+        "DMM-HA-1", "drops reverse-tunnelled packets (RFC 6275 §10.4.5)"
+    ),
+    Fault.HA_NO_MCAST_FORWARD: FaultSpec(
+        "DMM-HA-19", "tunnels no multicast data to subscribed bindings (draft §6)"
+    ),
+    Fault.HA_IGNORE_LEAVE: FaultSpec(
+        "DMM-HA-12",
+        "keeps tunnelling a group the MN's newer Multicast State no longer lists (draft §6, INT-7)",
+    ),
+    Fault.HA_REJECT_BA_OPTIONS: FaultSpec(
+        "RFC6275-OPT-2",
+        "refuses (128) a BU carrying options it does not expect there instead of skipping "
+        "them (RFC 6275 §6.2.1)",
+    ),
+    Fault.HA_DROP_AUX_RECORDS: FaultSpec(
+        "RFC3810-2",
+        "drops Multicast Address Records that carry auxiliary data instead of ignoring the "
+        "data (RFC 3810 §5.2.10, INT-6)",
+    ),
+    Fault.HA_CHANGES_REPLACE_STATE: FaultSpec(
+        "RFC3810-6",
+        "applies Filter-Mode-Change and Source-List-Change records to an empty state instead "
+        "of the binding's (RFC 3810 §7.4.2, INT-7)",
+    ),
+    Fault.HA_FORWARD_UNSUBSCRIBED: FaultSpec(
+        "DMM-HA-14",
+        "tunnels every multicast packet it sees to every binding with multicast state, "
+        "subscribed or not (draft §6, INT-7)",
+    ),
+    Fault.HA_IGNORE_SOURCE_FILTER: FaultSpec(
+        "DMM-HA-16",
+        "tunnels a subscribed group from any source, ignoring INCLUDE and EXCLUDE source "
+        "lists (draft §6, INT-5)",
+    ),
+    Fault.HA_TUNNEL_LINK_LOCAL: FaultSpec(
+        "RFC6275-HA-10", "installs and tunnels groups of link-local scope (RFC 6275 §10.4.2)"
+    ),
+    Fault.HA_ONE_COPY_ONLY: FaultSpec(
+        "DMM-OVW-29", "tunnels each multicast packet to one subscribed binding only (draft §3)"
+    ),
+    Fault.HA_NATIVE_ON_HOME_LINK: FaultSpec(
+        "DMM-OVW-30",
+        "also sends the multicast data it tunnels natively on its access link (draft §3: the "
+        "state points to the tunnel)",
+    ),
+    Fault.HA_GHOST_STATE: FaultSpec(
+        "DMM-HA-17",
+        "serves the Multicast State of rejected and deregistering BUs, and keeps a removed "
+        "binding's state (draft §6: a binding cache entry MUST exist)",
+    ),
+    Fault.HA_OBEY_TUNNELLED_REPORT: FaultSpec(
+        "DMM-HA-13",
+        "changes a binding's state from MLD Reports tunnelled by the MN (draft §6, INT-7)",
+    ),
+    Fault.HA_NO_QUERIER: FaultSpec(
+        "DMM-HA-10", "sends no MLD Queries to its mobile nodes (draft §6, RFC 6275 §10.4.3)"
+    ),
+    Fault.HA_QUERY_NOT_TUNNELLED: FaultSpec(
+        "DMM-HA-18",
+        "sends its MLD Queries natively on the access link instead of through the tunnel to "
+        "the CoA (draft §6, RFC 6275 §10.4.3)",
+    ),
+    Fault.HA_QUERY_EVERY_BINDING: FaultSpec(
+        "RFC6275-HA-12", "sends MLD Queries to bindings without multicast state (INT-7)"
+    ),
+    Fault.HA_RA_WITHOUT_H: FaultSpec(
+        "RFC6275-RA-1",
+        "sends the Home Agent Information option in RAs whose H flag is clear (RFC 6275 §7.4)",
+    ),
+    Fault.HA_RA_ZERO_LIFETIME: FaultSpec(
+        "RFC6275-RA-2", "advertises Home Agent Lifetime 0 (RFC 6275 §7.4)"
+    ),
+    Fault.HA_NO_CHECKSUM_FIX: FaultSpec(
+        "RFC6275-HA-11",
+        "tunnels multicast data whose checksum the sender left to offload as it is, with a "
+        "checksum that does not verify (RFC 6275 §10.4.2: the packet must arrive)",
+    ),
+    Fault.HA_SKIP_UNKNOWN_RECORD: FaultSpec(
+        "RFC3810-3",
+        "installs the other records of a Multicast State option with a record of unknown "
+        "type, skipping that one (RFC 3810 §5.2.12 read for reports; INT-1 makes the option "
+        "malformed)",
+    ),
+    Fault.HA_IGNORE_MCAST_CHECKSUM: FaultSpec(
+        "RFC3810-5",
+        "installs the records of a Multicast State option whose checksum is wrong (RFC 3810 "
+        "§5.2.2, INT-2)",
+    ),
+    Fault.HA_DEREG_UNKNOWN_ACCEPTED: FaultSpec(
+        "RFC6275-HA-8",
+        "accepts (0) a deregistration for a home address without a binding (RFC 6275 "
+        "§10.3.2, status 133)",
+    ),
+    Fault.HA_NO_REPLAY_ECHO: FaultSpec(
+        "RFC4285-5", "leaves the replay protection option out of the BA (RFC 4285 §6)"
+    ),
+    Fault.HA_REPLAY_ECHO_OWN_TIME: FaultSpec(
+        "RFC4285-5",
+        "answers an invalid timestamp with its own whole time of day, not the BU's low-order "
+        "32 bits (RFC 4285 §6)",
+    ),
+    Fault.HA_ACCEPT_STALE_TIMESTAMP: FaultSpec(
+        "RFC4285-6",
+        "accepts a BU whose replay protection timestamp is far from its clock (RFC 4285 §6, "
+        "status 144)",
+    ),
+    Fault.HA_STALE_TIMESTAMP_BINDS: FaultSpec(
+        "RFC4285-6",
+        "answers a stale timestamp with 144 but creates the binding all the same (RFC 4285 §6)",
+    ),
+    Fault.HA_ACCEPT_REPLAYED_TIMESTAMP: FaultSpec(
+        "RFC4285-6",
+        "accepts a timestamp no greater than one it accepted before (RFC 4285 §6, status 144)",
+    ),
+    Fault.HA_REJECT_RESERVED_BITS: FaultSpec(
+        "RFC6275-BU-1",
+        "refuses (128) a BU whose Reserved bits are set instead of ignoring them (RFC 6275 §6.1.7)",
+    ),
+    Fault.HA_ACCEPT_BAD_COA: FaultSpec(
+        "RFC6275-BU-4",
+        "accepts a care-of address that is not unicast routable (RFC 6275 §6.1.7: silently "
+        "discarded)",
+    ),
+    Fault.HA_NO_DAD: FaultSpec(
+        "RFC6275-HA-4",
+        "sends its BA for a new home address without Duplicate Address Detection (RFC 6275 "
+        "§10.3.1)",
+    ),
+    Fault.MN_NO_MCAST_OPTION: FaultSpec(
+        "DMM-OPT-1", "leaves the Multicast State option out of its BUs (draft §3, §4.1)"
+    ),
+    Fault.MN_NO_HAO: FaultSpec(
+        "RFC6275-MN-2", "sends BUs without the Home Address option (RFC 6275 §11.7.1)"
+    ),
+    Fault.MN_NO_ACK_FLAG: FaultSpec(
+        "RFC6275-MN-1", "clears the A flag in its BUs (RFC 6275 §11.7.1)"
+    ),
+    Fault.MN_BU_TO_CURRENT_HA: FaultSpec(
+        "DMM-OVW-6", "registers with the HA of the new link instead of the previous one (draft §3)"
+    ),
+    Fault.MN_ALWAYS_REGISTER: FaultSpec(
+        "DMM-MN-6", "registers the previous address even without a session (draft §7)"
+    ),
+    Fault.MN_NO_REFRESH: FaultSpec("DMM-MN-3", "never refreshes a binding (draft §7)"),
+    Fault.MN_NO_MIRROR: FaultSpec(
+        "DMM-OVW-31", "does not move multicast state to the tunnel device (draft §3)"
+    ),
+    Fault.MN_KEEP_OLD_SOURCE: FaultSpec(
+        "DMM-OVW-14",
+        "leaves the previous address preferred on the air interface, so new communication "
+        "keeps using it (draft §3)",
+    ),
+    Fault.MN_STALE_MCAST: FaultSpec(
+        "DMM-OPT-2", "keeps announcing a group the application left (INT-7)"
+    ),
+    Fault.MN_NO_REVERSE_TUNNEL: FaultSpec(
+        "DMM-OVW-9",
+        "drops what the applications send from a home address (RFC 6275 §11.3.1, draft §3)",
+    ),
+    Fault.MN_NO_AUTH: FaultSpec(
+        "RFC4285-3", "sends its BUs without the MN-HA authentication option (RFC 4285 §5.1)"
+    ),
+    Fault.MN_RO_COTI: FaultSpec(
+        "DMM-CN-1", "starts return routability with a Care-of Test Init (draft §6: disabled)"
+    ),
+    Fault.MN_REPORT_ON_AIR: FaultSpec(
+        "DMM-OVW-31",
+        "lets the kernel keep reporting, on the new link, the groups it now receives through "
+        "the tunnel (draft §3 last paragraph)",
+    ),
+    Fault.MN_IGNORE_135: FaultSpec(
+        "RFC6275-MN-5",
+        "ignores a BA with status 135 instead of taking the HA's number (RFC 6275 §11.7.3)",
+    ),
+    Fault.MN_STRICT_BA_OPTIONS: FaultSpec(
+        "RFC6275-BA-1", "refuses a BA carrying an option it does not know (RFC 6275 §6.1.8)"
+    ),
+    Fault.MN_TUNNEL_BEFORE_BA: FaultSpec(
+        "DMM-OVW-7", "uses the tunnel as soon as it sends the BU (draft §3)"
+    ),
+    Fault.MN_RESERVED_BITS: FaultSpec(
+        "RFC6275-BU-1", "sets a Reserved bit of its BUs (RFC 6275 §6.1.7)"
+    ),
+    Fault.MN_REPORT_WITH_HAO: FaultSpec(
+        "RFC6275-MN-6",
+        "puts a Home Address option in the MLD Reports it sends on the visited link (RFC "
+        "6275 §11.3.4)",
+    ),
+    Fault.MN_BU_ON_LINK: FaultSpec(
+        "DMM-MN-6",
+        "sends a BU to the HA of the link it is on, for its address there (draft §7)",
+    ),
+    Fault.MN_REPORT_IN_TUNNEL: FaultSpec(
+        "RFC6275-MN-7",
+        "tunnels its MLD Reports to the HA before any Query came through the tunnel (RFC "
+        "6275 §11.3.4)",
+    ),
+}
+
+
+def by_name(role: Role) -> dict[str, Fault]:
+    """The faults of `role` by the name a profile gives."""
+    return {f.label: f for f in Fault if f.role is role}
+
+
+class UnknownFault(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Faults:
+    """The faults switched on in one reference node: none, in the reference itself."""
+
+    members: frozenset[Fault] = frozenset()
+
+    def has(self, fault: Fault) -> bool:
+        return fault in self.members
+
+    def __bool__(self) -> bool:
+        return bool(self.members)
+
+    def __str__(self) -> str:
+        return ",".join(sorted(f.label for f in self.members)) or "none"
+
+    @classmethod
+    def of(cls, *faults: Fault) -> Faults:
+        return cls(frozenset(faults))
+
+    @classmethod
+    def parse(cls, role: Role, text: str | None) -> Faults:
+        """Comma-separated fault names of `role`; an unknown name is refused."""
+        known = by_name(role)
+        names = [n.strip() for n in (text or "").split(",") if n.strip()]
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise UnknownFault(
+                f"unknown {role.value.upper()} fault {', '.join(map(repr, unknown))} "
+                f"(known: {', '.join(sorted(known))})"
+            )
+        return cls(frozenset(known[n] for n in names))
+
+    @classmethod
+    def from_env(cls, role: Role) -> Faults:
+        """What DMMCONF_<ROLE>_MUTANT switches on (how a profile starts a faulty node)."""
+        return cls.parse(role, os.environ.get(env_var(role)))
+
+
+def env_var(role: Role) -> str:
+    return f"DMMCONF_{role.value.upper()}_MUTANT"
+
+
+NO_FAULTS = Faults()

@@ -1,0 +1,162 @@
+"""The reference Home Agent's data-plane decisions (sans-I/O): what the daemon joins on its
+uplink, which care-of addresses get a copy of a multicast packet, and when each binding is
+due for an MLD General Query. The daemon (ha_daemon.py, ha_io.py) does the sockets.
+
+* The join set (draft §6, RFC 6275 §10.4.2): for every binding's IPv6 multicast state, an
+  EXCLUDE-mode group is one any-source membership (group, None), an INCLUDE-mode group one
+  source-specific membership (group, source) per source; groups of link-local scope are
+  never joined.
+* The copies (draft §3, §6): a multicast packet goes into the tunnel of every binding whose
+  state admits (group, source), one copy per binding, none natively on the access link,
+  never for a group of link-local scope; a checksum its sender left to offload is completed.
+* The query schedule (draft §6, RFC 6275 §10.4.3, INT-7): a General Query to the CoA of each
+  binding with IPv6 multicast state, at once when it gets state (or moves to another CoA),
+  then every Query Interval; bindings without multicast state get none.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from harness.faults import NO_FAULTS, Fault, Faults
+from harness.reference import ha_core
+from harness.reference import multicast as mcast
+from harness.wire import ipv6
+
+IPv6 = ipaddress.IPv6Address
+# A binding's multicast service as the data plane sees it: where to, and what it admits.
+Served = tuple[ipaddress.IPv4Address | IPv6, mcast.BindingMulticast]
+# A membership on the uplink: (group, source), source None for any source.
+Membership = tuple[IPv6, IPv6 | None]
+
+
+def group_served(group: IPv6, faults: Faults = NO_FAULTS) -> bool:
+    return ha_core.served_scope(group, faults)
+
+
+def join_set(served: Iterable[Served], faults: Faults = NO_FAULTS) -> set[Membership]:
+    """The memberships the bindings' IPv6 multicast state asks for."""
+    wanted: set[Membership] = set()
+    for _coa, state in served:
+        for group, gstate in state.mld.groups.items():
+            if not isinstance(group, IPv6) or not group_served(group, faults):
+                continue
+            if gstate.mode is mcast.Mode.INCLUDE:
+                wanted |= {(group, src) for src in gstate.sources if isinstance(src, IPv6)}
+            else:
+                wanted.add((group, None))
+    return wanted
+
+
+def membership_changes(
+    joined: set[Membership], wanted: set[Membership], faults: Faults = NO_FAULTS
+) -> tuple[list[Membership], list[Membership]]:
+    """(to leave, to join), each in a stable order."""
+    leave = [] if faults.has(Fault.HA_IGNORE_LEAVE) else sorted(joined - wanted, key=str)
+    return leave, sorted(wanted - joined, key=str)
+
+
+def wants(
+    state: mcast.BindingMulticast, group: IPv6, source: IPv6, faults: Faults = NO_FAULTS
+) -> bool:
+    """Does a binding with this state get a copy of (group, source)?"""
+    if faults.has(Fault.HA_IGNORE_LEAVE):
+        return True
+    if faults.has(Fault.HA_FORWARD_UNSUBSCRIBED):
+        return bool(state.mld.groups)
+    if faults.has(Fault.HA_IGNORE_SOURCE_FILTER):
+        return group in state.mld.groups
+    return state.admits(group, source)
+
+
+@dataclass(frozen=True)
+class Copies:
+    packet: bytes  # what goes into the tunnels
+    group: IPv6
+    coas: tuple[IPv6, ...]  # one copy each
+    native: bool  # a copy on the access link too (a fault only)
+
+
+def copies(
+    packet: bytes,
+    checksum_not_ready: bool,
+    served: Iterable[Served],
+    faults: Faults = NO_FAULTS,
+) -> Copies | None:
+    """What becomes of an IPv6 packet seen on the uplink or the access link: None when it
+    is not multicast data for a tunnel at all."""
+    if len(packet) < 40 or packet[24] != 0xFF:
+        return None
+    group = IPv6(packet[24:40])
+    if checksum_not_ready and not faults.has(Fault.HA_NO_CHECKSUM_FIX):
+        packet = ipv6.complete_checksum(packet)
+    if faults.has(Fault.HA_NO_MCAST_FORWARD):
+        return None
+    if not group_served(group, faults):
+        return None  # link-local scope (or less) stays on the link (RFC 6275 §10.4.2)
+    source = IPv6(packet[8:24])
+    coas: list[IPv6] = []
+    for coa, state in served:
+        if isinstance(coa, IPv6) and wants(state, group, source, faults):
+            coas.append(coa)
+            if faults.has(Fault.HA_ONE_COPY_ONLY):
+                break
+    native = bool(coas) and faults.has(Fault.HA_NATIVE_ON_HOME_LINK)
+    return Copies(packet, group, tuple(coas), native)
+
+
+def reverse_tunnel_target(
+    inner: bytes, src: IPv6, bound: Iterable[tuple[IPv6, IPv6 | ipaddress.IPv4Address]]
+) -> int | None:
+    """RFC 6275 §10.4.5: the index in `bound` ((home address, CoA) pairs) of the binding a
+    packet tunnelled from `src` belongs to: its inner source is the home address and `src`
+    the CoA. Anything else (an MLD Report from the MN's link-local address, INT-7): None."""
+    if len(inner) < 40 or inner[0] >> 4 != 6:
+        return None
+    hoa = IPv6(inner[8:24])
+    for i, (home, coa) in enumerate(bound):
+        if home == hoa and coa == src:
+            return i
+    return None
+
+
+class QuerySchedule:
+    """When each binding with IPv6 multicast state is due for a General Query (draft §6,
+    RFC 6275 §10.4.3, INT-7): at once when it gets state (or moves to another CoA), then
+    every Query Interval. Bindings without multicast state get none."""
+
+    def __init__(self, interval: float, response: float, faults: Faults = NO_FAULTS) -> None:
+        self.interval = interval
+        self.response = response
+        self.faults = faults
+        self.schedule: dict[tuple[IPv6, int], tuple[float, IPv6]] = {}
+
+    def sync(self, bindings: list[ha_core.Binding], now: float) -> None:
+        if self.faults.has(Fault.HA_NO_QUERIER):
+            return
+        every = self.faults.has(Fault.HA_QUERY_EVERY_BINDING)
+        wanted = {
+            (b.hoa, b.bid): b.coa
+            for b in bindings
+            if isinstance(b.coa, IPv6) and (b.multicast.mld.groups or every)
+        }
+        for key in [k for k in self.schedule if k not in wanted]:
+            del self.schedule[key]
+        for key, coa in wanted.items():
+            entry = self.schedule.get(key)
+            if entry is None or entry[1] != coa:
+                self.schedule[key] = (now, coa)
+
+    def next_due(self) -> float | None:
+        return min((t for t, _ in self.schedule.values()), default=None)
+
+    def due(self, now: float) -> list[IPv6]:
+        """The CoAs to query now; each is scheduled again one interval from now."""
+        out = []
+        for key, (when, coa) in list(self.schedule.items()):
+            if when <= now:
+                out.append(coa)
+                self.schedule[key] = (now + self.interval, coa)
+        return out

@@ -1,0 +1,219 @@
+"""Hook points at which the reference Home Agent's faults bend what it does (sans-I/O).
+
+The faults themselves are catalogued in harness/faults.py; the daemon hands its `Faults` to
+the functions here, which return the core's actions as the faulty HA would carry them out
+(a BA with another number, a Binding Error that should not be, none at all...), the extra
+multicast service of a fault that keeps state it must not, and the bytes of a faulty Router
+Advertisement. With no faults, each returns what it was given.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import ipaddress
+import struct
+from typing import Any
+
+from harness.faults import Fault, Faults
+from harness.reference import ha_core
+from harness.reference import multicast as mcast
+from harness.reference.ha_core import (
+    Action,
+    SendBindingAck,
+    SendBindingError,
+    SendParameterProblem,
+)
+from harness.reference.ha_dataplane import Served
+from harness.wire import compact
+from harness.wire.numbers import BAStatus, MobOpt
+
+BA_ONLY_OPTIONS = (30, 31)  # what vectors/ puts in a BU to be skipped
+_BA_FAULTS = (
+    Fault.HA_REJECT_RESERVED_BITS,
+    Fault.HA_STALE_TIMESTAMP_BINDS,
+    Fault.HA_REJECT_MALFORMED_MCAST,
+    Fault.HA_REJECT_BA_OPTIONS,
+)
+
+
+def reaction(faults: Faults, packet: bytes, actions: list[Action]) -> list[Action]:
+    """The core's answer to `packet` (a BU, or the BU a DAD ends for), judged by the BU."""
+    if faults.has(Fault.HA_ANSWER_DISCARDED) and not actions and len(packet) >= 40:
+        src = ipaddress.IPv6Address(packet[8:24])
+        return [SendBindingError(src, src, 1)]
+    if not any(faults.has(f) for f in _BA_FAULTS):
+        return actions
+    out: list[Action] = []
+    for a in actions:
+        if isinstance(a, SendBindingAck) and a.status == 0:
+            if faults.has(Fault.HA_REJECT_RESERVED_BITS) and _reserved_bits(packet):
+                a = dataclasses.replace(a, status=128, lifetime=0)
+            if faults.has(Fault.HA_STALE_TIMESTAMP_BINDS) and _stale_timestamp(packet):
+                a = dataclasses.replace(
+                    a, status=BAStatus.MIPV6_ID_MISMATCH, lifetime=0, multicast=()
+                )
+            if (
+                faults.has(Fault.HA_REJECT_MALFORMED_MCAST)
+                and a.multicast
+                and not any(e.records for e in a.multicast)
+            ):
+                a = dataclasses.replace(a, status=128, multicast=())
+            if faults.has(Fault.HA_REJECT_BA_OPTIONS) and _has_options(packet, BA_ONLY_OPTIONS):
+                a = dataclasses.replace(a, status=128)
+        out.append(a)
+    return out
+
+
+def action(faults: Faults, a: Action, now: float) -> Action | None:
+    """One action as the faulty HA performs it; None: not at all."""
+    if isinstance(a, SendBindingAck):
+        if faults.has(Fault.HA_WRONG_SEQ) and a.status == 0:
+            return dataclasses.replace(a, seq=(a.seq + 1) & 0xFFFF)
+        if faults.has(Fault.HA_LONG_LIFETIME) and a.status == 0 and a.lifetime:
+            return dataclasses.replace(a, lifetime=a.lifetime + 1)
+        if faults.has(Fault.HA_NO_ECHO):
+            return dataclasses.replace(a, multicast=())
+        if faults.has(Fault.HA_DEREG_LIFETIME) and a.status == 0 and a.lifetime == 0:
+            return dataclasses.replace(a, lifetime=1)
+        if faults.has(Fault.HA_UNSIGNED_BA):
+            return dataclasses.replace(a, auth_spi=None)
+        if faults.has(Fault.HA_DEREG_UNKNOWN_ACCEPTED) and a.status == BAStatus.NOT_HOME_AGENT:
+            return dataclasses.replace(a, status=0)
+        if faults.has(Fault.HA_NO_REPLAY_ECHO) and a.status == 0:
+            return dataclasses.replace(a, replay_timestamp=None)
+        if faults.has(Fault.HA_REPLAY_ECHO_OWN_TIME) and a.status == BAStatus.MIPV6_ID_MISMATCH:
+            return dataclasses.replace(a, replay_timestamp=ha_core._ntp_now(now))
+    if faults.has(Fault.HA_NO_BINDING_ERROR) and isinstance(a, SendBindingError):
+        return None
+    if faults.has(Fault.HA_NO_PARAM_PROBLEM) and isinstance(a, SendParameterProblem):
+        return None
+    return a
+
+
+def ghosts(
+    faults: Faults,
+    packet: bytes,
+    actions: list[Action],
+    before: dict[tuple[Any, int], Served],
+    after: set[tuple[Any, int]],
+) -> list[Served]:
+    """The multicast service a fault keeps although no binding holds it any more: what a
+    rejected or deregistering BU carried, and what a removed binding had."""
+    if not faults.has(Fault.HA_GHOST_STATE):
+        return []
+    out: list[Served] = []
+    for key, (coa, state) in before.items():
+        if key not in after and (state.mld.groups or state.igmp.groups):
+            out.append((coa, state))
+    for a in actions:
+        if isinstance(a, SendBindingAck) and (a.status >= 128 or a.lifetime == 0):
+            carried = _multicast_states(packet)
+            if carried:
+                ghost = mcast.BindingMulticast()
+                ghost.apply(carried)
+                out.append((a.coa, ghost))
+    return out
+
+
+def tunnelled_report(faults: Faults, inner: bytes) -> compact.McastState | None:
+    """An MLDv2 Report a mobile node tunnelled, for the fault that obeys it (the HA must
+    not, INT-7); None without that fault."""
+    if not faults.has(Fault.HA_OBEY_TUNNELLED_REPORT):
+        return None
+    found = compact.report_in_packet(inner)
+    if found is None:
+        return None
+    try:
+        return compact.parse_multicast_state(found[0])
+    except compact.Malformed:
+        return None
+
+
+def router_advertisement(faults: Faults, ra: bytes) -> bytes:
+    """The RA (ICMPv6 message) as the faulty HA sends it."""
+    without_h = faults.has(Fault.HA_RA_WITHOUT_H)
+    zero = faults.has(Fault.HA_RA_ZERO_LIFETIME)
+    if len(ra) < 16 or ra[0] != 134 or not (without_h or zero):
+        return ra
+    out = bytearray(ra)
+    if without_h:
+        out[5] &= ~0x20 & 0xFF  # RFC 6275 §7.1: the H flag
+    pos = 16  # RFC 4861 §4.2: options follow the 16-octet header
+    while pos + 2 <= len(out) and out[pos + 1]:
+        if out[pos] == 8 and zero:  # Home Agent Information
+            struct.pack_into("!H", out, pos + 6, 0)
+        pos += 8 * out[pos + 1]
+    return bytes(out)
+
+
+def _bu_options(packet: bytes) -> list[compact.Option]:
+    try:
+        msg = compact.parse_packet(packet)
+        return compact.parse_options(msg.body, compact.FIXED_PART[compact.MHType.BU])
+    except (compact.Malformed, KeyError):
+        return []
+
+
+def _has_options(packet: bytes, types: tuple[int, ...]) -> bool:
+    return any(o.otype in types for o in _bu_options(packet))
+
+
+def _reserved_bits(packet: bytes) -> int:
+    """The Reserved bits of a BU (RFC 6275 §6.1.7: after the flags, before the Lifetime)."""
+    try:
+        msg = compact.parse_packet(packet)
+    except compact.Malformed:
+        return 0
+    if msg.mhtype != compact.MHType.BU or len(msg.body) < 10:
+        return 0
+    return int(struct.unpack_from("!H", msg.body, 8)[0]) & 0x3F
+
+
+def _stale_timestamp(packet: bytes) -> bool:
+    """Does the BU carry a replay protection timestamp far from this host's clock?"""
+    import time
+
+    for o in _bu_options(packet):
+        if o.otype == MobOpt.REPLAY_PROTECTION and len(o.data) == 8:
+            return not ha_core.timestamp_fresh(struct.unpack("!Q", o.data)[0], time.time())
+    return False
+
+
+def _multicast_states(packet: bytes) -> list[compact.McastState]:
+    """The Multicast State options of a BU, parsed (malformed ones left out)."""
+    from harness.config import WireConfig
+
+    out = []
+    for o in _bu_options(packet):
+        if compact.is_multicast_state(o, WireConfig.from_env()):
+            with contextlib.suppress(compact.Malformed):
+                out.append(compact.parse_multicast_state(o.data))
+    return out
+
+
+class BuMemory:
+    """The BU each running DAD will answer (the newest of its home address), kept for the
+    faults that judge the BA by its BU."""
+
+    def __init__(self) -> None:
+        self.packets: dict[int, bytes] = {}
+
+    def remember(
+        self, packet: bytes, actions: list[Action], running: dict[int, ipaddress.IPv6Address]
+    ) -> None:
+        for a in actions:
+            if isinstance(a, ha_core.DadRequest):
+                self.packets[a.request_id] = packet
+        if actions or not running:
+            return
+        try:
+            msg = compact.parse_packet(packet)
+        except compact.Malformed:
+            return
+        for request_id, hoa in running.items():
+            if msg.hoa and ipaddress.IPv6Address(msg.hoa) == hoa:
+                self.packets[request_id] = packet
+
+    def pop(self, request_id: int) -> bytes | None:
+        return self.packets.pop(request_id, None)

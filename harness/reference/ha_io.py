@@ -1,0 +1,296 @@
+"""The reference Home Agent's data plane in userspace (I/O only; the decisions are
+harness/reference/ha_dataplane.py's):
+
+* Tunnels (RFC 6275 §10.4.1, §10.4.5): per binding a TUN device with the home address's
+  /128 routed into it. What the kernel routes there goes to the CoA inside IPv6 (outer
+  source: the HA's address), sent whole on the IPPROTO_RAW socket; what arrives on the raw
+  socket of protocol 41 from a bound CoA with the bound home address as inner source is
+  written to that TUN device, and the kernel forwards it.
+* MulticastForwarder (draft §6, RFC 6275 §10.4.2): the join set on the uplink (the kernel's
+  MLDv2 host stack reports it to the core router), and packet sockets on the uplink and the
+  access link whose multicast data goes into the tunnels the data plane chooses.
+* FaultyRouterAdvertiser: the lab's RouterAdvertiser with the RA bytes passed through the
+  faults' hook on their way to the socket.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import ipaddress
+import os
+import socket
+import struct
+import subprocess
+from collections.abc import Callable
+from typing import Any
+
+from harness.faults import NO_FAULTS, Fault, Faults
+from harness.netproto import advertiser
+from harness.reference import ha_dataplane, ha_hooks
+from harness.reference.ha_dataplane import Membership, Served
+
+IPPROTO_IPV6_IN_IPV6 = 41
+TUNSETIFF, IFF_TUN, IFF_NO_PI = 0x400454CA, 0x0001, 0x1000
+TUN_PREFIX = "dmmha"
+IPV6_HEADER = struct.Struct("!IHBB16s16s")
+ETH_P_IPV6 = 0x86DD
+SOL_PACKET, PACKET_AUXDATA = 263, 8  # linux/if_packet.h
+TP_STATUS_CSUMNOTREADY = 1 << 3  # the checksum is left to the (virtual) hardware
+
+
+def ipv6_header(payload_len: int, nh: int, hlim: int, src: str, dst: str, tclass: int = 0) -> bytes:
+    first = (6 << 28) | (tclass << 20)
+    return IPV6_HEADER.pack(
+        first,
+        payload_len,
+        nh,
+        hlim,
+        ipaddress.IPv6Address(src).packed,
+        ipaddress.IPv6Address(dst).packed,
+    )
+
+
+class Tunnels:
+    """The TUN devices of the bindings and the IPv6-in-IPv6 both ways."""
+
+    def __init__(
+        self,
+        address: ipaddress.IPv6Address,
+        tx: socket.socket | None,
+        log: Callable[[str], None],
+        faults: Faults = NO_FAULTS,
+    ) -> None:
+        self.address = address
+        self.tx = tx
+        self.log = log
+        self.faults = faults
+        self._numbers = iter(range(1 << 20))
+        self.by_key: dict[tuple[ipaddress.IPv6Address, int], tuple[int, str, Any]] = {}
+        self.by_fd: dict[int, tuple[ipaddress.IPv6Address, int]] = {}
+        self.on_inner: Callable[[ipaddress.IPv6Address, bytes], None] | None = None
+
+    def fds(self) -> list[int]:
+        return list(self.by_fd)
+
+    def up(self, hoa: ipaddress.IPv6Address, bid: int, coa: Any) -> None:
+        key = (hoa, bid)
+        if key in self.by_key:
+            fd, name, _ = self.by_key[key]
+            self.by_key[key] = (fd, name, coa)
+            return
+        if self.faults.has(Fault.HA_NO_TUNNEL) or not isinstance(coa, ipaddress.IPv6Address):
+            return
+        name = f"{TUN_PREFIX}{next(self._numbers)}"
+        try:
+            fd = os.open("/dev/net/tun", os.O_RDWR | os.O_NONBLOCK)
+            fcntl.ioctl(fd, TUNSETIFF, struct.pack("16sH", name.encode(), IFF_TUN | IFF_NO_PI))
+        except OSError as exc:
+            self.log(f"cannot create TUN device {name}: {exc}")
+            return
+        try:
+            for argv in (
+                # No link-local address: the kernel's own ND and MLD chatter on the device
+                # would otherwise be read back from it and tunnelled to the CoA.
+                ["ip", "link", "set", name, "addrgenmode", "none", "up"],
+                ["ip", "-6", "route", "replace", f"{hoa}/128", "dev", name],
+            ):
+                subprocess.run(argv, check=True, capture_output=True, timeout=5)
+        except (OSError, subprocess.SubprocessError) as exc:
+            os.close(fd)
+            self.log(f"cannot set TUN device {name} up: {exc}")
+            return
+        self.by_key[key] = (fd, name, coa)
+        self.by_fd[fd] = key
+
+    def down(self, hoa: ipaddress.IPv6Address, bid: int) -> None:
+        entry = self.by_key.pop((hoa, bid), None)
+        if entry is not None:
+            fd = entry[0]
+            self.by_fd.pop(fd, None)
+            os.close(fd)  # a TUN device that is not persistent goes, and its route with it
+
+    def close(self) -> None:
+        for key in list(self.by_key):
+            self.down(*key)
+
+    def from_tun(self, fd: int) -> None:
+        key = self.by_fd.get(fd)
+        while key is not None:
+            try:
+                inner = os.read(fd, 65535)
+            except (BlockingIOError, InterruptedError):
+                return
+            if not inner or inner[0] >> 4 != 6 or self.tx is None:
+                continue
+            self.encapsulate(inner, self.by_key[key][2])
+
+    def encapsulate(self, inner: bytes, coa: ipaddress.IPv6Address) -> None:
+        if self.tx is None:
+            return
+        outer = ipv6_header(len(inner), IPPROTO_IPV6_IN_IPV6, 64, str(self.address), str(coa))
+        with contextlib.suppress(OSError):
+            self.tx.sendto(outer + inner, (str(coa), 0, 0, 0))
+
+    def from_coa(self, sock: socket.socket) -> None:
+        while True:
+            try:
+                inner, addr = sock.recvfrom(65535)
+            except (BlockingIOError, InterruptedError):
+                return
+            if self.faults.has(Fault.HA_NO_REVERSE_TUNNEL):
+                continue
+            if len(inner) >= 40 and inner[0] >> 4 == 6 and inner[6] == IPPROTO_IPV6_IN_IPV6:
+                inner = inner[40:]  # delivered with its outer header
+            if len(inner) < 40 or inner[0] >> 4 != 6:
+                continue
+            src = ipaddress.IPv6Address(addr[0].split("%", 1)[0])
+            if self.on_inner is not None:
+                self.on_inner(src, inner)
+            entries = list(self.by_key.items())
+            bound = [(hoa, coa) for (hoa, _bid), (_fd, _name, coa) in entries]
+            index = ha_dataplane.reverse_tunnel_target(inner, src, bound)
+            if index is not None:
+                with contextlib.suppress(OSError):
+                    os.write(entries[index][1][0], inner)
+
+
+class MulticastForwarder:
+    """The uplink memberships and the packet sockets that see multicast data."""
+
+    def __init__(
+        self,
+        uplink: str | None,
+        access: str | None,
+        log: Callable[[str], None],
+        faults: Faults = NO_FAULTS,
+    ) -> None:
+        self.uplink = uplink
+        self.access = access
+        self.log = log
+        self.faults = faults
+        self.joined: set[Membership] = set()
+        self.joiner: socket.socket | None = None
+        self.sniffers: list[socket.socket] = []
+        self.native: socket.socket | None = None  # the access link's, for a fault only
+        self.ifindex = 0
+
+    def open(self) -> None:
+        if self.uplink is None:
+            return
+        try:
+            self.ifindex = socket.if_nametoindex(self.uplink)
+        except OSError as exc:
+            self.log(f"no uplink {self.uplink}: {exc}; multicast is not forwarded")
+            return
+        self.joiner = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        for name in (self.uplink, self.access):
+            if name is None:
+                continue
+            sniffer = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_IPV6))
+            try:
+                sniffer.bind((name, 0))
+            except OSError as exc:
+                sniffer.close()
+                self.log(f"cannot watch {name} for multicast data: {exc}")
+                continue
+            sniffer.setblocking(False)
+            sniffer.setsockopt(SOL_PACKET, PACKET_AUXDATA, 1)  # to see TP_STATUS_CSUMNOTREADY
+            self.sniffers.append(sniffer)
+            if name == self.access:
+                self.native = sniffer
+
+    def close(self) -> None:
+        for s in [self.joiner, *self.sniffers]:
+            if s is not None:
+                s.close()
+        self.joiner, self.sniffers, self.native = None, [], None
+        self.joined.clear()
+
+    def sync(self, served: list[Served]) -> None:
+        if self.joiner is None:
+            return
+        wanted = ha_dataplane.join_set(served, self.faults)
+        leave, join = ha_dataplane.membership_changes(self.joined, wanted, self.faults)
+        for group, source in leave:
+            self._member(group, source, join=False)
+        for group, source in join:
+            self._member(group, source, join=True)
+
+    def _member(
+        self, group: ipaddress.IPv6Address, source: ipaddress.IPv6Address | None, join: bool
+    ) -> None:
+        from harness.netproto import sockopts
+
+        assert self.joiner is not None
+        if source is None:
+            opt = sockopts.MCAST_JOIN_GROUP if join else sockopts.MCAST_LEAVE_GROUP
+            value = sockopts.group_req(self.ifindex, group)
+        else:
+            opt = sockopts.MCAST_JOIN_SOURCE_GROUP if join else sockopts.MCAST_LEAVE_SOURCE_GROUP
+            value = sockopts.group_source_req(self.ifindex, group, source)
+        try:
+            self.joiner.setsockopt(socket.IPPROTO_IPV6, opt, value)
+        except OSError as exc:
+            self.log(f"cannot {'join' if join else 'leave'} ({source}, {group}): {exc}")
+            return
+        if join:
+            self.joined.add((group, source))
+        else:
+            self.joined.discard((group, source))
+        self.log(f"{'joined' if join else 'left'} ({source or '*'}, {group}) on {self.uplink}")
+
+    def drain(self, sniffer: socket.socket, served: list[Served], tunnels: Tunnels) -> None:
+        while True:
+            try:
+                packet, anc, _flags, addr = sniffer.recvmsg(65535, 64)
+            except (BlockingIOError, InterruptedError):
+                return
+            if addr[2] == socket.PACKET_OUTGOING:
+                continue
+            plan = ha_dataplane.copies(packet, _checksum_not_ready(anc), served, self.faults)
+            if plan is None:
+                continue
+            for coa in plan.coas:
+                tunnels.encapsulate(plan.packet, coa)
+            if plan.native and self.native is not None and self.access is not None:
+                mac = b"\x33\x33" + plan.group.packed[-4:]
+                with contextlib.suppress(OSError):
+                    self.native.sendto(plan.packet, (self.access, ETH_P_IPV6, 0, 0, mac))
+
+
+def _checksum_not_ready(ancdata: list[tuple[int, int, bytes]]) -> bool:
+    """Does PACKET_AUXDATA (struct tpacket_auxdata, tp_status first) say the packet's
+    checksum was left to offload?"""
+    for level, kind, data in ancdata:
+        if level == SOL_PACKET and kind == PACKET_AUXDATA and len(data) >= 4:
+            return bool(struct.unpack_from("=I", data)[0] & TP_STATUS_CSUMNOTREADY)
+    return False
+
+
+class _FaultySocket:
+    """A socket whose sendmsg passes the first buffer through the RA faults' hook."""
+
+    def __init__(self, sock: socket.socket, faults: Faults) -> None:
+        self._sock = sock
+        self._faults = faults
+
+    def sendmsg(self, buffers: list[bytes], *args: Any) -> int:
+        first = ha_hooks.router_advertisement(self._faults, bytes(buffers[0]))
+        return self._sock.sendmsg([first, *buffers[1:]], *args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+class FaultyRouterAdvertiser(advertiser.RouterAdvertiser):
+    """The RouterAdvertiser whose RAs go through the faults' hook (unchanged without)."""
+
+    def __init__(self, *args: Any, faults: Faults = NO_FAULTS, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.faults = faults
+
+    def _loop(self, sock: socket.socket, ifindex: int) -> None:
+        if self.faults:
+            sock = _FaultySocket(sock, self.faults)  # type: ignore[assignment]
+        super()._loop(sock, ifindex)

@@ -1,0 +1,99 @@
+"""The reference Mobile Node's view of its kernel (I/O): `ip -batch`, sysctls, the sessions of
+/proc/net/{tcp6,udp6} (OPEN-15), and carrier changes from rtnetlink."""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import subprocess
+from collections.abc import Callable, Iterable
+
+
+def ip_batch(lines: list[str], log: Callable[[str], None]) -> None:
+    """Run `ip` commands in one process (`ip -batch`): a handover changes addresses, a route
+    and a rule at once, and one fork is a few milliseconds."""
+    if not lines:
+        return
+    res = subprocess.run(
+        ["ip", "-6", "-force", "-batch", "-"],
+        input="\n".join(lines) + "\n",
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
+    for err in res.stderr.splitlines():
+        if err.strip() and "File exists" not in err and "Cannot assign" not in err:
+            log(f"ip: {err.strip()}")
+
+
+def sysctl(path: str, value: str) -> None:
+    with contextlib.suppress(OSError), open(f"/proc/sys/{path}", "w") as f:
+        f.write(value)
+
+
+# ---------------------------------------------------------------- kernel state readers
+
+_TCP_GONE = {"06", "07", "0A"}  # TIME_WAIT, CLOSE, LISTEN: not a session
+
+
+def _proc_sockets(path: str) -> Iterable[tuple[ipaddress.IPv6Address, str, bool]]:
+    """(local address, state, has a peer) of each socket in /proc/net/{tcp6,udp6} that a
+    process still holds (an orphan, inode 0, closing on its own, is no session)."""
+    try:
+        with open(path) as f:
+            lines = f.readlines()[1:]
+    except OSError:
+        return
+    for line in lines:
+        parts = line.split()
+        if len(parts) < 4:
+            continue
+        local, remote, state = parts[1], parts[2], parts[3]
+        if len(parts) > 9 and parts[9] == "0":
+            continue
+        raw = bytes.fromhex(local.split(":")[0])
+        # the kernel prints the address as four host-order 32-bit words
+        addr = b"".join(raw[i : i + 4][::-1] for i in range(0, 16, 4))
+        has_peer = remote.split(":")[1] != "0000"
+        yield ipaddress.IPv6Address(addr), state, has_peer
+
+
+def active_session_addresses() -> set[ipaddress.IPv6Address]:
+    """Local addresses of open TCP connections and connected UDP sockets (OPEN-15)."""
+    out = set()
+    for addr, state, _peer in _proc_sockets("/proc/net/tcp6"):
+        if state not in _TCP_GONE:
+            out.add(addr)
+    for addr, _state, peer in _proc_sockets("/proc/net/udp6"):
+        if peer:
+            out.add(addr)
+    return {a for a in out if not a.is_link_local and not a.is_unspecified}
+
+
+class LinkEvents:
+    """Carrier changes from rtnetlink (RTMGRP_LINK), as (iface, carrier up) pairs."""
+
+    def __init__(self) -> None:
+        from pyroute2 import IPRoute
+
+        self._ipr = IPRoute()
+        self._ipr.bind()
+        self._carrier: dict[str, bool] = {}
+
+    def fileno(self) -> int:
+        return int(self._ipr.fileno())
+
+    def drain(self) -> list[tuple[str, bool]]:
+        out = []
+        for msg in self._ipr.get():
+            if msg.get("event") != "RTM_NEWLINK":
+                continue
+            name = msg.get_attr("IFLA_IFNAME")
+            up = msg.get_attr("IFLA_CARRIER") == 1 and msg.get_attr("IFLA_OPERSTATE") == "UP"
+            if name is not None and self._carrier.get(name) != up:
+                self._carrier[name] = up
+                out.append((name, up))
+        return out
+
+    def close(self) -> None:
+        self._ipr.close()

@@ -1,0 +1,235 @@
+"""The reference Mobile Node's packets (sans-I/O): the Binding Updates it sends, the Router
+Advertisements it reads, the MLDv2 Reports it sends on a link, and the few decisions about
+them (which records of the kernel's reports stay on the air, which packets from the tunnel
+device go to a home agent). Faults (harness/faults.py) bend them at the hook points here.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import struct
+from collections.abc import Iterable
+from typing import Any
+
+from harness.faults import NO_FAULTS, Fault, Faults
+from harness.reference import mn_core
+from harness.reference.multicast import ListenerState, Mode
+
+IPPROTO_IPV6_IN_IPV6 = 41
+ND_RA = 134
+MLDV2_ROUTERS = "ff02::16"
+
+
+def binding_update(
+    bu: mn_core.SendBindingUpdate,
+    key: bytes | None = None,
+    spi: int | None = None,
+    faults: Faults = NO_FAULTS,
+) -> bytes:
+    """The Binding Update (RFC 6275 §11.7.1): H and A set, a Home Address option, the CoA
+    in an Alternate Care-of Address option, the Multicast State (draft §4.1), and the
+    MN-HA authentication option last (RFC 4285) when there is a key."""
+    from scapy.layers.inet6 import HAO, IPv6, IPv6ExtHdrDestOpt, MIP6OptAltCoA, MIP6OptMsgAuth
+
+    from harness.reference.mn_listener import option_records
+    from harness.wire import auth
+    from harness.wire.mobility import BindingUpdate, multicast_state_options
+
+    options: list[Any] = [MIP6OptAltCoA(acoa=str(bu.coa))]
+    if bu.multicast is not None and not faults.has(Fault.MN_NO_MCAST_OPTION):
+        options += multicast_state_options(option_records(bu.multicast))
+    signed = key is not None and spi is not None and not faults.has(Fault.MN_NO_AUTH)
+    if signed:
+        options.append(MIP6OptMsgAuth(subtype=1, mspi=spi, authdata=b"\x00" * 12))
+    ack = 0 if faults.has(Fault.MN_NO_ACK_FLAG) else 0x200
+    flags = 0x100 | ack  # H, A (RFC 6275 §11.7.1)
+    if faults.has(Fault.MN_RESERVED_BITS):
+        flags |= 0x01
+    mh = BindingUpdate(seq=bu.seq, mhtime=bu.lifetime, flags=flags, options=options)
+    pkt: Any
+    if faults.has(Fault.MN_NO_HAO):
+        pkt = IPv6(src=str(bu.coa), dst=str(bu.ha)) / mh
+    else:
+        pkt = (
+            IPv6(src=str(bu.coa), dst=str(bu.ha))
+            / IPv6ExtHdrDestOpt(options=[HAO(hoa=str(bu.hoa))])
+            / mh
+        )
+    if signed:
+        assert key is not None
+        pkt = auth.sign(pkt, key)
+    return bytes(pkt)
+
+
+def parse_ra(data: bytes, src: str, iface: str) -> mn_core.RouterAdvert | None:
+    """The parts of an RA the core uses (RFC 4861 §4.2, RFC 6275 §7.1, §7.2, §7.4)."""
+    from scapy.layers.inet6 import ICMPv6ND_RA, ICMPv6NDOptHAInfo, ICMPv6NDOptPrefixInfo
+
+    try:
+        ra = ICMPv6ND_RA(data)
+    except Exception:
+        return None
+    if ra.type != ND_RA:
+        return None
+    prefix = ha_address = None
+    opt = ra.getlayer(ICMPv6NDOptPrefixInfo)
+    k = 1
+    while opt is not None:
+        if opt.prefixlen == 64 and opt.A:
+            prefix = ipaddress.IPv6Network(f"{opt.prefix}/64", strict=False)
+            if opt.R and ra.H:
+                ha_address = ipaddress.IPv6Address(opt.prefix)
+        k += 1
+        opt = ra.getlayer(ICMPv6NDOptPrefixInfo, k)
+    if prefix is None:
+        return None
+    ha_lifetime: float | None = None
+    if ha_address is not None:
+        info = ra.getlayer(ICMPv6NDOptHAInfo)
+        ha_lifetime = float(info.lifetime if info is not None else ra.routerlifetime)
+        if ha_address == prefix.network_address:
+            ha_address = None  # an R flag without a full address: not usable
+    return mn_core.RouterAdvert(
+        iface=iface,
+        router=ipaddress.IPv6Address(src.split("%", 1)[0]),
+        prefix=prefix,
+        ha_address=ha_address,
+        ha_lifetime=ha_lifetime,
+    )
+
+
+def mld_report(state: ListenerState, src: str) -> bytes:
+    """An MLDv2 Report of Current-State records (RFC 3810 §5.2) from `src`."""
+    from harness.netproto.mld import Record
+
+    records = []
+    for group in sorted(state.groups, key=lambda a: a.packed):
+        g = state.groups[group]
+        sources = tuple(sorted(g.sources, key=lambda a: a.packed))
+        records.append(Record(1 if g.mode is Mode.INCLUDE else 2, group, sources))  # type: ignore[arg-type]
+    return mld_report_records(records, src)
+
+
+def mld_report_records(records: Iterable[Any], src: str) -> bytes:
+    """An MLDv2 Report (RFC 3810 §5.2) of the given records (rtype, group, sources)."""
+    from scapy.layers.inet6 import (
+        ICMPv6MLDMultAddrRec,
+        ICMPv6MLReport2,
+        IPv6,
+        IPv6ExtHdrHopByHop,
+        RouterAlert,
+    )
+
+    recs = [
+        ICMPv6MLDMultAddrRec(rtype=r.rtype, dst=str(r.group), sources=[str(s) for s in r.sources])
+        for r in records
+    ]
+    pkt = (
+        IPv6(src=src, dst=MLDV2_ROUTERS, hlim=1)
+        / IPv6ExtHdrHopByHop(options=[RouterAlert(value=0)])
+        / ICMPv6MLReport2(records=recs)
+    )
+    return bytes(pkt)
+
+
+def ipv6_header(payload_len: int, nh: int, src: str, dst: str, hlim: int = 64) -> bytes:
+    return struct.pack(
+        "!IHBB16s16s",
+        6 << 28,
+        payload_len,
+        nh,
+        hlim,
+        ipaddress.IPv6Address(src).packed,
+        ipaddress.IPv6Address(dst).packed,
+    )
+
+
+def air_report(
+    records: Iterable[Any], src: str, home: ipaddress.IPv6Address | None, faults: Faults
+) -> bytes:
+    """The MLDv2 Report the MN sends on its visited link for `records`."""
+    report = mld_report_records(records, src)
+    if faults.has(Fault.MN_REPORT_WITH_HAO) and home is not None:
+        report = _with_home_address(report, home)
+    return report
+
+
+def _with_home_address(report: bytes, hoa: ipaddress.IPv6Address) -> bytes:
+    """A fault only: the report with a Home Address option (RFC 6275 §11.3.4 forbids it on
+    the visited link)."""
+    from scapy.layers.inet6 import HAO, IPv6, IPv6ExtHdrDestOpt, IPv6ExtHdrHopByHop
+
+    pkt = IPv6(report)
+    hbh = pkt[IPv6ExtHdrHopByHop]
+    rest = hbh.payload
+    hbh.remove_payload()
+    hbh.nh = 60  # a Destination Options header follows now
+    out = (
+        IPv6(src=pkt.src, dst=pkt.dst, hlim=1)
+        / hbh
+        / IPv6ExtHdrDestOpt(options=[HAO(hoa=str(hoa))])
+        / rest
+    )
+    return bytes(IPv6(bytes(out)))
+
+
+def ba_ignored(msg: Any, faults: Faults = NO_FAULTS) -> bool:
+    """Does the MN drop this BA before the core sees it? Only when a fault says so."""
+    if faults.has(Fault.MN_IGNORE_135) and msg.ba_status == 135:
+        return True
+    return faults.has(Fault.MN_STRICT_BA_OPTIONS) and _unknown_options(msg)
+
+
+def _unknown_options(msg: Any) -> bool:
+    """Does the BA carry an option type outside RFC 6275's and RFC 4285's (and the
+    Multicast State option's)?"""
+    from harness.config import WireConfig
+    from harness.wire import compact
+
+    known = {0, 1, 2, 3, 4, 5, 6, 9, 10, WireConfig.from_env().multicast_state_type}
+    options = compact.parse_options(msg.body, compact.FIXED_PART[compact.MHType.BA])
+    return any(o.otype not in known for o in options)
+
+
+def is_mld_report(packet: bytes) -> bool:
+    """An MLDv2 Report behind a hop-by-hop header (how the kernel sends them)."""
+    pos = 40
+    hlen = 8 * (packet[pos + 1] + 1) if len(packet) > pos + 1 else 0
+    return packet[pos] == 58 and len(packet) > pos + hlen and packet[pos + hlen] in (131, 143)
+
+
+def air_records(records: Iterable[Any], moved: set[Any], faults: Faults = NO_FAULTS) -> list[Any]:
+    """Draft §3 last paragraph: of the records of a report the kernel sends on an air
+    interface, those of groups now served through a tunnel (`moved`) are not sent there."""
+    if faults.has(Fault.MN_REPORT_ON_AIR):
+        moved = set()
+    return [r for r in records if r.group not in moved]
+
+
+def reverse_tunnel(
+    inner: bytes,
+    routes: dict[ipaddress.IPv6Address, tuple[ipaddress.IPv6Address, ipaddress.IPv6Address]],
+    faults: Faults = NO_FAULTS,
+) -> bytes | None:
+    """What an application sent into the tunnel device, encapsulated to its home agent
+    (RFC 6275 §11.3.1, draft §3), or None: not from a registered home address (the BA
+    completes the registration, §3), or an MLD Report (none tunnelled, §11.3.4, INT-7)."""
+    if len(inner) < 40 or inner[0] >> 4 != 6:
+        return None
+    route = routes.get(ipaddress.IPv6Address(inner[8:24]))
+    if route is None:
+        return None
+    if inner[6] == 0 and is_mld_report(inner):
+        return None
+    if faults.has(Fault.MN_NO_REVERSE_TUNNEL):
+        return None
+    ha, coa = route
+    return ipv6_header(len(inner), IPPROTO_IPV6_IN_IPV6, str(coa), str(ha)) + inner
+
+
+def care_of_test_init(coa: ipaddress.IPv6Address, peer: ipaddress.IPv6Address) -> bytes:
+    """A Care-of Test Init (RFC 6275 §6.1.4) from the care-of address, as route
+    optimisation would start it (a fault only: the draft disables it)."""
+    from scapy.layers.inet6 import IPv6, MIP6MH_CoTI
+
+    return bytes(IPv6(src=str(coa), dst=str(peer)) / MIP6MH_CoTI(cookie=b"\x01" * 8))
