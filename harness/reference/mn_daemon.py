@@ -39,11 +39,9 @@ import functools
 import ipaddress
 import os
 import select
-import shutil
 import signal
 import socket
 import struct
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -54,7 +52,15 @@ from harness.faults import NO_FAULTS, Fault, Faults, Role, UnknownFault
 from harness.reference import mn_core, nflog
 from harness.reference import mn_packets as packets
 from harness.reference.mn_core import MNConfig, MobileNodeCore
-from harness.reference.mn_kernel import LinkEvents, active_session_addresses, ip_batch, sysctl
+from harness.reference.mn_kernel import (
+    LinkEvents,
+    active_session_addresses,
+    find_nft,
+    ip_batch,
+    nft_script,
+    run_nft,
+    sysctl,
+)
 from harness.reference.multicast import ListenerState
 
 IPPROTO_IPV6_IN_IPV6, IPPROTO_ROUTING, IPPROTO_MH = 41, 43, 135
@@ -176,32 +182,19 @@ class MobileNodeDaemon:
         self._tun_index = socket.if_nametoindex(TUN_NAME)
 
     def _nft(self, add: bool) -> None:
-        nft = shutil.which("nft", path=os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin"]))
+        """BAs are read from AF_PACKET, before the input hook (RFC 6275 §6.4); the kernel's
+        MLD Reports on the air interfaces go to this daemon (NFLOG), which sends on what
+        still belongs to the link (draft §3 last paragraph)."""
+        nft = find_nft()
         if nft is None:
             if add:
                 self.log("no nft: BAs draw ICMP errors, and moved groups stay reported on air")
             self._drop_air()
             return
-        script = f"table ip6 {NFT_TABLE} {{}}\ndelete table ip6 {NFT_TABLE}\n"
-        if add:
-            ifaces = ", ".join(f'"{i}"' for i in self.opts.ifaces)
-            # BAs are read from AF_PACKET, before the input hook (RFC 6275 §6.4); the
-            # kernel's MLD Reports on the air interfaces go to this daemon (NFLOG), which
-            # sends on what still belongs to the link (draft §3 last paragraph)
-            script += (
-                f"table ip6 {NFT_TABLE} {{\n"
-                "  chain in { type filter hook prerouting priority -300; policy accept;\n"
-                "    rt type 2 drop; }\n"
-                "  chain out { type filter hook output priority 0; policy accept;\n"
-                f"    oifname {{ {ifaces} }} icmpv6 type mld2-listener-report "
-                f"meta mark != {MARK:#x} log group {NFLOG_GROUP} drop; }}\n"
-                "}\n"
-            )
-        res = subprocess.run(
-            [nft, "-f", "-"], input=script, text=True, capture_output=True, timeout=10
-        )
-        if add and res.returncode != 0:
-            self.log(f"nft refused the rules: {res.stderr.strip()}")
+        script = nft_script(NFT_TABLE, self.opts.ifaces if add else (), MARK, NFLOG_GROUP)
+        refused = run_nft(nft, script)
+        if add and refused is not None:
+            self.log(f"nft refused the rules: {refused}")
             self._drop_air()
 
     def _drop_air(self) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import os
+import shutil
 import subprocess
 from collections.abc import Callable, Iterable
 
@@ -97,3 +99,32 @@ class LinkEvents:
 
     def close(self) -> None:
         self._ipr.close()
+
+
+def nft_script(table: str, ifaces: tuple[str, ...], mark: int, group: int) -> str:
+    """The MN's nftables table, replaced (no `ifaces`: removed): type 2 routing headers
+    dropped before the input hook, and the kernel's MLDv2 Reports on `ifaces` that do not
+    carry `mark` logged to NFLOG `group` and dropped."""
+    script = f"table ip6 {table} {{}}\ndelete table ip6 {table}\n"
+    if ifaces:
+        names = ", ".join(f'"{i}"' for i in ifaces)
+        script += (
+            f"table ip6 {table} {{\n"
+            "  chain in { type filter hook prerouting priority -300; policy accept;\n"
+            "    rt type 2 drop; }\n"
+            "  chain out { type filter hook output priority 0; policy accept;\n"
+            f"    oifname {{ {names} }} icmpv6 type mld2-listener-report "
+            f"meta mark != {mark:#x} log group {group} drop; }}\n"
+            "}\n"
+        )
+    return script
+
+
+def find_nft() -> str | None:
+    return shutil.which("nft", path=os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin"]))
+
+
+def run_nft(nft: str, script: str) -> str | None:
+    """Run an nft script; None when done, else nft's complaint."""
+    res = subprocess.run([nft, "-f", "-"], input=script, text=True, capture_output=True, timeout=10)
+    return None if res.returncode == 0 else res.stderr.strip()
