@@ -35,7 +35,7 @@ from scapy.layers.inet6 import (
 )
 
 from harness import verdicts
-from harness.lab import registry
+from harness.lab import netns, registry
 from harness.netproto import advertiser, icmp6, ra
 from harness.wire import tshark
 
@@ -299,7 +299,7 @@ def _ip(*args: str) -> None:
 
 def _sysctl(ns: str, *settings_: str) -> None:
     subprocess.run(
-        ["ip", "netns", "exec", ns, "sysctl", "-q", "-w", *settings_],
+        netns.exec_argv(ns, ["sysctl", "-q", "-w", *settings_]),
         check=True,
         capture_output=True,
     )

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import harness
+from harness.lab import supervisor
 
 Event = dict[str, Any]
 Predicate = Callable[[Event], bool] | str  # a str matches the event's name
@@ -147,7 +148,7 @@ class App:
         """Application `app` inside the namespace of `node` of a harness.lab Lab."""
 
         def popen(cmd: Sequence[str], **kwargs: Any) -> subprocess.Popen[bytes]:
-            proc: subprocess.Popen[bytes] = lab.exec_in(node, cmd, **kwargs)
+            proc: subprocess.Popen[bytes] = supervisor.start(cmd, netns=lab.ns(node), **kwargs)
             return proc
 
         return cls(argv(app, *args), popen=popen, name=name or f"{app}@{node}")
@@ -362,12 +363,7 @@ class App:
             try:
                 self.proc.wait(grace)
             except subprocess.TimeoutExpired:
-                self.signal(signal.SIGTERM)
-                try:
-                    self.proc.wait(term)
-                except subprocess.TimeoutExpired:
-                    self.signal(signal.SIGKILL)
-                    self.proc.wait()
+                supervisor.terminate(self.proc, term)
         self.close_stdin()
         for t in self._threads:
             t.join(2.0)

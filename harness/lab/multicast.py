@@ -5,7 +5,6 @@ told to query or to let a router go, and stopped.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import select
@@ -13,7 +12,7 @@ import subprocess
 import sys
 from typing import Any
 
-from harness.lab import mldproxy, registry
+from harness.lab import mldproxy, registry, supervisor
 from harness.lab.nodes import LabError, Nodes
 from harness.netproto import mld
 
@@ -70,7 +69,7 @@ class MulticastRouting:
             json.dump(config, f, indent=1)
         record.files += [cfg_path, log_path, self.control]
         with open(log_path, "ab") as log:
-            self.proc = subprocess.Popen(
+            self.proc = supervisor.start(
                 [sys.executable, "-m", "harness.lab.mldproxy", cfg_path],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
@@ -127,13 +126,7 @@ class MulticastRouting:
         """SIGTERM, SIGKILL after STOP_TIMEOUT."""
         if self.proc is None:
             return
-        with contextlib.suppress(ProcessLookupError):
-            self.proc.terminate()
-        try:
-            self.proc.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        supervisor.terminate(self.proc, STOP_TIMEOUT)
         self.proc = None
 
     def forget(self) -> None:

@@ -19,7 +19,9 @@ setns(2) back. No fork, about 0.4 ms each.
 
 Processes: `exec_in(name, argv)` starts a program inside a namespace through `nsenter
 --net=...` (util-linux), which execs the program directly: the Popen's pid is the
-program's, and no preexec_fn runs in a forked copy of a threaded process.
+program's, and no preexec_fn runs in a forked copy of a threaded process. Every
+command line that enters a namespace is built here (`exec_argv`); harness.lab.supervisor
+starts, follows and stops the processes.
 
 Everything here needs CAP_SYS_ADMIN and CAP_NET_ADMIN (root); `missing_privileges()` says
 what is lacking.
@@ -316,16 +318,39 @@ def _nsenter() -> str:
     return found
 
 
-def exec_argv(name: str, argv: Sequence[str]) -> list[str]:
-    """The command line that runs `argv` inside namespace `name`."""
-    return [_nsenter(), f"--net={path(name)}", "--", *argv]
+def _file(name: str) -> str:
+    """The namespace file of a name (/run/netns/<name>) or of a path (itself)."""
+    return name if name.startswith("/") else path(name)
 
 
-def exec_in(name: str, argv: Sequence[str], **popen_kwargs: Any) -> subprocess.Popen[Any]:
+def exec_argv(name: str, argv: Sequence[str], *, iproute2: bool = False) -> list[str]:
+    """The command line that runs `argv` inside namespace `name` (a name or a path to a
+    namespace file): nsenter, which execs `argv` directly. `iproute2` with a name: `ip
+    netns exec`, which also gives the program a mount namespace where /sys is that
+    namespace's and /etc/netns/<name>/ files are bound over /etc (what an external
+    program started "the iproute2 way" may expect)."""
+    if iproute2 and not name.startswith("/"):
+        return ["ip", "netns", "exec", name, *argv]
+    return [_nsenter(), f"--net={_file(name)}", "--", *argv]
+
+
+def exec_in(
+    name: str, argv: Sequence[str], *, iproute2: bool = False, **popen_kwargs: Any
+) -> subprocess.Popen[Any]:
     """Start `argv` inside namespace `name` (subprocess.Popen keyword arguments apply)."""
-    if not exists(name):
-        raise NamespaceError(f"network namespace {name!r} does not exist ({path(name)})")
-    return subprocess.Popen(exec_argv(name, argv), **popen_kwargs)
+    if not os.path.exists(_file(name)):
+        raise NamespaceError(f"network namespace {name!r} does not exist ({_file(name)})")
+    return subprocess.Popen(exec_argv(name, argv, iproute2=iproute2), **popen_kwargs)
+
+
+def holds(name: str | None, pid: int) -> bool:
+    """Is process `pid` in namespace `name` (a name or a path; None: this process's)?"""
+    target = "/proc/self/ns/net" if name is None else _file(name)
+    try:
+        a, b = os.stat(f"/proc/{pid}/ns/net"), os.stat(target)
+    except OSError:
+        return False
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 
 def run(

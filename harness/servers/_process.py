@@ -10,44 +10,34 @@ What every server here shares:
 * readiness is an event, not a sleep: the reader thread sets it when the daemon prints
   the line that says it is serving (or when its output ends because it died); the
   caller then confirms with a real query;
-* the daemon gets SIGTERM when the process that started it dies (PR_SET_PDEATHSIG), so
-  a test run killed with kill -9 does not leave daemons behind. The kernel sends that
-  signal when the *thread* that forked the daemon ends, not the process: every daemon is
-  therefore forked by one spawner thread that lives as long as the process (`_Spawner`),
-  whichever thread asked for it (a fixture, a helper thread that is gone a moment later);
+* the daemon gets SIGTERM when the process that started it dies (PR_SET_PDEATHSIG,
+  harness.lab.supervisor's `die_with_parent`), so a test run killed with kill -9 does not
+  leave daemons behind;
 * a daemon runs inside a lab namespace, so the lab's reaper, which kills every process
   in the namespaces it removes, gets it too if it survived somehow;
 * stop: SIGTERM, SIGKILL after a deadline, then the directory goes.
+
+Starting, following the output and stopping are harness.lab.supervisor's.
 """
 
 from __future__ import annotations
 
 import collections
-import concurrent.futures
-import ctypes
 import os
-import queue
 import re
 import shutil
-import signal
 import subprocess
 import tempfile
 import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, Self, TypeVar
+from typing import IO, Self
 
-from harness.lab import netns as _netns
-from harness.lab import registry
+from harness.lab import registry, supervisor
 
 KEEP_DIRS_ENV = "DMMCONF_KEEP_SERVER_DIRS"  # "1": keep the private directories (debugging)
 DIR_PREFIX = "dmms-"
-PR_SET_PDEATHSIG = 1
-
-_libc = ctypes.CDLL(None, use_errno=True)
-_prctl = _libc.prctl  # resolved here, not in the forked child
 
 
 class ServerUnavailable(RuntimeError):
@@ -62,7 +52,6 @@ class ServerError(RuntimeError):
     """The daemon was started but did not come up, or misbehaved."""
 
 
-T = TypeVar("T")
 _OWNED_DIR = re.compile(rf"^{re.escape(DIR_PREFIX)}(\d+)-")
 
 
@@ -104,62 +93,6 @@ def find_binary(name: str, package: str, explicit: str | None = None) -> str:
     return found
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    _prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-
-
-class _Spawner:
-    """One thread, alive as long as the process, that forks every daemon.
-
-    PR_SET_PDEATHSIG fires when the parent *thread* ends (prctl(2)): a daemon forked by
-    a short-lived thread would be killed when that thread returns, and one forked by a
-    thread that lingers would outlive nothing. A thread that only ends with the process
-    makes the signal mean "the process died". `call(fn)` runs fn in it (fn enters the
-    daemon's namespace there, so the namespace switch stays per call) and returns its
-    result or raises its exception in the caller.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], concurrent.futures.Future[Any]]]
-        self._jobs = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._pid = 0
-
-    def call(self, fn: Callable[[], T]) -> T:
-        with self._lock:
-            if self._thread is None or not self._thread.is_alive() or self._pid != os.getpid():
-                self._jobs = queue.SimpleQueue()  # a fork's copy starts afresh
-                self._pid = os.getpid()
-                self._thread = threading.Thread(
-                    target=self._run, args=(self._jobs,), name="dmmconf-spawner", daemon=True
-                )
-                self._thread.start()
-            future: concurrent.futures.Future[T] = concurrent.futures.Future()
-            self._jobs.put((fn, future))
-        return future.result()
-
-    @property
-    def thread(self) -> threading.Thread | None:
-        return self._thread
-
-    @staticmethod
-    def _run(
-        jobs: queue.SimpleQueue[tuple[Callable[[], Any], concurrent.futures.Future[Any]]],
-    ) -> None:
-        while True:
-            fn, future = jobs.get()
-            if not future.set_running_or_notify_cancel():
-                continue
-            try:
-                future.set_result(fn())
-            except BaseException as exc:  # noqa: BLE001 - handed to the caller
-                future.set_exception(exc)
-
-
-spawner = _Spawner()
-
-
 class ServerProcess:
     """One foreground daemon, started inside a namespace, with its output followed."""
 
@@ -185,32 +118,33 @@ class ServerProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self._tail: collections.deque[str] = collections.deque(maxlen=self.TAIL_LINES)
         self._ready = threading.Event()  # ready line seen, or output ended
-        self._reader: threading.Thread | None = None
+        self._reader: supervisor.Follower | None = None
+        self._log: IO[str] | None = None
 
     # ------------------------------------------------------------------ start
 
     def start(self, timeout: float) -> None:
         """Start, and return once the ready line appeared; ServerError otherwise."""
 
-        def spawn() -> subprocess.Popen[bytes]:
-            with _netns.entered(self.netns):
-                return subprocess.Popen(
-                    self.argv,
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.STDOUT,
-                    cwd=self.workdir,
-                    env=self.env,
-                    start_new_session=True,  # Ctrl-C reaches pytest, whose teardown stops us
-                    preexec_fn=_die_with_parent,  # dies with this process, even after kill -9
-                )
-
-        self.proc = spawner.call(spawn)
-        assert self.proc.stdout is not None
-        self._reader = threading.Thread(
-            target=self._follow, args=(self.proc.stdout,), name=f"{self.kind}-log", daemon=True
+        self.proc = supervisor.start(
+            self.argv,
+            netns=self.netns,
+            die_with_parent=True,  # dies with this process, even after kill -9
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            cwd=self.workdir,
+            env=self.env,
+            start_new_session=True,  # Ctrl-C reaches pytest, whose teardown stops us
         )
-        self._reader.start()
+        assert self.proc.stdout is not None
+        self._log = open(self.log_path, "a", encoding="utf-8", errors="replace")  # noqa: SIM115
+        self._reader = supervisor.Follower(
+            self.proc.stdout,
+            self._line,
+            name=f"{self.kind}-log",
+            on_end=self._ended,  # output ended: the daemon is gone; start() looks at poll()
+        )
         ready = self._ready.wait(timeout)
         if self.proc.poll() is not None:
             self._join_reader()
@@ -224,17 +158,19 @@ class ServerProcess:
                 f"{timeout:g} s; its output:\n{self.tail()}"
             )
 
-    def _follow(self, stream: IO[bytes]) -> None:
-        with open(self.log_path, "a", encoding="utf-8", errors="replace") as log:
-            for raw in iter(stream.readline, b""):
-                line = raw.decode("utf-8", "replace").rstrip("\n")
-                self._tail.append(line)
-                log.write(line + "\n")
-                log.flush()
-                if not self._ready.is_set() and self.ready_line.search(line):
-                    self._ready.set()
-        stream.close()
-        self._ready.set()  # output ended: the daemon is gone; start() looks at poll()
+    def _line(self, raw: bytes) -> None:
+        line = raw.decode("utf-8", "replace").rstrip("\n")
+        self._tail.append(line)
+        assert self._log is not None
+        self._log.write(line + "\n")
+        self._log.flush()
+        if not self._ready.is_set() and self.ready_line.search(line):
+            self._ready.set()
+
+    def _ended(self) -> None:
+        if self._log is not None:
+            self._log.close()
+        self._ready.set()
 
     def tail(self) -> str:
         return "\n".join(self._tail) or "(no output)"
@@ -254,15 +190,9 @@ class ServerProcess:
         proc = self.proc
         if proc is None:
             return None
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout)
+        status = supervisor.terminate(proc, timeout, kill_wait=timeout)
         self._join_reader()
-        return proc.returncode
+        return status
 
     def _join_reader(self) -> None:
         if self._reader is not None:
@@ -272,19 +202,10 @@ class ServerProcess:
 def wait_until(
     predicate: Callable[[], bool], timeout: float, what: str, step: float = 0.02
 ) -> float:
-    """Poll `predicate()` until true, with a deadline; the seconds it took.
-
-    Only for what has no event to wait on (a UDP port showing up in /proc); the deadline
-    is the point: never an unbounded loop, never a fixed sleep.
-    """
-    start = time.monotonic()
-    deadline = start + timeout
-    while True:
-        if predicate():
-            return time.monotonic() - start
-        if time.monotonic() >= deadline:
-            raise ServerError(f"{what}: not within {timeout:g} s")
-        time.sleep(step)
+    """Poll `predicate()` until true, with a deadline; the seconds it took (ServerError
+    when it passes). Only for what has no event to wait on (a UDP port showing up in
+    /proc): never an unbounded loop, never a fixed sleep."""
+    return supervisor.wait_until(predicate, timeout, what, step, error=ServerError)
 
 
 class ManagedServer:

@@ -7,8 +7,9 @@ ready, stop it without leaving anything behind.
 path the bundled reference takes on every run.
 
 Processes: the start command runs as ``/bin/sh -c`` inside the namespace (``ip netns
-exec NAME`` for a named namespace, ``nsenter --net=PATH`` for a path), in a session of
-its own, its output (stdout and stderr together) copied to a log file. Stopping runs
+exec NAME`` for a named namespace, ``nsenter --net=PATH`` for a path: the command lines of
+harness.lab.netns), started and followed by harness.lab.supervisor, in a session of its
+own, its output (stdout and stderr together) copied to a log file. Stopping runs
 the profile's stop command if it has one, then sends SIGTERM and, after the stop
 timeout, SIGKILL to every process still in that session, so that children the SUT
 started go too. An interpreter that exits with a SUT still running kills it (atexit).
@@ -31,6 +32,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Literal
 
+from harness.lab import netns as _netns
+from harness.lab import supervisor
 from harness.sut.profile import (
     FEATURES,
     Features,
@@ -129,9 +132,7 @@ def namespace_argv(netns: str | None, argv: Sequence[str]) -> list[str]:
     """`argv` run inside the network namespace `netns` (a name, a path, or None: here)."""
     if netns is None:
         return list(argv)
-    if netns.startswith("/"):
-        return ["nsenter", f"--net={netns}", "--", *argv]
-    return ["ip", "netns", "exec", netns, *argv]
+    return _netns.exec_argv(netns, argv, iproute2=True)
 
 
 def _check_namespace(netns: str | None) -> None:
@@ -144,16 +145,6 @@ def _check_namespace(netns: str | None) -> None:
 
 def _namespace_path(netns: str) -> str:
     return netns if netns.startswith("/") else os.path.join(NETNS_DIR, netns)
-
-
-def _in_namespace(pid: int, netns: str | None) -> bool:
-    """Is process `pid` in network namespace `netns` (None: ours)?"""
-    target = _namespace_path(netns) if netns is not None else "/proc/self/ns/net"
-    try:
-        a, b = os.stat(f"/proc/{pid}/ns/net"), os.stat(target)
-    except OSError:
-        return False
-    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 
 def _proc_stat(pid: int) -> tuple[str, int, int] | None:
@@ -262,7 +253,7 @@ class ProfileSut(SutAdapter):
         self._values: dict[str, str | tuple[str, ...]] = {}
         self._log_path: Path | None = None
         self._log: IO[bytes] | None = None
-        self._reader: threading.Thread | None = None
+        self._reader: supervisor.Follower | None = None
         self._changed = threading.Event()  # set by the reader: a line arrived, or EOF
         self._matched = threading.Event()
         self._tail = b""
@@ -320,8 +311,10 @@ class ProfileSut(SutAdapter):
         self._changed.clear()
         self._tail = b""
         try:
-            self._proc = subprocess.Popen(
-                namespace_argv(placement.netns, ["/bin/sh", "-c", command]),
+            self._proc = supervisor.start(
+                ["/bin/sh", "-c", command],
+                netns=placement.netns,
+                iproute2=True,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
@@ -335,10 +328,12 @@ class ProfileSut(SutAdapter):
         _LIVE.add(self)
         assert self._proc.stdout is not None
         self._pipe_inode = os.fstat(self._proc.stdout.fileno()).st_ino
-        self._reader = threading.Thread(
-            target=self._read_output, name=f"sut-log-{self.role}", daemon=True
+        self._reader = supervisor.Follower(
+            self._proc.stdout,
+            self._output_line,
+            name=f"sut-log-{self.role}",
+            on_end=self._changed.set,
         )
-        self._reader.start()
         try:
             self._wait_ready()
         except BaseException:
@@ -356,20 +351,15 @@ class ProfileSut(SutAdapter):
             f.write(keys.key_file_bytes())
         return path
 
-    def _read_output(self) -> None:
-        proc, log = self._proc, self._log
-        assert proc is not None and proc.stdout is not None and log is not None
-        rule = self.profile.ready
-        pattern = rule.pattern if rule.kind == "log_regex" else None
-        for line in iter(proc.stdout.readline, b""):
+    def _output_line(self, line: bytes) -> None:
+        log, rule = self._log, self.profile.ready
+        if log is not None:
             with contextlib.suppress(ValueError, OSError):  # closed by stop()
                 log.write(line)
                 log.flush()
-            self._tail = (self._tail + line)[-4 * _TAIL :]
-            if pattern is not None and pattern.search(line.decode("utf-8", "replace")):
-                self._matched.set()
-            self._changed.set()
-        proc.stdout.close()
+        self._tail = (self._tail + line)[-4 * _TAIL :]
+        if rule.kind == "log_regex" and rule.pattern.search(line.decode("utf-8", "replace")):
+            self._matched.set()
         self._changed.set()
 
     def _check(self, rule: Readiness, remaining: float) -> bool:
@@ -378,7 +368,7 @@ class ProfileSut(SutAdapter):
             return self._matched.is_set()
         if rule.kind in ("udp_port", "tcp_port"):
             # until `ip netns exec` has entered the namespace, /proc/PID/net is ours
-            if not _in_namespace(self._proc.pid, self._placement.netns):
+            if not _netns.holds(self._placement.netns, self._proc.pid):
                 return False
             kind: Literal["udp", "tcp"] = "udp" if rule.kind == "udp_port" else "tcp"
             return _socket_listening(self._proc.pid, kind, int(rule.value))
