@@ -143,6 +143,11 @@ def parse(text: str) -> Catalog:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise CatalogError(f"requirements.toml: {exc}") from None
+    if data and "clause" not in data:  # (an empty file is an empty catalog)
+        others = ", ".join(sorted(data)) or "nothing"
+        raise CatalogError(
+            f"requirements.toml: not a requirement catalog: no [[clause]] table (it holds {others})"
+        )
     entries = data.get("clause", [])
     if not isinstance(entries, list):
         raise CatalogError("requirements.toml: 'clause' must be an array of tables ([[clause]])")

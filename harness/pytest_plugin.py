@@ -11,6 +11,7 @@ gate and prints the summary.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import shutil
@@ -23,7 +24,7 @@ from typing import Any
 import pytest
 
 from harness import catalog as catalog_mod
-from harness.catalog import Catalog
+from harness.catalog import Catalog, Clause
 from harness.verdicts import (
     DOCTOR_HINT,
     EXIT_NO_VERDICT,
@@ -50,11 +51,46 @@ def load_catalog(path: str | os.PathLike[str] | None = None) -> tuple[Catalog, s
 
 
 @dataclass(frozen=True)
+class Selection:
+    """Which conformance tests to run: a test is kept when one of its clauses matches every
+    filter given (clause IDs, section prefixes "6" / "RFC 6275:9.2", levels)."""
+
+    clauses: tuple[str, ...] = ()
+    sections: tuple[str, ...] = ()
+    levels: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.clauses or self.sections or self.levels)
+
+    def describe(self) -> str:
+        parts = [*self.clauses]
+        parts += [f"--section {s}" for s in self.sections]
+        parts += [f"--level {lv}" for lv in self.levels]
+        return " ".join(parts)
+
+    def matches(self, clause: Clause) -> bool:
+        if self.clauses and clause.id not in self.clauses:
+            return False
+        if self.levels and clause.level not in self.levels:
+            return False
+        return not self.sections or any(_in_section(clause, s) for s in self.sections)
+
+
+def _in_section(clause: Clause, wanted: str) -> bool:
+    source, _, section = wanted.rpartition(":")
+    if source and source.strip().lower() != clause.source.lower():
+        return False
+    return clause.section == section or clause.section.startswith(section + ".")
+
+
+@dataclass(frozen=True)
 class RunOptions:
     sut_role: str | None
     sut: str  # "reference" or an absolute profile path
     report_dir: Path
     strict_gate: bool
+    selection: Selection = Selection()
+    list_only: bool = False
 
 
 @dataclass
@@ -80,6 +116,7 @@ class RunState:
     collect_errors: int = 0
     interrupted: bool = False
     gate: GateDecision | None = None
+    selected: int | None = None  # tests kept by the selection (None: no selection)
 
 
 STATE = pytest.StashKey[RunState]()
@@ -121,6 +158,37 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="PATH",
         help=f"requirement catalog to use (default ${CATALOG_ENV} or the bundled one)",
     )
+    group.addoption(
+        "--select-clause",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="run only the tests of this clause; repeatable",
+    )
+    group.addoption(
+        "--select-section",
+        action="append",
+        default=[],
+        metavar="[SOURCE:]SECTION",
+        help='run only the tests of clauses in this section and its subsections ("6", '
+        '"RFC 6275:9.2"); repeatable',
+    )
+    group.addoption(
+        "--select-level",
+        action="append",
+        default=[],
+        type=str.upper,
+        choices=catalog_mod.LEVELS,
+        metavar="LEVEL",
+        help=f"run only the tests of clauses of this level ({', '.join(catalog_mod.LEVELS)}); "
+        "repeatable",
+    )
+    group.addoption(
+        "--list-selection",
+        action="store_true",
+        default=False,
+        help="print what would run (clause, section, level, test) and run nothing",
+    )
 
 
 def _suite_roots(config: pytest.Config) -> tuple[Path, ...]:
@@ -153,12 +221,17 @@ def pytest_configure(config: pytest.Config) -> None:
         except profile_mod.ProfileError as exc:
             raise pytest.UsageError(str(exc)) from None
         sut = str(profile.resolve())
+    selection = _selection(config, catalog, source)
     options = RunOptions(
         sut_role=config.getoption("sut_role"),
         sut=sut,
         report_dir=(here / config.getoption("report_dir")).resolve(),
         strict_gate=bool(config.getoption("strict_gate")),
+        selection=selection,
+        list_only=bool(config.getoption("list_selection")),
     )
+    if options.list_only:
+        config.option.collectonly = True
     config.stash[STATE] = RunState(
         catalog=catalog,
         catalog_source=source,
@@ -166,6 +239,26 @@ def pytest_configure(config: pytest.Config) -> None:
         is_worker=hasattr(config, "workerinput"),
         suite_roots=_suite_roots(config),
     )
+
+
+def _selection(config: pytest.Config, catalog: Catalog, source: str) -> Selection:
+    sel = Selection(
+        clauses=tuple(dict.fromkeys(config.getoption("select_clause"))),
+        sections=tuple(dict.fromkeys(config.getoption("select_section"))),
+        levels=tuple(dict.fromkeys(config.getoption("select_level"))),
+    )
+    unknown = [c for c in sel.clauses if c not in catalog]
+    if unknown:
+        raise pytest.UsageError(
+            f"clause {', '.join(unknown)}: not in the catalog {source} (dmmconf clauses lists it)"
+        )
+    for wanted in sel.sections:
+        if not any(_in_section(c, wanted) for c in catalog):
+            raise pytest.UsageError(
+                f"section {wanted}: no clause of the catalog {source} is in it "
+                '(a section is "6", "7.1" or "RFC 6275:9.2")'
+            )
+    return sel
 
 
 def clause_ids(item: pytest.Item) -> list[str]:
@@ -220,11 +313,73 @@ def pytest_make_collect_report(collector: pytest.Collector) -> Generator[None, A
     return report
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Keep only the selected tests (--select-clause, --select-section, --select-level)."""
+    st = state(config)
+    sel = st.options.selection
+    if not sel:
+        return
+    kept: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
+    for item in items:
+        clauses = [st.catalog[c] for c in clause_ids(item) if c in st.catalog]
+        (kept if any(sel.matches(c) for c in clauses) else dropped).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+    items[:] = kept
+    st.selected = len(kept)
+
+
+def selection_rows(st: RunState, items: list[pytest.Item]) -> list[tuple[str, str, str, str]]:
+    """(clause, section, level, test) for each selected test and each of its clauses."""
+    rows = []
+    for item in items:
+        ids = clause_ids(item) or ["-"]
+        for cid in ids:
+            c: Clause | None = None
+            if cid in st.catalog:
+                c = st.catalog[cid]
+            if c is not None and st.options.selection and not st.options.selection.matches(c):
+                continue
+            where = f"{c.source} §{c.section}" if c else "-"
+            rows.append((cid, where, c.level if c else "-", item.nodeid))
+    return rows
+
+
+def _print_list(session: pytest.Session, st: RunState) -> None:
+    rows = selection_rows(st, session.items)
+    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(_LIST_HEAD)]
+    lines = [
+        "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip()
+        for row in [_LIST_HEAD, *rows]
+    ]
+    clauses = {r[0] for r in rows} - {"-"}
+    lines.append(f"{len(session.items)} test(s), {len(clauses)} clause(s)")
+    capman = session.config.pluginmanager.get_plugin("capturemanager")
+    with capman.global_and_fixture_disabled() if capman else contextlib.nullcontext():
+        print("\n".join(lines), flush=True)
+
+
+_LIST_HEAD = ("CLAUSE", "SECTION", "LEVEL", "TEST")
+
+
+def empty_selection_message(st: RunState) -> str:
+    return (
+        f"dmmconf: the selection {st.options.selection.describe()} matches no test "
+        "(dmmconf run --list shows what a selection runs; dmmconf clauses --uncovered the "
+        "clauses no test covers)"
+    )
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_finish(session: pytest.Session) -> None:
     st = state(session.config)
     for item in session.items:
         st.covered.update(clause_ids(item))
+    if st.options.list_only and not st.is_worker:
+        if st.options.selection and not session.items:
+            raise pytest.UsageError(empty_selection_message(st).removeprefix("dmmconf: "))
+        _print_list(session, st)
 
 
 class _Controller:
@@ -247,6 +402,9 @@ class _Controller:
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         st = self.st
+        if st.options.selection and session.exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
+            session.exitstatus = pytest.ExitCode.USAGE_ERROR  # an empty selection is an error
+            st.selected = 0
         why = "run interrupted before the test finished" if st.interrupted else "did not finish"
         st.ledger.finish_all(why)
         st.gate = decide_gate(st, int(session.exitstatus))
@@ -264,6 +422,8 @@ class _Controller:
                 tr.write_line(f"  {line}")
         if st.gate is not None and st.gate.message:
             tr.write_line(st.gate.message, bold=True)
+        if st.selected == 0:
+            tr.write_line(empty_selection_message(st), red=True, bold=True)
         if st.gate is not None and st.gate.no_lab:
             tr.write_line(no_lab_summary(st), red=True, bold=True)
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
 
+from harness.catalog import LEVELS
 from harness.errors import UserError
 
 PLUGINS = (
@@ -49,7 +51,41 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--serial", action="store_true", help="do not run tests in parallel (xdist)")
     p.add_argument(
-        "pytest_args", nargs="*", metavar="-- PYTEST_ARGS", help="extra pytest arguments (after --)"
+        "--clause",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="only the tests of this clause (e.g. DMM-HA-4); repeatable; clause IDs may also "
+        "be given as the last arguments",
+    )
+    p.add_argument(
+        "--section",
+        action="append",
+        default=[],
+        metavar="[SOURCE:]SECTION",
+        help='only the tests of clauses in this section and its subsections ("6", "7.1", '
+        '"RFC 6275:9.2"); repeatable',
+    )
+    p.add_argument(
+        "--level",
+        action="append",
+        default=[],
+        type=str.upper,
+        choices=LEVELS,
+        metavar="LEVEL",
+        help=f"only the tests of clauses of this level ({', '.join(LEVELS)}); repeatable",
+    )
+    p.add_argument(
+        "--list",
+        action="store_true",
+        help="print what would run (clause, section, level, test) and exit",
+    )
+    p.add_argument(
+        "pytest_args",
+        nargs="*",
+        metavar="CLAUSE... -- PYTEST_ARGS",
+        help="clause IDs to run (e.g. DMM-HA-4); after --, pytest arguments: test paths and "
+        "node IDs there replace the default suites, -k/-m narrow them",
     )
     p.set_defaults(func=run)
 
@@ -71,6 +107,41 @@ def _wants_parallel(args: argparse.Namespace) -> bool:
     )
 
 
+# pytest options that take a value as the next word (so that word is not a test path)
+_VALUE_OPTIONS = frozenset(
+    {
+        "-k", "-m", "-p", "-n", "-o", "-c", "-r", "-W", "--numprocesses", "--dist",
+        "--rootdir", "--ignore", "--ignore-glob", "--deselect", "--maxfail", "--tb",
+        "--confcutdir", "--basetemp", "--durations", "--log-level", "--log-cli-level",
+        "--import-mode", "--capture", "--maxprocesses", "--timeout",
+    }
+)  # fmt: skip
+_CLAUSE_ID = re.compile(r"^[A-Z][A-Z0-9]*(-[A-Z0-9]+)+$")
+
+
+def split_user_args(user: list[str]) -> tuple[list[str], list[str], list[str]]:
+    """The user's words as (clause IDs, test paths or node IDs, other pytest arguments).
+    Paths replace the default suites (they are not added to them)."""
+    clauses: list[str] = []
+    paths: list[str] = []
+    rest: list[str] = []
+    takes_value = False
+    for word in user:
+        if takes_value:
+            rest.append(word)
+            takes_value = False
+        elif word.startswith("-"):
+            rest.append(word)
+            takes_value = word in _VALUE_OPTIONS
+        elif _CLAUSE_ID.match(word) and not Path(word).exists():
+            clauses.append(word)
+        else:
+            if not Path(word.split("::")[0]).exists():
+                raise UserError(f"{word}: neither a clause ID nor a test path that exists")
+            paths.append(word)
+    return clauses, paths, rest
+
+
 def pytest_argv(args: argparse.Namespace) -> list[str]:
     """The pytest command line for these options (exposed for tests and for --help-like use)."""
     if args.sut != "reference":
@@ -83,29 +154,34 @@ def pytest_argv(args: argparse.Namespace) -> list[str]:
         report_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"--report-dir {args.report_dir}: {exc.strerror}") from None
-    argv = [str(_suites_dir())]
+    clauses, paths, extra = split_user_args(args.pytest_args)
+    argv = paths or [str(_suites_dir())]
     # pytest registers a plugin module once by name: harmless when a conftest lists them too,
     # needed when the suites are installed without the checkout's conftest.py.
     for plugin in PLUGINS:
         argv += ["-p", plugin]
-    argv += [
-        "--report-dir",
-        str(report_dir),
-        f"--junitxml={report_dir / 'junit.xml'}",
-        "-o",
-        "junit_suite_name=dmmconf",
-    ]
-    if importlib.util.find_spec("allure_pytest") is not None:
-        argv += [f"--alluredir={report_dir / 'allure-results'}", "--clean-alluredir"]
+    argv += ["--report-dir", str(report_dir)]
+    for cid in dict.fromkeys([*args.clause, *clauses]):
+        argv += ["--select-clause", cid]
+    for section in args.section:
+        argv += ["--select-section", section]
+    for level in args.level:
+        argv += ["--select-level", level]
+    if args.list:  # nothing runs, no report is written
+        argv += ["--list-selection", "-o", "addopts=", "-p", "no:terminal"]
+    else:
+        argv += [f"--junitxml={report_dir / 'junit.xml'}", "-o", "junit_suite_name=dmmconf"]
+        if importlib.util.find_spec("allure_pytest") is not None:
+            argv += [f"--alluredir={report_dir / 'allure-results'}", "--clean-alluredir"]
     if args.role:
         argv += ["--sut-role", args.role]
     if args.sut != "reference":
         argv += ["--sut", str(Path(args.sut).resolve())]
     if args.strict_gate:
         argv.append("--strict-gate")
-    if _wants_parallel(args):
+    if not args.list and _wants_parallel(args):
         argv += ["-n", "auto"]
-    return argv + list(args.pytest_args)
+    return argv + extra
 
 
 def run(args: argparse.Namespace) -> int:
@@ -114,6 +190,8 @@ def run(args: argparse.Namespace) -> int:
     argv = pytest_argv(args)
     print("dmmconf run: pytest " + " ".join(argv), file=sys.stderr)
     status = int(pytest.main(argv))
+    if status == int(pytest.ExitCode.USAGE_ERROR):
+        return 2  # an empty selection, an unknown clause or section: unusable input
     if status == int(pytest.ExitCode.NO_TESTS_COLLECTED):
         # Nothing judged is not a pass: say so, and keep pytest's distinct exit status.
         print(
