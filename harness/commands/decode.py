@@ -6,6 +6,7 @@ import argparse
 import json
 import string
 import sys
+from pathlib import Path
 from typing import Any
 
 from scapy.error import Scapy_Exception
@@ -157,10 +158,18 @@ def run(args: argparse.Namespace) -> int:
         json.dump(decode_one(parse_hex(args.hex), args.judge, config), sys.stdout, indent=1)
         sys.stdout.write("\n")
         return 0
+    pcap = Path(args.pcap)
+    if pcap.is_dir():
+        raise UserError(f"--pcap {args.pcap}: is a directory, not a capture file")
+    if pcap.is_file() and pcap.stat().st_size == 0:
+        raise UserError(f"--pcap {args.pcap}: empty file, not a pcap or pcapng capture")
     try:
         packets = rdpcap(args.pcap)
-    except (OSError, Scapy_Exception, EOFError, ValueError) as exc:
-        raise UserError(f"cannot read {args.pcap}: {exc}") from None
+    except OSError as exc:
+        raise UserError(f"--pcap {args.pcap}: cannot read: {exc.strerror or exc}") from None
+    except (Scapy_Exception, EOFError, ValueError) as exc:
+        why = "no packet could be read" if "No data could be read" in str(exc) else str(exc)
+        raise UserError(f"--pcap {args.pcap}: not a pcap or pcapng capture ({why})") from None
     # Every packet gets an entry; a malformed one carries its error instead of layers.
     results: list[dict[str, Any]] = []
     bad = 0
