@@ -1,7 +1,8 @@
 """The reference Home Agent daemon: a thin I/O shell around HomeAgentCore (`dmmconf ha`).
 
 It runs inside an access router's namespace (the profile starts it with `ip netns exec` or
-nsenter) and does only I/O; every decision is the core's:
+nsenter) and does only I/O and timers; every decision is the core's (ha_core.py) or the data
+plane's (ha_dataplane.py):
 
 * Binding Updates arrive on a raw socket of protocol 60 (LAB-FACTS: the kernel, which has no
   Mobile IPv6, delivers a packet whose first extension header is a Destination Options header
