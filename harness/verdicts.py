@@ -1,4 +1,4 @@
-"""The five verdicts (DESIGN principle 6) and how pytest results map onto them.
+"""The five verdicts (docs/architecture.md, principle 6) and how pytest results map onto them.
 
 A test ends with a verdict other than pass or fail by calling `not_applicable`,
 `inconclusive` or `not_run`. They are pytest skips whose message starts with a

@@ -1,4 +1,4 @@
-"""The lab's two multicast data paths forward alike (issue 8): the kernel's MRT6 where the
+"""The lab's two multicast data paths forward alike: the kernel's MRT6 where the
 kernel has it, the userspace forwarder everywhere.
 
 Each test runs on both paths, each in a lab of its own; on a kernel without multicast

@@ -1,4 +1,4 @@
-"""`dmmconf decode --pcap` on input that is no capture: one clear line each (issue 14)."""
+"""`dmmconf decode --pcap` on input that is no capture: one clear line each."""
 
 from __future__ import annotations
 

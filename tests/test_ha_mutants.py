@@ -85,7 +85,7 @@ KILLS: dict[str, tuple[str, ...]] = {
     "ra-without-h": (RA_OWN, RA_RULES),
     "ra-zero-lifetime": (RA_RULES,),
     "no-checksum-fix": (BOTH_SOURCES,),
-    # the remaining clauses of issue 4
+    # the remaining registration clauses
     "skip-unknown-record": (MALFORMED + "[mcast-unknown-record-type]",),
     "ignore-mcast-checksum": (MALFORMED + "[mcast-report-checksum-wrong]",),
     "dereg-unknown-accepted": (

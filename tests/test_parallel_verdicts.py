@@ -1,4 +1,4 @@
-"""`-n 2` gives the same verdicts as a serial run (issue 3), through the profile path.
+"""`-n 2` gives the same verdicts as a serial run, through the profile path.
 
 The HA conformance run is started twice with `dmmconf run`, as a user would, against a
 copy of the bundled reference HA's profile (the README's worked example of an external
@@ -53,7 +53,7 @@ def test_serial_and_two_workers_agree(tmp_path: Path) -> None:
 
 
 def test_kernel_and_userspace_data_paths_agree(tmp_path: Path) -> None:
-    """The HA suite's verdicts are the same on the lab's two multicast data paths (issue 8).
+    """The HA suite's verdicts are the same on the lab's two multicast data paths.
     Not-run where the kernel has no multicast routing: there is only one path to judge."""
     import os
 

@@ -1,4 +1,4 @@
-"""Profiles checked first (issue 14): `dmmconf sut check`, the same check in `dmmconf run` and
+"""Profiles checked first: `dmmconf sut check`, the same check in `dmmconf run` and
 `pytest --sut` before any lab, the README's field tables, and its worked example as written."""
 
 from __future__ import annotations

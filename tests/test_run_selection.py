@@ -1,4 +1,4 @@
-"""Selection (issue 14): clause IDs, sections, levels, paths instead of the default suites,
+"""Selection: clause IDs, sections, levels, paths instead of the default suites,
 `--list`, an empty selection is an error, and a catalog that is not one is refused."""
 
 from __future__ import annotations

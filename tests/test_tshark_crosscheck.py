@@ -1,4 +1,4 @@
-"""Wireshark as a third, outside opinion on the encoders (DESIGN principle 2).
+"""Wireshark as a third, outside opinion on the encoders (docs/architecture.md, principle 2).
 
 Every generated BU/BA must dissect with no malformed or warning marks, and where
 Wireshark 4.0 knows an option its field values must equal ours. Known Wireshark 4.0

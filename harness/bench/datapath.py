@@ -1,4 +1,4 @@
-"""What the lab's multicast data path costs (issue 8): `dmmconf bench datapath`.
+"""What the lab's multicast data paths cost: `dmmconf bench datapath`.
 
 For each data path this machine has (userspace always, kernel where the kernel has
 MRT6), in one run:

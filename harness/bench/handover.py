@@ -1,5 +1,5 @@
 """Handover benchmark: the multicast gap an application sees across a handover, and the
-BU->BA round trip on the wire (issue 4, "Done when").
+BU->BA round trip on the wire.
 
 The scenario (harness/tester/world.py): a mobility lab, a home agent on every access
 router, the mobile node on access link 1 (its home link for this run). On link 1 the MN

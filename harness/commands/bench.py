@@ -18,7 +18,7 @@ from typing import Any
 
 from harness.errors import UserError
 
-MIN_MOVES_FOR_FIGURES = 20  # issue 4: median and p95 over at least 20 moves
+MIN_MOVES_FOR_FIGURES = 20  # the published median and p95 are over at least 20 moves
 
 
 class _Failed(UserError):

@@ -1,1 +1,1 @@
-"""The network lab: namespaces, links, handover, captures (issue 3)."""
+"""The network lab: namespaces, links, handover, captures (docs/architecture.md)."""

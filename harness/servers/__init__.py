@@ -1,4 +1,4 @@
-"""Real servers for the lab (issue 3, "Real servers"): BIND 9 and ISC Kea.
+"""Real servers for the lab: BIND 9 and ISC Kea.
 
 * `bind.NamedServer`: the home domain zone (RFC 5026 §5: AAAA of the home agents, SRV
   ``_mip6._ipv6.<domain>``), TSIG-protected RFC 2136 updates; client helpers
