@@ -509,7 +509,8 @@ def attach(request: pytest.FixtureRequest) -> Callable[[str | os.PathLike[str]],
         try:  # allure-pytest, when active, wants the file too; a no-op otherwise
             import allure
 
-            allure.attach.file(resolved, name=Path(resolved).name)
+            name, ext = Path(resolved).name, Path(resolved).suffix.lstrip(".") or None
+            allure.attach.file(resolved, name=name, extension=ext)  # a pcap stays a .pcap
         except Exception:  # noqa: BLE001 - evidence is best effort, never a test failure
             pass
 

@@ -1,6 +1,6 @@
 """The report document (report.json) built from the verdict ledger and the catalog.
 
-Schema "dmmconf-report/1":
+Schema "dmmconf-report/1" (every field: docs/report-schema.md, checked by reports/schema.py):
   run      metadata: times, command line, SUT, versions, interrupted, exit status, gate
   summary  counts of tests per verdict, of clauses per verdict (plus "untested"),
            and the MUST/MUST NOT clauses with no test
@@ -20,9 +20,10 @@ from typing import Any
 
 from harness.catalog import Catalog, Clause
 from harness.verdicts import SEVERITY, UNTESTED, Verdict, worst
+from reports import sections
 
 SCHEMA = "dmmconf-report/1"
-DRAFT = "draft-sarikaya-mext-multicastdmm-01"
+DRAFT = sections.DRAFT
 CLAUSE_VERDICTS: tuple[str, ...] = (*(v.value for v in SEVERITY), UNTESTED)
 
 
@@ -54,7 +55,9 @@ def clause_entries(catalog: Catalog, tests: list[dict[str, Any]]) -> list[dict[s
                 "mandatory": clause.mandatory,
                 "roles": list(clause.roles),
                 "source": clause.source,
+                "document": sections.document(clause.source),
                 "section": clause.section,
+                "section_title": sections.title(clause.source, clause.section),
                 "url": clause_url(clause),
                 "text": clause.text,
                 "note": clause.note,

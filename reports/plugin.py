@@ -4,8 +4,9 @@ Nothing is lost when a run is interrupted: each finished test is appended to
 journal.jsonl at once, report.json (and report.html) are rewritten atomically at
 most once a second while the run goes on, and always at session end, marked
 `interrupted` when Ctrl-C, SIGTERM or pytest.exit stopped the run. Only the xdist
-controller (or the single process) writes. JUnit XML and allure-results come from
-pytest's --junitxml and allure-pytest's --alluredir (`dmmconf run` passes both).
+controller (or the single process) writes. junit.xml is written from the same document
+(reports/junit.py: the verdict, not pytest's outcome); allure-results come from
+allure-pytest's --alluredir (`dmmconf run` passes it), with the labels set here.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import pytest
 import harness
 from harness.pytest_plugin import RunState, clause_ids, no_lab_summary, state
 from harness.verdicts import TestResult
-from reports import html, model
+from reports import html, junit, model, sections
 
 # The verdict ledger and the options live in the harness plugin.
 pytest_plugins = ["harness.pytest_plugin"]
@@ -56,21 +57,49 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(ReportWriter(config), "dmmconf-report-writer")
 
 
+# allure severity from the clause level (the strongest level of a test's clauses wins)
+SEVERITY = {
+    "MUST": "critical",
+    "MUST NOT": "critical",
+    "SHOULD": "normal",
+    "SHOULD NOT": "normal",
+    "MAY": "minor",
+    "BEHAVIOUR": "trivial",
+}
+_SEVERITY_ORDER = ("blocker", "critical", "normal", "minor", "trivial")
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Clause IDs as allure tags and spec links (only when allure-pytest is writing)."""
+    """allure labels (only when allure-pytest is writing): epic = document (the draft or
+    "RFC 6275"), feature = section with its title, story = clause ID, severity from the
+    level; the clause IDs as tags and links to their sections."""
     if not config.pluginmanager.hasplugin("allure_listener"):
         return
     catalog = state(config).catalog
     for item in items:
-        ids = clause_ids(item)
+        ids = [cid for cid in clause_ids(item) if cid in catalog]
         if not ids:
             continue
         item.add_marker(pytest.mark.allure_label(*ids, label_type="tag"))
-        for cid in ids:
-            url = model.clause_url(catalog[cid]) if cid in catalog else None
+        clauses = [catalog[cid] for cid in ids]
+        epics = dict.fromkeys(sections.document(c.source) for c in clauses)
+        features = dict.fromkeys(feature(c.source, c.section) for c in clauses)
+        item.add_marker(pytest.mark.allure_label(*epics, label_type="epic"))
+        item.add_marker(pytest.mark.allure_label(*features, label_type="feature"))
+        item.add_marker(pytest.mark.allure_label(*ids, label_type="story"))
+        severity = min((SEVERITY[c.level] for c in clauses), key=_SEVERITY_ORDER.index)
+        item.add_marker(pytest.mark.allure_label(severity, label_type="severity"))
+        for c in clauses:
+            url = model.clause_url(c)
             if url:
-                item.add_marker(pytest.mark.allure_link(url, link_type="link", name=cid))
+                item.add_marker(pytest.mark.allure_link(url, link_type="link", name=c.id))
+
+
+def feature(source: str, section: str) -> str:
+    """allure's feature of a clause: "draft §6 Home Agent Operation", "RFC 6275 §9.2 ..."."""
+    doc = "draft" if source.strip().lower() == "draft" else source
+    return f"{doc} §{sections.label(source, section)}"
 
 
 class ReportWriter:
@@ -208,6 +237,7 @@ class ReportWriter:
         doc = model.build(self.run, tests, self.st.catalog)
         model.write_atomic(self.dir / "report.json", model.dumps(doc))
         model.write_atomic(self.dir / "report.html", html.render(doc))
+        model.write_atomic(self.dir / "junit.xml", junit.render(doc))
         self.last_write = time.monotonic()
         self.doc = doc
 

@@ -170,7 +170,7 @@ def pytest_argv(args: argparse.Namespace) -> list[str]:
     if args.list:  # nothing runs, no report is written
         argv += ["--list-selection", "-o", "addopts=", "-p", "no:terminal"]
     else:
-        argv += [f"--junitxml={report_dir / 'junit.xml'}", "-o", "junit_suite_name=dmmconf"]
+        # junit.xml is written by reports.plugin from the verdicts (not pytest's --junitxml)
         if importlib.util.find_spec("allure_pytest") is not None:
             argv += [f"--alluredir={report_dir / 'allure-results'}", "--clean-alluredir"]
     if args.role:
