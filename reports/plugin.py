@@ -29,7 +29,7 @@ import pytest
 import harness
 from harness.pytest_plugin import RunState, clause_ids, no_lab_summary, state
 from harness.verdicts import TestResult
-from reports import html, junit, model, sections
+from reports import html, junit, model, progress, sections
 
 # The verdict ledger and the options live in the harness plugin.
 pytest_plugins = ["harness.pytest_plugin"]
@@ -51,10 +51,15 @@ def _version() -> str:
         return getattr(harness, "__version__", "unknown")
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    progress.addoption(parser)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     if hasattr(config, "workerinput") or config.getoption("collectonly"):
         return
     config.pluginmanager.register(ReportWriter(config), "dmmconf-report-writer")
+    progress.register(config, state(config))
 
 
 # allure severity from the clause level (the strongest level of a test's clauses wins)

@@ -193,3 +193,52 @@ def test_the_validator_finds_what_is_wrong() -> None:
         import jsonschema
 
         jsonschema.validate(good, schema.TEST)
+
+
+# -- progress -------------------------------------------------------------------------------------
+def _progress_lines(out: str) -> list[str]:
+    return [ln for ln in out.splitlines() if re.match(r"^\[\d+(/\d+)?( ~\S+ left)?\] ", ln)]
+
+
+def test_progress_one_line_per_test(lab: pytest.Pytester) -> None:
+    write(lab, "suites/test_mixed.py", MIXED)
+    write(lab, "suites/test_failing.py", FAILING)
+    result, _ = run(lab, "--dmmconf-progress", "lines")
+    lines = _progress_lines(result.stdout.str())
+    assert len(lines) == 9
+    assert lines[0].startswith("[1/9 ~") and lines[-1].startswith("[9/9] ")
+    fails = next(ln for ln in lines if "test_fails" in ln)
+    assert re.search(
+        r"\] fail +\d+\.\d\ds  T-MUST-1,T-MUST-2  suites/test_failing.py::test_fails", fails
+    )
+    assert "(AssertionError: the HA answered with status 128" in fails
+    assert "suites/test_mixed.py ." not in result.stdout.str()  # no dots, no bare file names
+    result.stdout.fnmatch_lines(["*1 failed*"])  # pytest's summary still counts
+
+    quiet, _ = run(lab, "--dmmconf-progress", "quiet", "-q")
+    assert _progress_lines(quiet.stdout.str()) == []
+    quiet.stdout.fnmatch_lines(["*dmmconf verdicts*", "fail*2"])
+
+
+def test_progress_under_xdist(lab: pytest.Pytester) -> None:
+    pytest.importorskip("xdist")
+    write(lab, "suites/test_mixed.py", MIXED)
+    from tests.test_verdicts_and_reports import OPTS, PLUGINS
+
+    result = lab.runpytest_subprocess(
+        *PLUGINS, *OPTS, "-p", "xdist", "-n", "2", "--dmmconf-progress", "lines", timeout=120
+    )
+    lines = _progress_lines(result.stdout.str())
+    assert [ln.split("]")[0] for ln in lines][-1] == "[6/6"
+    assert len(lines) == 6 and len({ln.rsplit("::", 1)[-1] for ln in lines}) == 6
+
+
+def test_time_left_is_the_pace_so_far() -> None:
+    from harness.verdicts import Judgement, TestResult, Verdict
+    from reports import progress
+
+    result = TestResult("suites/a.py::test_b", ["DMM-HA-1"], [Judgement(Verdict.PASS)], 1.5)
+    assert progress.line(result, 3, 10, 125.0) == (
+        "[ 3/10 ~2m05s left] pass              1.50s  DMM-HA-1  suites/a.py::test_b"
+    )
+    assert progress.duration(7300) == "2h01m"

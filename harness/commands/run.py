@@ -51,6 +51,13 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--serial", action="store_true", help="do not run tests in parallel (xdist)")
     p.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="for CI logs: no line per test, only the summary (default: one line per test as "
+        "it ends, with verdict, clauses, duration, count and time left)",
+    )
+    p.add_argument(
         "--clause",
         action="append",
         default=[],
@@ -171,6 +178,9 @@ def pytest_argv(args: argparse.Namespace) -> list[str]:
         argv += ["--list-selection", "-o", "addopts=", "-p", "no:terminal"]
     else:
         # junit.xml is written by reports.plugin from the verdicts (not pytest's --junitxml)
+        argv += ["--dmmconf-progress", "quiet" if args.quiet else "lines"]
+        if args.quiet:
+            argv.append("-q")
         if importlib.util.find_spec("allure_pytest") is not None:
             argv += [f"--alluredir={report_dir / 'allure-results'}", "--clean-alluredir"]
     if args.role:
