@@ -20,7 +20,7 @@ from typing import Any
 
 from harness.catalog import Catalog, Clause
 from harness.verdicts import SEVERITY, UNTESTED, Verdict, worst
-from reports import sections
+from reports import pctr, sections
 
 SCHEMA = "dmmconf-report/1"
 DRAFT = sections.DRAFT
@@ -59,6 +59,7 @@ def clause_entries(catalog: Catalog, tests: list[dict[str, Any]]) -> list[dict[s
                 "section": clause.section,
                 "section_title": sections.title(clause.source, clause.section),
                 "url": clause_url(clause),
+                "features": pctr.clause_features(clause),
                 "text": clause.text,
                 "note": clause.note,
                 "verdict": verdict.value if verdict else UNTESTED,
@@ -89,13 +90,15 @@ def build(
 ) -> dict[str, Any]:
     tests = list(tests)
     clauses = clause_entries(catalog, tests)
-    return {
+    doc = {
         "schema": SCHEMA,
         "run": dict(run),
         "summary": summarize(tests, clauses),
         "tests": tests,
         "clauses": clauses,
     }
+    doc["pctr"] = pctr.build(doc)
+    return doc
 
 
 def write_atomic(path: Path, text: str) -> None:

@@ -100,6 +100,7 @@ CLAUSE = _obj(
         "section": _STR,
         "section_title": _OSTR,
         "url": _OSTR,
+        "features": _STRS,
         "text": _STR,
         "note": _STR,
         "verdict": {"enum": CLAUSE_VERDICTS},
@@ -115,6 +116,71 @@ SUMMARY = _obj(
     }
 )
 
+_OBJ = {"type": "object"}
+PCTR = _obj(
+    {
+        "identification": _obj(
+            {
+                "report": _STR,
+                "test_laboratory": _OSTR,
+                "test_tool": _STR,
+                "protocol": _STR,
+                "test_suite": _STR,
+                "iut": _OSTR,
+                "iut_role": _STR,
+            }
+        ),
+        "iut_status": _obj(
+            {
+                "status": {"enum": ["conformant", "non-conformant", "not established"]},
+                "reason": _STR,
+            }
+        ),  # fmt: skip
+        "static": _obj(
+            {
+                "pics": {
+                    "type": "array",
+                    "items": _obj(
+                        {
+                            "role": _STR,
+                            "implementation": _STR,
+                            "features": {
+                                "type": "array",
+                                "items": _obj(
+                                    {
+                                        "feature": _STR,
+                                        "description": _STR,
+                                        "claimed": {"type": ["boolean", "null"]},
+                                    }
+                                ),
+                            },
+                        }
+                    ),
+                },
+                "pixit": {
+                    "type": "array",
+                    "items": _obj(
+                        {"role": _STR, "profile": _STR, "values": {"type": ["object", "null"]}}
+                    ),
+                },
+            }
+        ),
+        "dynamic": _obj({"tests": _OBJ, "clauses": _OBJ, "clauses_by_level": _OBJ}),
+        "campaign": _obj(
+            {
+                "started": _OSTR,
+                "finished": _OSTR,
+                "duration": _ONUM,
+                "command": _STR,
+                "tests_run": {"type": "integer"},
+                "exit_status": {"type": ["integer", "null"]},
+                "complete": {"type": ["boolean", "null"]},
+            }
+        ),
+        "observations": _STRS,
+    }
+)
+
 SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "$id": "dmmconf-report/1",
@@ -125,6 +191,7 @@ SCHEMA: dict[str, Any] = {
             "summary": SUMMARY,
             "tests": {"type": "array", "items": TEST},
             "clauses": {"type": "array", "items": CLAUSE},
+            "pctr": PCTR,
         },
     ),
 }
