@@ -106,7 +106,7 @@ def mld_report(state: ListenerState, src: str) -> bytes:
     for group in sorted(state.groups, key=lambda a: a.packed):
         g = state.groups[group]
         sources = tuple(sorted(g.sources, key=lambda a: a.packed))
-        records.append(Record(1 if g.mode is Mode.INCLUDE else 2, group, sources))  # type: ignore[arg-type]
+        records.append(Record(1 if g.mode is Mode.INCLUDE else 2, group, sources))  # type: ignore[type-var]
     return mld_report_records(records, src)
 
 
