@@ -319,23 +319,10 @@ def test_unclaimed_feature_is_not_applicable() -> None:
         sut.claims("teleport")
 
 
-def test_reference_profiles_load_and_start_fails_clearly(tmp_path: Path) -> None:
+def test_reference_profiles_load() -> None:
     for role in ("ha", "mn"):
         p = adapters.reference_profile(role)
         assert p.role == role and "{python} -m harness.cli " + role in p.commands.start
-    missing = [role for role in ("ha", "mn") if not adapters.reference_built(role)]
-    if not missing:
-        pytest.skip("both references exist now: this checks the message of an absence")
-    role = missing[0]
-    sut = adapters.ReferenceSut(role, tmp_path)
-    started = time.monotonic()
-    with pytest.raises(
-        adapters.SutNotBuilt,
-        match=rf"^the reference {role.upper()} is not built yet \(issue 4\)",
-    ):
-        sut.start(_ha_placement(tmp_path))
-    assert time.monotonic() - started < 5
-    assert sut.stop() == "not-running"
 
 
 def test_open_sut_checks_the_role(tmp_path: Path) -> None:

@@ -1,1 +1,1 @@
-"""The bundled reference Home Agent and Mobile Node: sans-I/O cores and thin daemons (issue 4)."""
+"""The bundled reference Home Agent and Mobile Node: sans-I/O cores and thin daemons."""

@@ -4,7 +4,7 @@ It runs inside an access router's namespace (the profile starts it with `ip netn
 nsenter) and does only I/O and timers; every decision is the core's (ha_core.py) or the data
 plane's (ha_dataplane.py):
 
-* Binding Updates arrive on a raw socket of protocol 60 (LAB-FACTS: the kernel, which has no
+* Binding Updates arrive on a raw socket of protocol 60 (docs/lab-facts.md: the kernel, which has no
   Mobile IPv6, delivers a packet whose first extension header is a Destination Options header
   to such a socket, then drops it because of the Home Address option). Mobility Headers sent
   without a Home Address option arrive on a raw socket of protocol 135. A raw IPv6 socket
@@ -40,7 +40,7 @@ plane's (ha_dataplane.py):
   are not scaled (they travel on the wire in 4-second units), nor is the core's clock
   (RFC 4285 timestamps are wall-clock time).
 
-Not done yet (issue 4): DNS updates (a DnsRequest is answered as failed), the MN-ID option
+Not done yet: DNS updates (a DnsRequest is answered as failed), the MN-ID option
 check (RFC 4283), IGMPv3 queries and IPv4 multicast forwarding (the profile does not claim
 ipv4), and the RFC 3810 startup queries (the first query goes at once, the next after a
 whole Query Interval).

@@ -14,7 +14,7 @@ the core's; this module only does I/O:
   (harness/reference/mn_listener.py).
 * Binding Updates (Home Address option, Alternate Care-of Address, Multicast State options,
   RFC 4285 authentication) sent whole through an IPPROTO_RAW socket; Binding
-  Acknowledgements, which carry a type 2 routing header the kernel refuses (LAB-FACTS),
+  Acknowledgements, which carry a type 2 routing header the kernel refuses (docs/lab-facts.md),
   read from an AF_PACKET socket; an nftables rule keeps the kernel from answering them
   with ICMP Parameter Problems.
 * The tunnel: one TUN device holds the home addresses (deprecated, so new communication
@@ -22,7 +22,7 @@ the core's; this module only does I/O:
   applications send from it into the device; the daemon encapsulates that to the home
   agent (reverse tunnelling, OPEN-2) and writes what the home agents tunnel to it into the
   device, which joins the bindings' groups so that applications keep receiving
-  (LAB-FACTS: mirror membership).
+  (docs/lab-facts.md: mirror membership).
 
 The packets are built and read in harness/reference/mn_packets.py, the kernel is asked
 through harness/reference/mn_kernel.py. Deliberate faults for the suite's own tests (the

@@ -13,7 +13,7 @@ kernel and moves that state to the tunnel device so that they keep receiving. Th
   Reports on the air interfaces, plus /proc/net/igmp6 and /proc/net/mcfilter6 to start
   from and to drop groups that are gone. Open it inside the MN's namespace.
 * `TunnelMirror` (I/O): holds, on the TUN device, the memberships the applications hold
-  on the air interface. LAB-FACTS: the kernel delivers a multicast packet written into a
+  on the air interface. docs/lab-facts.md: the kernel delivers a multicast packet written into a
   TUN device to an application's socket only if the TUN device itself listens to the
   group and the source (the receiving interface's filter, then the socket's own filter).
 

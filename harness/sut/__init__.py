@@ -7,7 +7,6 @@ from harness.sut.adapters import (
     SutAdapter,
     SutError,
     SutExited,
-    SutNotBuilt,
     SutNotReady,
     open_sut,
 )
@@ -23,7 +22,6 @@ __all__ = [
     "SutAdapter",
     "SutError",
     "SutExited",
-    "SutNotBuilt",
     "SutNotReady",
     "Timers",
     "load",

@@ -17,7 +17,6 @@ started go too. An interpreter that exits with a SUT still running kills it (ate
 
 from __future__ import annotations
 
-import argparse
 import atexit
 import contextlib
 import dataclasses
@@ -62,10 +61,6 @@ class SutExited(SutError):
 
 class SutNotReady(SutError):
     """The readiness rule did not hold within its deadline."""
-
-
-class SutNotBuilt(SutError):
-    """The bundled reference implementation for this role does not exist yet."""
 
 
 StopOutcome = Literal["not-running", "exited", "terminated", "killed"]
@@ -512,17 +507,6 @@ def reference_profile(role: str) -> Profile:
     return load(PROFILES_DIR / f"reference-{role}.toml")
 
 
-def reference_built(role: str) -> bool:
-    """Does `dmmconf <role>` (the reference daemon of issue 4) exist?"""
-    from harness import cli
-
-    parser = cli.build_parser()
-    for action in parser._actions:  # argparse keeps sub-commands here
-        if isinstance(action, argparse._SubParsersAction):
-            return role in action.choices
-    return False
-
-
 class ReferenceSut(ProfileSut):
     """The bundled reference HA or MN, started through its bundled profile."""
 
@@ -533,15 +517,6 @@ class ReferenceSut(ProfileSut):
         if placement is not None:
             profile = dataclasses.replace(profile, placement=placement)
         super().__init__(profile, workdir)
-
-    def start(self, placement: Placement, *, python: str | None = None) -> None:
-        if not reference_built(self.role):
-            what = {"ha": "HA", "mn": "MN"}[self.role]
-            raise SutNotBuilt(
-                f"the reference {what} is not built yet (issue 4): "
-                f"`dmmconf {self.role}` does not exist"
-            )
-        super().start(placement, python=python)
 
 
 def open_sut(sut: str, role: str, workdir: str | os.PathLike[str]) -> SutAdapter:
@@ -563,12 +538,10 @@ __all__ = [
     "SutAdapter",
     "SutError",
     "SutExited",
-    "SutNotBuilt",
     "SutNotReady",
     "namespace_argv",
     "open_sut",
     "pipe_holders",
-    "reference_built",
     "reference_profile",
     "session_members",
 ]

@@ -21,13 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import verdicts
 from harness.apps.control import App, Event
 from harness.lab import netns
 from harness.lab.fixtures import bring_up
 from harness.lab.topology import Lab
 from harness.pytest_plugin import RunOptions
-from harness.sut import adapters
 from harness.sut.profile import load
 from harness.tester.conversation import ExpectationFailed, Link
 from harness.tester.findings import Findings
@@ -92,10 +90,7 @@ def open_world(
         with contextlib.ExitStack() as paused:
             for i in LINKS:  # the home agents advertise their links themselves (draft §3)
                 paused.enter_context(lab.advertiser_paused(i))
-            try:
-                start_home_agents(world, sides.ha, also)
-            except adapters.SutNotBuilt as exc:
-                verdicts.not_run(str(exc))
+            start_home_agents(world, sides.ha, also)
             world.echo_server()
             try:
                 yield world
@@ -184,10 +179,7 @@ class Mobility:
         self.log = WireLog(self.links)
         self.first_app = len(self.world.apps)
         if self.world.mn is None:  # (else started with the world)
-            try:
-                self.world.start_mobile_node(self.sides.mn)
-            except adapters.SutNotBuilt as exc:
-                verdicts.not_run(str(exc))
+            self.world.start_mobile_node(self.sides.mn)
         self.link = HOME
         self.addresses = {HOME: str(self.world.mn_address(HOME))}
         self.air_ifindex = self.lab.ifindex("mn", MN_IFACE)

@@ -19,11 +19,10 @@ import pytest
 from harness.lab.fixtures import bring_up
 from harness.lab.topology import Lab
 from harness.pytest_plugin import RunOptions
-from harness.sut import adapters
 from harness.tester import world as mobility
 from harness.tester.fixtures import Captures
 from harness.tester.mobile_node import MobileNodeUnderTest
-from harness.verdicts import not_applicable, not_run
+from harness.verdicts import not_applicable
 
 
 @pytest.fixture(scope="module")
@@ -48,10 +47,7 @@ def mn(
     try:
         w.start_home_agents()
         link = captures.watch_node(lab, "mn", mobility.MN_IFACE)
-        try:
-            sut = w.start_mobile_node(run_options.sut)
-        except adapters.SutNotBuilt as exc:
-            not_run(str(exc))
+        sut = w.start_mobile_node(run_options.sut)
         home = w.mn_address(1)
         w.echo_server()
         yield MobileNodeUnderTest(w, sut, link, home)
