@@ -71,11 +71,13 @@ function apply(){
 }
 F.forEach(function(n){sel(n).addEventListener('change',apply);});
 var h=new URLSearchParams(location.hash.slice(1));
-F.forEach(function(n){if(h.get(n)){sel(n).value=h.get(n);}});
 apply();
+F.forEach(function(n){if(h.get(n)){sel(n).value=h.get(n);
+  sel(n).dispatchEvent(new Event('change'));}});
 var o=h.get('open');
 if(o){var c=document.getElementById(o);
-  if(c&&c.tagName==='DETAILS'){c.open=true;if(h.get('scroll')!=='no'){c.scrollIntoView();}}}
+  if(c&&c.tagName==='DETAILS'){c.querySelector('summary').click();
+    if(h.get('scroll')!=='no'){c.scrollIntoView();}}}
 document.body.dataset.ready='1';
 })();
 """
@@ -276,9 +278,12 @@ def _pctr(p: Mapping[str, Any]) -> str:
             f"</td><td>{escape(f['description'])}</td></tr>"
             for f in pics["features"]
         )
+        claims = ", ".join(f["feature"] for f in pics["features"] if f["claimed"]) or "none"
         out.append(
-            f"<p>{escape(pics['role'].upper())}: {escape(str(pics['implementation']))}</p>"
+            f"<details><summary>{escape(pics['role'].upper())}: "
+            f"{escape(str(pics['implementation']))}: claims {escape(claims)}</summary>"
             f"<table><tr><th>feature</th><th>claimed</th><th>meaning</th></tr>{rows}</table>"
+            "</details>"
         )
     out.append("<details><summary>PIXIT: the SUT profile(s)</summary>")
     for pixit in p["static"]["pixit"]:
