@@ -162,3 +162,13 @@ def test_tshark_sees_the_same_upper_layer_and_checksums() -> None:
             )
         if "dst-hao" in exts:
             assert HOA in frame.get("ipv6.opt.mipv6.home_address", []), frame.keys()
+
+
+def test_hop_by_hop_options_of_an_mld_report() -> None:
+    """The Router Alert the kernel puts before its MLD reports (RFC 3810 §5), Pads left out."""
+    raw = build(["hbh"], "icmp", b"")
+    view = ipv6.parse(raw)
+    assert view is not None
+    assert view.hop_by_hop_options() == [(ipv6.ROUTER_ALERT, b"\0\0")]
+    plain = ipv6.parse(build(["dst-hao"], "udp", b""))
+    assert plain is not None and plain.hop_by_hop_options() == []

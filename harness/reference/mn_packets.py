@@ -14,6 +14,7 @@ from typing import Any
 from harness.faults import NO_FAULTS, Fault, Faults
 from harness.reference import mn_core
 from harness.reference.multicast import ListenerState, Mode
+from harness.wire import ipv6
 
 IPPROTO_IPV6_IN_IPV6 = 41
 ND_RA = 134
@@ -192,10 +193,14 @@ def _unknown_options(msg: Any) -> bool:
 
 
 def is_mld_report(packet: bytes) -> bool:
-    """An MLDv2 Report behind a hop-by-hop header (how the kernel sends them)."""
-    pos = 40
-    hlen = 8 * (packet[pos + 1] + 1) if len(packet) > pos + 1 else 0
-    return packet[pos] == 58 and len(packet) > pos + hlen and packet[pos + hlen] in (131, 143)
+    """An MLD Report (v1 or v2) behind a Hop-by-Hop header (how the kernel sends them)."""
+    p = ipv6.parse(packet)
+    return (
+        p is not None
+        and p.raw[6] == ipv6.HOPOPTS
+        and p.upper == ipv6.ICMPV6
+        and p.payload[:1] in (b"\x83", b"\x8f")  # MLDv1 Report 131, MLDv2 Report 143
+    )
 
 
 def air_records(records: Iterable[Any], moved: set[Any], faults: Faults = NO_FAULTS) -> list[Any]:

@@ -22,7 +22,7 @@ from harness.wire import ipv6
 from harness.wire.ipv6 import Packet6
 
 MLD_QUERY = 130
-ROUTER_ALERT, ROUTER_ALERT_MLD = 5, b"\0\0"  # RFC 2711 option, value 0: MLD
+ROUTER_ALERT_MLD = b"\0\0"  # RFC 2711 Router Alert value 0: MLD
 
 
 def tunnelled_report(ha: HomeAgentUnderTest, records: list[Packet]) -> Packet:
@@ -68,24 +68,7 @@ class Query:
 def router_alert(p: Packet6) -> bool:
     """Does the packet's Hop-by-Hop Options header, if it comes first, carry a Router Alert
     for MLD (RFC 2711, RFC 3810 §5)?"""
-    raw = p.raw
-    if raw[6] != ipv6.HOPOPTS or len(raw) < ipv6.HEADER_LEN + 8:
-        return False
-    pos = ipv6.HEADER_LEN
-    end = min(pos + 8 * (raw[pos + 1] + 1), len(raw))
-    opt = pos + 2
-    while opt + 2 <= end:
-        if raw[opt] == ipv6.PAD1:
-            opt += 1
-            continue
-        if (
-            raw[opt] == ROUTER_ALERT
-            and raw[opt + 1] == 2
-            and raw[opt + 2 : opt + 4] == ROUTER_ALERT_MLD
-        ):
-            return True
-        opt += 2 + raw[opt + 1]
-    return False
+    return (ipv6.ROUTER_ALERT, ROUTER_ALERT_MLD) in p.hop_by_hop_options()
 
 
 def tunnelled_mld(pkt: Any) -> Query | None:

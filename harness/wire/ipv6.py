@@ -23,7 +23,8 @@ HEADER_LEN = 40
 HOPOPTS, ROUTING, FRAGMENT, DSTOPTS = 0, 43, 44, 60
 IPV6_IN_IPV6, TCP, UDP, ICMPV6, MOBILITY, NO_NEXT = 41, 6, 17, 58, 135, 59
 HOME_ADDRESS_OPTION = 0xC9  # RFC 6275 §6.3
-PAD1 = 0
+PAD1, PADN = 0, 1
+ROUTER_ALERT = 5  # RFC 2711
 ROUTING_TYPE_2 = 2  # RFC 6275 §6.4
 
 # Where the checksum field sits in each upper layer a forwarder may have to complete.
@@ -57,6 +58,14 @@ class Packet6:
     def payload(self) -> bytes:
         """The upper-layer header and its data."""
         return self.raw[self.offset :]
+
+    def hop_by_hop_options(self) -> list[tuple[int, bytes]]:
+        """(type, data) of each option of a Hop-by-Hop Options header that comes first
+        (RFC 8200 §4.3; Pad1 and PadN left out), [] when there is none."""
+        if self.raw[6] != HOPOPTS:
+            return []
+        end = HEADER_LEN + 8 * (self.raw[HEADER_LEN + 1] + 1)
+        return [(t, d) for t, d in _tlvs(self.raw[HEADER_LEN:end]) if t not in (PAD1, PADN)]
 
     def inner(self) -> Packet6 | None:
         """The tunnelled packet of an IPv6-in-IPv6 packet (RFC 2473), else None."""
@@ -127,6 +136,21 @@ def internet_checksum(data: bytes) -> int:
 def _fail(strict: bool, why: str) -> None:
     if strict:
         raise Malformed(why)
+
+
+def _tlvs(ext: bytes) -> list[tuple[int, bytes]]:
+    """The options of a Hop-by-Hop or Destination Options header, as far as they hold."""
+    out, pos = [], 2
+    while pos < len(ext):
+        if ext[pos] == PAD1:
+            out.append((PAD1, b""))
+            pos += 1
+            continue
+        if pos + 2 > len(ext) or pos + 2 + ext[pos + 1] > len(ext):
+            break
+        out.append((ext[pos], ext[pos + 2 : pos + 2 + ext[pos + 1]]))
+        pos += 2 + ext[pos + 1]
+    return out
 
 
 def _home_address(ext: bytes, strict: bool) -> bytes | None:
