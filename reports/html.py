@@ -22,7 +22,7 @@ from urllib.parse import quote
 
 from reports import sections
 
-_CSS = """
+CSS = """
 body{font:14px/1.45 system-ui,sans-serif;margin:1.5em;color:#222}
 h1{font-size:1.5em}h2{font-size:1.25em;margin-top:1.6em}h3{font-size:1.05em;margin:1em 0 .3em}
 table{border-collapse:collapse}
@@ -186,8 +186,14 @@ def _test(test: Mapping[str, Any], evidence: _Evidence) -> str:
     return "".join(parts)
 
 
-def _clause(c: Mapping[str, Any], tests: list[Mapping[str, Any]], evidence: _Evidence) -> str:
+def _clause(
+    c: Mapping[str, Any],
+    tests: list[Mapping[str, Any]],
+    evidence: _Evidence,
+    classes: Mapping[str, str] | None = None,
+) -> str:
     cid = escape(c["id"])
+    cls = f" <em class=class>{escape(classes[c['id']])}</em>" if classes else ""
     roles = " ".join(c["roles"])
     features = " ".join(c.get("features") or ()) or "core"
     text = c["text"]
@@ -199,7 +205,7 @@ def _clause(c: Mapping[str, Any], tests: list[Mapping[str, Any]], evidence: _Evi
         f'<details class=clause id="{cid}" data-verdict="{escape(c["verdict"])}" '
         f'data-level="{escape(c["level"])}" data-roles="{escape(roles)}" '
         f'data-features="{escape(features)}">'
-        f"<summary><strong>{cid}</strong> {_badge(c['verdict'])} {escape(c['level'])} "
+        f"<summary><strong>{cid}</strong> {_badge(c['verdict'])}{cls} {escape(c['level'])} "
         f'<span class="muted">{escape(roles)}</span> {escape(short)}</summary>'
         f"<div><p class=text>{escape(text)}</p>{note}{link}"
         f'<p class="muted">features: {escape(features)}</p>{body}</div></details>'
@@ -253,7 +259,7 @@ def _grouped(doc: Mapping[str, Any], evidence: _Evidence) -> str:
             )
             for c in clauses:
                 mine = [tests_by_id[n] for n in c["tests"] if n in tests_by_id]
-                out.append(_clause(c, mine, evidence))
+                out.append(_clause(c, mine, evidence, (doc.get("baseline") or {}).get("classes")))
             out.append("</section>")
         out.append("</section>")
     return "".join(out)
@@ -315,7 +321,7 @@ def render(doc: Mapping[str, Any]) -> str:
     out = [
         "<!DOCTYPE html><html lang=en><head><meta charset=utf-8>",
         "<title>dmmconf conformance report</title>",
-        f"<style>{_CSS}</style></head><body>",
+        f"<style>{CSS}</style></head><body>",
         "<h1>dmmconf conformance report</h1>",
     ]
     if run.get("interrupted"):
@@ -337,6 +343,14 @@ def render(doc: Mapping[str, Any]) -> str:
         '<p><a href="#pctr">PCTR</a> · <a href="#clauses">clauses by section</a> · '
         '<a href="#evidence">evidence</a></p>'
     )
+    if doc.get("baseline"):
+        b = doc["baseline"]
+        counts = ", ".join(f"{escape(k)} {int(n)}" for k, n in sorted(b["counts"].items()))
+        regressions = ", ".join(escape(r) for r in b["regressions"]) or "none"
+        out.append(
+            f"<p class=baseline>Against the baseline {escape(b['file'])}: {counts}. "
+            f"Regressions: {regressions}</p>"
+        )
     if "pctr" in doc:
         out.append(_pctr(doc["pctr"]))
     out.append("<h2 id=clauses>Clauses by document and section</h2>")

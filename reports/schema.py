@@ -181,6 +181,16 @@ PCTR = _obj(
     }
 )
 
+BASELINE = _obj(
+    {
+        "file": _STR,
+        "started": _OSTR,
+        "classes": _OBJ,
+        "counts": _OBJ,
+        "regressions": _STRS,
+    }
+)
+
 SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "$id": "dmmconf-report/1",
@@ -192,7 +202,9 @@ SCHEMA: dict[str, Any] = {
             "tests": {"type": "array", "items": TEST},
             "clauses": {"type": "array", "items": CLAUSE},
             "pctr": PCTR,
+            "baseline": BASELINE,
         },
+        optional=("baseline",),
     ),
 }
 

@@ -6,7 +6,19 @@ import importlib
 from types import ModuleType
 
 # Order is the order of `dmmconf --help`.
-_NAMES = ("run", "sut", "clauses", "decode", "vectors", "lab", "ha", "mn", "bench", "doctor")
+_NAMES = (
+    "run",
+    "report",
+    "sut",
+    "clauses",
+    "decode",
+    "vectors",
+    "lab",
+    "ha",
+    "mn",
+    "bench",
+    "doctor",
+)
 
 
 def all_commands() -> list[ModuleType]:

@@ -51,6 +51,18 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--serial", action="store_true", help="do not run tests in parallel (xdist)")
     p.add_argument(
+        "--baseline",
+        metavar="FILE",
+        help="a previous report.json: class each clause as pass, fail, expected fail, fixed, "
+        "regression or new (in report.json and report.html)",
+    )
+    p.add_argument(
+        "--gate",
+        choices=("default", "regressions"),
+        default="default",
+        help="regressions: the exit status fails only on regressions against --baseline",
+    )
+    p.add_argument(
         "-q",
         "--quiet",
         action="store_true",
@@ -194,12 +206,40 @@ def pytest_argv(args: argparse.Namespace) -> list[str]:
     return argv + extra
 
 
+def _apply_baseline(args: argparse.Namespace, status: int) -> int:
+    """Add the baseline's classes to the reports; with --gate regressions, the exit status."""
+    from reports import baseline, html, model
+
+    before = baseline.load(args.baseline)
+    path = Path(args.report_dir) / "report.json"
+    doc = baseline.load(path)
+    doc["baseline"] = {"file": str(Path(args.baseline).resolve()), **baseline.compare(before, doc)}
+    model.write_atomic(path, model.dumps(doc))
+    model.write_atomic(path.with_name("report.html"), html.render(doc))
+    counts = ", ".join(f"{k} {n}" for k, n in sorted(doc["baseline"]["counts"].items()))
+    regressions = doc["baseline"]["regressions"]
+    print(f"dmmconf run: against the baseline: {counts}", file=sys.stderr)
+    if regressions:
+        print(f"dmmconf run: regressions: {' '.join(regressions)}", file=sys.stderr)
+    if args.gate == "regressions" and status in (0, 1):
+        return 1 if regressions else 0
+    return status
+
+
 def run(args: argparse.Namespace) -> int:
     import pytest  # late: `dmmconf --help` should not pay for it
 
+    if args.gate == "regressions" and not args.baseline:
+        raise UserError("--gate regressions needs --baseline FILE (a previous report.json)")
+    if args.baseline:
+        from reports import baseline
+
+        baseline.load(args.baseline)  # unusable input is refused before anything runs
     argv = pytest_argv(args)
     print("dmmconf run: pytest " + " ".join(argv), file=sys.stderr)
     status = int(pytest.main(argv))
+    if args.baseline and not args.list and (Path(args.report_dir) / "report.json").is_file():
+        status = _apply_baseline(args, status)
     if status == int(pytest.ExitCode.USAGE_ERROR):
         return 2  # an empty selection, an unknown clause or section: unusable input
     if status == int(pytest.ExitCode.NO_TESTS_COLLECTED):
