@@ -1,6 +1,6 @@
-"""The lab's multicast routing: the MLD proxy process (harness.lab.mldproxy) that serves
-the core and every AR, started with its configuration, waited for, asked for its state,
-told to query or to let a router go, and stopped.
+"""The lab's multicast routing: the MLD and IGMP proxy process (harness.lab.mldproxy) that
+serves the core and every AR for IPv6 and IPv4 groups, started with its configuration,
+waited for, asked for its state, told to query or to let a router go, and stopped.
 """
 
 from __future__ import annotations
@@ -100,15 +100,19 @@ class MulticastRouting:
             raise LabError(f"the MLD proxy {why}: {tail.strip() or 'no output'}")
 
     def state(self) -> dict[str, Any]:
-        """The MLD proxies' listener state, upstream memberships and MFC entries, by node."""
+        """The proxies' listener state, upstream memberships and forwarding entries, by node:
+        IPv6 and IPv4 groups in the same lists; "datapath" is IPv6's, "datapath4" IPv4's
+        (always userspace)."""
         reply = self.request({"op": "state"})
         by_ns = {v: k for k, v in self.nodes.namespaces.items()}
         return {by_ns.get(ns, ns): st for ns, st in reply["routers"].items()}
 
-    def query(self, link: int) -> None:
-        """Make link's AR send an MLDv2 General Query now (listeners answer with reports)."""
+    def query(self, link: int, version: int = 6) -> None:
+        """Make link's AR send a General Query now, MLDv2 (version 6) or IGMPv3 (version
+        4); listeners answer with reports."""
         self.nodes.check_link(link)
-        self.request({"op": "query", "ns": self.nodes.ns(f"ar{link}"), "ifname": "acc0"})
+        ns = self.nodes.ns(f"ar{link}")
+        self.request({"op": "query", "ns": ns, "ifname": "acc0", "version": version})
 
     def release(self, node: str) -> None:
         """Stop proxying on `node` (close its MRT6 socket), e.g. for a SUT that routes itself."""

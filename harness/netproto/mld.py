@@ -10,10 +10,12 @@ from __future__ import annotations
 import ipaddress
 import struct
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from harness.wire import compact
 
 Addr = ipaddress.IPv6Address
+A = TypeVar("A", ipaddress.IPv6Address, ipaddress.IPv4Address)
 
 MLD_QUERY = 130
 MLD1_REPORT = 131
@@ -59,13 +61,16 @@ def mld2_query(
 
 
 @dataclass(frozen=True)
-class Record:
+class Record(Generic[A]):
+    """A multicast address record as a router takes it in: MLDv2's (IPv6) or, through
+    harness.netproto.igmp, IGMPv3's (IPv4); the record types are the same numbers."""
+
     rtype: int
-    group: Addr
-    sources: tuple[Addr, ...]
+    group: A
+    sources: tuple[A, ...]
 
 
-def parse_report(data: bytes) -> list[Record]:
+def parse_report(data: bytes) -> list[Record[Addr]]:
     """MLDv2 Report, or an MLDv1 Report/Done mapped onto the equivalent v2 record.
 
     MLDv2 records come from the project's one report parser (harness.wire.compact). A
@@ -82,8 +87,14 @@ def parse_report(data: bytes) -> list[Record]:
         return [Record(IS_EX if mtype == MLD1_REPORT else TO_IN, group, ())]
     if mtype != MLD2_REPORT:
         return []
+    return records(data, Addr)
+
+
+def records(data: bytes, address: type[A]) -> list[Record[A]]:
+    """The records of an MLDv2 or IGMPv3 report (addresses of class `address`) up to the
+    first that overruns it (harness.wire.compact.records_before_overrun)."""
     return [
-        Record(r.rtype, Addr(r.maddr), tuple(map(Addr, r.sources)))
+        Record(r.rtype, address(r.maddr), tuple(map(address, r.sources)))
         for r in compact.records_before_overrun(data)
     ]
 

@@ -1,6 +1,8 @@
-"""IPv6 socket options and the structs they take (Linux): multicast membership
-(RFC 3678's group_req / group_source_req), the kernel's IPv6 multicast routing (MRT6,
-linux/mroute6.h: mif6ctl, mf6cctl) and the ICMPv6 type filter (struct icmp6_filter).
+"""IPv6 and IPv4 socket options and the structs they take (Linux): multicast membership
+(RFC 3678's group_req / group_source_req, with a struct sockaddr_in6 or sockaddr_in inside,
+at level IPPROTO_IPV6 or IPPROTO_IP), the kernel's IPv6 multicast routing (MRT6,
+linux/mroute6.h: mif6ctl, mf6cctl), the ICMPv6 type filter (struct icmp6_filter) and the
+IPv4 ancillary data and options an IGMP querier sends with (struct in_pktinfo, IP_OPTIONS).
 
 Sans-I/O: numbers and byte strings only. Shared by the lab's MLD proxy, the reference
 daemons, the tester and the tests.
@@ -14,6 +16,7 @@ import struct
 from collections.abc import Iterable
 
 Addr = ipaddress.IPv6Address
+Addr4 = ipaddress.IPv4Address
 
 IPPROTO_IPV6 = socket.IPPROTO_IPV6
 IPPROTO_ICMPV6 = socket.IPPROTO_ICMPV6
@@ -32,7 +35,17 @@ ICMP6_FILTER = 1
 MCAST_JOIN_GROUP = 42
 MCAST_LEAVE_GROUP = 45
 MCAST_JOIN_SOURCE_GROUP = 46
-MCAST_LEAVE_SOURCE_GROUP = 47
+MCAST_LEAVE_SOURCE_GROUP = 47  # the MCAST_* numbers are the same at IPPROTO_IP (linux/in.h)
+# linux/in.h
+IPPROTO_IP = socket.IPPROTO_IP
+IPPROTO_IGMP = socket.IPPROTO_IGMP
+IP_OPTIONS = 4
+IP_PKTINFO = 8
+IP_MULTICAST_IF = 32
+IP_MULTICAST_TTL = 33
+IP_MULTICAST_LOOP = 34
+IP_ADD_SOURCE_MEMBERSHIP = 39
+IP_MULTICAST_ALL = 49
 
 
 def sockaddr_in6(addr: Addr | None) -> bytes:
@@ -41,14 +54,45 @@ def sockaddr_in6(addr: Addr | None) -> bytes:
     return struct.pack("=HHI16sI", socket.AF_INET6, 0, 0, raw, 0).ljust(128, b"\0")
 
 
-def group_req(ifindex: int, group: Addr) -> bytes:
-    """struct group_req (MCAST_JOIN_GROUP, MCAST_LEAVE_GROUP)."""
-    return struct.pack("=I4x", ifindex) + sockaddr_in6(group)
+def sockaddr_in(addr: Addr4 | None) -> bytes:
+    """struct sockaddr_in padded to struct sockaddr_storage (128 octets)."""
+    raw = (addr or Addr4(0)).packed
+    return struct.pack("=HH4s8x", socket.AF_INET, 0, raw).ljust(128, b"\0")
 
 
-def group_source_req(ifindex: int, group: Addr, source: Addr) -> bytes:
-    """struct group_source_req (MCAST_JOIN_SOURCE_GROUP, MCAST_LEAVE_SOURCE_GROUP)."""
-    return struct.pack("=I4x", ifindex) + sockaddr_in6(group) + sockaddr_in6(source)
+def sockaddr(addr: Addr | Addr4) -> bytes:
+    """The struct sockaddr_in6 or sockaddr_in of `addr`, as group_req carries it."""
+    return sockaddr_in(addr) if isinstance(addr, Addr4) else sockaddr_in6(addr)
+
+
+def group_req(ifindex: int, group: Addr | Addr4) -> bytes:
+    """struct group_req (MCAST_JOIN_GROUP, MCAST_LEAVE_GROUP), for an IPv6 group (level
+    IPPROTO_IPV6) or an IPv4 one (level IPPROTO_IP)."""
+    return struct.pack("=I4x", ifindex) + sockaddr(group)
+
+
+def group_source_req(ifindex: int, group: Addr | Addr4, source: Addr | Addr4) -> bytes:
+    """struct group_source_req (MCAST_JOIN_SOURCE_GROUP, MCAST_LEAVE_SOURCE_GROUP), either
+    family (group and source of the same one)."""
+    if isinstance(group, Addr4) != isinstance(source, Addr4):
+        raise ValueError(f"group {group} and source {source} are of different families")
+    return struct.pack("=I4x", ifindex) + sockaddr(group) + sockaddr(source)
+
+
+def in_pktinfo(ifindex: int) -> bytes:
+    """struct in_pktinfo for sendmsg's IP_PKTINFO: send out of `ifindex`, the kernel picks
+    the source address."""
+    return struct.pack("=I4x4x", ifindex)
+
+
+def ip_mreq_source(group: Addr4, interface: Addr4, source: Addr4) -> bytes:
+    """struct ip_mreq_source (IP_ADD_SOURCE_MEMBERSHIP): the interface by its address."""
+    return group.packed + interface.packed + source.packed
+
+
+def ip_mreqn(ifindex: int) -> bytes:
+    """struct ip_mreqn for IP_MULTICAST_IF: multicast out of `ifindex`."""
+    return struct.pack("=4x4xi", ifindex)
 
 
 def mif6ctl(mifi: int, ifindex: int) -> bytes:
