@@ -188,13 +188,15 @@ def test_from_an_access_link_goes_up_and_over_never_back(lab: Lab) -> None:
 
 def test_ttl_and_local_groups_end_forwarding(lab: Lab) -> None:
     """TTL 2 from behind the core: the core forwards it (2 -> 1), ar1 must not; a group of
-    224.0.0.0/24 is never forwarded, although a listener on link 1 joined it."""
+    224.0.0.0/24 is never forwarded, although a listener on link 1 joined it, neither down
+    from behind the core nor up from the CDN on link 1."""
     source, group, local = str(lab.plan.mcast_source.host4), "232.3.3.3", "224.0.0.200"
     with (
         _receiver(lab, "mn0", group, source) as rx,
         _receiver(lab, "mn0", local) as rx_local,
         _sniffer(lab, "mn", "mn0") as link1,
-        _sniffer(lab, "ar1", "up0") as uplink,
+        _sniffer(lab, "ar1", "up0") as uplink,  # what ar1 receives from the core
+        _sniffer(lab, "core", "ar1") as from_ar1,  # what the core receives from ar1
     ):
         # The path is there: a datagram with TTL to spare arrives.
         assert _stream(lab, "src", "eth0", {group: rx}, want=1)[group]
@@ -206,6 +208,12 @@ def test_ttl_and_local_groups_end_forwarding(lab: Lab) -> None:
         assert not _udp(on_uplink, local), "the core forwarded a 224.0.0.x group"
         on1 = _packets(link1)
         assert not _udp(on1, group) and not _udp(on1, local)
+        # From downstream everything routable goes upstream (RFC 4605 §4.1); 224.0.0.x not.
+        _packets(from_ar1)
+        _stream(lab, "cdn", "eth0", {group: rx}, want=1, others=(local,), timeout=0.5)
+        up = _packets(from_ar1)
+        assert _udp(up, group), "ar1 did not send a routable group from link 1 upstream"
+        assert not _udp(up, local), "ar1 sent a 224.0.0.x group upstream"
 
 
 def test_leave_stops_forwarding_after_the_last_member_queries(lab: Lab) -> None:
