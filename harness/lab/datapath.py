@@ -5,6 +5,10 @@ builds only; the userspace path (AF_PACKET in, AF_PACKET out, see mldproxy.py) n
 nothing optional. `choose()` resolves a request ("auto", "kernel" or "userspace", from a
 Lab parameter, `dmmconf lab up --datapath` or DMMCONF_DATAPATH) against what this kernel
 has, probed at run time in a throw-away network namespace of our own.
+
+That choice is IPv6's only. IPv4 multicast (the IGMP proxy's) always takes the userspace
+path, whatever is chosen here and whatever the kernel has: the kernel's IPv4 multicast
+routing (MRT) is never set up, so nothing is forwarded twice.
 """
 
 from __future__ import annotations

@@ -26,8 +26,8 @@ for why and how, multicast.py for how the lab runs it. Its data path is the kern
 multicast routing where the kernel has it, else a userspace forwarder (datapath.py;
 `datapath=` or DMMCONF_DATAPATH forces one). The core's upstream is the `src` link (the
 remote source), its downstream the AR uplinks and the other service links; each AR's
-upstream is its uplink and its downstream its access link. IPv4 multicast is not routed
-(no IGMP proxy yet).
+upstream is its uplink and its downstream its access link. The same process is each
+router's IGMP proxy for IPv4 groups, always on the userspace forwarder.
 
 Router Advertisements: each AR advertises its link's prefix on acc0 from a
 harness.netproto.advertiser.RouterAdvertiser (a thread of the process that owns the lab,
