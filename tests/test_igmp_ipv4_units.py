@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 import struct
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -146,7 +147,7 @@ def test_in_pktinfo_ip_mreqn_and_ip_mreq_source() -> None:
 # ---------------------------------------------------------------- IPv4 helpers
 
 
-def _udp(ttl: int = 16, payload: bytes = b"data", **ip: object) -> bytes:
+def _udp(ttl: int = 16, payload: bytes = b"data", **ip: Any) -> bytes:
     return bytes(
         IP(src="10.0.1.5", dst="239.1.1.1", ttl=ttl, **ip) / UDP(sport=1, dport=2) / payload
     )

@@ -69,7 +69,7 @@ def _sniffer(lab: Lab, node: str, ifname: str) -> socket.socket:
 
 def _packets(sniffer: socket.socket, wait: float = 0.0) -> list[bytes]:
     """The IPv4 packets the link carried so far (waiting up to `wait` for the first)."""
-    out = []
+    out: list[bytes] = []
     while select.select([sniffer], [], [], wait if not out else 0)[0]:
         out.append(sniffer.recv(65535)[ETH_HLEN:])
     return out
@@ -90,7 +90,8 @@ def _expect(
     sniffer: socket.socket, pred: Callable[[bytes], bool], want: int, within: float
 ) -> list[bytes]:
     """Wait until `want` packets the predicate accepts crossed the link (deadline `within`)."""
-    deadline, hits, seen = time.monotonic() + within, [], 0
+    deadline, seen = time.monotonic() + within, 0
+    hits: list[bytes] = []
     while len(hits) < want and (left := deadline - time.monotonic()) > 0:
         batch = _packets(sniffer, left)
         seen += len(batch)
