@@ -217,6 +217,12 @@ def seq_newer(seq: int, last: int) -> bool:
     return 0 < (seq - last) % (1 << 16) < SEQ_WINDOW
 
 
+def _newer(seq: int, last: int, faults: Faults) -> bool:
+    if faults.has(Fault.HA_SEQ_NO_WRAP):
+        return seq_newer(seq, last) and seq > last  # 0 after 65535 taken as older
+    return seq_newer(seq, last)
+
+
 def _ntp_now(now: float) -> int:
     seconds = int(now) + NTP_EPOCH_OFFSET
     return (seconds << 32) | int((now % 1) * (1 << 32))
@@ -288,7 +294,7 @@ class HomeAgentCore:
         actions: list[Action] = []
         for node in list(self.nodes.values()):
             for bid, binding in list(node.bindings.items()):
-                if binding.expires <= now:
+                if binding.expires <= now and not self.config.faults.has(Fault.HA_NO_EXPIRY):
                     del node.bindings[bid]
                     actions += self._removed(binding)
             if not node.bindings:
@@ -327,7 +333,7 @@ class HomeAgentCore:
         cfg = self.config
         options = compact.parse_options(msg.body, compact.FIXED_PART[compact.MHType.BU])
         flags = msg.bu_flags  # the Reserved bits are left out (RFC 6275 §6.1.7)
-        ack_requested = bool(flags & 0x200)  # A
+        ack_requested = bool(flags & 0x200)  # A: a home registration is answered regardless
         home = bool(flags & 0x100)  # H
         coa: IPv6 | IPv4 = src
         alt = _first(options, MobOpt.ALTERNATE_COA)
@@ -384,7 +390,7 @@ class HomeAgentCore:
             return reply(BAStatus.NOT_HOME_SUBNET)
         node = self.nodes.get(hoa)
         newer = cfg.faults.has(Fault.HA_IGNORE_SEQ) or (
-            node is not None and seq_newer(msg.seq, node.last_seq)
+            node is not None and _newer(msg.seq, node.last_seq, cfg.faults)
         )
         if node is not None and not newer:
             # RFC 6275 §9.5.1: the BA carries the last accepted sequence number.
@@ -504,7 +510,8 @@ class HomeAgentCore:
                 **{**ba.__dict__, "dns": DnsStatus(0, remove, fqdn)}
             )
             return actions + [request]
-        if ack_requested:
+        # RFC 6275 §10.3.1: "Regardless of the setting of the Acknowledge (A) bit".
+        if ack_requested or not cfg.faults.has(Fault.HA_NO_BA_WITHOUT_A):
             actions.append(ba)
         return actions
 
@@ -616,16 +623,24 @@ LINK_LOCAL_GROUPS4 = ipaddress.IPv4Network("224.0.0.0/24")
 
 
 def parse_multicast_state(data: bytes, faults: Faults = NO_FAULTS) -> compact.McastState:
-    """The body of a Multicast State option as this HA reads it: strictly (INT-1), but for
-    the faults that read it otherwise."""
-    if faults.has(Fault.HA_SKIP_UNKNOWN_RECORD):
-        # RFC 3810 §5.2.12 applied to the option, against INT-1: unknown records left out
-        state = compact.parse_report(data)
-        state = dataclasses.replace(
-            state, records=tuple(r for r in state.records if r.rtype in range(1, 7))
-        )
+    """The body of a Multicast State option as this HA reads it (INT-1): a report whose
+    records of an unknown type are ignored, the rest processed (RFC 3810 §5.2.12, RFC 3376
+    §4.2.12), whose Reserved fields are ignored (RFC 3810 §5.2.1); counts that overrun the
+    body or octets after its records make it malformed. Faults read it otherwise."""
+    if faults.has(Fault.HA_DROP_OPTION_WITH_UNKNOWN_RECORD):
+        state = compact.parse_multicast_state(data)  # an unknown type: the option is malformed
     else:
-        state = compact.parse_multicast_state(data)
+        state = compact.parse_report(data)
+        end = compact.REPORT_HEADER_LEN + sum(
+            _record_len(r, state.report_type) for r in state.records
+        )
+        if end != len(data):
+            raise compact.Malformed(f"{len(data) - end} octets after the records")
+        state = dataclasses.replace(
+            state, records=tuple(r for r in state.records if r.rtype in KNOWN_RECORD_TYPES)
+        )
+    if faults.has(Fault.HA_REJECT_REPORT_RESERVED) and (data[1] or data[4:6] != b"\0\0"):
+        raise compact.Malformed("Reserved fields not zero")
     if faults.has(Fault.HA_IGNORE_MCAST_CHECKSUM):
         state = dataclasses.replace(state, checksum_ok=True)
     if faults.has(Fault.HA_DROP_AUX_RECORDS):
@@ -633,14 +648,55 @@ def parse_multicast_state(data: bytes, faults: Faults = NO_FAULTS) -> compact.Mc
     return state
 
 
+KNOWN_RECORD_TYPES = range(1, 7)  # RFC 3810 §5.2.12, RFC 3376 §4.2.12
+
+
+def _record_len(r: compact.McastRecord, report_type: int) -> int:
+    alen = 16 if report_type == MLDV2_REPORT else 4
+    return 4 + alen * (1 + len(r.sources)) + len(r.auxdata)
+
+
+# INT-2: the MLD pseudo-header an MN's stack puts under a report it sends (RFC 3810 §5.2.2,
+# RFC 8200 §8.1): to ff02::16, from a link-local address with the interface identifier of
+# its home or care-of address (RFC 4862 §5.3), or from :: (RFC 3810 §5.2.13).
+MLDV2_ROUTERS = IPv6("ff02::16")
+
+
+def pseudo_header_sources(hoa: IPv6, coa: IPv6 | IPv4) -> list[IPv6]:
+    out = [IPv6("::")]
+    for addr in (hoa, coa):
+        if isinstance(addr, IPv6):
+            out.append(IPv6(b"\xfe\x80" + bytes(6) + addr.packed[8:]))
+    return out
+
+
+def checksum_accepted(
+    state: compact.McastState, data: bytes, sources: list[IPv6], faults: Faults = NO_FAULTS
+) -> bool:
+    """INT-2: the option's checksum, without a pseudo-header or (an MN that copies its
+    stack's report) with the MLD pseudo-header of one of `sources`."""
+    if state.checksum_ok:
+        return True
+    if state.report_type != MLDV2_REPORT or faults.has(Fault.HA_REFUSE_PSEUDO_HEADER_CHECKSUM):
+        return False
+    for src in sources:
+        pseudo = src.packed + MLDV2_ROUTERS.packed + struct.pack("!I3xB", len(data), 58)
+        if compact.parse_report(data, pseudo).checksum_ok:
+            return True
+    return False
+
+
 def _install_multicast(binding: Binding, options: list[Option], faults: Faults) -> None:
     states = []
+    if faults.has(Fault.HA_FIRST_OPTION_ONLY):
+        options = options[:1]
+    sources = pseudo_header_sources(binding.hoa, binding.coa)
     for opt in options:
         try:
             state = parse_multicast_state(opt.data, faults)
         except compact.Malformed:
             continue  # INT-2: a malformed option installs nothing
-        if state.checksum_ok:
+        if checksum_accepted(state, opt.data, sources, faults):
             states.append(state)
     # a fault applies the changes to an empty state instead of the binding's
     binding.multicast.apply(states, from_empty=faults.has(Fault.HA_CHANGES_REPLACE_STATE))

@@ -185,8 +185,6 @@ class HomeAgentDaemon:
         tunnel.setblocking(False)
         self._rx.append((tunnel, IPPROTO_IPV6_IN_IPV6))
         self.tunnels = Tunnels(self.opts.address, self._tx, self.log, self.faults)
-        if self.faults.has(Fault.HA_OBEY_TUNNELLED_REPORT):
-            self.tunnels.on_inner = self._tunnelled_report
         self.multicast.open()
         self._open_access_link()
 
@@ -329,7 +327,7 @@ class HomeAgentDaemon:
                     elif proto is not None:
                         self._drain(r, proto)
                 self._dad_timeouts()
-                self.perform(self.core.tick(time.time()))
+                self._tick()
                 self._query()
         finally:
             signal.set_wakeup_fd(-1)
@@ -384,8 +382,11 @@ class HomeAgentDaemon:
         if self.link_local is None:
             return
         for coa in self.querier.due(now):
+            source = self.link_local  # RFC 3810 §5.1.14
+            if self.faults.has(Fault.HA_QUERY_FROM_GLOBAL):
+                source = ipaddress.IPv6Address(self.opts.address)
             query = encode.mld_general_query(
-                self.link_local,
+                source,
                 max_response=self.opts.mld_query_response_interval,
                 query_interval=self.opts.mld_query_interval,
             )
@@ -419,10 +420,25 @@ class HomeAgentDaemon:
         before = {(b.hoa, b.bid): (b.coa, b.multicast) for b in self.core.bindings()}
         actions = step()
         self._dad_bus.remember(packet, actions, {i: hoa for i, (_, hoa) in self._dads.items()})
-        actions = ha_hooks.reaction(self.faults, packet, actions)
-        if self.faults.has(Fault.HA_GHOST_STATE):
+        if self.faults.has(Fault.HA_GHOST_STATE) or self.faults.has(Fault.HA_REJECTED_BU_INSTALLS):
             after = {(b.hoa, b.bid) for b in self.core.bindings()}
             self.ghosts += ha_hooks.ghosts(self.faults, packet, actions, before, after)
+            self.multicast.sync(self.served())
+        actions = ha_hooks.reaction(self.faults, packet, actions)
+        self.ghosts = ha_hooks.ghosts_kept(self.faults, self.ghosts, actions)
+        self.perform(actions)
+
+    def _tick(self) -> None:
+        """Bindings whose lifetime ran out end (RFC 6275 §10.3.1), for one fault but their
+        multicast service."""
+        keep = self.faults.has(Fault.HA_EXPIRY_KEEPS_MULTICAST)
+        before = (
+            {(b.hoa, b.bid): (b.coa, b.multicast) for b in self.core.bindings()} if keep else {}
+        )
+        actions = self.core.tick(time.time())
+        if keep and actions:
+            after = {(b.hoa, b.bid) for b in self.core.bindings()}
+            self.ghosts += ha_hooks.expired(self.faults, before, after)
             self.multicast.sync(self.served())
         self.perform(actions)
 
@@ -435,16 +451,6 @@ class HomeAgentDaemon:
             self.perform(step())
         else:
             self._react(packet, step)
-
-    def _tunnelled_report(self, coa: ipaddress.IPv6Address, inner: bytes) -> None:
-        """A fault only: an MLDv2 Report from a CoA changes its bindings (INT-7 forbids)."""
-        report = ha_hooks.tunnelled_report(self.faults, inner)
-        if report is None:
-            return
-        for b in self.core.bindings():
-            if b.coa == coa:
-                b.multicast.apply([report])
-        self.multicast.sync(self.served())
 
     # ------------------------------------------------------------------ actions
 

@@ -68,6 +68,8 @@ def wants(
         return bool(state.mld.groups)
     if faults.has(Fault.HA_IGNORE_SOURCE_FILTER):
         return group in state.mld.groups
+    if faults.has(Fault.HA_FORWARD_BY_SOURCE):
+        return any(state.admits(g, source) for g in state.mld.groups)
     return state.admits(group, source)
 
 
@@ -108,7 +110,10 @@ def copies(
 
 
 def reverse_tunnel_target(
-    inner: bytes, src: IPv6, bound: Iterable[tuple[IPv6, IPv6 | ipaddress.IPv4Address]]
+    inner: bytes,
+    src: IPv6,
+    bound: Iterable[tuple[IPv6, IPv6 | ipaddress.IPv4Address]],
+    faults: Faults = NO_FAULTS,
 ) -> int | None:
     """RFC 6275 §10.4.5: the index in `bound` ((home address, CoA) pairs) of the binding a
     packet tunnelled from `src` belongs to: its inner source is the home address and `src`
@@ -116,8 +121,9 @@ def reverse_tunnel_target(
     if len(inner) < 40 or inner[0] >> 4 != 6:
         return None
     hoa = IPv6(inner[8:24])
+    loose = faults.has(Fault.HA_REVERSE_ANY_SOURCE)  # either address will do
     for i, (home, coa) in enumerate(bound):
-        if home == hoa and coa == src:
+        if (home == hoa and coa == src) or (loose and (home == hoa or coa == src)):
             return i
     return None
 

@@ -39,6 +39,12 @@ _BA_FAULTS = (
 
 def reaction(faults: Faults, packet: bytes, actions: list[Action]) -> list[Action]:
     """The core's answer to `packet` (a BU, or the BU a DAD ends for), judged by the BU."""
+    if faults.has(Fault.HA_REJECTED_BU_INSTALLS):  # a silent discard (its state is kept)
+        actions = [
+            a
+            for a in actions
+            if not (isinstance(a, SendBindingAck) and a.status == BAStatus.MIPV6_AUTH_FAIL)
+        ]
     if faults.has(Fault.HA_ANSWER_DISCARDED) and not actions and len(packet) >= 40:
         src = ipaddress.IPv6Address(packet[8:24])
         return [SendBindingError(src, src, 1)]
@@ -100,14 +106,16 @@ def ghosts(
 ) -> list[Served]:
     """The multicast service a fault keeps although no binding holds it any more: what a
     rejected or deregistering BU carried, and what a removed binding had."""
-    if not faults.has(Fault.HA_GHOST_STATE):
+    rejected = faults.has(Fault.HA_REJECTED_BU_INSTALLS)
+    if not faults.has(Fault.HA_GHOST_STATE) and not rejected:
         return []
-    out: list[Served] = []
-    for key, (coa, state) in before.items():
-        if key not in after and (state.mld.groups or state.igmp.groups):
-            out.append((coa, state))
+    out: list[Served] = [] if rejected else expired(faults, before, after, always=True)
     for a in actions:
-        if isinstance(a, SendBindingAck) and (a.status >= 128 or a.lifetime == 0):
+        if not isinstance(a, SendBindingAck):
+            continue
+        if (rejected and a.status == BAStatus.MIPV6_AUTH_FAIL) or (
+            not rejected and (a.status >= 128 or a.lifetime == 0)
+        ):
             carried = _multicast_states(packet)
             if carried:
                 ghost = mcast.BindingMulticast()
@@ -116,18 +124,30 @@ def ghosts(
     return out
 
 
-def tunnelled_report(faults: Faults, inner: bytes) -> compact.McastState | None:
-    """An MLDv2 Report a mobile node tunnelled, for the fault that obeys it (the HA must
-    not, INT-7); None without that fault."""
-    if not faults.has(Fault.HA_OBEY_TUNNELLED_REPORT):
-        return None
-    found = compact.report_in_packet(inner)
-    if found is None:
-        return None
-    try:
-        return compact.parse_multicast_state(found[0])
-    except compact.Malformed:
-        return None
+def ghosts_kept(faults: Faults, ghosts: list[Served], actions: list[Action]) -> list[Served]:
+    """The fault that installs a rejected BU's state replaces it at the next BU it accepts
+    from that care-of address."""
+    if not faults.has(Fault.HA_REJECTED_BU_INSTALLS):
+        return ghosts
+    accepted = {a.coa for a in actions if isinstance(a, SendBindingAck) and a.status == 0}
+    return [g for g in ghosts if g[0] not in accepted]
+
+
+def expired(
+    faults: Faults,
+    before: dict[tuple[Any, int], Served],
+    after: set[tuple[Any, int]],
+    *,
+    always: bool = False,
+) -> list[Served]:
+    """The multicast service of bindings that are gone, kept by a fault."""
+    if not always and not faults.has(Fault.HA_EXPIRY_KEEPS_MULTICAST):
+        return []
+    return [
+        (coa, state)
+        for key, (coa, state) in before.items()
+        if key not in after and (state.mld.groups or state.igmp.groups)
+    ]
 
 
 def router_advertisement(faults: Faults, ra: bytes) -> bytes:

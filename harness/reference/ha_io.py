@@ -149,7 +149,7 @@ class Tunnels:
                 self.on_inner(src, inner)
             entries = list(self.by_key.items())
             bound = [(hoa, coa) for (hoa, _bid), (_fd, _name, coa) in entries]
-            index = ha_dataplane.reverse_tunnel_target(inner, src, bound)
+            index = ha_dataplane.reverse_tunnel_target(inner, src, bound, self.faults)
             if index is not None:
                 with contextlib.suppress(OSError):
                     os.write(entries[index][1][0], inner)

@@ -11,8 +11,10 @@ import ipaddress
 import itertools
 import struct
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from scapy.layers.inet6 import HAO, IPv6, IPv6ExtHdrDestOpt, MIP6OptMsgAuth
 from scapy.packet import Packet
@@ -23,6 +25,7 @@ from harness.sut.profile import Keys, Timers
 from harness.tester.conversation import (
     ExpectationFailed,
     Link,
+    Predicate,
     inbound,
     is_mh,
     mobility_message,
@@ -38,6 +41,15 @@ OTHER_COAS = ("2001:db8:2::11", "2001:db8:2::12", "2001:db8:2::13", "2001:db8:2:
 FLAG_A, FLAG_H = 0x200, 0x100
 WITHIN = 2.0  # seconds for a BA (the first one may wait for neighbour discovery)
 LIFETIME = 25  # units of 4 s: longer than any test of the suite
+LIFETIME_UNIT = 4.0  # seconds per unit of the BU/BA Lifetime (RFC 6275 §6.1.7)
+
+# Deadlines from the SUT's timers (docs/interpretations.md INT-15). RFC 6275 §13: a mobile
+# node retransmits a BU after INITIAL_BINDACK_TIMEOUT, so a reaction later than that (times
+# the profile's time_scale) is of no use to it; MARGIN is the lab's own delay (capture,
+# scheduling on a loaded two-core host, a userspace data path), added to every window.
+INITIAL_BINDACK_TIMEOUT = 1.0
+MARGIN = 0.5
+LATE_WATCH = 2.0  # how long past a missed deadline a late reaction is still looked for
 
 
 @dataclass
@@ -51,6 +63,12 @@ class HomeAgentUnderTest:
     coa: str = COA
     other_coas: tuple[str, ...] = OTHER_COAS
     _hoas: Iterator[int] = field(default_factory=lambda: itertools.count(0x1000))
+
+    @property
+    def reaction_window(self) -> float:
+        """Seconds the HA has to react to a message or to forward a packet, and the quiet
+        window that makes a silent discard or a packet not forwarded (INT-15)."""
+        return INITIAL_BINDACK_TIMEOUT * self.timers.time_scale + MARGIN
 
     def fresh_hoa(self) -> str:
         """A home address in the HA's prefix that no other test used (no shared state)."""
@@ -119,6 +137,29 @@ class HomeAgentUnderTest:
 def ip_in_mn(lab: Lab, *args: str) -> None:
     """`ip -n <mn namespace> args...` (the tester's interface)."""
     subprocess.run(["ip", "-n", lab.ns("mn"), *args], check=True, capture_output=True, timeout=10)
+
+
+def expect_in_time(
+    link: Link, predicate: Predicate, allowed: float, *, since: int | None = None
+) -> Any:
+    """The first frame matching `predicate` within `allowed` seconds (from now, looking at
+    frames from `since`); one that comes only later fails with its own reason, "reacted
+    after X ms, allowed Y ms" (INT-15), one that never comes as an ExpectationFailed."""
+    __tracebackhide__ = True
+    t0 = time.time()
+    start = link.mark() if since is None else since
+    try:
+        return link.expect(predicate, within=allowed, since=start)
+    except ExpectationFailed as missed:
+        try:
+            late = link.expect(predicate, within=LATE_WATCH, since=start)
+        except ExpectationFailed:
+            raise missed from None
+        took = (float(late.time) - t0) * 1000
+        raise AssertionError(
+            f"{predicate.description}: reacted after {took:.0f} ms, allowed "
+            f"{allowed * 1000:.0f} ms (INT-15)"
+        ) from None
 
 
 def expect_ba(link: Link, coa: str, seq: int, status: int | None = None) -> compact.MobilityMessage:

@@ -27,12 +27,11 @@ from harness.tester.conversation import (
     inbound,
     to_dst,
 )
-from harness.tester.home_agent import HomeAgentUnderTest
+from harness.tester.home_agent import HomeAgentUnderTest, expect_in_time
 
 PORT = 5004
-# From a datagram's arrival at the HA's interface to its copy at the CoA: the HA's own
-# forwarding delay, which no profile timer governs; generous for a userspace data plane.
-FORWARD_WITHIN = 0.5
+# From a datagram's arrival at the HA's interface to its copy at the CoA: the HA's reaction
+# window, from its profile's timers (HomeAgentUnderTest.reaction_window, INT-15).
 # A source's datagrams until one reaches the HA: the core's MLD proxy starts forwarding a
 # group only once the HA's join has reached it (the lab's proxy, not the SUT, sets this).
 REACH_TRIES, REACH_EACH = 20, 0.2
@@ -127,9 +126,13 @@ class Wire:
         """A datagram from `source` to `group` reaches the HA and then `coa` in its tunnel."""
         mark = self.mn.mark()
         payload = self.reach_ha(source, group, tag)
-        return self.mn.expect(
-            tunnelled_to(self.ha, coa, group, payload), within=FORWARD_WITHIN, since=mark
+        return expect_in_time(
+            self.mn, tunnelled_to(self.ha, coa, group, payload), self.forward_within, since=mark
         )
+
+    @property
+    def forward_within(self) -> float:
+        return self.ha.reaction_window
 
     def expect_not_tunnelled(self, source: Source, coa: str, group: str, tag: str) -> None:
         """A datagram from `source` to `group` reaches the HA, and no copy of it reaches
@@ -138,7 +141,7 @@ class Wire:
         payload = self.reach_ha(source, group, tag)
         self.mn.expect_none(
             inbound & to_dst(coa) & carries(group, payload, tunnelled=True),
-            during=FORWARD_WITHIN,
+            during=self.forward_within,
             since=mark,
         )
 
