@@ -213,6 +213,10 @@ def streams(rx: App) -> set[str]:
     return {str(e.get("stream")) for e in data(rx.events())}
 
 
+def of_stream(name: str) -> Callable[[Event], bool]:
+    return lambda e: e.get("stream") == name
+
+
 def mcfilter6(pid: int) -> set[tuple[str, str, str]]:
     """(interface, group, source) of the source filters in the namespace of process pid."""
     out = set()
@@ -271,7 +275,7 @@ def test_asm_and_exclude_receivers(lab: Lab, apps: Callable[..., App]) -> None:
     source(apps, lab, "src", g, "remote")
     source(apps, lab, "cdn", g, "cdn")
     for s in ("remote", "cdn"):
-        rx_any.wait_count(lambda e, s=s: e.get("stream") == s, 10, FLOW, f"{s} stream")
+        rx_any.wait_count(of_stream(s), 10, FLOW, f"{s} stream")
     rx_ex.wait_count(lambda e: e.get("stream") == "cdn", 20, FLOW, "CDN stream")
     # rx_any saw the remote stream all the while rx_ex was counting the CDN's.
     assert streams(rx_any) == {"remote", "cdn"}

@@ -8,6 +8,7 @@ import ipaddress
 
 import pytest
 from scapy.layers.inet6 import MIP6OptMsgAuth
+from scapy.packet import Packet
 
 from harness.wire import auth, compact
 from harness.wire.mobility import BindingAck, BindingUpdate, MIP6OptBindingIdentifier
@@ -16,7 +17,7 @@ from tests.test_wire_properties import MN_COA, MN_HOA, ba_packet, bu_packet
 KEY = b"0123456789abcdef0123"
 
 
-def _bu():  # type: ignore[no-untyped-def]
+def _bu() -> Packet:
     return bu_packet(
         BindingUpdate(
             seq=9,

@@ -121,7 +121,11 @@ def test_a_fallback_alone_exits_0(
 
 
 def test_a_probe_that_hangs_is_cut_at_the_deadline() -> None:
-    slow = probes.Probe("slow", "x", lambda: (time.sleep(5), ("ok", ""))[1], "the fix")
+    def hang() -> tuple[str, str]:
+        time.sleep(5)
+        return ("ok", "")
+
+    slow = probes.Probe("slow", "x", hang, "the fix")
     start = time.monotonic()
     (found,) = probes.run_probes([slow], timeout=0.2)
     assert time.monotonic() - start < 1.0

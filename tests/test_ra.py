@@ -33,6 +33,7 @@ from scapy.layers.inet6 import (
     ICMPv6NDOptSrcLLAddr,
     IPv6,
 )
+from scapy.packet import Packet
 
 from harness import verdicts
 from harness.lab import netns, registry
@@ -58,8 +59,9 @@ def ha_params(**kw: object) -> ra.RaParams:
     return ra.RaParams(**base)  # type: ignore[arg-type]
 
 
-def options(pkt: ICMPv6ND_RA) -> list[object]:
-    out, layer = [], pkt.payload
+def options(pkt: ICMPv6ND_RA) -> list[Packet]:
+    out: list[Packet] = []
+    layer = pkt.payload
     while layer and layer.__class__.__name__ != "NoPayload":
         out.append(layer)
         layer = layer.payload

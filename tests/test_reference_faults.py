@@ -128,8 +128,8 @@ def test_join_set_from_include_and_exclude_state() -> None:
 
 
 def test_membership_changes_leave_what_no_binding_wants() -> None:
-    joined = {(G1, S1), (G2, None)}
-    wanted = {(G1, S1), (G1, S2)}
+    joined: set[ha_dataplane.Membership] = {(G1, S1), (G2, None)}
+    wanted: set[ha_dataplane.Membership] = {(G1, S1), (G1, S2)}
     assert ha_dataplane.membership_changes(joined, wanted) == ([(G2, None)], [(G1, S2)])
     faulty = Faults.of(Fault.HA_IGNORE_LEAVE)
     assert ha_dataplane.membership_changes(joined, wanted, faulty) == ([], [(G1, S2)])

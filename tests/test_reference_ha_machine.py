@@ -6,6 +6,7 @@ the draft. Shrinking gives the shortest sequence that breaks it."""
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Sequence
 
 from hypothesis import settings
 from hypothesis import strategies as st
@@ -65,21 +66,21 @@ class HomeAgentMachine(RuleBasedStateMachine):
         self.expires = 0.0
         self.groups: set[str] = set()
         # What the HA's actions built, as a daemon would: tunnels and forwarding.
-        self.tunnels: set[ipaddress.IPv6Address] = set()
-        self.forwarding: dict[ipaddress.IPv6Address, set[str]] = {}
+        self.tunnels: set[ipaddress.IPv4Address | ipaddress.IPv6Address] = set()
+        self.forwarding: dict[ipaddress.IPv4Address | ipaddress.IPv6Address, set[str]] = {}
 
-    def _apply(self, actions: list[object]) -> list[SendBindingAck]:
+    def _apply(self, actions: Sequence[object]) -> list[SendBindingAck]:
         for a in actions:
             if isinstance(a, TunnelUp):
                 assert a.coa not in self.tunnels, f"tunnel to {a.coa} brought up twice"
-                self.tunnels.add(a.coa)  # type: ignore[arg-type]
+                self.tunnels.add(a.coa)
             elif isinstance(a, TunnelDown):
                 assert a.coa in self.tunnels, f"tunnel to {a.coa} taken down but not up"
-                self.tunnels.discard(a.coa)  # type: ignore[arg-type]
-                self.forwarding.pop(a.coa, None)  # type: ignore[arg-type]
+                self.tunnels.discard(a.coa)
+                self.forwarding.pop(a.coa, None)
             elif isinstance(a, MulticastChanged):
                 self.forwarding = {c: g for c, g in self.forwarding.items() if c == a.coa}
-                self.forwarding[a.coa] = {str(g) for g in a.state.mld.groups}  # type: ignore[index]
+                self.forwarding[a.coa] = {str(g) for g in a.state.mld.groups}
         return [a for a in actions if isinstance(a, SendBindingAck)]
 
     def _send(

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
@@ -151,9 +152,9 @@ def check_state_split(family_records: tuple[int, list[Packet]]) -> None:
         for rec in state.records:
             merged.setdefault((rec.rtype, rec.maddr), []).extend(rec.sources)
     expected: dict[tuple[int, str], list[object]] = {}
-    for rec in records:
-        expected.setdefault((rec.rtype, str(ipaddress.ip_address(rec.maddr))), []).extend(
-            str(ipaddress.ip_address(s)) for s in rec.sources
+    for sent in records:
+        expected.setdefault((sent.rtype, str(ipaddress.ip_address(sent.maddr))), []).extend(
+            str(ipaddress.ip_address(s)) for s in sent.sources
         )
     assert merged == expected
 
@@ -163,18 +164,19 @@ def _state_bu(opt: Packet) -> Packet:
 
 
 # name -> (strategy, check): each becomes a property test, and the mutants below reuse them.
-PROPERTIES: dict[str, tuple[st.SearchStrategy[object], Callable[[object], None]]] = {
+# Each check takes what its own strategy draws; the table holds pairs of different types.
+PROPERTIES: dict[str, tuple[st.SearchStrategy[Any], Callable[[Any], None]]] = {
     "bu-roundtrip": (
         gen.binding_update().map(bu_packet),
-        lambda p: check_roundtrip(p, BindingUpdate),  # type: ignore[arg-type]
+        lambda p: check_roundtrip(p, BindingUpdate),
     ),
     "ba-roundtrip": (
         gen.binding_ack().map(ba_packet),
-        lambda p: check_roundtrip(p, BindingAck),  # type: ignore[arg-type]
+        lambda p: check_roundtrip(p, BindingAck),
     ),
     "multicast-state-roundtrip": (
         gen.multicast_state_option().map(_state_bu).map(bu_packet),
-        lambda p: check_roundtrip(p, BindingUpdate),  # type: ignore[arg-type]
+        lambda p: check_roundtrip(p, BindingUpdate),
     ),
     "lengths-checksums-alignment": (
         st.one_of(
@@ -182,11 +184,11 @@ PROPERTIES: dict[str, tuple[st.SearchStrategy[object], Callable[[object], None]]
             gen.binding_ack().map(ba_packet),
             gen.multicast_state_option().map(_state_bu).map(bu_packet),
         ),
-        lambda p: check_lengths_checksums_alignment(bytes(p)),  # type: ignore[call-overload]
+        lambda p: check_lengths_checksums_alignment(bytes(p)),
     ),
     "codecs-agree": (
         st.one_of(gen.binding_update(), gen.multicast_state_option().map(_state_bu)).map(bu_packet),
-        lambda p: check_codecs_agree(p, BindingUpdate),  # type: ignore[arg-type]
+        lambda p: check_codecs_agree(p, BindingUpdate),
     ),
     "state-split": (
         st.sampled_from([4, 6]).flatmap(
@@ -194,7 +196,7 @@ PROPERTIES: dict[str, tuple[st.SearchStrategy[object], Callable[[object], None]]
                 lambda r: (f, r)
             )
         ),
-        check_state_split,  # type: ignore[dict-item]
+        check_state_split,
     ),
 }
 
@@ -263,34 +265,34 @@ def _patched(obj: object, name: str, value: object) -> Iterator[None]:
         setattr(obj, name, old)
 
 
-def _aux_in_bytes() -> contextmanager:  # type: ignore[type-arg]
+def _aux_in_bytes() -> AbstractContextManager[None]:
     # scapy's own MLD record bug: Aux Data Len counted in octets instead of 32-bit words.
     fld = next(f for f in MldAddressRecord.fields_desc if f.name == "auxlen")
     return _patched(fld, "adjust", lambda pkt, x: x)
 
 
-def _bad_report_checksum() -> contextmanager:  # type: ignore[type-arg]
+def _bad_report_checksum() -> AbstractContextManager[None]:
     return _patched(mobility, "report_checksum", lambda body: 0x1234)
 
 
-def _misaligned_state() -> contextmanager:  # type: ignore[type-arg]
+def _misaligned_state() -> AbstractContextManager[None]:
     return _patched(MIP6OptMulticastState, "y", 0)
 
 
-def _bid_coa_never_sent() -> contextmanager:  # type: ignore[type-arg]
+def _bid_coa_never_sent() -> AbstractContextManager[None]:
     return _patched(mobility._BIDCareOfAddressField, "i2m", lambda self, pkt, x: b"")
 
 
-def _dns_identity_one_octet_short() -> contextmanager:  # type: ignore[type-arg]
+def _dns_identity_one_octet_short() -> AbstractContextManager[None]:
     fld = next(f for f in mobility.MIP6OptDNSUpdate.fields_desc if f.name == "mn_identity")
     return _patched(fld, "length_from", lambda pkt: max(pkt.olen - 3, 0))
 
 
-def _split_ignores_limit() -> contextmanager:  # type: ignore[type-arg]
+def _split_ignores_limit() -> AbstractContextManager[None]:
     return _patched(mobility, "MAX_OPTION_DATA", 1000)
 
 
-MUTANTS: dict[str, tuple[Callable[[], contextmanager], str]] = {  # type: ignore[type-arg]
+MUTANTS: dict[str, tuple[Callable[[], AbstractContextManager[None]], str]] = {
     "aux-len-in-octets/roundtrip": (_aux_in_bytes, "multicast-state-roundtrip"),
     "aux-len-in-octets/codecs-agree": (_aux_in_bytes, "codecs-agree"),
     "bad-report-checksum": (_bad_report_checksum, "lengths-checksums-alignment"),
