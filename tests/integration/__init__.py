@@ -1,0 +1,1 @@
+"""Integration tests: the lab, real servers and applications, the reference daemons (root)."""

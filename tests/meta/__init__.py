@@ -1,0 +1,1 @@
+"""Meta tests: the suites themselves judged (kill matrices, parallel and data-path verdicts)."""

@@ -1,0 +1,1 @@
+"""Unit tests: no privileges, no lab (codec, parsers, cores, catalog, reports, CLI)."""
