@@ -338,8 +338,8 @@ CATALOGUE: dict[Fault, FaultSpec] = {
     ),
     Fault.HA_REJECTED_BU_INSTALLS: FaultSpec(
         "DMM-HA-17",
-        "silently discards a BU with a wrong authenticator but serves its Multicast State "
-        "(draft §6: a binding cache entry MUST exist)",
+        "refuses a BU with a wrong authenticator (146) but serves its Multicast State until "
+        "it accepts a BU from that care-of address (draft §6: a binding cache entry MUST exist)",
     ),
     Fault.HA_REJECT_REPORT_RESERVED: FaultSpec(
         "RFC3810-8",

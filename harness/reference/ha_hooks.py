@@ -39,12 +39,6 @@ _BA_FAULTS = (
 
 def reaction(faults: Faults, packet: bytes, actions: list[Action]) -> list[Action]:
     """The core's answer to `packet` (a BU, or the BU a DAD ends for), judged by the BU."""
-    if faults.has(Fault.HA_REJECTED_BU_INSTALLS):  # a silent discard (its state is kept)
-        actions = [
-            a
-            for a in actions
-            if not (isinstance(a, SendBindingAck) and a.status == BAStatus.MIPV6_AUTH_FAIL)
-        ]
     if faults.has(Fault.HA_ANSWER_DISCARDED) and not actions and len(packet) >= 40:
         src = ipaddress.IPv6Address(packet[8:24])
         return [SendBindingError(src, src, 1)]
