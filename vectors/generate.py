@@ -585,7 +585,7 @@ MALFORMED: list[tuple[str, str, str, Callable[[], bytes], dict[str, Any]]] = [
         "Record type 9 (RFC 3810 §5.2.12 defines 1-6)",
         "RFC 3810 §5.2.12; docs/interpretations.md",
         lambda: _surgery(bu(MLD_STATE.copy()), _in_state(_unknown_record_type)),
-        {"kind": "binding-ack", "status": 0, "multicast_installed": False},
+        {"kind": "binding-ack", "status": 0, "multicast_installed": True},
     ),
     (
         "mcast-report-checksum-wrong",

@@ -52,7 +52,8 @@ Rootless: a user without root runs everything inside a user namespace of their o
 a private mount namespace whose /run is a fresh tmpfs (for /run/netns and the registry):
 
     unshare --user --map-root-user --net --mount \
-        sh -c 'mount -t tmpfs tmpfs /run && exec "$@"' - python -m pytest tests/integration/test_lab.py
+        sh -c 'mount -t tmpfs tmpfs /run && exec "$@"' - \
+        python -m pytest tests/integration/test_lab.py
 
 Inside, the lab is built exactly as under root (namespaces, bridges, nftables, the MLD
 proxy's multicast routing all work in namespaces owned by the user namespace); it

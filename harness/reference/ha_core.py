@@ -630,15 +630,7 @@ def parse_multicast_state(data: bytes, faults: Faults = NO_FAULTS) -> compact.Mc
     if faults.has(Fault.HA_DROP_OPTION_WITH_UNKNOWN_RECORD):
         state = compact.parse_multicast_state(data)  # an unknown type: the option is malformed
     else:
-        state = compact.parse_report(data)
-        end = compact.REPORT_HEADER_LEN + sum(
-            _record_len(r, state.report_type) for r in state.records
-        )
-        if end != len(data):
-            raise compact.Malformed(f"{len(data) - end} octets after the records")
-        state = dataclasses.replace(
-            state, records=tuple(r for r in state.records if r.rtype in KNOWN_RECORD_TYPES)
-        )
+        state = compact.multicast_state_as_received(data)
     if faults.has(Fault.HA_REJECT_REPORT_RESERVED) and (data[1] or data[4:6] != b"\0\0"):
         raise compact.Malformed("Reserved fields not zero")
     if faults.has(Fault.HA_IGNORE_MCAST_CHECKSUM):
@@ -646,14 +638,6 @@ def parse_multicast_state(data: bytes, faults: Faults = NO_FAULTS) -> compact.Mc
     if faults.has(Fault.HA_DROP_AUX_RECORDS):
         state = dataclasses.replace(state, records=tuple(r for r in state.records if not r.auxdata))
     return state
-
-
-KNOWN_RECORD_TYPES = range(1, 7)  # RFC 3810 §5.2.12, RFC 3376 §4.2.12
-
-
-def _record_len(r: compact.McastRecord, report_type: int) -> int:
-    alen = 16 if report_type == MLDV2_REPORT else 4
-    return 4 + alen * (1 + len(r.sources)) + len(r.auxdata)
 
 
 # INT-2: the MLD pseudo-header an MN's stack puts under a report it sends (RFC 3810 §5.2.2,

@@ -260,6 +260,9 @@ def report_header(data: bytes) -> tuple[int, int, int, int]:
     return rtype_report, csum, count, 16 if rtype_report == numbers.MLDV2_REPORT else 4
 
 
+KNOWN_RECORD_TYPES = range(1, 7)  # RFC 3810 §5.2.12, RFC 3376 §4.2.12
+
+
 def _walk_records(data: bytes, known_types_only: bool) -> Iterator[tuple[McastRecord, int]]:
     """Each record with the offset just past it, as many as the header declares (RFC 3810
     §5.2.3); Malformed at the first one that does not fit, after those before it."""
@@ -269,7 +272,7 @@ def _walk_records(data: bytes, known_types_only: bool) -> Iterator[tuple[McastRe
         if pos + 4 + alen > len(data):
             raise Malformed(f"record {n + 1} of {count} truncated at offset {pos}")
         rtype, auxlen, nsrc = struct.unpack_from("!BBH", data, pos)
-        if known_types_only and rtype not in range(1, 7):
+        if known_types_only and rtype not in KNOWN_RECORD_TYPES:
             raise Malformed(f"record {n + 1}: unknown record type {rtype}")
         maddr = _addr(data[pos + 4 : pos + 4 + alen])
         pos += 4 + alen
@@ -342,6 +345,21 @@ def parse_multicast_state(data: bytes) -> McastState:
     records, end = [], REPORT_HEADER_LEN
     for rec, pos in _walk_records(data, known_types_only=True):
         records.append(rec)
+        end = pos
+    if end != len(data):
+        raise Malformed(f"{len(data) - end} octets after the {count} records the header counts")
+    return McastState(rtype_report, csum, report_checksum(data) == csum, tuple(records))
+
+
+def multicast_state_as_received(data: bytes) -> McastState:
+    """The body of a Multicast State option as a receiver takes it in (INT-1): records of
+    an unknown type ignored and the rest processed (RFC 3810 §5.2.12, RFC 3376 §4.2.12);
+    counts that overrun the body, or octets after its records, make it malformed."""
+    rtype_report, csum, count, _alen = report_header(data)
+    records, end = [], REPORT_HEADER_LEN
+    for rec, pos in _walk_records(data, known_types_only=False):
+        if rec.rtype in KNOWN_RECORD_TYPES:
+            records.append(rec)
         end = pos
     if end != len(data):
         raise Malformed(f"{len(data) - end} octets after the {count} records the header counts")
@@ -426,7 +444,7 @@ def _judge_binding_update(options: list[Option], config: WireConfig) -> Reaction
         installed = True
         for opt in mcast:
             try:
-                state = parse_multicast_state(opt.data)
+                state = multicast_state_as_received(opt.data)
             except Malformed as exc:
                 installed, reason = False, f"Multicast State not installed: {exc}"
                 break

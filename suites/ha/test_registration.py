@@ -564,8 +564,8 @@ _CLAUSES = {
     "ba-options-in-bu": ("RFC6275-BU-3", "RFC6275-OPT-2"),
 }
 _FEATURES = {"bid-length-6": "mcoa", "fid-too-short": "flow_bindings"}
-# RFC 3810 §5.2.12: the records of a vector that a conformant HA installs although
-# vectors/ marks the option as installing nothing (the reading INT-1 had before issue 10).
+# RFC 3810 §5.2.12: the records of a vector with a record of unknown type that a conformant
+# HA installs (the record of unknown type ignored, the rest processed).
 RECORDS_KEPT = {"mcast-unknown-record-type": ("ff0e::1234",)}
 
 
