@@ -145,7 +145,7 @@ def test_pytest_sut_checks_the_profile_at_configure(tmp_path: Path) -> None:
     bad = _write(tmp_path, "a9.toml", _sub('placement = "ar1"', 'placement = "ar9"'))
     res = subprocess.run(
         [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
-         "--sut", str(bad), "tests/test_catalog.py"],
+         "--sut", str(bad), "tests/unit/test_catalog.py"],
         cwd=ROOT, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert res.returncode == pytest.ExitCode.USAGE_ERROR, res.stdout + res.stderr

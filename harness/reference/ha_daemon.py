@@ -47,7 +47,7 @@ whole Query Interval).
 
 Deliberate faults for the suite's own tests (the catalogue: harness/faults.py): Options.faults,
 from DMMCONF_HA_MUTANT=<name>, switches them on; the daemon consults them at its hook points
-and through harness/reference/ha_hooks.py. tests/test_ha_mutants.py checks that the suite
+and through harness/reference/ha_hooks.py. tests/meta/test_ha_mutants.py checks that the suite
 catches each.
 """
 

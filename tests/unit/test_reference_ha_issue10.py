@@ -21,7 +21,7 @@ from harness.reference.ha_core import (
 )
 from harness.tester.multicast_state import link_local_of, split_state, state, with_pseudo_header
 from harness.wire.mobility import MIP6OptMulticastState
-from tests.test_reference_ha_core import COA, HOA, NOW, bu, core, only
+from tests.unit.test_reference_ha_core import COA, HOA, NOW, bu, core, only
 
 G1, G2 = "ff0e::db8:1", "ff0e::db8:2"
 

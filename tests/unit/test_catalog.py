@@ -12,7 +12,7 @@ import pytest
 from harness import catalog
 from harness.catalog import LEVELS, CatalogError, Clause, normalise, parse
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SPEC_DIR = Path(os.environ.get("DMMCONF_SPEC_DIR", ROOT / "spec"))
 DRAFT = "draft-sarikaya-mext-multicastdmm-01.txt"
 INTERPRETATIONS = ROOT / "docs" / "interpretations.md"

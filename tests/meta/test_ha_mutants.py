@@ -4,7 +4,7 @@ A mutant is the reference HA started with DMMCONF_HA_MUTANT=<name> (a fault of h
 faults.py) through a copy of its profile (tests/killmatrix.py): the same path an external
 SUT takes. For each mutant, the suite tests that judge the clause it breaks
 run against it in a pytest of their own, and every one of them must fail.
-The kill matrix: `pytest tests/test_ha_mutants.py -v`.
+The kill matrix: `pytest tests/meta/test_ha_mutants.py -v`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from harness.faults import Role, by_name
 from harness.lab import netns
 from tests import killmatrix
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 FAULTS = by_name(Role.HA)
 SUITE = "suites/ha/test_registration.py"
 MALFORMED = SUITE + "::test_malformed_message_gets_its_reaction"
