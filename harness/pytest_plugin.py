@@ -28,7 +28,9 @@ from harness.catalog import Catalog, Clause
 from harness.verdicts import (
     DOCTOR_HINT,
     EXIT_NO_VERDICT,
+    INTERPRETATION_PROPERTY,
     LAB_UNAVAILABLE,
+    InterpretationFailure,
     Ledger,
     TestResult,
     Verdict,
@@ -58,20 +60,24 @@ class Selection:
     clauses: tuple[str, ...] = ()
     sections: tuple[str, ...] = ()
     levels: tuple[str, ...] = ()
+    roles: tuple[str, ...] = ()  # the catalog's roles ("HA", "MN", ...); ANY matches each
 
     def __bool__(self) -> bool:
-        return bool(self.clauses or self.sections or self.levels)
+        return bool(self.clauses or self.sections or self.levels or self.roles)
 
     def describe(self) -> str:
         parts = [*self.clauses]
         parts += [f"--section {s}" for s in self.sections]
         parts += [f"--level {lv}" for lv in self.levels]
+        parts += [f"--clause-role {r}" for r in self.roles]
         return " ".join(parts)
 
     def matches(self, clause: Clause) -> bool:
         if self.clauses and clause.id not in self.clauses:
             return False
         if self.levels and clause.level not in self.levels:
+            return False
+        if self.roles and not ({*self.roles, "ANY"} & set(clause.roles)):
             return False
         return not self.sections or any(_in_section(clause, s) for s in self.sections)
 
@@ -83,14 +89,36 @@ def _in_section(clause: Clause, wanted: str) -> bool:
     return clause.section == section or clause.section.startswith(section + ".")
 
 
+# The catalog roles whose clauses judge a SUT of each role (an HA's control and data planes
+# are the HA's; a CN clause is about the lab's correspondent node, never a SUT's).
+CLAUSE_ROLES_OF = {"ha": frozenset({"HA", "CP", "DP", "ANY"}), "mn": frozenset({"MN", "ANY"})}
+REFERENCE_NAME = "reference"
+
+
 @dataclass(frozen=True)
 class RunOptions:
-    sut_role: str | None
+    sut_role: str | None  # --sut-role as given
     sut: str  # "reference" or an absolute profile path
     report_dir: Path
     strict_gate: bool
     selection: Selection = Selection()
     list_only: bool = False
+    strict_interpretations: bool = False
+    role: str | None = None  # the SUT's role: --sut-role, else the profile's; None: both
+    sut_name: str = REFERENCE_NAME  # what the verdicts are about: the profile's name
+
+    def judges(self, catalog: Catalog) -> Callable[[str], bool] | None:
+        """The rule of role-true verdicts: does a check of this clause judge the SUT? None
+        when every clause does (the bundled reference plays both roles)."""
+        if self.role is None:
+            return None
+        mine = CLAUSE_ROLES_OF[self.role]
+
+        def judges(clause_id: str) -> bool:
+            clause = catalog.clauses.get(clause_id)
+            return clause is None or bool(mine & set(clause.roles))
+
+        return judges
 
 
 @dataclass
@@ -184,6 +212,23 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "repeatable",
     )
     group.addoption(
+        "--select-role",
+        action="append",
+        default=[],
+        type=str.upper,
+        choices=catalog_mod.ROLES,
+        metavar="ROLE",
+        help="run only the tests of clauses of this catalog role (HA, MN, CN, CP, DP; a clause "
+        "of role ANY matches each); repeatable",
+    )
+    group.addoption(
+        "--strict-interpretations",
+        action="store_true",
+        default=False,
+        help="failures by the suite's interpretations (INT-n, verdict 'interpretation') gate "
+        "like failed requirements",
+    )
+    group.addoption(
         "--list-selection",
         action="store_true",
         default=False,
@@ -203,6 +248,16 @@ def _suite_roots(config: pytest.Config) -> tuple[Path, ...]:
 @pytest.hookimpl(tryfirst=True)  # other plugins (reports) read the state in their configure
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "clause(*ids): the catalog requirement(s) this test judges")
+    config.addinivalue_line(
+        "markers",
+        "interpretation(*ids): the test judges by the suite's reading INT-n; its assertion "
+        "failures are verdict 'interpretation' (docs/interpretations.md, Verdict classes)",
+    )
+    config.addinivalue_line(
+        "markers",
+        "evidence(*ids): catalog clauses this test observes about the reference peer; evidence, "
+        "never a verdict",
+    )
     here = config.invocation_params.dir
     try:
         raw = config.getoption("catalog")
@@ -210,6 +265,7 @@ def pytest_configure(config: pytest.Config) -> None:
     except catalog_mod.CatalogError as exc:
         raise pytest.UsageError(str(exc)) from None
     sut = config.getoption("sut")
+    role, name = config.getoption("sut_role"), REFERENCE_NAME
     if sut != "reference":
         profile = here / sut
         if not profile.exists():
@@ -218,9 +274,11 @@ def pytest_configure(config: pytest.Config) -> None:
 
         try:  # the whole profile, before any lab starts
             profile_mod.check(profile, role=config.getoption("sut_role"), for_run=True)
+            loaded = profile_mod.load(profile)
         except profile_mod.ProfileError as exc:
             raise pytest.UsageError(str(exc)) from None
         sut = str(profile.resolve())
+        role, name = role or loaded.role, loaded.name
     selection = _selection(config, catalog, source)
     options = RunOptions(
         sut_role=config.getoption("sut_role"),
@@ -229,6 +287,9 @@ def pytest_configure(config: pytest.Config) -> None:
         strict_gate=bool(config.getoption("strict_gate")),
         selection=selection,
         list_only=bool(config.getoption("list_selection")),
+        strict_interpretations=bool(config.getoption("strict_interpretations")),
+        role=role,
+        sut_name=name,
     )
     if options.list_only:
         config.option.collectonly = True
@@ -238,6 +299,7 @@ def pytest_configure(config: pytest.Config) -> None:
         options=options,
         is_worker=hasattr(config, "workerinput"),
         suite_roots=_suite_roots(config),
+        ledger=Ledger(options.judges(catalog)),
     )
 
 
@@ -246,6 +308,7 @@ def _selection(config: pytest.Config, catalog: Catalog, source: str) -> Selectio
         clauses=tuple(dict.fromkeys(config.getoption("select_clause"))),
         sections=tuple(dict.fromkeys(config.getoption("select_section"))),
         levels=tuple(dict.fromkeys(config.getoption("select_level"))),
+        roles=tuple(dict.fromkeys(config.getoption("select_role"))),
     )
     unknown = [c for c in sel.clauses if c not in catalog]
     if unknown:
@@ -265,6 +328,36 @@ def clause_ids(item: pytest.Item) -> list[str]:
     """All clause IDs of an item, from markers on it, its class and module."""
     ids = (str(a) for mark in item.iter_markers("clause") for a in mark.args)
     return list(dict.fromkeys(ids))  # unique, in order
+
+
+def evidence_ids(item: pytest.Item) -> list[str]:
+    """The clauses an item observes about the reference peer (its `evidence` markers)."""
+    return list(dict.fromkeys(str(a) for m in item.iter_markers("evidence") for a in m.args))
+
+
+def interpretation_ids(item: pytest.Item) -> list[str]:
+    """The INT-n readings of an item's `interpretation` markers."""
+    ids = (str(a) for m in item.iter_markers("interpretation") for a in m.args)
+    return list(dict.fromkeys(ids))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """A failure by one of the suite's interpretations (the test's `interpretation` marker on
+    an assertion, or an InterpretationFailure) carries its INT-n to the controller."""
+    report = yield
+    if report.failed and call.when == "call" and call.excinfo is not None:
+        exc = call.excinfo.value
+        ids: list[str] = []
+        if isinstance(exc, InterpretationFailure):
+            ids = list(exc.interpretations)
+        elif isinstance(exc, AssertionError):
+            ids = interpretation_ids(item)
+        if ids:
+            report.user_properties.append((INTERPRETATION_PROPERTY, ",".join(ids)))
+    return report
 
 
 def _problems(item: pytest.Function, st: RunState) -> list[str]:
@@ -287,6 +380,11 @@ def _problems(item: pytest.Function, st: RunState) -> list[str]:
             for a in mark.args
             if isinstance(a, str) and a not in st.catalog
         )
+    out.extend(
+        f"{where}: unknown clause ID {a!r} in @pytest.mark.evidence"
+        for a in evidence_ids(item)
+        if a not in st.catalog
+    )
     return out
 
 
@@ -306,6 +404,9 @@ def pytest_make_collect_report(collector: pytest.Collector) -> Generator[None, A
                 for cid in clause_ids(node):
                     if ("clause", cid) not in node.user_properties:
                         node.user_properties.append(("clause", cid))
+                for cid in evidence_ids(node):
+                    if ("evidence", cid) not in node.user_properties:
+                        node.user_properties.append(("evidence", cid))
     if problems:
         report.outcome = "failed"
         report.longrepr = "\n".join(problems)
@@ -435,8 +536,12 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 
 def _blocks(result: TestResult, st: RunState) -> bool:
-    """Does this failed test fail the run?"""
+    """Does this failed test (fail, or interpretation) fail the run?"""
+    if result.verdict == Verdict.INTERPRETATION and not st.options.strict_interpretations:
+        return False  # the suite's reading, not a requirement
     if not result.clauses:
+        if result.evidence:
+            return False  # about the reference peer only: no verdict of the SUT
         return not result.xfail  # harness tests: pytest's own meaning of xfail
     if result.error or st.options.strict_gate:
         return True
@@ -467,7 +572,7 @@ def decide_gate(st: RunState, exitstatus: int) -> GateDecision:
     """The exit status: only fails on MUST clauses (or any fail with --strict-gate) count;
     with no blocking fail, tests that could not run for want of a lab make it
     EXIT_NO_VERDICT (a run that judged nothing of them is not a pass)."""
-    failed = [r for r in st.ledger if r.verdict == Verdict.FAIL]
+    failed = [r for r in st.ledger if r.verdict in (Verdict.FAIL, Verdict.INTERPRETATION)]
     blocking = [r.nodeid for r in failed if _blocks(r, st)]
     tolerated = [r.nodeid for r in failed if not _blocks(r, st)]
     no_lab = [r.nodeid for r in st.ledger if _lab_unavailable(r)]
@@ -484,7 +589,8 @@ def decide_gate(st: RunState, exitstatus: int) -> GateDecision:
             after = pytest.ExitCode.OK
             message = (
                 f"dmmconf gate: {len(tolerated)} failure(s), all on SHOULD/MAY/BEHAVIOUR "
-                "clauses: exit status 0 (--strict-gate makes them fail the run)"
+                "clauses, the suite's interpretations or evidence about the reference peer: "
+                "exit status 0 (--strict-gate, --strict-interpretations make them fail the run)"
             )
     if no_lab and not blocking and after == pytest.ExitCode.OK:
         after = EXIT_NO_VERDICT

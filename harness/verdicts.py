@@ -15,12 +15,20 @@ Mapping of pytest outcomes (`judge`):
   xfailed                            -> fail, flagged `xfail` (a known failure is still a failure)
   xfail(run=False)                   -> not-run
   xpassed (non-strict)               -> pass; strict xpass is a pytest failure -> fail
+  failed in call, by an interpretation (the test's `interpretation` marker or
+  `InterpretationFailure`)           -> interpretation (docs/interpretations.md, "Verdict
+                                        classes"); it gates only with --strict-interpretations
+
+Whose behaviour a verdict is about (role-true verdicts): the ledger is given the run's rule
+(`judges`, from the catalog's role of each clause and the SUT's role). A test's clause whose
+role the SUT does not play is *evidence* about the reference peer (`TestResult.evidence`),
+never a verdict of that clause.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, NoReturn
@@ -34,6 +42,9 @@ class Verdict(StrEnum):
     NOT_APPLICABLE = "not-applicable"
     INCONCLUSIVE = "inconclusive"
     NOT_RUN = "not-run"
+    # A failure by the suite's own reading (an INT-n of docs/interpretations.md) where the
+    # draft or the RFC does not decide: not a failed requirement.
+    INTERPRETATION = "interpretation"
 
 
 # A clause with no test at all gets this instead of a verdict.
@@ -48,6 +59,7 @@ DOCTOR_HINT = "`dmmconf doctor` checks everything the lab needs"
 # Aggregation order, worst first: one failing test makes its clause fail.
 SEVERITY: tuple[Verdict, ...] = (
     Verdict.FAIL,
+    Verdict.INTERPRETATION,
     Verdict.INCONCLUSIVE,
     Verdict.NOT_RUN,
     Verdict.NOT_APPLICABLE,
@@ -100,6 +112,44 @@ def not_run(reason: str, hint: str | None = None) -> NoReturn:
     pytest.skip(encode(Verdict.NOT_RUN, reason, hint))
 
 
+class InterpretationFailure(AssertionError):
+    """A check failed on the suite's reading `interpretations` (INT-n), not on a requirement:
+    its verdict is *interpretation*. Raise it with `interpretation_failed` or get it from
+    `by_interpretation`; a test marked `@pytest.mark.interpretation("INT-4")` has every
+    assertion failure counted so."""
+
+    def __init__(self, interpretations: Iterable[str], message: str) -> None:
+        self.interpretations = tuple(interpretations)
+        super().__init__(f"[{', '.join(self.interpretations)}] {message}")
+
+
+def interpretation_failed(interpretations: str | Iterable[str], reason: str) -> NoReturn:
+    """End the test: it fails only by the suite's reading `interpretations` (e.g. "INT-4")."""
+    __tracebackhide__ = True
+    ids = (interpretations,) if isinstance(interpretations, str) else tuple(interpretations)
+    raise InterpretationFailure(ids, reason)
+
+
+class by_interpretation:  # noqa: N801 - used as a `with` statement, like contextlib's
+    """`with by_interpretation("INT-4"): assert ...`: an assertion failing inside is an
+    interpretation failure (the other checks of the test stay requirements)."""
+
+    def __init__(self, *interpretations: str) -> None:
+        self.interpretations = interpretations
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any
+    ) -> None:
+        if isinstance(exc, AssertionError) and not isinstance(exc, InterpretationFailure):
+            raise InterpretationFailure(self.interpretations, str(exc)) from exc
+
+
+INTERPRETATION_PROPERTY = "interpretation"  # user property of a report failed by an INT-n
+
+
 @dataclass(frozen=True)
 class Judgement:
     """The verdict of one phase (setup, call, teardown) of a test."""
@@ -109,6 +159,7 @@ class Judgement:
     hint: str | None = None
     error: bool = False  # a failure outside the test body
     xfail: bool = False
+    interpretations: tuple[str, ...] = ()  # the INT-n readings of an interpretation verdict
 
 
 def _crash_message(report: pytest.TestReport) -> str:
@@ -132,6 +183,11 @@ def judge(report: pytest.TestReport) -> Judgement | None:
     wasxfail: str | None = getattr(report, "wasxfail", None)
     if report.failed:
         reason = _crash_message(report)
+        interps = tuple(
+            i for v in _props(report, INTERPRETATION_PROPERTY) for i in v.split(",") if i
+        )
+        if report.when == "call" and interps and wasxfail is None:
+            return Judgement(Verdict.INTERPRETATION, reason, interpretations=interps)
         if report.when == "call":
             return Judgement(Verdict.FAIL, reason)
         return Judgement(Verdict.FAIL, f"error in {report.when}: {reason}", error=True)
@@ -161,7 +217,7 @@ class TestResult:
     __test__ = False  # not a pytest test class
 
     nodeid: str
-    clauses: list[str] = field(default_factory=list)
+    clauses: list[str] = field(default_factory=list)  # judged about the SUT
     judgements: list[Judgement] = field(default_factory=list)
     duration: float = 0.0
     longrepr: list[str] = field(default_factory=list)
@@ -169,11 +225,19 @@ class TestResult:
     start: float | None = None
     stop: float | None = None
     finished: bool = False
+    evidence: list[str] = field(default_factory=list)  # about the reference peer, no verdict
+    judges: Callable[[str], bool] | None = None  # the run's role rule (None: every clause)
 
     def add(self, report: pytest.TestReport) -> None:
         for clause in _props(report, "clause"):
-            if clause not in self.clauses:
+            if self.judges is not None and not self.judges(clause):
+                if clause not in self.evidence:
+                    self.evidence.append(clause)
+            elif clause not in self.clauses:
                 self.clauses.append(clause)
+        for clause in _props(report, "evidence"):
+            if clause not in self.evidence and clause not in self.clauses:
+                self.evidence.append(clause)
         for path in _props(report, "attachment"):
             if path not in self.attachments:
                 self.attachments.append(path)
@@ -222,8 +286,10 @@ class TestResult:
         return {
             "nodeid": self.nodeid,
             "clauses": list(self.clauses),
+            "evidence": list(self.evidence),
             "verdict": d.verdict.value,
             "reason": d.reason,
+            "interpretations": list(d.interpretations),
             "hint": d.hint,
             "error": self.error,
             "xfail": self.xfail,
@@ -238,13 +304,14 @@ class TestResult:
 class Ledger:
     """Every test of the run, in the order their first report arrived."""
 
-    def __init__(self) -> None:
+    def __init__(self, judges: Callable[[str], bool] | None = None) -> None:
         self.results: dict[str, TestResult] = {}
+        self.judges = judges  # which clauses a verdict may be about (the SUT's role)
 
     def record(self, report: pytest.TestReport) -> TestResult:
         result = self.results.get(report.nodeid)
         if result is None:
-            result = self.results[report.nodeid] = TestResult(report.nodeid)
+            result = self.results[report.nodeid] = TestResult(report.nodeid, judges=self.judges)
         result.add(report)
         return result
 

@@ -30,7 +30,7 @@ th,td{border:1px solid #ddd;padding:.25em .5em;vertical-align:top;text-align:lef
 th{background:#f4f4f4}
 .v{display:inline-block;padding:.05em .5em;border-radius:.6em;font-weight:600;white-space:nowrap}
 .pass{background:#d4f4dd;color:#14532d}.fail{background:#fcd6d6;color:#7f1d1d}
-.inconclusive{background:#fdecc8;color:#78350f}.not-run{background:#e5e7eb;color:#374151}
+.inconclusive{background:#fdecc8;color:#78350f}.interpretation{background:#ede9fe;color:#4c1d95}.not-run{background:#e5e7eb;color:#374151}
 .not-applicable{background:#dbeafe;color:#1e3a8a}.untested{background:#f3f4f6;color:#6b7280}
 .cards span{margin-right:1em}
 .banner{padding:.6em 1em;background:#fcd6d6;border:1px solid #f87171;margin:1em 0}
@@ -39,6 +39,7 @@ details summary{cursor:pointer}
 details.clause{border-bottom:1px solid #eee;padding:.2em 0}
 details.clause>div{margin:.3em 0 .8em 1.5em}
 .test{border-left:3px solid #ddd;padding-left:.6em;margin:.5em 0}
+.test.peer{border-left-style:dashed;opacity:.8}.about{font-size:.85em;color:#555}
 .muted{color:#666}.filters{position:sticky;top:0;background:#fff;padding:.4em 0;
 border-bottom:1px solid #ddd}.filters label{margin-right:1em}
 .status-conformant{color:#14532d}.status-non-conformant{color:#7f1d1d}
@@ -165,12 +166,20 @@ class _Evidence:
         return "".join(out)
 
 
-def _test(test: Mapping[str, Any], evidence: _Evidence) -> str:
+def _test(test: Mapping[str, Any], evidence: _Evidence, peer: bool = False) -> str:
+    about = test.get("about")
+    who = f' <span class="about">about: {escape(about)}</span>' if about else ""
     parts = [
-        f'<div class=test data-verdict="{escape(test["verdict"])}">'
-        f"<p>{escape(test['nodeid'])} {_badge(test['verdict'])} "
+        f'<div class="test{" peer" if peer else ""}" data-verdict="{escape(test["verdict"])}">'
+        f"<p>{escape(test['nodeid'])} {_badge(test['verdict'])}{who} "
         f'<span class="muted">{float(test.get("duration") or 0):.2f} s</span></p>'
     ]
+    if test.get("verdict") == "interpretation" and test.get("interpretations"):
+        ints = ", ".join(test["interpretations"])
+        parts.append(
+            f"<p class=interp>a failure by the suite's interpretation {escape(ints)} "
+            "(docs/interpretations.md), not by a requirement</p>"
+        )
     if test.get("reason"):
         parts.append(f"<p class=reason>{escape(test['reason'])}</p>")
     if test.get("hint"):
@@ -191,6 +200,7 @@ def _clause(
     tests: list[Mapping[str, Any]],
     evidence: _Evidence,
     classes: Mapping[str, str] | None = None,
+    peer_tests: list[Mapping[str, Any]] | None = None,
 ) -> str:
     cid = escape(c["id"])
     cls = f" <em class=class>{escape(classes[c['id']])}</em>" if classes else ""
@@ -201,6 +211,17 @@ def _clause(
     link = f'<p><a href="{escape(c["url"])}">read the section</a></p>' if c.get("url") else ""
     note = f'<p class="muted">{escape(c["note"])}</p>' if c.get("note") else ""
     body = "".join(_test(t, evidence) for t in tests) or '<p class="muted">no test yet</p>'
+    if c.get("about"):
+        body = f"<p class=about>verdict about: {escape(c['about'])}</p>" + body
+    if c.get("interpretations"):
+        ints = ", ".join(c["interpretations"])
+        note += f'<p class="muted">depends on the interpretations {escape(ints)}</p>'
+    if peer_tests:
+        body += (
+            "<p class=peer-head>evidence about the reference peer (not a verdict of this "
+            "clause: the SUT does not play its role)</p>"
+            + "".join(_test(t, evidence, peer=True) for t in peer_tests)
+        )
     return (
         f'<details class=clause id="{cid}" data-verdict="{escape(c["verdict"])}" '
         f'data-level="{escape(c["level"])}" data-roles="{escape(roles)}" '
@@ -221,7 +242,9 @@ def _select(name: str, label: str, values: list[str]) -> str:
 
 
 def _filters(clauses: list[Mapping[str, Any]]) -> str:
-    verdicts = ["fail", "inconclusive", "not-run", "not-applicable", "pass", "untested"]
+    verdicts = [
+        "fail", "interpretation", "inconclusive", "not-run", "not-applicable", "pass", "untested"
+    ]  # fmt: skip
     levels = list(dict.fromkeys(c["level"] for c in clauses))
     roles = sorted({r for c in clauses for r in c["roles"]})
     features = sorted({f for c in clauses for f in (c.get("features") or ())}) + ["core"]
@@ -259,7 +282,9 @@ def _grouped(doc: Mapping[str, Any], evidence: _Evidence) -> str:
             )
             for c in clauses:
                 mine = [tests_by_id[n] for n in c["tests"] if n in tests_by_id]
-                out.append(_clause(c, mine, evidence, (doc.get("baseline") or {}).get("classes")))
+                peer = [tests_by_id[n] for n in c.get("evidence") or () if n in tests_by_id]
+                classes = (doc.get("baseline") or {}).get("classes")
+                out.append(_clause(c, mine, evidence, classes, peer))
             out.append("</section>")
         out.append("</section>")
     return "".join(out)
@@ -356,7 +381,7 @@ def render(doc: Mapping[str, Any]) -> str:
     out.append("<h2 id=clauses>Clauses by document and section</h2>")
     out.append(_filters(doc["clauses"]))
     out.append(_grouped(doc, evidence))
-    loose = [t for t in doc["tests"] if not t["clauses"]]
+    loose = [t for t in doc["tests"] if not t["clauses"] and not t.get("evidence")]
     if loose:
         out.append("<h2>Tests without a clause</h2>")
         out.extend(_test(t, evidence) for t in loose)

@@ -40,6 +40,9 @@ def skip_message(test: Mapping[str, Any]) -> tuple[str, str]:
     verdict, reason = test["verdict"], test.get("reason") or ""
     if verdict == "inconclusive":
         return verdict, f"INCONCLUSIVE (nothing judged): {reason}"
+    if verdict == "interpretation":
+        ints = ", ".join(test.get("interpretations") or ())
+        return verdict, f"INTERPRETATION (the suite's reading {ints}, not a requirement): {reason}"
     hint = f" (hint: {test['hint']})" if test.get("hint") else ""
     return verdict, f"{verdict}: {reason}{hint}"
 
@@ -83,6 +86,10 @@ def render(doc: Mapping[str, Any]) -> str:
             section = f"{c['source']} {c['section']}" if c else "-"
             ET.SubElement(props, "property", {"name": "level", "value": level})
             ET.SubElement(props, "property", {"name": "section", "value": section})
+        for cid in test.get("evidence") or ():
+            ET.SubElement(props, "property", {"name": "evidence", "value": cid})
+        if test.get("about"):
+            ET.SubElement(props, "property", {"name": "about", "value": test["about"]})
         ET.SubElement(props, "property", {"name": "verdict", "value": test["verdict"]})
         verdict = test["verdict"]
         if verdict == "fail":

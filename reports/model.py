@@ -4,8 +4,11 @@ Schema "dmmconf-report/1" (every field: docs/report-schema.md, checked by report
   run      metadata: times, command line, SUT, versions, interrupted, exit status, gate
   summary  counts of tests per verdict, of clauses per verdict (plus "untested"),
            and the MUST/MUST NOT clauses with no test
-  tests    one entry per test, in the order they ran (see harness.verdicts.TestResult.to_dict)
-  clauses  one entry per catalog clause, with the verdict aggregated over its tests
+  tests    one entry per test, in the order they ran (see harness.verdicts.TestResult.to_dict),
+           with `about`: the implementation its verdict is about
+  clauses  one entry per catalog clause, with the verdict aggregated over the tests that
+           judged it about the SUT (role-true verdicts); tests that only observed it about
+           the reference peer are listed as `evidence`, never a verdict
 """
 
 from __future__ import annotations
@@ -39,11 +42,27 @@ def clause_url(clause: Clause) -> str | None:
     return None
 
 
-def clause_entries(catalog: Catalog, tests: list[dict[str, Any]]) -> list[dict[str, Any]]:
+PEER = "the reference peer"
+
+
+def about(test: Mapping[str, Any], sut_name: str) -> str | None:
+    """The implementation a test's verdict is about: the SUT when it judged a clause of the
+    SUT's role, the reference peer when it only observed the peer, None for a harness test."""
+    if test.get("clauses"):
+        return sut_name
+    return PEER if test.get("evidence") else None
+
+
+def clause_entries(
+    catalog: Catalog, tests: list[dict[str, Any]], sut_name: str = "reference"
+) -> list[dict[str, Any]]:
     by_clause: dict[str, list[dict[str, Any]]] = {}
+    evidence: dict[str, list[dict[str, Any]]] = {}
     for test in tests:
         for cid in test["clauses"]:
             by_clause.setdefault(cid, []).append(test)
+        for cid in test.get("evidence", ()):
+            evidence.setdefault(cid, []).append(test)
     entries = []
     for clause in catalog:
         mine = by_clause.get(clause.id, [])
@@ -62,8 +81,11 @@ def clause_entries(catalog: Catalog, tests: list[dict[str, Any]]) -> list[dict[s
                 "features": pctr.clause_features(clause),
                 "text": clause.text,
                 "note": clause.note,
+                "interpretations": list(clause.interpretations),
                 "verdict": verdict.value if verdict else UNTESTED,
+                "about": sut_name if mine else None,
                 "tests": [t["nodeid"] for t in mine],
+                "evidence": [t["nodeid"] for t in evidence.get(clause.id, [])],
             }
         )
     return entries
@@ -88,8 +110,9 @@ def summarize(tests: list[dict[str, Any]], clauses: list[dict[str, Any]]) -> dic
 def build(
     run: Mapping[str, Any], tests: Iterable[dict[str, Any]], catalog: Catalog
 ) -> dict[str, Any]:
-    tests = list(tests)
-    clauses = clause_entries(catalog, tests)
+    sut_name = str((run.get("sut") or {}).get("name") or "reference")
+    tests = [{**t, "about": about(t, sut_name)} for t in tests]
+    clauses = clause_entries(catalog, tests, sut_name)
     doc = {
         "schema": SCHEMA,
         "run": dict(run),

@@ -135,7 +135,7 @@ class ReportWriter:
             "argv": list(sys.argv),
             "pytest_args": [str(a) for a in self.config.invocation_params.args],
             "cwd": str(self.config.invocation_params.dir),
-            "sut": {"role": opts.sut_role, "target": opts.sut},
+            "sut": {"role": opts.role, "target": opts.sut, "name": opts.sut_name},
             "catalog": self.st.catalog_source,
             "python": platform.python_version(),
             "pytest": pytest.__version__,
@@ -209,6 +209,7 @@ class ReportWriter:
             if st.gate is None
             else {
                 "strict": st.gate.strict,
+                "strict_interpretations": st.options.strict_interpretations,
                 "blocking": st.gate.blocking,
                 "tolerated": st.gate.tolerated,
                 "pytest_exit_status": st.gate.exit_before,

@@ -10,8 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-VERDICTS = ["pass", "fail", "not-applicable", "inconclusive", "not-run"]
-CLAUSE_VERDICTS = ["fail", "inconclusive", "not-run", "not-applicable", "pass", "untested"]
+VERDICTS = ["pass", "fail", "not-applicable", "inconclusive", "not-run", "interpretation"]
+CLAUSE_VERDICTS = [
+    "fail", "interpretation", "inconclusive", "not-run", "not-applicable", "pass", "untested"
+]  # fmt: skip
 LEVELS = ["MUST", "MUST NOT", "SHOULD", "SHOULD NOT", "MAY", "BEHAVIOUR"]
 
 _STR = {"type": "string"}
@@ -38,6 +40,7 @@ def _counts(keys: list[str]) -> dict[str, Any]:
 GATE = _obj(
     {
         "strict": _BOOL,
+        "strict_interpretations": _BOOL,
         "blocking": _STRS,
         "tolerated": _STRS,
         "pytest_exit_status": {"type": "integer"},
@@ -56,7 +59,10 @@ RUN = _obj(
         "argv": _STRS,
         "pytest_args": _STRS,
         "cwd": _STR,
-        "sut": _obj({"role": {"enum": ["ha", "mn", None]}, "target": _STR}),
+        "sut": _obj(
+            {"role": {"enum": ["ha", "mn", None]}, "target": _STR, "name": _STR},
+            optional=("name",),
+        ),
         "catalog": _STR,
         "python": _STR,
         "pytest": _STR,
@@ -76,8 +82,11 @@ TEST = _obj(
     {
         "nodeid": _STR,
         "clauses": _STRS,
+        "evidence": _STRS,
+        "about": _OSTR,
         "verdict": {"enum": VERDICTS},
         "reason": _STR,
+        "interpretations": _STRS,
         "hint": _OSTR,
         "error": _BOOL,
         "xfail": _BOOL,
@@ -103,8 +112,11 @@ CLAUSE = _obj(
         "features": _STRS,
         "text": _STR,
         "note": _STR,
+        "interpretations": _STRS,
         "verdict": {"enum": CLAUSE_VERDICTS},
+        "about": _OSTR,
         "tests": _STRS,
+        "evidence": _STRS,
     }
 )
 

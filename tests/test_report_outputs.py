@@ -170,8 +170,11 @@ def test_the_validator_finds_what_is_wrong() -> None:
     good: dict[str, Any] = {
         "nodeid": "a::b",
         "clauses": [],
+        "evidence": [],
+        "about": None,
         "verdict": "pass",
         "reason": "",
+        "interpretations": [],
         "hint": None,
         "error": False,
         "xfail": False,

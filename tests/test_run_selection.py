@@ -138,15 +138,57 @@ def test_split_user_args(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
 def test_paths_replace_the_default_suites(tmp_path: Path) -> None:
     args = cli.build_parser().parse_args(
         ["run", "--report-dir", str(tmp_path), "--clause", "DMM-HA-1", "--section", "6",
-         "--level", "must", "DMM-HA-4", "--", "tests/test_catalog.py", "-k", "x"]
+         "--level", "must", "DMM-HA-4", "--", "tests/unit/test_catalog.py", "-k", "x"]
     )  # fmt: skip
     argv = run_cmd.pytest_argv(args)
-    assert argv[0] == "tests/test_catalog.py" and not any(a.endswith("suites") for a in argv)
+    assert argv[0] == "tests/unit/test_catalog.py" and not any(a.endswith("suites") for a in argv)
     clauses = [argv[i + 1] for i, a in enumerate(argv) if a == "--select-clause"]
     assert clauses == ["DMM-HA-1", "DMM-HA-4"]
     assert argv[argv.index("--select-section") + 1] == "6"
     assert argv[argv.index("--select-level") + 1] == "MUST"
     assert argv[-2:] == ["-k", "x"]
+
+
+def _argv(tmp_path: Path, *words: str) -> list[str]:
+    args = cli.build_parser().parse_args(["run", "--report-dir", str(tmp_path), *words])
+    return run_cmd.pytest_argv(args)
+
+
+def test_role_picks_the_suites_and_the_default_run_keeps_them_all(tmp_path: Path) -> None:
+    suites = run_cmd._suites_dir()
+    default = _argv(tmp_path)
+    assert default[0] == str(suites) and "--sut-role" not in default  # every suite, as before
+    assert str(suites / "ha") not in default
+    for role in ("ha", "mn"):
+        argv = _argv(tmp_path, "--role", role)
+        assert argv[:2] == [str(suites / role), str(suites / "interop")]
+        assert argv[argv.index("--sut-role") + 1] == role
+    argv = _argv(tmp_path, "--clause-role", "mn", "--strict-interpretations")
+    assert argv[0] == str(suites) and argv[argv.index("--select-role") + 1] == "MN"
+    assert "--strict-interpretations" in argv
+    # paths after -- still replace the suites, whatever the role
+    argv = _argv(tmp_path, "--role", "ha", "--", "tests/unit/test_catalog.py")
+    assert argv[0] == "tests/unit/test_catalog.py" and str(suites / "interop") not in argv
+
+
+def test_dmmconf_run_list_by_role_on_the_bundled_suites() -> None:
+    """`dmmconf run --role mn --clause-role MN --list`: the MN and interop suites' tests of
+    MN clauses, nothing of the HA suite."""
+    res = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "run", "--role", "mn", "--clause-role", "MN",
+         "--list"],
+        cwd=Path(__file__).resolve().parent.parent, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    rows = [line.split() for line in res.stdout.splitlines()[1:-1]]
+    tests = {r[-1].split("::")[0] for r in rows}
+    assert tests and all(t.startswith(("suites/mn/", "suites/interop/")) for t in tests), tests
+    assert any(t.startswith("suites/mn/") for t in tests)
+    cat = catalog.load()
+    by_test: dict[str, set[str]] = {}
+    for r in rows:
+        by_test.setdefault(r[-1], set()).update(cat[r[0]].roles)
+    assert all({"MN", "ANY"} & roles for roles in by_test.values())
 
 
 def test_dmmconf_run_list_on_the_bundled_suites() -> None:

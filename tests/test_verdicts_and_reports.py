@@ -222,6 +222,7 @@ def test_verdict_per_test_and_per_clause(lab: pytest.Pytester) -> None:
     }
     assert doc["summary"]["tests"] == {
         "fail": 0,
+        "interpretation": 0,
         "inconclusive": 1,
         "not-run": 3,
         "not-applicable": 1,
@@ -538,13 +539,15 @@ def test_run_builds_the_pytest_command(tmp_path: Path) -> None:
         ]
     )
     argv = run_cmd.pytest_argv(args)
-    assert Path(argv[0]).name == "suites" and Path(argv[0]).is_dir()
+    # --role ha: the HA suite and the interop suite (the MN suite has nothing to judge)
+    assert [Path(a).name for a in argv[:2]] == ["ha", "interop"]
+    assert all(Path(a).is_dir() and Path(a).parent.name == "suites" for a in argv[:2])
     assert not any(a.startswith("--junitxml") for a in argv)  # reports.plugin writes junit.xml
     assert f"--alluredir={out / 'allure-results'}" in argv
     assert argv[argv.index("--sut-role") + 1] == "ha"
     assert "--strict-gate" in argv and "-n" not in argv
     assert argv[-2:] == ["-k", "bu"]
-    assert argv[1:3] == ["-p", "harness.pytest_plugin"]
+    assert argv[2:4] == ["-p", "harness.pytest_plugin"]
 
 
 def test_dmmconf_run_end_to_end(lab: pytest.Pytester) -> None:

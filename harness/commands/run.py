@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from harness.catalog import LEVELS
+from harness.catalog import LEVELS, ROLES
 from harness.errors import UserError
 
 PLUGINS = (
@@ -31,7 +31,13 @@ def register(subparsers: Any) -> None:
         "the gate (only fails on MUST clauses fail the run unless --strict-gate).",
         epilog="Arguments after -- go to pytest unchanged, e.g. dmmconf run -- -k binding -x",
     )
-    p.add_argument("--role", choices=("ha", "mn"), help="role of the SUT (default: both)")
+    p.add_argument(
+        "--role",
+        choices=("ha", "mn"),
+        help="role of the SUT: runs that role's suite (suites/ha or suites/mn) and the interop "
+        "suite, and takes a clause's verdict only from checks of that role (default: the "
+        "bundled reference, both roles, every suite)",
+    )
     p.add_argument(
         "--sut",
         default="reference",
@@ -95,6 +101,22 @@ def register(subparsers: Any) -> None:
         help=f"only the tests of clauses of this level ({', '.join(LEVELS)}); repeatable",
     )
     p.add_argument(
+        "--clause-role",
+        action="append",
+        default=[],
+        type=str.upper,
+        choices=ROLES,
+        metavar="ROLE",
+        help=f"only the tests of clauses of this catalog role ({', '.join(ROLES)}; a clause of "
+        "role ANY matches each); repeatable",
+    )
+    p.add_argument(
+        "--strict-interpretations",
+        action="store_true",
+        help="failures by the suite's interpretations (verdict 'interpretation', an INT-n of "
+        "docs/interpretations.md) fail the exit status like failed requirements",
+    )
+    p.add_argument(
         "--list",
         action="store_true",
         help="print what would run (clause, section, level, test) and exit",
@@ -114,6 +136,15 @@ def _suites_dir() -> Path:
     if spec is None or spec.origin is None:
         raise UserError("the 'suites' package is not installed (pip install -e .)")
     return Path(spec.origin).parent
+
+
+def default_suites(role: str | None) -> list[str]:
+    """The suites a run takes without test paths: every suite, or with a SUT role that
+    role's suite and the interop suite (where the SUT plays its role among references)."""
+    root = _suites_dir()
+    if role is None:
+        return [str(root)]
+    return [str(root / role), str(root / "interop")]
 
 
 def _wants_parallel(args: argparse.Namespace) -> bool:
@@ -174,7 +205,7 @@ def pytest_argv(args: argparse.Namespace) -> list[str]:
     except OSError as exc:
         raise UserError(f"--report-dir {args.report_dir}: {exc.strerror}") from None
     clauses, paths, extra = split_user_args(args.pytest_args)
-    argv = paths or [str(_suites_dir())]
+    argv = paths or default_suites(args.role)
     # pytest registers a plugin module once by name: harmless when a conftest lists them too,
     # needed when the suites are installed without the checkout's conftest.py.
     for plugin in PLUGINS:
@@ -186,6 +217,8 @@ def pytest_argv(args: argparse.Namespace) -> list[str]:
         argv += ["--select-section", section]
     for level in args.level:
         argv += ["--select-level", level]
+    for role in getattr(args, "clause_role", ()):
+        argv += ["--select-role", role]
     if args.list:  # nothing runs, no report is written
         argv += ["--list-selection", "-o", "addopts=", "-p", "no:terminal"]
     else:
@@ -201,6 +234,8 @@ def pytest_argv(args: argparse.Namespace) -> list[str]:
         argv += ["--sut", str(Path(args.sut).resolve())]
     if args.strict_gate:
         argv.append("--strict-gate")
+    if getattr(args, "strict_interpretations", False):
+        argv.append("--strict-interpretations")
     if not args.list and _wants_parallel(args):
         argv += ["-n", "auto"]
     return argv + extra
