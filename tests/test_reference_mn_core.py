@@ -6,6 +6,7 @@ import ipaddress
 
 import pytest
 
+from harness.faults import Fault, Faults
 from harness.reference import mn_core as m
 from harness.reference.multicast import GroupState, ListenerState, Mode
 
@@ -174,3 +175,83 @@ def test_a_pending_deregistration_follows_the_mn(core: m.MobileNodeCore) -> None
     [again] = of(core.router_advertisement(2.01, ra(3)), m.SendBindingUpdate)  # no BA yet
     assert (again.lifetime, again.coa, again.hoa) == (0, addr(3), addr(1))
     assert again.seq == (dereg.seq + 1) & 0xFFFF
+
+
+# ------------------------------------------------- issue 10: BA validation, retransmissions
+
+
+def faulty(*faults: Fault) -> m.MobileNodeCore:
+    c = m.MobileNodeCore(
+        m.MNConfig(bu_lifetime=100, time_scale=0.01, seed=1, faults=Faults.of(*faults))
+    )
+    c.add_interface("mn0", IID)
+    c.router_advertisement(0.0, ra(1))
+    return c
+
+
+def registering(c: m.MobileNodeCore) -> m.SendBindingUpdate:
+    c.observed(0.0, {addr(1)}, ListenerState())
+    [bu] = of(c.router_advertisement(1.0, ra(2)), m.SendBindingUpdate)
+    return bu
+
+
+def retransmissions(c: m.MobileNodeCore, until: float) -> list[tuple[float, int]]:
+    """(time, seq) of every BU the core sends while nothing answers, ticked finely."""
+    out, now = [], 1.0
+    while now < until:
+        now = round(now + 0.01, 2)
+        out += [(now, bu.seq) for bu in of(c.tick(now), m.SendBindingUpdate)]
+    return out
+
+
+def test_a_ba_with_another_sequence_number_is_ignored(core: m.MobileNodeCore) -> None:
+    bu = registering(core)
+    out = core.binding_ack(1.01, bu.ha, bu.hoa, (bu.seq + 7) & 0xFFFF, 0, 100)
+    assert not of(out, m.TunnelChanged)  # RFC 6275 §11.7.3: silently ignored
+    assert core.bindings[bu.hoa].retransmit_at is not None
+    faulty_core = faulty(Fault.MN_ACCEPT_ANY_BA_SEQ)
+    bu = registering(faulty_core)
+    out = faulty_core.binding_ack(1.01, bu.ha, bu.hoa, (bu.seq + 7) & 0xFFFF, 0, 100)
+    assert of(out, m.TunnelChanged)
+
+
+def test_retransmissions_back_off_with_new_numbers(core: m.MobileNodeCore) -> None:
+    first = registering(core)
+    sent = [(1.0, first.seq)] + retransmissions(core, 3.0)
+    gaps = [round(b[0] - a[0], 2) for a, b in zip(sent, sent[1:], strict=False)]
+    # doubled from the 0.25 s floor, capped at 32 x 0.01 (ticks of 10 ms)
+    assert gaps[:3] == pytest.approx([0.25, 0.32, 0.32], abs=0.011)
+    seqs = [s for _, s in sent]
+    assert all((b - a) & 0xFFFF == 1 for a, b in zip(seqs, seqs[1:], strict=False))
+    assert len({t for t, _ in sent}) == len(sent)  # one BU at a time
+
+
+def test_faulty_retransmissions() -> None:
+    flat = faulty(Fault.MN_NO_BACKOFF)
+    registering(flat)
+    times = [t for t, _ in retransmissions(flat, 2.0)]
+    assert {round(b - a, 2) for a, b in zip(times, times[1:], strict=False)} == {0.25}
+    same = faulty(Fault.MN_RETRANSMIT_SAME_SEQ)
+    bu = registering(same)
+    assert {s for _, s in retransmissions(same, 2.0)} == {bu.seq}
+    burst = faulty(Fault.MN_BU_BURST)
+    registering(burst)
+    sent = retransmissions(burst, 1.3)
+    assert len(sent) == 4 and len({t for t, _ in sent}) == 1
+
+
+def test_return_home_without_deregistration_is_a_fault() -> None:
+    c = faulty(Fault.MN_RETURN_HOME_SILENTLY)
+    bu = registering(c)
+    c.binding_ack(1.01, bu.ha, bu.hoa, bu.seq, 0, 100)
+    out = c.router_advertisement(2.0, ra(1))
+    assert not of(out, m.SendBindingUpdate)
+    assert not c.bindings
+
+
+def test_first_ha_only_registers_everything_at_the_home_ha() -> None:
+    c = faulty(Fault.MN_FIRST_HA_ONLY)
+    c.router_advertisement(0.5, ra(2))  # no session on link 1: no binding
+    c.observed(1.0, {addr(2)}, ListenerState())
+    [bu] = of(c.router_advertisement(1.5, ra(3)), m.SendBindingUpdate)
+    assert bu.hoa == addr(2) and bu.ha == A("2001:db8:1::1")  # not link 2's 2001:db8:2::1

@@ -6,8 +6,8 @@ reference HA's profile with one fault of harness/faults.py switched on (tests/ki
 the path an external SUT takes), restricted to the tests of the fault's clause and of one
 clause the fault leaves alone (to keep it fast: about 15 s). report.json's failing clauses
 must be exactly the fault's (harness/faults.py CATALOGUE), the untouched clause must pass,
-and report.html opened in headless Chromium (tests/test_report_browser.py's way) must show
-the failing clause with its reason and its pcap.
+and report.html opened in headless Chromium (as tests/integration/test_report_browser.py
+does) must show the failing clause with its reason and its pcap.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import pytest
 from harness.faults import Fault
 from harness.lab import netns
 from tests import killmatrix
-from tests.test_report_browser import _clauses, browse
+from tests.integration.test_report_browser import _clauses, browse
 
 ROOT = Path(__file__).resolve().parents[2]
 FAULT = Fault.HA_NO_BINDING_ERROR  # RFC6275-MH-2: no Binding Error for an unknown MH type

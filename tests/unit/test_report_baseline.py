@@ -13,7 +13,7 @@ import pytest
 
 from harness import cli
 from reports import baseline, schema
-from tests.test_verdicts_and_reports import lab, run, write
+from tests.unit.test_verdicts_and_reports import lab, run, write
 
 __all__ = ["lab"]  # the fixture, imported for the tests below
 pytest_plugins = ["pytester"]

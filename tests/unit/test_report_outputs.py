@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 
 from reports import junit, schema, sections
-from tests.test_verdicts_and_reports import MIXED, lab, run, write
+from tests.unit.test_verdicts_and_reports import MIXED, lab, run, write
 
 __all__ = ["lab"]  # the fixture, imported for the tests below
 pytest_plugins = ["pytester"]
 
-DOCS = Path(__file__).resolve().parent.parent / "docs" / "report-schema.md"
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "report-schema.md"
 
 FAILING = """
     import pytest
@@ -226,7 +226,7 @@ def test_progress_one_line_per_test(lab: pytest.Pytester) -> None:
 def test_progress_under_xdist(lab: pytest.Pytester) -> None:
     pytest.importorskip("xdist")
     write(lab, "suites/test_mixed.py", MIXED)
-    from tests.test_verdicts_and_reports import OPTS, PLUGINS
+    from tests.unit.test_verdicts_and_reports import OPTS, PLUGINS
 
     result = lab.runpytest_subprocess(
         *PLUGINS, *OPTS, "-p", "xdist", "-n", "2", "--dmmconf-progress", "lines", timeout=120

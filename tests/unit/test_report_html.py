@@ -8,7 +8,7 @@ import re
 import pytest
 
 from reports import html
-from tests.test_verdicts_and_reports import MIXED, lab, run, write
+from tests.unit.test_verdicts_and_reports import MIXED, lab, run, write
 
 __all__ = ["lab"]  # the fixture, imported for the tests below
 pytest_plugins = ["pytester"]

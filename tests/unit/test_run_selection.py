@@ -13,7 +13,7 @@ import pytest
 from harness import catalog, cli
 from harness.commands import run as run_cmd
 from harness.errors import UserError
-from tests.test_verdicts_and_reports import CATALOG, OPTS, PLUGINS, report, verdicts, write
+from tests.unit.test_verdicts_and_reports import CATALOG, OPTS, PLUGINS, report, verdicts, write
 
 pytest_plugins = ["pytester"]
 
@@ -177,7 +177,7 @@ def test_dmmconf_run_list_by_role_on_the_bundled_suites() -> None:
     res = subprocess.run(
         [sys.executable, "-m", "harness.cli", "run", "--role", "mn", "--clause-role", "MN",
          "--list"],
-        cwd=Path(__file__).resolve().parent.parent, capture_output=True, text=True, timeout=120,
+        cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert res.returncode == 0, res.stderr
     rows = [line.split() for line in res.stdout.splitlines()[1:-1]]
@@ -196,7 +196,7 @@ def test_dmmconf_run_list_on_the_bundled_suites() -> None:
     res = subprocess.run(
         [sys.executable, "-m", "harness.cli", "run", "--list", "--section", "6", "--level",
          "MUST", "--", "suites/ha"],
-        cwd=Path(__file__).resolve().parent.parent, capture_output=True, text=True, timeout=120,
+        cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert res.returncode == 0, res.stderr
     lines = res.stdout.splitlines()
@@ -219,7 +219,7 @@ def test_a_toml_that_is_not_a_catalog_is_refused(
     assert "not a requirement catalog" in capsys.readouterr().err
     res = subprocess.run(
         [sys.executable, "-m", "harness.cli", "run", "--list"],
-        cwd=Path(__file__).resolve().parent.parent, capture_output=True, text=True,
+        cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True,
         timeout=120, env=dict(os.environ, DMMCONF_CATALOG=str(not_catalog)),
     )  # fmt: skip
     assert res.returncode == 2, res.stdout + res.stderr

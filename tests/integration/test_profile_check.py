@@ -16,7 +16,7 @@ import pytest
 from harness import cli
 from harness.sut import adapters, profile
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
 REFERENCE_HA = adapters.PROFILES_DIR / "reference-ha.toml"
 REFERENCE = REFERENCE_HA.read_text(encoding="utf-8")

@@ -15,7 +15,7 @@ import pytest
 from harness.sut import adapters
 from harness.verdicts import InterpretationFailure, by_interpretation, interpretation_failed
 from reports import html, schema
-from tests.test_verdicts_and_reports import OPTS, PLUGINS, clause_verdicts, lab, run, write
+from tests.unit.test_verdicts_and_reports import OPTS, PLUGINS, clause_verdicts, lab, run, write
 
 __all__ = ["lab"]  # the fixture, imported for the tests below
 pytest_plugins = ["pytester"]

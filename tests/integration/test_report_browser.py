@@ -16,13 +16,13 @@ from pathlib import Path
 import pytest
 
 from harness.verdicts import not_run
-from tests.test_report_html import FAILURES
-from tests.test_verdicts_and_reports import MIXED, lab, run, write
+from tests.unit.test_report_html import FAILURES
+from tests.unit.test_verdicts_and_reports import MIXED, lab, run, write
 
 __all__ = ["lab"]  # the fixture, imported for the tests below
 pytest_plugins = ["pytester"]
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 NO_LAB = """
     import pytest
     from harness.verdicts import LAB_UNAVAILABLE, not_run

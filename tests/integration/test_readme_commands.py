@@ -19,7 +19,7 @@ import pytest
 from harness import catalog
 from reports import model
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 
 # command (its first words) -> (the test file that runs it, a string that file holds)
@@ -30,23 +30,23 @@ RUN_BY: dict[str, tuple[str, str]] = {
     "./dev test": (".ci/run", "./dev test"),
     "./dev lint": (".ci/run", "./dev lint"),
     "./dev setup": ("dev", "setup"),
-    "dmmconf run": ("tests/test_verdicts_and_reports.py", "test_dmmconf_run_end_to_end"),
-    "dmmconf run --list": ("tests/test_run_selection.py", '"run", "--list"'),
+    "dmmconf run": ("tests/unit/test_verdicts_and_reports.py", "test_dmmconf_run_end_to_end"),
+    "dmmconf run --list": ("tests/unit/test_run_selection.py", '"run", "--list"'),
     "dmmconf run --role": ("tests/meta/test_faulty_profile_report.py", '"--role", "ha"'),
-    "dmmconf run --baseline": ("tests/test_report_baseline.py", '"--baseline"'),
+    "dmmconf run --baseline": ("tests/unit/test_report_baseline.py", '"--baseline"'),
     "dmmconf run DMM-HA-1": ("tests/meta/test_faulty_profile_report.py", "clause, UNTOUCHED"),
-    "dmmconf report diff": ("tests/test_readme_commands.py", '"report", "diff"'),
-    "dmmconf report merge": ("tests/test_readme_commands.py", '"report", "merge"'),
-    "dmmconf sut check": ("tests/test_profile_check.py", "sut check"),
-    "dmmconf sut fields": ("tests/test_readme_commands.py", '"sut", "fields"'),
-    "dmmconf clauses": ("tests/test_readme_commands.py", '"clauses", "--level"'),
-    "dmmconf decode": ("tests/test_readme_commands.py", '"decode", hexa'),
+    "dmmconf report diff": ("tests/integration/test_readme_commands.py", '"report", "diff"'),
+    "dmmconf report merge": ("tests/integration/test_readme_commands.py", '"report", "merge"'),
+    "dmmconf sut check": ("tests/integration/test_profile_check.py", "sut check"),
+    "dmmconf sut fields": ("tests/integration/test_readme_commands.py", '"sut", "fields"'),
+    "dmmconf clauses": ("tests/integration/test_readme_commands.py", '"clauses", "--level"'),
+    "dmmconf decode": ("tests/integration/test_readme_commands.py", '"decode", hexa'),
     "dmmconf decode --pcap": ("tests/unit/test_decode_wording.py", "--pcap"),
-    "dmmconf vectors list": ("tests/test_readme_commands.py", '"vectors", "list"'),
-    "dmmconf vectors export": ("tests/test_readme_commands.py", '"vectors", "export"'),
+    "dmmconf vectors list": ("tests/integration/test_readme_commands.py", '"vectors", "list"'),
+    "dmmconf vectors export": ("tests/integration/test_readme_commands.py", '"vectors", "export"'),
     "dmmconf ha": ("tests/meta/test_faulty_profile_report.py", "mutant_profile"),  # its profile
     "dmmconf mn": ("tests/meta/test_peer_fault_verdicts.py", "reference-mn.toml"),  # its profile
-    "dmmconf doctor": ("tests/test_readme_commands.py", '"doctor", "--json"'),
+    "dmmconf doctor": ("tests/integration/test_readme_commands.py", '"doctor", "--json"'),
     "dmmconf lab up": ("tests/integration/test_lab.py", "lab"),
     "dmmconf lab status": ("tests/integration/test_lab.py", "lab"),
     "dmmconf lab down": ("tests/integration/test_lab.py", "lab"),
@@ -55,10 +55,14 @@ RUN_BY: dict[str, tuple[str, str]] = {
     "pytest tests/meta/test_ha_mutants.py": ("tests/meta/test_ha_mutants.py", "KILLS"),
     "pytest tests/test_mn_mutants.py": ("tests/test_mn_mutants.py", "KILLS"),
     "pytest suites": ("tests/meta/test_parallel_verdicts.py", "suites"),
-    "pytest --sut": ("tests/test_profile_check.py", '"--sut"'),
-    "cp harness/sut/profiles/reference-ha.toml": ("tests/test_profile_check.py", "_worked_example"),
+    "pytest --sut": ("tests/integration/test_profile_check.py", '"--sut"'),
+    "cp harness/sut/profiles/reference-ha.toml": (
+        "tests/integration/test_profile_check.py",
+        "_worked_example",
+    ),
     "unshare": ("tests/integration/test_doctor.py", "unshare"),
-    "allure serve": ("tests/test_readme_commands.py", "allure serve"),  # a Java tool: named
+    # a Java tool, not bundled: only named
+    "allure serve": ("tests/integration/test_readme_commands.py", "allure serve"),
 }
 
 
