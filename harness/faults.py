@@ -103,6 +103,15 @@ class Fault(Enum):
     MN_BU_ON_LINK = ("mn", "bu-on-link")
     MN_REPORT_IN_TUNNEL = ("mn", "report-in-tunnel")
     # the Mobile Node: issue 10 (BA validation, retransmissions, returning home, RA discovery)
+    MN_ACCEPT_ANY_BA_SEQ = ("mn", "accept-any-ba-seq")
+    MN_ACCEPT_BAD_BA_AUTH = ("mn", "accept-bad-ba-auth")
+    MN_NO_BACKOFF = ("mn", "no-backoff")
+    MN_RETRANSMIT_SAME_SEQ = ("mn", "retransmit-same-seq")
+    MN_BU_BURST = ("mn", "bu-burst")
+    MN_RETURN_HOME_SILENTLY = ("mn", "return-home-silently")
+    MN_FIRST_HA_ONLY = ("mn", "first-ha-only")
+
+    # the Mobile Node: issue 10 (BA validation, retransmissions, returning home, RA discovery)
 
     @property
     def role(self) -> Role:
@@ -416,6 +425,39 @@ CATALOGUE: dict[Fault, FaultSpec] = {
         "6275 §11.3.4)",
     ),
     # the Mobile Node: issue 10
+    # the Mobile Node: issue 10
+    Fault.MN_ACCEPT_ANY_BA_SEQ: FaultSpec(
+        "RFC6275-MN-8",
+        "accepts a BA whatever its sequence number (RFC 6275 §11.7.3: it must match the "
+        "outstanding BU's)",
+    ),
+    Fault.MN_ACCEPT_BAD_BA_AUTH: FaultSpec(
+        "RFC4285-7",
+        "accepts a BA whose MN-HA authenticator does not verify (RFC 4285 §5.1.1)",
+    ),
+    Fault.MN_NO_BACKOFF: FaultSpec(
+        "RFC6275-MN-9",
+        "retransmits an unanswered BU at its initial interval, never doubling it (RFC 6275 §11.8)",
+    ),
+    Fault.MN_RETRANSMIT_SAME_SEQ: FaultSpec(
+        "RFC6275-MN-10",
+        "retransmits a BU with the sequence number of the previous transmission (RFC 6275 §11.8)",
+    ),
+    Fault.MN_BU_BURST: FaultSpec(
+        "RFC6275-MN-11",
+        "sends every retransmission of a BU four times in a row (RFC 6275 §11.5.3: "
+        "MAX_UPDATE_RATE)",
+    ),
+    Fault.MN_RETURN_HOME_SILENTLY: FaultSpec(
+        "RFC6275-MN-12",
+        "back on the link of a registered address, drops the binding without a "
+        "deregistration BU (RFC 6275 §11.5.5)",
+    ),
+    Fault.MN_FIRST_HA_ONLY: FaultSpec(
+        "DMM-OVW-2",
+        "caches only the first home agent it hears and registers every address there, "
+        "as an MN with a configured home agent would (draft §3, §7)",
+    ),
 }
 
 

@@ -312,6 +312,8 @@ class MobileNodeCore:
         self, now: float, ha: IPv6, hoa: IPv6, seq: int, status: int, lifetime: int
     ) -> list[Action]:
         b = self.bindings.get(hoa)
+        if self.config.faults.has(Fault.MN_ACCEPT_ANY_BA_SEQ) and b is not None:
+            seq = b.seq if status != STATUS_SEQ_OUT_OF_WINDOW else seq
         if b is None or b.ha != ha or b.retransmit_at is None or seq != b.seq:
             if b is not None and b.ha == ha and status == STATUS_SEQ_OUT_OF_WINDOW:
                 pass  # §11.7.3: a 135 carries the HA's last accepted number, not ours
@@ -348,13 +350,16 @@ class MobileNodeCore:
                 out.append(Log(f"home agent {entry.address} of {prefix} expired from the cache"))
         for b in list(self.bindings.values()):
             if b.retransmit_at is not None and b.retransmit_at <= now:
-                b.timeout = min(b.timeout * 2, self.config.scaled(self.config.max_bindack_timeout))
-                out += self._send_bu(
+                if not self.config.faults.has(Fault.MN_NO_BACKOFF):  # §11.8: doubled each time
+                    top = self.config.scaled(self.config.max_bindack_timeout)
+                    b.timeout = min(b.timeout * 2, top)
+                again = self._send_bu(
                     now,
                     b,
                     fresh=False,
                     lifetime=0 if b.phase is Phase.DEREGISTERING else None,
                 )
+                out += again * (4 if self.config.faults.has(Fault.MN_BU_BURST) else 1)
             elif b.expires_at is not None and b.expires_at <= now and b.retransmit_at is None:
                 out.append(Log(f"binding of {b.hoa} at {b.ha} expired"))
                 out += self._drop(b)
@@ -392,13 +397,16 @@ class MobileNodeCore:
             return []
         permanent = not self._home_seen  # draft §3: the first entry does not expire
         self._home_seen = True
+        address = ra.ha_address
+        if self.config.faults.has(Fault.MN_FIRST_HA_ONLY) and not permanent:
+            address = next(e.address for e in self.ha_cache.values() if e.expires is None)
         lifetime = ra.ha_lifetime if ra.ha_lifetime is not None else 0.0
         expires = None if permanent else now + lifetime
         is_new = entry is None
-        self.ha_cache[ra.prefix] = HomeAgentEntry(ra.ha_address, ra.prefix, expires)
+        self.ha_cache[ra.prefix] = HomeAgentEntry(address, ra.prefix, expires)
         if is_new:
             kind = "home link, kept" if permanent else f"for {lifetime:g} s"
-            return [Log(f"home agent {ra.ha_address} cached for {ra.prefix} ({kind})")]
+            return [Log(f"home agent {address} cached for {ra.prefix} ({kind})")]
         return []
 
     def _needs_binding(self, address: IPv6, prefix: Prefix) -> bool:
@@ -429,7 +437,12 @@ class MobileNodeCore:
             served = self._binding_state(returning)
             for group in served.groups:
                 self.group_home.pop(group, None)
-            out += self._deregister(now, returning, "the MN is back on its link", coa=new_address)
+            if self.config.faults.has(Fault.MN_RETURN_HOME_SILENTLY):
+                out += self._drop(returning)
+            else:
+                out += self._deregister(
+                    now, returning, "the MN is back on its link", coa=new_address
+                )
             if served.groups:
                 out.append(AnnounceListening(iface, served))
         out.append(AddAddress(iface, new_address, ra.prefix.prefixlen))
@@ -505,7 +518,8 @@ class MobileNodeCore:
     def _send_bu(
         self, now: float, b: Binding, *, fresh: bool, lifetime: int | None = None
     ) -> list[Action]:
-        b.seq = (b.seq + 1) & 0xFFFF  # RFC 6275 §11.8: every BU has a new number
+        if fresh or not self.config.faults.has(Fault.MN_RETRANSMIT_SAME_SEQ):
+            b.seq = (b.seq + 1) & 0xFFFF  # RFC 6275 §11.8: every BU has a new number
         if fresh:
             b.timeout = self.config.scaled(self.config.initial_bindack_timeout)
         b.sent_at = now

@@ -100,6 +100,7 @@ class MobileNodeDaemon:
         self.opts = opts
         self.log = log or (lambda line: print(f"dmmconf mn: {line}", flush=True))
         self.faults = opts.faults
+        self._last_bu: tuple[mn_core.SendBindingUpdate, bytes] | None = None
         self.core = MobileNodeCore(
             MNConfig(
                 bu_lifetime=opts.bu_lifetime,
@@ -386,7 +387,11 @@ class MobileNodeDaemon:
             hoa = msg.rh2_hoa or msg.dst  # no type 2 header when the MN is at home (§6.1.8)
             if packets.ba_ignored(msg, self.faults):
                 continue
-            if self.opts.key is not None and not self._ba_authentic(frame):
+            if (
+                self.opts.key is not None
+                and not self.faults.has(Fault.MN_ACCEPT_BAD_BA_AUTH)
+                and not self._ba_authentic(frame)
+            ):
                 self.log(f"BA from {msg.src} fails RFC 4285 verification: ignored")
                 continue
             actions = self.core.binding_ack(
@@ -491,7 +496,12 @@ class MobileNodeDaemon:
             fn()
 
     def _send_bu(self, bu: mn_core.SendBindingUpdate) -> None:
-        data = packets.binding_update(bu, self.opts.key, self.opts.spi, self.faults)
+        last = self._last_bu
+        if self.faults.has(Fault.MN_BU_BURST) and last is not None and last[0] == bu:
+            data = last[1]  # the fault's burst: the same bytes again, back to back
+        else:
+            data = packets.binding_update(bu, self.opts.key, self.opts.spi, self.faults)
+        self._last_bu = (bu, data)
         self._send(data, str(bu.ha))
         if self.faults.has(Fault.MN_TUNNEL_BEFORE_BA) and bu.lifetime:
             self._has[bu.hoa] = (bu.ha, bu.coa)

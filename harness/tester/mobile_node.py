@@ -27,6 +27,118 @@ MH_BU = int(MHType.BU)
 FLAG_A, FLAG_H = 0x200, 0x100  # as compact's bu_flags gives them (the 16 bits >> 6)
 ALT_COA, HOME_ADDRESS_OPT, MSG_AUTH = 3, 201, 9
 
+# RFC 6275 §13 protocol constants (seconds, except the rate)
+INITIAL_BINDACK_TIMEOUT = 1.0
+INITIAL_BINDACK_TIMEOUT_FIRST_REG = 1.5
+MAX_BINDACK_TIMEOUT = 32.0
+MAX_UPDATE_RATE = 3  # Mobility Header messages of one type to one node within a second
+TCP_INITIAL_RTO = 1.0  # RFC 6298 §2.1: a TCP sender retransmits within a few of these
+# The margin of every deadline (docs/interpretations.md INT-16 of the MN suite): a relative
+# part for the SUT's timer granularity, and an absolute part for what the lab itself adds
+# between a stimulus and the SUT's first chance to react (moving an interface between
+# bridges, the capture, scheduling on a shared machine). A reaction later than its deadline
+# is a failure of its own ("reacted after X ms, allowed Y"), looked for during LATE_FACTOR
+# times the deadline more.
+MARGIN = 0.1
+LAB_SLACK = 2.5
+LATE_FACTOR = 1.0
+
+
+@dataclass(frozen=True)
+class Deadlines:
+    """Every deadline and quiet window of the MN suite, from the RFC timers scaled by the
+    profile's declared [timers] (time_scale), the lab's router timers (RA interval, MLD
+    querier) and the margin above."""
+
+    time_scale: float
+    ra_max_interval: float  # the lab routers' MaxRtrAdvInterval (RFC 4861 §6.2.1)
+    query_interval: float  # the lab routers' MLD Query Interval (RFC 3810 §9.2)
+    query_response_interval: float
+
+    def scaled(self, protocol_seconds: float) -> float:
+        return protocol_seconds * self.time_scale
+
+    @property
+    def registration(self) -> float:
+        """From a move to the first BU: movement detection takes at most the next
+        unsolicited RA (RFC 6275 §11.5.1), then the MN sends at once."""
+        return self.ra_max_interval * (1 + MARGIN) + LAB_SLACK
+
+    @property
+    def quiet(self) -> float:
+        """How long "no BU" is watched for: as long as a BU would have taken."""
+        return self.registration
+
+    @property
+    def ba(self) -> float:
+        """From a BU to the (reference or tester) HA's BA: a first registration may wait for
+        DAD, which InitialBindackTimeoutFirstReg covers (RFC 6275 §11.8, §13)."""
+        return self.scaled(INITIAL_BINDACK_TIMEOUT_FIRST_REG) * (1 + MARGIN) + LAB_SLACK
+
+    @property
+    def max_bindack(self) -> float:
+        return self.scaled(MAX_BINDACK_TIMEOUT)
+
+    @property
+    def retransmission(self) -> float:
+        """The longest an MN may wait before retransmitting an unanswered BU: the timeout
+        never grows beyond MAX_BINDACK_TIMEOUT (RFC 6275 §11.8)."""
+        return self.max_bindack * (1 + MARGIN) + LAB_SLACK
+
+    @property
+    def rate_window(self) -> float:
+        """MAX_UPDATE_RATE's second, scaled like every other RFC 6275 timer (INT-16)."""
+        return self.scaled(1.0)
+
+    @property
+    def report_after_query(self) -> float:
+        """Within this a listener answers a General Query of the lab's routers: the next
+        Query comes within one Query Interval, the Report within the Maximum Response
+        Delay (RFC 3810 §6.2); twice, should one Query go unanswered (a lost Report)."""
+        return (2 * self.query_interval + self.query_response_interval) * (1 + MARGIN)
+
+    @property
+    def data(self) -> float:
+        """For an application's data or a session's round trip: no RFC timer bounds it,
+        the lab's slack does."""
+        return LAB_SLACK
+
+
+def deadlines_for(world: mobility.World, sut: adapters.SutAdapter) -> Deadlines:
+    return Deadlines(
+        time_scale=sut.timers.time_scale,
+        ra_max_interval=world.lab.ra_intervals[1],
+        query_interval=mobility.MLD_TIMERS.query_interval,
+        query_response_interval=mobility.MLD_TIMERS.query_response_interval,
+    )
+
+
+def in_time(
+    link: Link,
+    predicate: Predicate,
+    allowed: float,
+    what: str | None = None,
+    *,
+    since: int | None = None,
+) -> Any:
+    """The first frame matching `predicate` within `allowed` seconds; one that comes later
+    (within LATE_FACTOR x `allowed` more) fails as late, with how late."""
+    __tracebackhide__ = True
+    import time
+
+    t0 = time.monotonic()
+    try:
+        return link.expect(predicate, allowed, what, since=since)
+    except AssertionError as missing:
+        try:
+            link.expect(predicate, allowed * LATE_FACTOR, what, since=since)
+        except AssertionError:
+            raise missing from None
+        took = (time.monotonic() - t0) * 1000
+        raise AssertionError(
+            f"{what or predicate}: reacted after {took:.0f} ms, allowed {allowed * 1000:.0f} ms"
+        ) from None
+
 
 @dataclass
 class MobileNodeUnderTest:
@@ -47,14 +159,21 @@ class MobileNodeUnderTest:
         k = getattr(keys, "keys", None) if keys is not None else None
         return k.key if k is not None else None
 
+    @property
+    def deadlines(self) -> Deadlines:
+        return deadlines_for(self.world, self.sut)
+
     def lifetime_seconds(self, units: int) -> float:
         """A Lifetime field's real duration in the lab (4 s units, the profile's scale)."""
         return units * 4 * self.sut.timers.time_scale
 
     def expect_bu(
-        self, within: float = 3.0, what: str = "", **match: Any
+        self, within: float | None = None, what: str = "", **match: Any
     ) -> compact.MobilityMessage:
-        pkt = self.link.expect(bu_from_mn(**match), within=within, what=what or None)
+        """The MN's next BU (matching `match`) within `within` (default: the registration
+        deadline); a late one fails as late."""
+        allowed = self.deadlines.registration if within is None else within
+        pkt = in_time(self.link, bu_from_mn(**match), allowed, what or None)
         msg = mobility_message(pkt)
         assert msg is not None
         return msg
@@ -124,10 +243,12 @@ def send_ba_as_ha(
     status: int,
     lifetime: int,
     extra: tuple[Any, ...] = (),
+    *,
+    wrong_key: bool = False,
 ) -> None:
     """The tester acting as access router `link`'s home agent: a BA (type 2 routing
-    header, RFC 6275 §6.1.8), signed with the profile's MN-HA key when there is one, sent
-    from that router's namespace."""
+    header, RFC 6275 §6.1.8), signed with the profile's MN-HA key when there is one (with
+    another key when `wrong_key`), sent from that router's namespace."""
     from scapy.layers.inet6 import IPv6, IPv6ExtHdrRouting, MIP6OptMsgAuth
 
     from harness.wire import auth
@@ -143,7 +264,8 @@ def send_ba_as_ha(
         / BindingAck(status=status, seq=seq, mhtime=lifetime, options=options)
     )
     if keys is not None:
-        pkt = auth.sign(pkt, keys.key)
+        key = bytes(b ^ 0x5A for b in keys.key) if wrong_key else keys.key
+        pkt = auth.sign(pkt, key)
     with contextlib.closing(
         mn.lab.socket(f"ar{link}", socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_RAW)
     ) as s:
@@ -214,3 +336,54 @@ def home_address_option(pkt: Any) -> str | None:
 
     hao = pkt.getlayer(HAO)
     return str(hao.hoa) if hao is not None else None
+
+
+def newer(a: int, b: int) -> bool:
+    """Is sequence number `a` newer than `b` (RFC 6275 §9.5.1: modulo 2**16)?"""
+    return (a - b) & 0xFFFF in range(1, 0x8000)
+
+
+@dataclass(frozen=True)
+class SentBU:
+    time: float  # the capture's kernel timestamp
+    msg: compact.MobilityMessage
+
+
+def unanswered_bus(mn: MobileNodeUnderTest, count: int) -> list[SentBU]:
+    """The tester silences access router 1's home agent, the MN moves away with a session,
+    and its first `count` BUs to that HA (the first one and its retransmissions) are
+    collected with their times. A retransmission that does not come within the longest
+    timeout RFC 6275 §11.8 allows ends the test inconclusive (retransmitting is a SHOULD)."""
+    from harness.verdicts import inconclusive
+
+    mn.world.home_agents.pop(1).stop()  # nobody answers as ar1's HA
+    session_then_move(mn)
+    start = mn.link.cursor
+    ha = mn.ha_address(1)
+    mn.expect_bu(to=ha)
+    for n in range(1, count):
+        try:
+            mn.link.expect(bu_from_mn(to=ha), mn.deadlines.retransmission)
+        except AssertionError:
+            inconclusive(
+                f"the MN sent {n} BU(s) to {ha} and no retransmission within "
+                f"{mn.deadlines.retransmission:.2f} s: the retransmissions cannot be judged"
+            )
+    pred = bu_from_mn(to=ha)
+    out = []
+    for frame in mn.link.frames(start):
+        if pred(frame.packet):
+            msg = mobility_message(frame.packet)
+            assert msg is not None
+            out.append(SentBU(frame.time, msg))
+    return out[:count] if len(out) >= count else out
+
+
+def tunnelled_to(ha: str, coa: str) -> Predicate:
+    """A packet the MN tunnels from `coa` to `ha` (its reverse tunnel, RFC 6275 §11.3.1)."""
+
+    def test(pkt: Any) -> bool:
+        ip = pkt.getlayer(IPv6)
+        return ip is not None and ip.nh == 41 and ip.dst == ha and ip.src == coa
+
+    return Predicate(test, f"a packet tunnelled from {coa} to {ha}")
