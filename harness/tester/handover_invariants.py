@@ -62,6 +62,30 @@ class Invariants(MachineState):
         for g, j in sorted(self.groups.items()):
             rx = self.rx[g]
             rx.mark()
+            away = j.link != here
+            ha = m.ha(j.link)
+            link = m.links[here]
+            since = link.mark()
+            if away:  # the HA's part first: without its tunnelled data the MN has nothing
+                what = f"a datagram of ({j.source}, {g})"
+                try:
+                    pkt = link.expect(
+                        tunnelled(ha, coa, channel(g, j.source, MCAST_PORT), what),
+                        MCAST_DELIVERY,
+                        since=since,
+                    )
+                except AssertionError as exc:
+                    fail("DMM-OVW-28", str(exc).splitlines()[0], "ha", self.sut)
+                outer = packet6(pkt)
+                inner = outer.inner() if outer is not None else None
+                if inner is not None and not inner.transport_checksum_ok():
+                    fail(
+                        "RFC6275-HA-11",
+                        f"{ha} tunnels {g} to {coa} with inner UDP checksums that do not "
+                        "verify (RFC 8200 §8.1): the MN's kernel drops them",
+                        "ha",
+                        self.sut,
+                    )
             try:
                 e = rx.wait_for(is_data(g, j.source), MCAST_DELIVERY)
             except AppExpectationFailed as exc:
@@ -69,28 +93,11 @@ class Invariants(MachineState):
                     "DMM-OVW-31",
                     f"{g} (joined on link {j.link}) no longer reaches its application on "
                     f"link {here}: {str(exc).splitlines()[0]}",
+                    "mn",
+                    self.sut,
                 )
-            if j.link == here:
+            if not away:
                 continue
-            ha = m.ha(j.link)
-            link = m.links[here]
-            what = f"a datagram of ({j.source}, {g})"
-            try:
-                pkt = link.expect(
-                    tunnelled(ha, coa, channel(g, j.source, MCAST_PORT), what),
-                    MCAST_DELIVERY,
-                    since=link.mark(),
-                )
-            except AssertionError as exc:
-                fail("DMM-OVW-28", str(exc).splitlines()[0])
-            outer = packet6(pkt)
-            inner = outer.inner() if outer is not None else None
-            if inner is not None and not inner.transport_checksum_ok():
-                fail(
-                    "RFC6275-HA-11",
-                    f"{ha} tunnels {g} to {coa} with inner UDP checksums that do not "
-                    "verify (RFC 8200 §8.1): the MN's kernel drops them",
-                )
             if e.get("ifindex") == m.air_ifindex:
                 try:
                     rx.wait_for(through_tunnel(g, j.source, m.air_ifindex), MCAST_DELIVERY)
@@ -100,6 +107,8 @@ class Invariants(MachineState):
                         f"on link {here}, {g} (joined on link {j.link}) reaches the "
                         "application only on the air interface, not through the tunnel "
                         f"from {ha}",
+                        "mn",
+                        self.sut,
                     )
             self.config.judged.add("DMM-OVW-31")
 
@@ -142,6 +151,8 @@ class Invariants(MachineState):
                     f"the MN's air interface subscribed to {elsewhere[0]} on link "
                     f"{r.link} (an MLDv2 Report), though it was joined on link "
                     f"{groups[elsewhere[0]]} and is served through that link's HA",
+                    "mn",
+                    self.sut,
                 )
 
     def registrations_are_needed(self) -> None:

@@ -128,7 +128,10 @@ class Steps(Invariants):
                     raise MulticastOnlyNotRegistered(str(exc)) from None
                 what = "DMM-OVW-5" if x == old else "DMM-OVW-6"
                 fail(what, f"after the move {old}->{to}: {str(exc).splitlines()[0]}")
-            link.expect(binding_ack(m.ha(x), hoa), SIGNALLING, since=marks[to])
+            try:
+                link.expect(binding_ack(m.ha(x), hoa), SIGNALLING, since=marks[to])
+            except AssertionError as exc:
+                fail("RFC6275-HA-6", str(exc).splitlines()[0], "ha", self.sut)
             self.config.judged.add("DMM-OVW-6")
         if len(self.need()) >= 2:
             self.config.judged.add("DMM-INTRO-2")  # bindings at two HAs at once

@@ -20,6 +20,7 @@ from hypothesis.stateful import RuleBasedStateMachine
 from harness.apps.control import App
 from harness.lab.topology import Lab
 from harness.tester.conversation import Link
+from harness.tester.findings import Side
 from harness.tester.roaming import Mobility, Sides, open_world
 from harness.tester.world import MCAST_PORT, MN_IFACE, World
 
@@ -51,7 +52,17 @@ class MulticastOnlyNotRegistered(AssertionError):
     lets it (INT-14 is the reference's choice), so nothing can be judged."""
 
 
-def fail(clause: str, text: str) -> NoReturn:
+class PeerViolation(Exception):
+    """A check of the reference peer's behaviour failed in a run against one SUT (role-true
+    verdicts): not the SUT's fail; the test ends inconclusive, naming the peer's clause."""
+
+
+def fail(clause: str, text: str, about: Side | None = None, sut: Side | None = None) -> NoReturn:
+    """An invariant broken by `about`'s behaviour (None: the SUT's, whichever it is). When
+    `about` is not the run's SUT (`sut`; None: both sides are the reference, both judged),
+    it is the reference peer's problem: a PeerViolation, never the SUT's Violation."""
+    if about is not None and sut is not None and about != sut:
+        raise PeerViolation(f"[{clause}] the reference {about.upper()}: {text}")
     raise Violation(f"[{clause}] {text}")
 
 
@@ -149,6 +160,11 @@ class MachineState(RuleBasedStateMachine):
     on it. `config` is set on the class that `handover_machine(config)` makes."""
 
     config: ClassVar[MachineConfig]
+
+    @property
+    def sut(self) -> Side | None:
+        """The side the run's SUT plays (None: both are the reference)."""
+        return self.config.sides.sut
 
     def __init__(self) -> None:
         super().__init__()

@@ -16,12 +16,35 @@ from pathlib import Path
 import pytest
 
 from harness.lab.topology import Lab
-from harness.pytest_plugin import RunOptions
+from harness.pytest_plugin import RunOptions, state
 from harness.tester.conversation import Link
 from harness.tester.fixtures import Captures
 from harness.tester.handover_state import MachineConfig
 from harness.tester.roaming import Mobility, Sides, open_world, sides_of
 from harness.tester.world import World
+
+HERE = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Role-true verdicts: a `clause` marker with `judged="ha"` names clauses of the HA's
+    behaviour, `judged="mn"` the MN's. In a run against one SUT the other side's clauses
+    become `evidence` about the reference peer: they never credit (nor fail) a clause (the
+    peer's failed checks make the test inconclusive instead, harness/tester/findings.py)."""
+    sut = sides_of(state(config).options).sut
+    if sut is None:
+        return
+    for item in items:
+        if HERE not in item.path.parents:
+            continue
+        peer = [
+            mk
+            for mk in item.own_markers
+            if mk.name == "clause" and mk.kwargs.get("judged", sut) != sut
+        ]
+        item.own_markers[:] = [mk for mk in item.own_markers if mk not in peer]
+        for mk in peer:
+            item.add_marker(pytest.mark.evidence(*mk.args))
 
 
 @pytest.fixture(scope="module")

@@ -385,6 +385,7 @@ def test_bu_encoding_reserved_and_padding(mn: MobileNodeUnderTest) -> None:
 
 
 @pytest.mark.clause("RFC6275-OPT-3")
+@pytest.mark.interpretation("INT-4")
 def test_bu_options_follow_the_alignment_reading(mn: MobileNodeUnderTest) -> None:
     """Interpretation-level (INT-4): the draft gives the Multicast State option no alignment;
     the suite reads it as 8n+2. Only RFC6275-OPT-3 (BEHAVIOUR: "may have alignment
