@@ -110,8 +110,7 @@ class Fault(Enum):
     MN_BU_BURST = ("mn", "bu-burst")
     MN_RETURN_HOME_SILENTLY = ("mn", "return-home-silently")
     MN_FIRST_HA_ONLY = ("mn", "first-ha-only")
-
-    # the Mobile Node: issue 10 (BA validation, retransmissions, returning home, RA discovery)
+    MN_LATE_REGISTER = ("mn", "late-register")
 
     @property
     def role(self) -> Role:
@@ -425,7 +424,6 @@ CATALOGUE: dict[Fault, FaultSpec] = {
         "6275 §11.3.4)",
     ),
     # the Mobile Node: issue 10
-    # the Mobile Node: issue 10
     Fault.MN_ACCEPT_ANY_BA_SEQ: FaultSpec(
         "RFC6275-MN-8",
         "accepts a BA whatever its sequence number (RFC 6275 §11.7.3: it must match the "
@@ -457,6 +455,11 @@ CATALOGUE: dict[Fault, FaultSpec] = {
         "DMM-OVW-2",
         "caches only the first home agent it hears and registers every address there, "
         "as an MN with a configured home agent would (draft §3, §7)",
+    ),
+    Fault.MN_LATE_REGISTER: FaultSpec(
+        "DMM-MN-6",
+        "registers the previous address even without a session, but 2 s after the move "
+        "(past the old fixed 1.5 s quiet window; draft §7)",
     ),
 }
 

@@ -43,6 +43,7 @@ import signal
 import socket
 import struct
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -62,6 +63,8 @@ from harness.reference.mn_kernel import (
     sysctl,
 )
 from harness.reference.multicast import ListenerState
+
+LATE_REGISTER = 2.0  # seconds the late-register fault holds a needless BU back
 
 IPPROTO_IPV6_IN_IPV6, IPPROTO_ROUTING, IPPROTO_MH = 41, 43, 135
 SO_MARK = 36
@@ -311,7 +314,7 @@ class MobileNodeDaemon:
             merged = ListenerState(dict(old.groups))
             merged.groups.update(listening.groups)
             listening = merged
-        if self.faults.has(Fault.MN_ALWAYS_REGISTER):
+        if self.faults.has(Fault.MN_ALWAYS_REGISTER) or self.faults.has(Fault.MN_LATE_REGISTER):
             sessions |= {a for link in self.core.links.values() for a in [link.address]}
         seen = (frozenset(sessions), listening)
         if self._last_seen is not None and (
@@ -502,6 +505,10 @@ class MobileNodeDaemon:
         else:
             data = packets.binding_update(bu, self.opts.key, self.opts.spi, self.faults)
         self._last_bu = (bu, data)
+        if self.faults.has(Fault.MN_LATE_REGISTER) and bu.hoa not in active_session_addresses():
+            # the fault: a binding nothing needs, registered LATE_REGISTER seconds late
+            threading.Timer(LATE_REGISTER, self._send, (data, str(bu.ha))).start()
+            return
         self._send(data, str(bu.ha))
         if self.faults.has(Fault.MN_TUNNEL_BEFORE_BA) and bu.lifetime:
             self._has[bu.hoa] = (bu.ha, bu.coa)
