@@ -111,6 +111,7 @@ class Fault(Enum):
     MN_RETURN_HOME_SILENTLY = ("mn", "return-home-silently")
     MN_FIRST_HA_ONLY = ("mn", "first-ha-only")
     MN_LATE_REGISTER = ("mn", "late-register")
+    MN_RO_ON_REFRESH = ("mn", "ro-on-refresh")
 
     @property
     def role(self) -> Role:
@@ -460,6 +461,11 @@ CATALOGUE: dict[Fault, FaultSpec] = {
         "DMM-MN-6",
         "registers the previous address even without a session, but 2 s after the move "
         "(past the old fixed 1.5 s quiet window; draft §7)",
+    ),
+    Fault.MN_RO_ON_REFRESH: FaultSpec(
+        "DMM-CN-3",
+        "starts return routability with its correspondents (a Home Test Init through the "
+        "reverse tunnel) at the BA of each refresh (draft §5, §6: disabled)",
     ),
 }
 

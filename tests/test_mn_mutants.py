@@ -49,6 +49,7 @@ KILLS: dict[str, tuple[str, ...]] = {
     "bu-burst": (SUITE + "test_bus_to_the_ha_respect_max_update_rate",),
     "return-home-silently": (SUITE + "test_returning_home_deregisters",),
     "late-register": (SUITE + "test_no_binding_without_a_session",),
+    "ro-on-refresh": (SUITE + "test_no_route_optimisation_reaches_the_cn",),
     "first-ha-only": (
         SUITE + "test_bu_goes_to_the_ha_the_visited_link_advertised[2-3]",
         SUITE + "test_bu_goes_to_the_ha_the_visited_link_advertised[3-2]",

@@ -60,6 +60,7 @@ from harness.reference.mn_kernel import (
     ip_batch,
     nft_script,
     run_nft,
+    session_peers,
     sysctl,
 )
 from harness.reference.multicast import ListenerState
@@ -104,6 +105,7 @@ class MobileNodeDaemon:
         self.log = log or (lambda line: print(f"dmmconf mn: {line}", flush=True))
         self.faults = opts.faults
         self._last_bu: tuple[mn_core.SendBindingUpdate, bytes] | None = None
+        self._acked: set[ipaddress.IPv6Address] = set()  # the ro-on-refresh fault's memory
         self.core = MobileNodeCore(
             MNConfig(
                 bu_lifetime=opts.bu_lifetime,
@@ -408,6 +410,8 @@ class MobileNodeDaemon:
             self.perform(actions)
             if self.faults.has(Fault.MN_RO_COTI) and msg.ba_status < 128:
                 self._send_coti(ipaddress.IPv6Address(hoa))
+            if self.faults.has(Fault.MN_RO_ON_REFRESH) and msg.ba_status < 128 and msg.lifetime:
+                self._send_hoti_on_refresh(ipaddress.IPv6Address(hoa))
 
     def _ba_authentic(self, frame: bytes) -> bool:
         from scapy.layers.inet6 import IPv6, MIP6OptMsgAuth
@@ -546,6 +550,18 @@ class MobileNodeDaemon:
         if route is not None:
             ha, coa = route
             self._send(packets.care_of_test_init(coa, ha), str(ha))
+
+    def _send_hoti_on_refresh(self, hoa: ipaddress.IPv6Address) -> None:
+        """A fault only: at the BA of a refresh (not the first), a Home Test Init to each
+        correspondent of `hoa`, through the reverse tunnel (draft §6: disabled)."""
+        first = hoa not in self._acked
+        self._acked.add(hoa)
+        if first:
+            return
+        for peer in session_peers(hoa):
+            outer = packets.reverse_tunnel(packets.home_test_init(hoa, peer), self._has)
+            if outer is not None:
+                self._send(outer, str(ipaddress.IPv6Address(outer[24:40])))
 
     def _solicit(self, iface: str) -> None:
         sock = self._ra_socks.get(iface)

@@ -60,6 +60,26 @@ def _proc_sockets(path: str) -> Iterable[tuple[ipaddress.IPv6Address, str, bool]
         yield ipaddress.IPv6Address(addr), state, has_peer
 
 
+def session_peers(local: ipaddress.IPv6Address) -> set[ipaddress.IPv6Address]:
+    """The remote addresses of the TCP connections of `local` (a fault's route
+    optimisation needs its correspondents)."""
+    out: set[ipaddress.IPv6Address] = set()
+    try:
+        with open("/proc/net/tcp6") as f:
+            lines = f.readlines()[1:]
+    except OSError:
+        return out
+    for line in lines:
+        parts = line.split()
+        if len(parts) < 4:
+            continue
+        words = [bytes.fromhex(x.split(":")[0]) for x in parts[1:3]]
+        mine, peer = (b"".join(w[i : i + 4][::-1] for i in range(0, 16, 4)) for w in words)
+        if ipaddress.IPv6Address(mine) == local and any(peer):
+            out.add(ipaddress.IPv6Address(peer))
+    return out
+
+
 def active_session_addresses() -> set[ipaddress.IPv6Address]:
     """Local addresses of open TCP connections and connected UDP sockets (OPEN-15)."""
     out = set()

@@ -238,3 +238,11 @@ def care_of_test_init(coa: ipaddress.IPv6Address, peer: ipaddress.IPv6Address) -
     from scapy.layers.inet6 import IPv6, MIP6MH_CoTI
 
     return bytes(IPv6(src=str(coa), dst=str(peer)) / MIP6MH_CoTI(cookie=b"\x01" * 8))
+
+
+def home_test_init(hoa: ipaddress.IPv6Address, peer: ipaddress.IPv6Address) -> bytes:
+    """A Home Test Init (RFC 6275 §6.1.3) from the home address, as route optimisation
+    would start it through the reverse tunnel (a fault only: the draft disables it)."""
+    from scapy.layers.inet6 import IPv6, MIP6MH_HoTI
+
+    return bytes(IPv6(src=str(hoa), dst=str(peer)) / MIP6MH_HoTI(cookie=b"\x02" * 8))
