@@ -1,12 +1,12 @@
 """The catalogue of deliberate faults of the reference Home Agent and Mobile Node.
 
-The kill matrices (tests/test_ha_mutants.py, tests/test_mn_mutants.py) start the reference
+The kill matrices (tests/meta/test_ha_mutants.py, tests/meta/test_mn_mutants.py) start the reference
 with one fault switched on and require the suite tests that judge the fault's clause to
 fail. Each fault has a name (what DMMCONF_HA_MUTANT / DMMCONF_MN_MUTANT say), a role, the
 clause of suites/requirements.toml it breaks, and a description. The reference receives a
 `Faults` value through its configuration and consults it at named hook points
-(`faults.has(Fault.HA_NO_DAD)`); nothing is patched. tests/test_faults.py checks that every
-fault is consulted by at least one hook in harness/reference/.
+(`faults.has(Fault.HA_NO_DAD)`); nothing is patched. tests/unit/test_reference_faults.py
+checks that every fault is consulted by at least one hook in harness/reference/.
 """
 
 from __future__ import annotations

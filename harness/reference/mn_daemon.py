@@ -28,7 +28,7 @@ The packets are built and read in harness/reference/mn_packets.py, the kernel is
 through harness/reference/mn_kernel.py. Deliberate faults for the suite's own tests (the
 catalogue: harness/faults.py) come in Options.faults, from DMMCONF_MN_MUTANT=<name>, and are
 consulted at the hook points here, in mn_packets.py and in the core
-(tests/test_mn_mutants.py).
+(tests/meta/test_mn_mutants.py).
 """
 
 from __future__ import annotations

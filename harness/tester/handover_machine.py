@@ -32,7 +32,7 @@ Hypothesis shrinks a failing run to a minimal sequence of steps and prints it
 (`state.move(k=0)`, ...). The runs are deterministic (derandomize) and few in CI, and a
 fixed sequence that meets every situation above runs too (SCRIPT), since a few generated
 runs need not. DMMCONF_HANDOVER_EXAMPLES and DMMCONF_HANDOVER_STEPS run the search longer
-(e.g. 50 and 12 locally). tests/test_handover_machine_mutants.py hunts one-clause mutants
+(e.g. 50 and 12 locally). tests/meta/test_handover_machine_mutants.py hunts one-clause mutants
 of the reference MN with it and checks that the shrunk sequence is short.
 """
 

@@ -53,7 +53,7 @@ RUN_BY: dict[str, tuple[str, str]] = {
     "dmmconf bench handover": ("tests/integration/test_bench.py", "handover"),
     "dmmconf bench datapath": ("tests/integration/test_bench.py", "datapath"),
     "pytest tests/meta/test_ha_mutants.py": ("tests/meta/test_ha_mutants.py", "KILLS"),
-    "pytest tests/test_mn_mutants.py": ("tests/test_mn_mutants.py", "KILLS"),
+    "pytest tests/meta/test_mn_mutants.py": ("tests/meta/test_mn_mutants.py", "KILLS"),
     "pytest suites": ("tests/meta/test_parallel_verdicts.py", "suites"),
     "pytest --sut": ("tests/integration/test_profile_check.py", '"--sut"'),
     "cp harness/sut/profiles/reference-ha.toml": (

@@ -2,7 +2,7 @@
 shows it in a real browser.
 
 `dmmconf run --role ha --sut PROFILE` as a user types it, PROFILE a copy of the bundled
-reference HA's profile with one fault of harness/faults.py switched on (tests/killmatrix.py:
+reference HA's profile with one fault of harness/faults.py switched on (tests/support/killmatrix.py:
 the path an external SUT takes), restricted to the tests of the fault's clause and of one
 clause the fault leaves alone (to keep it fast: about 15 s). report.json's failing clauses
 must be exactly the fault's (harness/faults.py CATALOGUE), the untouched clause must pass,
@@ -23,8 +23,8 @@ import pytest
 
 from harness.faults import Fault
 from harness.lab import netns
-from tests import killmatrix
 from tests.integration.test_report_browser import _clauses, browse
+from tests.support import killmatrix
 
 ROOT = Path(__file__).resolve().parents[2]
 FAULT = Fault.HA_NO_BINDING_ERROR  # RFC6275-MH-2: no Binding Error for an unknown MH type

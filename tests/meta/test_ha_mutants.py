@@ -1,7 +1,7 @@
 """The HA suite against one-clause mutants of the reference HA: each must be caught.
 
 A mutant is the reference HA started with DMMCONF_HA_MUTANT=<name> (a fault of harness/
-faults.py) through a copy of its profile (tests/killmatrix.py): the same path an external
+faults.py) through a copy of its profile (tests/support/killmatrix.py): the same path an external
 SUT takes. For each mutant, the suite tests that judge the clause it breaks
 run against it in a pytest of their own, and every one of them must fail.
 The kill matrix: `pytest tests/meta/test_ha_mutants.py -v`.
@@ -16,7 +16,7 @@ import pytest
 
 from harness.faults import Role, by_name
 from harness.lab import netns
-from tests import killmatrix
+from tests.support import killmatrix
 
 ROOT = Path(__file__).resolve().parents[2]
 FAULTS = by_name(Role.HA)

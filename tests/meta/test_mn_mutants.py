@@ -1,7 +1,7 @@
 """The MN suite against one-clause mutants of the reference MN: each must be caught.
 
 A mutant is the reference MN with one fault of harness/faults.py switched on; see
-tests/killmatrix.py; the kill matrix: `pytest tests/test_mn_mutants.py -v`.
+tests/support/killmatrix.py; the kill matrix: `pytest tests/meta/test_mn_mutants.py -v`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pytest
 
 from harness.faults import Role, by_name
 from harness.lab import netns
-from tests.killmatrix import run_suite
+from tests.support.killmatrix import run_suite
 
 SUITE = "suites/mn/test_mobile_node.py::"
 REGISTRATION = SUITE + "test_move_with_a_session_registers_with_the_previous_ha"

@@ -3,7 +3,7 @@ MN: hypothesis must find each mutant's fault and shrink it to a short sequence o
 
 A mutant is the reference MN started with DMMCONF_MN_MUTANT=<name> (a fault of
 harness/faults.py) through a copy of the bundled profile that sets the variable
-(tests/killmatrix.py): the path an external MN takes. The control runs the interop
+(tests/support/killmatrix.py): the path an external MN takes. The control runs the interop
 suite's scripted sequence against the unmutated reference through the same kind of copy;
 it must keep every invariant, or the kills below prove nothing.
 
@@ -31,7 +31,7 @@ from harness.tester.conversation import Link
 from harness.tester.handover_machine import machine_settings, run_machine, run_script
 from harness.tester.handover_state import MachineConfig, Run
 from harness.tester.roaming import Sides
-from tests.killmatrix import mutant_profile
+from tests.support.killmatrix import mutant_profile
 
 MAX_STEPS = 3  # what a minimal failing sequence may take (e.g. a session, a move)
 EXAMPLES = int(os.environ.get("DMMCONF_MUTANT_EXAMPLES", "5"))

@@ -14,7 +14,7 @@ from harness.faults import CATALOGUE, NO_FAULTS, Fault, Faults, Role, UnknownFau
 from harness.reference import ha_dataplane, ha_hooks, mn_packets
 from harness.reference.multicast import BindingMulticast, GroupState, ListenerState, Mode
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 REFERENCE = ROOT / "harness" / "reference"
 HOOK = re.compile(r"\bFault\.([A-Z0-9_]+)\b")
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from harness.sut import adapters
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def mutant_profile(role: str, name: str, directory: Path) -> Path:
