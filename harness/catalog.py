@@ -29,7 +29,7 @@ from importlib import resources
 from typing import Any
 
 LEVELS = ("MUST", "MUST NOT", "SHOULD", "SHOULD NOT", "MAY", "BEHAVIOUR")
-ROLES = ("HA", "MN", "CN", "CP", "DP", "ANY")
+ROLES = ("HA", "MN", "CN", "CP", "DP", "AR", "DNS", "DHCP", "ANY")  # AR: a plain access router
 
 _ID = re.compile(r"^[A-Z][A-Z0-9]*(-[A-Z0-9]+)+$")
 _SOURCE = re.compile(r"^(draft|RFC [1-9][0-9]*|draft-[a-z0-9-]+)$")

@@ -107,7 +107,7 @@ def test_bad_level() -> None:
         parse(entry(level="must"))
 
 
-@pytest.mark.parametrize("role", ["AR", ["HA", "LMA"]])
+@pytest.mark.parametrize("role", ["MAG", ["HA", "LMA"]])
 def test_bad_role(role: object) -> None:
     with pytest.raises(CatalogError, match=r"\(DMM-X-1\): role \[.*\] not in"):
         parse(entry(role=role))
