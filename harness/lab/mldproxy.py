@@ -68,6 +68,12 @@ from harness.lab import datapath as datapaths
 from harness.lab import netns
 from harness.netproto import igmp, mld
 from harness.netproto.mld import ALLOW, BLOCK, IS_EX, IS_IN, TO_EX, TO_IN, Record, Timers
+from harness.netproto.packet import (
+    ETH_P_IP,
+    ETH_P_IPV6,
+    checksum_left_to_offload,
+    open_packet_socket,
+)
 from harness.netproto.sockopts import (
     ICMP6_FILTER,
     IP_MULTICAST_LOOP,
@@ -99,12 +105,6 @@ from harness.netproto.sockopts import (
 )
 from harness.wire import ipv4, ipv6
 
-# linux/if_ether.h, linux/if_packet.h
-ETH_P_IP = 0x0800
-ETH_P_IPV6 = 0x86DD
-SOL_PACKET, PACKET_AUXDATA = 263, 8
-TP_STATUS_CSUMNOTREADY = 1 << 3
-
 Addr = ipaddress.IPv6Address
 Addr4 = ipaddress.IPv4Address
 IPAddr = ipaddress.IPv6Address | ipaddress.IPv4Address
@@ -134,29 +134,6 @@ def forwardable4(packet: bytes) -> bool:
         return False
     group = Addr4(packet[16:20])
     return igmp.routable(group) and packet[12:16] != bytes(4)
-
-
-def _packet_socket(ifname: str, ethertype: int = ETH_P_IPV6) -> socket.socket:
-    """A packet socket bound to one interface for `ethertype`, with PACKET_AUXDATA
-    (checksum state), non-blocking. Must be opened in the interface's namespace."""
-    sock = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ethertype))
-    try:
-        sock.bind((ifname, ethertype))
-        sock.setsockopt(SOL_PACKET, PACKET_AUXDATA, 1)
-        sock.setblocking(False)
-    except OSError:
-        sock.close()
-        raise
-    return sock
-
-
-def checksum_left_to_offload(ancdata: list[tuple[int, int, bytes]]) -> bool:
-    """Does PACKET_AUXDATA (struct tpacket_auxdata, tp_status first) say the checksum was
-    left to the (virtual) hardware? A veth passes a local sender's packet on so."""
-    for level, kind, data in ancdata:
-        if level == SOL_PACKET and kind == PACKET_AUXDATA and len(data) >= 4:
-            return bool(struct.unpack_from("=I", data)[0] & TP_STATUS_CSUMNOTREADY)
-    return False
 
 
 # ---------------------------------------------------------------- listener state
@@ -233,7 +210,7 @@ class Family:
     def open_frames(self) -> None:
         """One packet socket per interface for the userspace path (in the namespace)."""
         for name, ifi in self.links.ifindex.items():
-            self.frames[ifi] = _packet_socket(name, self.ethertype)
+            self.frames[ifi] = open_packet_socket(name, self.ethertype)
 
     def close(self) -> None:
         for s in (self.sock, self.member, *self.frames.values()):

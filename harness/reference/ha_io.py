@@ -27,6 +27,7 @@ from typing import Any
 
 from harness.faults import NO_FAULTS, Fault, Faults
 from harness.netproto import advertiser
+from harness.netproto.packet import ETH_P_IPV6, checksum_left_to_offload, open_packet_socket
 from harness.reference import ha_dataplane, ha_hooks
 from harness.reference.ha_dataplane import Membership, Served
 
@@ -34,9 +35,6 @@ IPPROTO_IPV6_IN_IPV6 = 41
 TUNSETIFF, IFF_TUN, IFF_NO_PI = 0x400454CA, 0x0001, 0x1000
 TUN_PREFIX = "dmmha"
 IPV6_HEADER = struct.Struct("!IHBB16s16s")
-ETH_P_IPV6 = 0x86DD
-SOL_PACKET, PACKET_AUXDATA = 263, 8  # linux/if_packet.h
-TP_STATUS_CSUMNOTREADY = 1 << 3  # the checksum is left to the (virtual) hardware
 
 
 def ipv6_header(payload_len: int, nh: int, hlim: int, src: str, dst: str, tclass: int = 0) -> bytes:
@@ -187,15 +185,11 @@ class MulticastForwarder:
         for name in (self.uplink, self.access):
             if name is None:
                 continue
-            sniffer = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_IPV6))
             try:
-                sniffer.bind((name, 0))
+                sniffer = open_packet_socket(name, ETH_P_IPV6)
             except OSError as exc:
-                sniffer.close()
                 self.log(f"cannot watch {name} for multicast data: {exc}")
                 continue
-            sniffer.setblocking(False)
-            sniffer.setsockopt(SOL_PACKET, PACKET_AUXDATA, 1)  # to see TP_STATUS_CSUMNOTREADY
             self.sniffers.append(sniffer)
             if name == self.access:
                 self.native = sniffer
@@ -248,7 +242,7 @@ class MulticastForwarder:
                 return
             if addr[2] == socket.PACKET_OUTGOING:
                 continue
-            plan = ha_dataplane.copies(packet, _checksum_not_ready(anc), served, self.faults)
+            plan = ha_dataplane.copies(packet, checksum_left_to_offload(anc), served, self.faults)
             if plan is None:
                 continue
             for coa in plan.coas:
@@ -259,13 +253,6 @@ class MulticastForwarder:
                     self.native.sendto(plan.packet, (self.access, ETH_P_IPV6, 0, 0, mac))
 
 
-def _checksum_not_ready(ancdata: list[tuple[int, int, bytes]]) -> bool:
-    """Does PACKET_AUXDATA (struct tpacket_auxdata, tp_status first) say the packet's
-    checksum was left to offload?"""
-    for level, kind, data in ancdata:
-        if level == SOL_PACKET and kind == PACKET_AUXDATA and len(data) >= 4:
-            return bool(struct.unpack_from("=I", data)[0] & TP_STATUS_CSUMNOTREADY)
-    return False
 
 
 class _FaultySocket:
