@@ -18,6 +18,7 @@ from scapy.utils import rdpcap
 from harness.config import ConfigError, WireConfig
 from harness.errors import MalformedInput, UserError
 from harness.wire import compact
+from harness.wire import layers as _layers  # noqa: F401  (scapy dissects with every project layer)
 from harness.wire.fields import to_json
 from harness.wire.numbers import IGMPV3_REPORT, MLDV2_REPORT, McastRecordType
 

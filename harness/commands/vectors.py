@@ -9,6 +9,7 @@ from scapy.utils import RawPcapWriter
 
 import vectors
 from harness.errors import UserError
+from harness.wire import layers as _layers  # noqa: F401  (scapy dissects with every project layer)
 
 LINKTYPE_IPV6 = 229
 

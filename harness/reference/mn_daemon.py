@@ -64,6 +64,7 @@ from harness.reference.mn_kernel import (
     sysctl,
 )
 from harness.reference.multicast import ListenerState
+from harness.wire import layers as _layers  # noqa: F401  (scapy dissects with every project layer)
 
 LATE_REGISTER = 2.0  # seconds the late-register fault holds a needless BU back
 

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.lab.netns import entered as in_netns
+from harness.wire import layers as _layers  # noqa: F401  (scapy dissects with every project layer)
 
 log = logging.getLogger(__name__)
 

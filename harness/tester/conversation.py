@@ -35,6 +35,7 @@ from typing import Any
 from harness.lab.netns import entered as in_netns
 from harness.tester.capture import Capture, Frame
 from harness.wire import compact, numbers
+from harness.wire import layers as _layers  # noqa: F401  (scapy dissects with every project layer)
 
 ETH_P_IP, ETH_P_ARP, ETH_P_IPV6, ETH_P_8021Q = 0x0800, 0x0806, 0x86DD, 0x8100
 SUMMARY_FRAMES = 12  # frames listed in a failure message

@@ -1,3 +1,3 @@
-"""Wire codecs. Importing this package registers the scapy layers in scapy's tables."""
-
-from harness.wire import dhcp, mcast_reports, mobility  # noqa: F401  (registration is the import's effect)
+"""Wire codecs. The byte-level modules (ipv6, ipv4, compact, numbers, auth) import nothing
+of scapy, so the lab's processes start fast; the scapy layers (mobility with its report
+layers, dhcp) register themselves in scapy's tables when imported."""

@@ -7,6 +7,8 @@ from typing import Any
 from scapy.fields import EnumField, FlagsField, PacketListField
 from scapy.packet import NoPayload, Packet
 
+from harness.wire import layers as _layers  # noqa: F401  (scapy dissects with every project layer)
+
 JSONValue = Any
 
 

@@ -874,3 +874,8 @@ def multicast_state_options(
     if current or not options:
         options.append(MIP6OptMulticastState(report_type=report_type, records=current))
     return options
+
+
+# The MLDv2 and IGMPv3 report layers that read every record replace scapy's own in its
+# tables: whoever dissects with the project's layers gets them (they use the records above).
+from harness.wire import mcast_reports  # noqa: E402, F401  (registration is the effect)

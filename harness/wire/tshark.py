@@ -31,6 +31,7 @@ from scapy.layers.l2 import Ether
 from scapy.packet import Packet
 from scapy.utils import RawPcapWriter
 
+from harness.wire import layers as _layers  # noqa: F401  (scapy dissects with every project layer)
 from harness.wire.compact import McastRecord
 
 # pcap link types (https://www.tcpdump.org/linktypes.html)
