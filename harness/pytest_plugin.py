@@ -218,7 +218,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         type=str.upper,
         choices=catalog_mod.ROLES,
         metavar="ROLE",
-        help="run only the tests of clauses of this catalog role (HA, MN, CN, CP, DP; a clause "
+        help="run only the tests of clauses of this catalog role "
+        f"({', '.join(r for r in catalog_mod.ROLES if r != 'ANY')}; a clause "
         "of role ANY matches each); repeatable",
     )
     group.addoption(
