@@ -36,6 +36,7 @@ class Fault(Enum):
     HA_NO_BINDING_ERROR = ("ha", "no-binding-error")
     HA_NO_PARAM_PROBLEM = ("ha", "no-param-problem")
     HA_ANSWER_DISCARDED = ("ha", "answer-discarded")
+    HA_ANSWER_DISCARDED_LATE = ("ha", "answer-discarded-late")
     HA_UNSIGNED_BA = ("ha", "unsigned-ba")
     HA_REJECT_MALFORMED_MCAST = ("ha", "reject-malformed-mcast")
     HA_NO_TUNNEL = ("ha", "no-tunnel")
@@ -166,6 +167,11 @@ CATALOGUE: dict[Fault, FaultSpec] = {
     ),
     Fault.HA_ANSWER_DISCARDED: FaultSpec(
         "RFC6275-MH-1", "answers a message it must silently discard with a Binding Error"
+    ),
+    Fault.HA_ANSWER_DISCARDED_LATE: FaultSpec(
+        "RFC6275-MH-1",
+        "stalls, then answers a message it must silently discard with a Binding Error after "
+        "the suite's quiet window has closed",
     ),
     Fault.HA_UNSIGNED_BA: FaultSpec(
         "RFC4285-1", "answers an authenticated BU with an unauthenticated BA (RFC 4285 §5.1)"

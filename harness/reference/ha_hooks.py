@@ -39,7 +39,10 @@ _BA_FAULTS = (
 
 def reaction(faults: Faults, packet: bytes, actions: list[Action]) -> list[Action]:
     """The core's answer to `packet` (a BU, or the BU a DAD ends for), judged by the BU."""
-    if faults.has(Fault.HA_ANSWER_DISCARDED) and not actions and len(packet) >= 40:
+    answers_discarded = faults.has(Fault.HA_ANSWER_DISCARDED) or faults.has(
+        Fault.HA_ANSWER_DISCARDED_LATE
+    )
+    if answers_discarded and not actions and len(packet) >= 40:
         src = ipaddress.IPv6Address(packet[8:24])
         return [SendBindingError(src, src, 1)]
     if not any(faults.has(f) for f in _BA_FAULTS):

@@ -53,6 +53,7 @@ KILLS: dict[str, tuple[str, ...]] = {
         MALFORMED + "[option-length-past-end]",
         MALFORMED + "[option-truncated]",
     ),
+    "answer-discarded-late": (MALFORMED + "[mh-checksum-wrong]",),
     "reject-malformed-mcast": (
         MALFORMED + "[mcast-record-count-too-big]",
         MALFORMED + "[mcast-aux-overflow]",
