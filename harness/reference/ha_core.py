@@ -277,8 +277,8 @@ class HomeAgentCore:
         except compact.Malformed:
             return []  # RFC 6275 §9.2: not a message we can process; silently discarded
         reaction = compact.judge_message(msg, self.config.wire)
-        src = IPv6(msg.src)
-        hoa = IPv6(msg.hoa) if msg.hoa else src
+        src = IPv6(msg.src_raw)
+        hoa = IPv6(msg.hoa_raw) if msg.hoa_raw else src
         if reaction.kind is ReactionKind.DISCARD:
             return []
         if reaction.kind is ReactionKind.ICMP_PARAMETER_PROBLEM:
@@ -317,7 +317,7 @@ class HomeAgentCore:
         if pending is None:
             return []
         msg, src = pending
-        hoa = IPv6(msg.hoa) if msg.hoa else src
+        hoa = IPv6(msg.hoa_raw) if msg.hoa_raw else src
         self._dad_ids.pop(hoa, None)
         return self._binding_update(msg, src, hoa, now, dad=not duplicate)
 

@@ -124,12 +124,13 @@ def transport_checksum(
 
 
 def internet_checksum(data: bytes) -> int:
-    """RFC 1071's one's complement sum, complemented."""
+    """RFC 1071's one's complement sum, complemented. The sum of 16-bit words with
+    end-around carry is the data as one big number modulo 0xFFFF (2**16 = 1 mod 0xFFFF,
+    RFC 1071 §2(B)), except that it is 0xFFFF, not 0, for data that is not all zero."""
     if len(data) % 2:
         data += b"\0"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
+    number = int.from_bytes(data, "big")
+    total = number % 0xFFFF or (0xFFFF if number else 0)
     return ~total & 0xFFFF
 
 

@@ -5,6 +5,7 @@ independent struct codec. `test_mutant_is_caught` proves each property fails on 
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -159,6 +160,30 @@ def check_state_split(family_records: tuple[int, list[Packet]]) -> None:
     assert merged == expected
 
 
+def check_encoder_is_scapy(pkt: Packet) -> None:
+    """The fast encoder, given the fields compact reads back, builds scapy's bytes exactly."""
+    raw = bytes(pkt)
+    msg = compact.parse_packet(raw)
+    flags, lifetime = (int.from_bytes(msg.body[i : i + 2], "big") for i in (8, 10))
+    ours = compact.encode_binding_update(
+        src=msg.src,
+        dst=msg.dst,
+        hoa=msg.hoa,
+        seq=msg.seq,
+        lifetime=lifetime,
+        flags=flags,
+        options=[(o.otype, o.data) for o in msg.options],
+        config=CONFIG,
+    )
+    assert ours == raw, f"compact encoder:\n{ours.hex()}\nscapy:\n{raw.hex()}"
+
+
+def check_state_encoder(opt: Packet) -> None:
+    data = bytes(opt)[2:]
+    state = compact.parse_multicast_state(data)
+    assert compact.encode_multicast_state(state.report_type, state.records) == data
+
+
 def _state_bu(opt: Packet) -> Packet:
     return BindingUpdate(options=[opt])
 
@@ -190,6 +215,11 @@ PROPERTIES: dict[str, tuple[st.SearchStrategy[Any], Callable[[Any], None]]] = {
         st.one_of(gen.binding_update(), gen.multicast_state_option().map(_state_bu)).map(bu_packet),
         lambda p: check_codecs_agree(p, BindingUpdate),
     ),
+    "encoder-is-scapy": (
+        st.one_of(gen.binding_update(), gen.multicast_state_option().map(_state_bu)).map(bu_packet),
+        check_encoder_is_scapy,
+    ),
+    "state-encoder": (gen.multicast_state_option(), check_state_encoder),
     "state-split": (
         st.sampled_from([4, 6]).flatmap(
             lambda f: st.lists(gen.multicast_record(f, max_sources=40), max_size=12).map(
@@ -288,6 +318,27 @@ def _dns_identity_one_octet_short() -> AbstractContextManager[None]:
     return _patched(fld, "length_from", lambda pkt: max(pkt.olen - 3, 0))
 
 
+def _encoder_ignores_alignment() -> AbstractContextManager[None]:
+    return _patched(compact, "_alignment_delta", lambda x, y, pos: 0)
+
+
+def _encoder_sources_before_group() -> AbstractContextManager[None]:
+    real = compact.encode_report_records
+
+    def swapped(records: Any, report_type: int) -> bytes:
+        return real(
+            [
+                dataclasses.replace(r, maddr=r.sources[0], sources=(r.maddr, *r.sources[1:]))
+                if r.sources
+                else r
+                for r in records
+            ],
+            report_type,
+        )
+
+    return _patched(compact, "encode_report_records", swapped)
+
+
 def _split_ignores_limit() -> AbstractContextManager[None]:
     return _patched(mobility, "MAX_OPTION_DATA", 1000)
 
@@ -299,6 +350,8 @@ MUTANTS: dict[str, tuple[Callable[[], AbstractContextManager[None]], str]] = {
     "multicast-state-misaligned": (_misaligned_state, "lengths-checksums-alignment"),
     "bid-coa-dropped/bu-roundtrip": (_bid_coa_never_sent, "bu-roundtrip"),
     "split-ignores-255": (_split_ignores_limit, "state-split"),
+    "encoder-ignores-alignment": (_encoder_ignores_alignment, "encoder-is-scapy"),
+    "encoder-sources-before-group": (_encoder_sources_before_group, "state-encoder"),
     "dns-identity-short/ba-roundtrip": (_dns_identity_one_octet_short, "ba-roundtrip"),
 }
 
