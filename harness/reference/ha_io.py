@@ -1,11 +1,11 @@
 """The reference Home Agent's data plane in userspace (I/O only; the decisions are
 harness/reference/ha_dataplane.py's):
 
-* Tunnels (RFC 6275 §10.4.1, §10.4.5): per binding a TUN device with the home address's
-  /128 routed into it. What the kernel routes there goes to the CoA inside IPv6 (outer
-  source: the HA's address), sent whole on the IPPROTO_RAW socket; what arrives on the raw
-  socket of protocol 41 from a bound CoA with the bound home address as inner source is
-  written to that TUN device, and the kernel forwards it.
+* Tunnels (RFC 6275 §10.4.1, §10.4.5): one TUN device, each bound home address's /128
+  routed into it. What the kernel routes there goes to the CoA of the home address's
+  binding inside IPv6 (outer source: the HA's address), sent whole on the IPPROTO_RAW
+  socket; what arrives on the raw socket of protocol 41 from a bound CoA with the bound
+  home address as inner source is written to the TUN device, and the kernel forwards it.
 * MulticastForwarder (draft §6, RFC 6275 §10.4.2): the join set on the uplink (the kernel's
   MLDv2 host stack reports it to the core router), and packet sockets on the uplink and the
   access link whose multicast data goes into the tunnels the data plane chooses.
@@ -16,6 +16,7 @@ harness/reference/ha_dataplane.py's):
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import ipaddress
 import os
@@ -50,7 +51,13 @@ def ipv6_header(payload_len: int, nh: int, hlim: int, src: str, dst: str, tclass
 
 
 class Tunnels:
-    """The TUN devices of the bindings and the IPv6-in-IPv6 both ways."""
+    """One TUN device for every binding, and the IPv6-in-IPv6 both ways.
+
+    Each bound home address has its /128 routed into the device (the route through
+    rtnetlink, one request); a packet read from it goes to the CoA of the binding the home
+    address's route serves: the one brought up last, as `ip route replace` would have it.
+    A move to another care-of address only re-points that entry: no device, no route churn.
+    """
 
     def __init__(
         self,
@@ -63,65 +70,98 @@ class Tunnels:
         self.tx = tx
         self.log = log
         self.faults = faults
-        self._numbers = iter(range(1 << 20))
-        self.by_key: dict[tuple[ipaddress.IPv6Address, int], tuple[int, str, Any]] = {}
-        self.by_fd: dict[int, tuple[ipaddress.IPv6Address, int]] = {}
+        self.coa_of: dict[tuple[ipaddress.IPv6Address, int], Any] = {}  # (hoa, bid): coa
+        self.route_of: dict[bytes, tuple[ipaddress.IPv6Address, int]] = {}  # packed hoa: key
+        self.fd: int | None = None
+        self.ifindex = 0
+        self._rtnl: Any = None
         self.on_inner: Callable[[ipaddress.IPv6Address, bytes], None] | None = None
 
     def fds(self) -> list[int]:
-        return list(self.by_fd)
+        return [] if self.fd is None else [self.fd]
 
-    def up(self, hoa: ipaddress.IPv6Address, bid: int, coa: Any) -> None:
-        key = (hoa, bid)
-        if key in self.by_key:
-            fd, name, _ = self.by_key[key]
-            self.by_key[key] = (fd, name, coa)
-            return
-        if self.faults.has(Fault.HA_NO_TUNNEL) or not isinstance(coa, ipaddress.IPv6Address):
-            return
-        name = f"{TUN_PREFIX}{next(self._numbers)}"
+    def _device(self) -> bool:
+        """The TUN device, made on first use; False (logged) when it cannot be."""
+        if self.fd is not None:
+            return True
+        from harness.lab import rtnl  # the project's rtnetlink client
+
+        name = f"{TUN_PREFIX}0"
         try:
             fd = os.open("/dev/net/tun", os.O_RDWR | os.O_NONBLOCK)
             fcntl.ioctl(fd, TUNSETIFF, struct.pack("16sH", name.encode(), IFF_TUN | IFF_NO_PI))
         except OSError as exc:
             self.log(f"cannot create TUN device {name}: {exc}")
-            return
+            return False
         try:
-            for argv in (
-                # No link-local address: the kernel's own ND and MLD chatter on the device
-                # would otherwise be read back from it and tunnelled to the CoA.
-                ["ip", "link", "set", name, "addrgenmode", "none", "up"],
-                ["ip", "-6", "route", "replace", f"{hoa}/128", "dev", name],
-            ):
-                subprocess.run(argv, check=True, capture_output=True, timeout=5)
+            # No link-local address: the kernel's own ND and MLD chatter on the device
+            # would otherwise be read back from it and tunnelled to the CoA.
+            argv = ["ip", "link", "set", name, "addrgenmode", "none", "up"]
+            subprocess.run(argv, check=True, capture_output=True, timeout=5)
+            self.ifindex = socket.if_nametoindex(name)
+            self._rtnl = rtnl.Rtnl(None)
         except (OSError, subprocess.SubprocessError) as exc:
             os.close(fd)
             self.log(f"cannot set TUN device {name} up: {exc}")
+            return False
+        self.fd = fd
+        return True
+
+    def _route(self, hoa: ipaddress.IPv6Address, *, delete: bool = False) -> bool:
+        from harness.lab import rtnl
+
+        msg = rtnl.route(f"{hoa}/128", oif=self.ifindex, delete=delete)
+        try:
+            self._rtnl.request(msg, f"route {hoa}/128", ignore=(errno.ESRCH,) if delete else ())
+        except OSError as exc:
+            self.log(f"cannot {'remove' if delete else 'add'} the route of {hoa}: {exc}")
+            return False
+        return True
+
+    def up(self, hoa: ipaddress.IPv6Address, bid: int, coa: Any) -> None:
+        key = (hoa, bid)
+        if key in self.coa_of:
+            self.coa_of[key] = coa  # RFC 6275 §10.3.1: same binding, new care-of address
             return
-        self.by_key[key] = (fd, name, coa)
-        self.by_fd[fd] = key
+        if self.faults.has(Fault.HA_NO_TUNNEL) or not isinstance(coa, ipaddress.IPv6Address):
+            return
+        if not self._device() or not self._route(hoa):
+            return
+        self.coa_of[key] = coa
+        self.route_of[hoa.packed] = key
 
     def down(self, hoa: ipaddress.IPv6Address, bid: int) -> None:
-        entry = self.by_key.pop((hoa, bid), None)
-        if entry is not None:
-            fd = entry[0]
-            self.by_fd.pop(fd, None)
-            os.close(fd)  # a TUN device that is not persistent goes, and its route with it
+        key = (hoa, bid)
+        if self.coa_of.pop(key, None) is None or self.route_of.get(hoa.packed) != key:
+            return
+        others = [k for k in self.coa_of if k[0] == hoa]
+        if others:
+            self.route_of[hoa.packed] = others[-1]
+        else:
+            del self.route_of[hoa.packed]
+            self._route(hoa, delete=True)
 
     def close(self) -> None:
-        for key in list(self.by_key):
-            self.down(*key)
+        if self.fd is not None:
+            os.close(self.fd)  # a TUN device that is not persistent goes, its routes with it
+            self.fd = None
+        if self._rtnl is not None:
+            self._rtnl.close()
+            self._rtnl = None
+        self.coa_of.clear()
+        self.route_of.clear()
 
     def from_tun(self, fd: int) -> None:
-        key = self.by_fd.get(fd)
-        while key is not None:
+        while True:
             try:
                 inner = os.read(fd, 65535)
             except (BlockingIOError, InterruptedError):
                 return
-            if not inner or inner[0] >> 4 != 6 or self.tx is None:
+            if self.tx is None or len(inner) < 40 or inner[0] >> 4 != 6:
                 continue
-            self.encapsulate(inner, self.by_key[key][2])
+            key = self.route_of.get(inner[24:40])
+            if key is not None:
+                self.encapsulate(inner, self.coa_of[key])
 
     def encapsulate(self, inner: bytes, coa: ipaddress.IPv6Address) -> None:
         if self.tx is None:
@@ -145,12 +185,11 @@ class Tunnels:
             src = ipaddress.IPv6Address(addr[0].split("%", 1)[0])
             if self.on_inner is not None:
                 self.on_inner(src, inner)
-            entries = list(self.by_key.items())
-            bound = [(hoa, coa) for (hoa, _bid), (_fd, _name, coa) in entries]
+            bound = [(hoa, coa) for (hoa, _bid), coa in self.coa_of.items()]
             index = ha_dataplane.reverse_tunnel_target(inner, src, bound, self.faults)
-            if index is not None:
+            if index is not None and self.fd is not None:
                 with contextlib.suppress(OSError):
-                    os.write(entries[index][1][0], inner)
+                    os.write(self.fd, inner)
 
 
 class MulticastForwarder:
