@@ -164,6 +164,17 @@ class TunnelUp:
 
 
 @dataclass(frozen=True)
+class TunnelMoved:
+    """The binding's tunnel now ends at `coa` instead of `old` (RFC 6275 §10.3.1: the
+    entry is updated in place; the tunnel itself stays)."""
+
+    hoa: IPv6
+    bid: int
+    old: ipaddress.IPv4Address | IPv6
+    coa: ipaddress.IPv4Address | IPv6
+
+
+@dataclass(frozen=True)
 class TunnelDown:
     hoa: IPv6
     bid: int
@@ -202,6 +213,7 @@ Action = (
     | SendBindingError
     | SendParameterProblem
     | TunnelUp
+    | TunnelMoved
     | TunnelDown
     | MulticastChanged
     | DadRequest
@@ -464,8 +476,7 @@ class HomeAgentCore:
             else:
                 binding = old
                 if prev_coa != target:
-                    actions.append(TunnelDown(hoa, bid, old.coa))
-                    actions.append(TunnelUp(hoa, bid, target))
+                    actions.append(TunnelMoved(hoa, bid, old.coa, target))
                 binding.coa, binding.bid_pri, binding.expires = target, pri, now + granted
             before = (dict(binding.multicast.mld.groups), dict(binding.multicast.igmp.groups))
             if mcast:

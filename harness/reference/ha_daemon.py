@@ -78,6 +78,7 @@ from harness.reference.ha_core import (
     SendBindingError,
     SendParameterProblem,
     TunnelDown,
+    TunnelMoved,
     TunnelUp,
 )
 from harness.reference.ha_dataplane import QuerySchedule, Served
@@ -479,6 +480,9 @@ class HomeAgentDaemon:
             elif isinstance(action, TunnelUp):
                 self.log(f"tunnel up: {action.hoa} (bid {action.bid}) -> {action.coa}")
                 self.tunnels.up(action.hoa, action.bid, action.coa)
+            elif isinstance(action, TunnelMoved):
+                self.log(f"tunnel moved: {action.hoa} (bid {action.bid}) -> {action.coa}")
+                self.tunnels.up(action.hoa, action.bid, action.coa)  # re-points the entry
             elif isinstance(action, TunnelDown):
                 self.log(f"tunnel down: {action.hoa} (bid {action.bid}) -> {action.coa}")
                 self.tunnels.down(action.hoa, action.bid)

@@ -292,8 +292,6 @@ class MulticastForwarder:
                     self.native.sendto(plan.packet, (self.access, ETH_P_IPV6, 0, 0, mac))
 
 
-
-
 class _FaultySocket:
     """A socket whose sendmsg passes the first buffer through the RA faults' hook."""
 

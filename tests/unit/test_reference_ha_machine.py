@@ -19,6 +19,7 @@ from harness.reference.ha_core import (
     MulticastChanged,
     SendBindingAck,
     TunnelDown,
+    TunnelMoved,
     TunnelUp,
 )
 from harness.wire.mobility import BindingUpdate, MIP6OptMulticastState, MldAddressRecord
@@ -66,17 +67,22 @@ class HomeAgentMachine(RuleBasedStateMachine):
         self.expires = 0.0
         self.groups: set[str] = set()
         # What the HA's actions built, as a daemon would: tunnels and forwarding.
-        self.tunnels: set[ipaddress.IPv4Address | ipaddress.IPv6Address] = set()
+        self.tunnels: dict[tuple[object, int], ipaddress.IPv4Address | ipaddress.IPv6Address] = {}
         self.forwarding: dict[ipaddress.IPv4Address | ipaddress.IPv6Address, set[str]] = {}
 
     def _apply(self, actions: Sequence[object]) -> list[SendBindingAck]:
         for a in actions:
+            key = (getattr(a, "hoa", None), getattr(a, "bid", 0))
             if isinstance(a, TunnelUp):
-                assert a.coa not in self.tunnels, f"tunnel to {a.coa} brought up twice"
-                self.tunnels.add(a.coa)
+                assert key not in self.tunnels, f"tunnel of {key} brought up twice"
+                self.tunnels[key] = a.coa
+            elif isinstance(a, TunnelMoved):
+                assert self.tunnels.get(key) == a.old, f"tunnel of {key} moved from {a.old}"
+                self.tunnels[key] = a.coa
+                self.forwarding.pop(a.old, None)
             elif isinstance(a, TunnelDown):
-                assert a.coa in self.tunnels, f"tunnel to {a.coa} taken down but not up"
-                self.tunnels.discard(a.coa)
+                assert self.tunnels.get(key) == a.coa, f"tunnel to {a.coa} taken down but not up"
+                del self.tunnels[key]
                 self.forwarding.pop(a.coa, None)
             elif isinstance(a, MulticastChanged):
                 self.forwarding = {c: g for c, g in self.forwarding.items() if c == a.coa}
@@ -135,7 +141,7 @@ class HomeAgentMachine(RuleBasedStateMachine):
 
     @invariant()
     def tunnels_follow_the_binding(self) -> None:
-        assert self.tunnels == ({self.coa} if self.coa else set())
+        assert set(self.tunnels.values()) == ({self.coa} if self.coa else set())
         assert [b.coa for b in self.ha.bindings()] == ([self.coa] if self.coa else [])
 
     @invariant()
