@@ -113,6 +113,17 @@ class Fault(Enum):
     MN_FIRST_HA_ONLY = ("mn", "first-ha-only")
     MN_LATE_REGISTER = ("mn", "late-register")
     MN_RO_ON_REFRESH = ("mn", "ro-on-refresh")
+    # the Mobile Node: bootstrapping and DNS update (issue 11, suites/mn/test_bootstrap.py)
+    MN_NO_BOOTSTRAP = ("mn", "no-bootstrap")
+    MN_SRV_WRONG_NAME = ("mn", "srv-wrong-name")
+    MN_DHCP_ID_TYPE_0 = ("mn", "dhcp-id-type-0")
+    MN_DHCP_ORO_INCOMPLETE = ("mn", "dhcp-oro-incomplete")
+    MN_IGNORE_DISCOVERED_HA = ("mn", "ignore-discovered-ha")
+    MN_NO_DNS_UPDATE = ("mn", "no-dns-update")
+    MN_DNS_UPDATE_R_SET = ("mn", "dns-update-r-set")
+    MN_DNS_IDENTITY_ADDRESS = ("mn", "dns-identity-address")
+    MN_DNS_STATUS_NONZERO = ("mn", "dns-status-nonzero")
+    MN_NO_DNS_REMOVE = ("mn", "no-dns-remove")
 
     @property
     def role(self) -> Role:
@@ -472,6 +483,51 @@ CATALOGUE: dict[Fault, FaultSpec] = {
         "DMM-CN-3",
         "starts return routability with its correspondents (a Home Test Init through the "
         "reverse tunnel) at the BA of each refresh (draft §5, §6: disabled)",
+    ),
+    Fault.MN_NO_BOOTSTRAP: FaultSpec(
+        "DMM-OVW-10",
+        "on a link whose RAs carry no home agent, asks neither DNS nor DHCP for one (draft §3)",
+    ),
+    Fault.MN_SRV_WRONG_NAME: FaultSpec(
+        "DMM-MN-10",
+        "looks the home agent up as SRV _mip6._udp.<domain> instead of _mip6._ipv6 (draft §7, "
+        "RFC 5026 §5.1.2)",
+    ),
+    Fault.MN_DHCP_ID_TYPE_0: FaultSpec(
+        "DMM-MN-14",
+        "asks DHCPv6 for the visited domain's home network (VDINF, Id-type 0) instead of "
+        "no preference (UDINF, Id-type 2; draft §7, INT-10)",
+    ),
+    Fault.MN_DHCP_ORO_INCOMPLETE: FaultSpec(
+        "RFC6610-1",
+        "asks DHCPv6 for UDINF without the Home Agent FQDN option (73) in the ORO "
+        "(RFC 6610 §4.1.1)",
+    ),
+    Fault.MN_IGNORE_DISCOVERED_HA: FaultSpec(
+        "DMM-OVW-14",
+        "sends the bootstrapping queries but never uses their answers: no home agent for an "
+        "address formed on such a link (draft §3)",
+    ),
+    Fault.MN_NO_DNS_UPDATE: FaultSpec(
+        "DMM-MN-16",
+        "registration BUs carry no DNS Update option (draft §7)",
+    ),
+    Fault.MN_DNS_UPDATE_R_SET: FaultSpec(
+        "DMM-MN-17",
+        "sets the R flag in the registration BU's DNS Update option (draft §3, §7)",
+    ),
+    Fault.MN_DNS_IDENTITY_ADDRESS: FaultSpec(
+        "DMM-MN-18",
+        "names the home address (its ip6.arpa name) in the registration BU's MN identity "
+        "field instead of its FQDN (draft §7, RFC 5026 §8.1)",
+    ),
+    Fault.MN_DNS_STATUS_NONZERO: FaultSpec(
+        "RFC5026-3",
+        "sends Status 130 in the BU's DNS Update option (RFC 5026 §8.1: MUST be 0 in a BU)",
+    ),
+    Fault.MN_NO_DNS_REMOVE: FaultSpec(
+        "DMM-OVW-21",
+        "deregisters an address no longer in use without a DNS Update option with R set (draft §3)",
     ),
 }
 

@@ -12,7 +12,7 @@ from typing import Any
 from harness.errors import UserError
 
 # Accepted for the profile contract, not used: features the reference MN does not claim.
-_IGNORED = ("dns_server", "domain", "mn_id")
+_IGNORED = ("mn_id",)
 
 
 def register(sub: Any) -> None:
@@ -21,8 +21,19 @@ def register(sub: Any) -> None:
     p.add_argument("--spi", type=int, default=None, help="RFC 4285 mobility SPI of the MN-HA SA")
     p.add_argument("--key-file", default=None, help="the MN-HA shared key (hex text)")
     p.add_argument("--mn-id", default=None, help="the MN's NAI / FQDN (not used yet)")
-    p.add_argument("--dns-server", default=None, help="DNS server (not used yet)")
-    p.add_argument("--domain", default=None, help="DNS domain (not used yet)")
+    p.add_argument(
+        "--dns-server", default=None, help="DNS server: find home agents by DNS (RFC 5026 §5)"
+    )
+    p.add_argument("--domain", default=None, help="DNS domain of the SRV lookup (RFC 5026 §5.1.2)")
+    p.add_argument("--ha-fqdn", default=None, help="look this home agent name up instead of SRV")
+    p.add_argument(
+        "--fqdn", default=None, help="the MN's FQDN: DNS Update option in its BUs (RFC 5026 §8.1)"
+    )
+    p.add_argument(
+        "--dhcp",
+        action="store_true",
+        help="find home agents by DHCPv6 Information-request (RFC 6610, draft §7)",
+    )
     p.add_argument(
         "--bu-lifetime",
         type=float,
@@ -69,6 +80,11 @@ def run(args: argparse.Namespace) -> int:
         bu_lifetime=units,
         time_scale=args.time_scale,
         deregister=not args.no_deregister,
+        fqdn=args.fqdn,
+        dns_server=args.dns_server,
+        domain=args.domain,
+        ha_fqdn=args.ha_fqdn,
+        dhcp=args.dhcp,
         faults=mn_daemon.faults_from_env(),
     )
     return mn_daemon.main(opts)

@@ -27,6 +27,16 @@ What it decides:
   number plus one (§11.7.3), refresh before the granted lifetime ends (draft §7), a new BU
   when the listener state of a binding changes (INT-7), deregistration when its sessions
   end (draft §7 MAY; on by default), and deregistration when the MN returns to the link.
+* Bootstrapping (draft §3, §7; RFC 5026 §5; RFC 6610 §4.1): on a new link whose RAs name
+  no home agent, the MN asks for one: by DNS (AAAA of the configured HA name, else SRV
+  ``_mip6._ipv6.<domain>``, RFC 5026 §5.1.1/§5.1.2) and/or by a DHCPv6 Information-request
+  for the Unrestricted Home Network Information option (INT-10). Of the home agents it is
+  told, it takes one on the link's own prefix (the one that can register the address formed
+  there, draft §3: the new address is the new home address), else the first in the
+  server's order (INT-17). The answer fills the home agent cache like an RA would.
+* DNS (draft §3, §7; RFC 5026 §8.1): with an FQDN configured, a registration BU carries the
+  DNS Update option (R clear, MN identity = the FQDN), and the deregistration of a home
+  address no longer in use carries it with R set (OPEN-3).
 * The data plane follows the bindings: a home address leaves the air interface for the
   tunnel when the MN moves away, and the tunnel carries traffic only once the BA has
   come (draft §3: the BA "completes the registration").
@@ -66,10 +76,22 @@ class MNConfig:
     deregister: bool = True  # draft §7: MAY deregister when the sessions end
     multicast_is_session: bool = True  # INT-14: a subscription made on a link keeps its HA
     seed: int | None = None  # initial sequence numbers; None: unpredictable
+    fqdn: str | None = None  # the MN's FQDN: DNS Update option in its BUs (RFC 5026 §8.1)
+    dns_server: IPv6 | None = None  # bootstrapping by DNS (draft §7) when set
+    domain: str | None = None  # for the SRV lookup by service name (RFC 5026 §5.1.2)
+    ha_fqdn: str | None = None  # lookup by home agent name instead (RFC 5026 §5.1.1)
+    dhcp: bool = False  # bootstrapping by stateless DHCPv6 (draft §7, RFC 6610)
+    bootstrap_timeout: float = 1.0  # real seconds to a query's resend (RFC 8415 INF_TIMEOUT)
+    bootstrap_tries: int = 4  # queries per server kind before the MN gives up on a link
+    discovered_lifetime: float = 3600.0  # a discovered HA's cache entry without a DNS TTL (OPEN-1)
     faults: Faults = NO_FAULTS  # deliberate faults for the kill matrices (harness/faults.py)
 
     def scaled(self, protocol_seconds: float) -> float:
         return max(self.min_timer, protocol_seconds * self.time_scale)
+
+    @property
+    def bootstraps(self) -> bool:
+        return self.dns_server is not None or self.dhcp
 
 
 @dataclass(frozen=True)
@@ -112,6 +134,40 @@ class Binding:
     refresh_at: float | None = None
     expires_at: float | None = None
     acked_coa: IPv6 | None = None  # the CoA the HA last accepted: the tunnel's end
+    forget_dns: bool = False  # its deregistration removes the DNS entry (draft §3)
+
+
+@dataclass(frozen=True)
+class SrvTarget:
+    """One SRV record of ``_mip6._ipv6.<domain>`` (RFC 2782)."""
+
+    priority: int
+    weight: int
+    target: str  # absolute name, lower case
+
+
+@dataclass(frozen=True)
+class DnsAnswer:
+    """What a DNS response said that bootstrapping uses (the daemon parses it)."""
+
+    srv: tuple[SrvTarget, ...] = ()
+    addresses: tuple[tuple[str, IPv6], ...] = ()  # (owner name, AAAA), answer and additional
+    ttl: float | None = None
+
+
+@dataclass
+class Bootstrap:
+    """Home agent discovery on one link (draft §7): the queries still open, by id."""
+
+    iface: str
+    prefix: Prefix
+    queries: dict[int, LookupHomeAgent | RequestHomeInfo]
+    tries: int = 1
+    retry_at: float = 0.0
+    srv: tuple[SrvTarget, ...] = ()
+    addresses: dict[str, list[IPv6]] = field(default_factory=dict)
+    ttl: float | None = None
+    started: float = 0.0
 
 
 # ---------------------------------------------------------------- actions
@@ -156,6 +212,14 @@ class HomeAddressFromTunnel:
 
 
 @dataclass(frozen=True)
+class DnsUpdate:
+    """The DNS Update mobility option of a BU (RFC 5026 §8.1): Status 0, R, MN identity."""
+
+    fqdn: str
+    remove: bool
+
+
+@dataclass(frozen=True)
 class SendBindingUpdate:
     iface: str
     ha: IPv6
@@ -164,6 +228,27 @@ class SendBindingUpdate:
     seq: int
     lifetime: int  # 4 s units; 0 deregisters
     multicast: ListenerState | None  # None: no Multicast State option
+    dns: DnsUpdate | None = None  # None: no DNS Update option
+
+
+@dataclass(frozen=True)
+class LookupHomeAgent:
+    """A DNS query to the configured server (RFC 5026 §5.1): answer with dns_answer()."""
+
+    iface: str
+    query_id: int
+    qname: str  # absolute
+    qtype: str  # "SRV" or "AAAA"
+
+
+@dataclass(frozen=True)
+class RequestHomeInfo:
+    """A DHCPv6 Information-request on `iface` for home network information (RFC 6610
+    §4.1.1, no preferred home network: UDINF, INT-10): answer with home_info()."""
+
+    iface: str
+    transaction_id: int  # 24 bits
+    elapsed: float = 0.0  # seconds since the first one (RFC 8415 §21.9)
 
 
 @dataclass(frozen=True)
@@ -202,6 +287,8 @@ Action = (
     | HomeAddressToTunnel
     | HomeAddressFromTunnel
     | SendBindingUpdate
+    | LookupHomeAgent
+    | RequestHomeInfo
     | TunnelChanged
     | MulticastOnTunnel
     | AnnounceListening
@@ -229,6 +316,14 @@ def eui64_iid(mac: str) -> int:
     return int.from_bytes(eui, "big")
 
 
+def _absolute(name: str) -> str:
+    return name.lower().rstrip(".") + "."
+
+
+def _query_id(q: LookupHomeAgent | RequestHomeInfo) -> int:
+    return q.query_id if isinstance(q, LookupHomeAgent) else q.transaction_id
+
+
 def restrict(state: ListenerState, groups: set[ipaddress.IPv4Address | IPv6]) -> ListenerState:
     return ListenerState({g: s for g, s in state.groups.items() if g in groups})
 
@@ -248,6 +343,7 @@ class MobileNodeCore:
         self.group_home: dict[ipaddress.IPv4Address | IPv6, Prefix] = {}
         self._routes: tuple[tuple[IPv6, IPv6, IPv6], ...] = ()
         self._mirrored = ListenerState()
+        self.bootstraps: dict[str, Bootstrap] = {}  # by interface
 
     # ------------------------------------------------------------------ events
 
@@ -343,7 +439,7 @@ class MobileNodeCore:
         return out + self._sync_data_plane()
 
     def tick(self, now: float) -> list[Action]:
-        out: list[Action] = []
+        out: list[Action] = self._bootstrap_tick(now)
         for prefix, entry in list(self.ha_cache.items()):
             if entry.expires is not None and entry.expires <= now:
                 del self.ha_cache[prefix]
@@ -370,12 +466,39 @@ class MobileNodeCore:
 
     def next_deadline(self) -> float | None:
         times = [e.expires for e in self.ha_cache.values() if e.expires is not None]
+        times += [bs.retry_at for bs in self.bootstraps.values()]
         for b in self.bindings.values():
             if b.retransmit_at is not None:
                 times.append(b.retransmit_at)
             else:
                 times += [t for t in (b.refresh_at, b.expires_at) if t is not None]
         return min(times, default=None)
+
+    def dns_answer(self, now: float, query_id: int, answer: DnsAnswer | None) -> list[Action]:
+        """The DNS server answered LookupHomeAgent `query_id` (None: an error rcode)."""
+        bs, query = self._open_query(query_id, LookupHomeAgent)
+        if bs is None or not isinstance(query, LookupHomeAgent):
+            return [Log(f"DNS answer {query_id} matches no open query")]
+        if answer is None:
+            return [Log(f"DNS: no {query.qtype} for {query.qname}")] + self._decide(now, bs)
+        for name, address in answer.addresses:
+            bs.addresses.setdefault(name.lower(), []).append(address)
+        if answer.srv:
+            bs.srv = tuple(sorted(answer.srv, key=lambda t: (t.priority, -t.weight)))
+        if answer.ttl is not None:
+            bs.ttl = answer.ttl if bs.ttl is None else min(bs.ttl, answer.ttl)
+        return self._decide(now, bs)
+
+    def home_info(
+        self, now: float, transaction_id: int, ha_addresses: tuple[IPv6, ...]
+    ) -> list[Action]:
+        """A DHCPv6 Reply to RequestHomeInfo `transaction_id`: its home agents, in the
+        server's order (RFC 6610 §4.1.2)."""
+        bs, query = self._open_query(transaction_id, RequestHomeInfo)
+        if bs is None or query is None:
+            return [Log(f"DHCPv6 Reply {transaction_id:#x} matches no open request")]
+        bs.addresses.setdefault("dhcpv6", []).extend(ha_addresses)
+        return self._decide(now, bs)
 
     # ------------------------------------------------------------------ queries
 
@@ -409,6 +532,88 @@ class MobileNodeCore:
             return [Log(f"home agent {address} cached for {ra.prefix} ({kind})")]
         return []
 
+    def _bootstrap(self, now: float, iface: str, prefix: Prefix) -> list[Action]:
+        c = self.config
+        queries: list[LookupHomeAgent | RequestHomeInfo] = []
+        if c.dns_server is not None and (c.ha_fqdn or c.domain):
+            qid = self._rng.randrange(0x10000)
+            if c.ha_fqdn:  # RFC 5026 §5.1.1: by the home agent's name
+                queries.append(LookupHomeAgent(iface, qid, _absolute(c.ha_fqdn), "AAAA"))
+            else:  # RFC 5026 §5.1.2: by service name
+                name = _absolute(f"_mip6._ipv6.{c.domain}")
+                queries.append(LookupHomeAgent(iface, qid, name, "SRV"))
+        if c.dhcp:
+            queries.append(RequestHomeInfo(iface, self._rng.randrange(1, 1 << 24)))
+        if not queries:
+            return []
+        opened = {_query_id(q): q for q in queries}
+        retry = now + c.bootstrap_timeout
+        self.bootstraps[iface] = Bootstrap(iface, prefix, opened, retry_at=retry, started=now)
+        return [Log(f"{iface}: no home agent advertised on {prefix}: bootstrapping"), *queries]
+
+    def _bootstrap_tick(self, now: float) -> list[Action]:
+        out: list[Action] = []
+        for iface, bs in list(self.bootstraps.items()):
+            if bs.retry_at > now:
+                continue
+            if bs.tries >= self.config.bootstrap_tries or not bs.queries:
+                del self.bootstraps[iface]
+                out.append(Log(f"{iface}: no home agent found for {bs.prefix}"))
+                continue
+            bs.tries += 1
+            bs.retry_at = now + self.config.bootstrap_timeout * 2 ** (bs.tries - 1)
+            for key, q in list(bs.queries.items()):
+                if isinstance(q, RequestHomeInfo):  # RFC 8415 §15: same id, elapsed time
+                    q = RequestHomeInfo(q.iface, q.transaction_id, now - bs.started)
+                    bs.queries[key] = q
+                out.append(q)
+        return out
+
+    def _open_query(
+        self, key: int, kind: type[LookupHomeAgent] | type[RequestHomeInfo]
+    ) -> tuple[Bootstrap | None, LookupHomeAgent | RequestHomeInfo | None]:
+        for bs in self.bootstraps.values():
+            query = bs.queries.get(key)
+            if isinstance(query, kind):
+                del bs.queries[key]
+                return bs, query
+        return None, None
+
+    def _decide(self, now: float, bs: Bootstrap) -> list[Action]:
+        """Pick the home agent (INT-17): one on the link's prefix, else the first one the
+        servers named (SRV order, then DHCPv6's), once every query has answered."""
+        names = dict.fromkeys([t.target for t in bs.srv] + list(bs.addresses))
+        candidates = [a for n in names for a in bs.addresses.get(n, [])]
+        on_link = [a for a in candidates if a in bs.prefix]
+        if on_link:
+            return self._found(now, bs, on_link[0])
+        missing = [t.target for t in bs.srv if t.target not in bs.addresses]
+        asked = {q.qname for q in bs.queries.values() if isinstance(q, LookupHomeAgent)}
+        out: list[Action] = []
+        for target in missing:
+            if target not in asked:  # RFC 5026 §5.1.2: the SRV target's address
+                q = LookupHomeAgent(bs.iface, self._rng.randrange(0x10000), target, "AAAA")
+                bs.queries[q.query_id] = q
+                bs.addresses.setdefault(target, [])
+                out.append(q)
+        if out or bs.queries:
+            return out
+        if candidates:
+            return self._found(now, bs, candidates[0])
+        del self.bootstraps[bs.iface]
+        return [Log(f"{bs.iface}: the servers named no home agent for {bs.prefix}")]
+
+    def _found(self, now: float, bs: Bootstrap, address: IPv6) -> list[Action]:
+        self.bootstraps.pop(bs.iface, None)
+        if bs.prefix in self.ha_cache:
+            return [Log(f"home agent of {bs.prefix} already known: {address} not cached")]
+        permanent = not self._home_seen  # draft §3: the first entry does not expire
+        self._home_seen = True
+        lifetime = bs.ttl if bs.ttl is not None else self.config.discovered_lifetime
+        expires = None if permanent else now + lifetime
+        self.ha_cache[bs.prefix] = HomeAgentEntry(address, bs.prefix, expires)
+        return [Log(f"home agent {address} discovered for {bs.prefix}")]
+
     def _needs_binding(self, address: IPv6, prefix: Prefix) -> bool:
         if address in self.sessions:
             return True
@@ -424,6 +629,7 @@ class MobileNodeCore:
         iface = ra.iface
         new_address = address_in(ra.prefix, self.iids[iface])
         out: list[Action] = [Log(f"{iface}: on link {ra.prefix}, address {new_address}")]
+        self.bootstraps.pop(iface, None)  # a discovery for the link left is moot
         if old is not None:
             out.append(RemoveAddress(iface, old.address))
         self.links[iface] = AttachedLink(ra.prefix, new_address, ra.router)
@@ -447,6 +653,8 @@ class MobileNodeCore:
                 out.append(AnnounceListening(iface, served))
         out.append(AddAddress(iface, new_address, ra.prefix.prefixlen))
         out.append(SetDefaultRoute(iface, ra.router))
+        if ra.ha_address is None and ra.prefix not in self.ha_cache:
+            out += self._bootstrap(now, iface, ra.prefix)  # draft §3: no HA Information
         for b in self.bindings.values():
             if b.iface == iface and b.coa != new_address:
                 # a pending deregistration moves with the MN too: its BA must reach the
@@ -498,6 +706,7 @@ class MobileNodeCore:
         self, now: float, b: Binding, why: str, coa: IPv6 | None = None
     ) -> list[Action]:
         b.phase = Phase.DEREGISTERING
+        b.forget_dns = coa is None  # back home, the address is in use again (draft §3)
         if coa is not None:
             b.coa = coa
         return [
@@ -526,7 +735,18 @@ class MobileNodeCore:
         b.retransmit_at = now + b.timeout
         units = self.config.bu_lifetime if lifetime is None else lifetime
         multicast = b.multicast if units else None
-        return [SendBindingUpdate(b.iface, b.ha, b.hoa, b.coa, b.seq, units, multicast)]
+        dns = self._dns_update(b, units)
+        return [SendBindingUpdate(b.iface, b.ha, b.hoa, b.coa, b.seq, units, multicast, dns)]
+
+    def _dns_update(self, b: Binding, units: int) -> DnsUpdate | None:
+        """Draft §7: the registration BU asks the HA to register the home address under the
+        MN's FQDN (R clear); draft §3: a deregistration of an address no longer used asks
+        for its removal (R set). Refreshes carry none."""
+        if self.config.fqdn is None:
+            return None
+        if units == 0:
+            return DnsUpdate(self.config.fqdn, True) if b.forget_dns else None
+        return DnsUpdate(self.config.fqdn, False) if b.phase is Phase.REGISTERING else None
 
     def _sync_data_plane(self) -> list[Action]:
         out: list[Action] = []
@@ -555,6 +775,12 @@ __all__ = [
     "AddAddress",
     "AnnounceListening",
     "Binding",
+    "Bootstrap",
+    "DnsAnswer",
+    "DnsUpdate",
+    "LookupHomeAgent",
+    "RequestHomeInfo",
+    "SrvTarget",
     "GroupState",
     "HomeAddressFromTunnel",
     "HomeAddressToTunnel",

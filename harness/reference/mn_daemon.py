@@ -17,6 +17,10 @@ the core's; this module only does I/O:
   Acknowledgements, which carry a type 2 routing header the kernel refuses (docs/lab-facts.md),
   read from an AF_PACKET socket; an nftables rule keeps the kernel from answering them
   with ICMP Parameter Problems.
+* Home agent bootstrapping (draft §7): the core's DNS queries go to the configured server
+  over UDP (dnspython builds and reads them), its DHCPv6 Information-requests to
+  ff02::1:2 from port 546 on the link (harness/wire/dhcp.py builds them); the answers go
+  back to the core, which owns every timer (retransmissions, giving up).
 * The tunnel: one TUN device holds the home addresses (deprecated, so new communication
   picks the link's address, draft §3) and a policy rule per home address routes what the
   applications send from it into the device; the daemon encapsulates that to the home
@@ -82,6 +86,9 @@ POLL_INTERVAL = 0.05  # how often sessions and listener state are looked at (sec
 ND_RS, ND_RA = 133, 134
 ALL_ROUTERS = "ff02::2"
 MLDV2_ROUTERS = "ff02::16"
+DNS_PORT = 53
+DHCP6_CLIENT_PORT, DHCP6_SERVER_PORT = 546, 547  # RFC 8415 §7.2
+ALL_DHCP_RELAY_AGENTS_AND_SERVERS = "ff02::1:2"  # RFC 8415 §7.1
 READY_LINE = "dmmconf mn: ready"
 
 
@@ -94,6 +101,11 @@ class Options:
     bu_lifetime: int = 100  # 4 s units
     time_scale: float = 1.0
     deregister: bool = True
+    fqdn: str | None = None  # the MN's FQDN: DNS Update option (RFC 5026 §8.1)
+    dns_server: str | None = None  # bootstrapping by DNS (draft §7)
+    domain: str | None = None
+    ha_fqdn: str | None = None
+    dhcp: bool = False  # bootstrapping by DHCPv6 (draft §7, RFC 6610)
     faults: Faults = NO_FAULTS  # deliberate faults (harness/faults.py); none in the reference
 
 
@@ -113,8 +125,16 @@ class MobileNodeDaemon:
                 time_scale=opts.time_scale,
                 deregister=opts.deregister,
                 faults=opts.faults,
+                fqdn=opts.fqdn,
+                dns_server=ipaddress.IPv6Address(opts.dns_server) if opts.dns_server else None,
+                domain=opts.domain,
+                ha_fqdn=opts.ha_fqdn,
+                dhcp=opts.dhcp,
             )
         )
+        self._dns: socket.socket | None = None
+        self._dhcp: socket.socket | None = None
+        self._mac: dict[str, str] = {}
         self._stop = False
         self._ra: dict[int, str] = {}  # fd -> iface
         self._ra_socks: dict[str, socket.socket] = {}
@@ -153,12 +173,21 @@ class MobileNodeDaemon:
             mac = icmp6.hardware_address(sock, iface)
             if mac is None:
                 raise OSError(f"{iface} has no hardware address")
+            self._mac[iface] = mac
             self._flush_global(iface)
             ba = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_IPV6))
             ba.bind((iface, 0))
             ba.setblocking(False)
             self._ba[ba.fileno()] = (ba, iface)
             actions += self.core.add_interface(iface, mn_core.eui64_iid(mac))
+        if self.opts.dns_server is not None:
+            self._dns = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+            self._dns.setblocking(False)
+        if self.opts.dhcp:
+            self._dhcp = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+            self._dhcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self._dhcp.bind(("::", DHCP6_CLIENT_PORT))  # RFC 8415 §7.2
+            self._dhcp.setblocking(False)
         self._tx = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_RAW)
         self._tx.setsockopt(socket.SOL_SOCKET, SO_MARK, MARK)
         self._air = nflog.NflogGroup(NFLOG_GROUP)
@@ -219,7 +248,7 @@ class MobileNodeDaemon:
             sock.close()
         for sock, _ in self._ba.values():
             sock.close()
-        for s in (self._tx, self._tunnel_rx):
+        for s in (self._tx, self._tunnel_rx, self._dns, self._dhcp):
             if s is not None:
                 s.close()
         if self._nl is not None:
@@ -270,6 +299,7 @@ class MobileNodeDaemon:
                     self._nl,
                     self._listener,
                     *([self._air] if self._air is not None else []),
+                    *(s for s in (self._dns, self._dhcp) if s is not None),
                 ]
                 ready, _, _ = select.select(readers, [], [], max(0.0, wake - now))
                 for r in ready:
@@ -299,6 +329,10 @@ class MobileNodeDaemon:
                 self.observe(now)
         elif r is self._tunnel_rx:
             self._from_home_agents()
+        elif r is self._dns:
+            self._read_dns()
+        elif r is self._dhcp:
+            self._read_dhcp()
         elif r == self._tun_fd:
             self._from_tun()
         elif isinstance(r, socket.socket) and r.fileno() in self._ra:
@@ -491,6 +525,10 @@ class MobileNodeDaemon:
                 after.append(functools.partial(self._solicit, a.iface))
             elif isinstance(a, mn_core.SendBindingUpdate):
                 after.append(functools.partial(self._send_bu, a))
+            elif isinstance(a, mn_core.LookupHomeAgent):
+                after.append(functools.partial(self._send_dns, a))
+            elif isinstance(a, mn_core.RequestHomeInfo):
+                after.append(functools.partial(self._send_dhcp, a))
             elif isinstance(a, mn_core.TunnelChanged):
                 self._has = {hoa: (ha, coa) for hoa, ha, coa in a.routes}
             elif isinstance(a, mn_core.MulticastOnTunnel):
@@ -524,6 +562,63 @@ class MobileNodeDaemon:
             f"BU to {bu.ha}: hoa {bu.hoa} coa {bu.coa} seq {bu.seq} lifetime {bu.lifetime}"
             f" groups {groups}"
         )
+
+    # ------------------------------------------------------------------ bootstrapping
+
+    def _send_dns(self, q: mn_core.LookupHomeAgent) -> None:
+        import dns.message
+
+        if self._dns is None or self.opts.dns_server is None:
+            return
+        qname = packets.srv_query_name(q.qname, self.faults)
+        query = dns.message.make_query(qname, q.qtype)
+        query.id = q.query_id
+        dst = (self.opts.dns_server, DNS_PORT)
+        self._send_query(self._dns, query.to_wire(), dst, f"DNS: {q.qtype} {qname}? ({q.query_id})")
+
+    def _send_dhcp(self, q: mn_core.RequestHomeInfo) -> None:
+        if self._dhcp is None:
+            return
+        data = packets.information_request(q, self._mac[q.iface], self.faults)
+        dst = (ALL_DHCP_RELAY_AGENTS_AND_SERVERS, DHCP6_SERVER_PORT, 0, self._ifindex[q.iface])
+        what = f"DHCPv6: Information-request on {q.iface} ({q.transaction_id:#x})"
+        self._send_query(self._dhcp, data, dst, what)
+
+    def _send_query(
+        self, sock: socket.socket, data: bytes, dst: tuple[Any, ...], what: str
+    ) -> None:
+        if self.faults.has(Fault.MN_NO_BOOTSTRAP):
+            return
+        try:
+            sock.sendto(data, dst)
+        except OSError as exc:
+            self.log(f"cannot send {what}: {exc}")
+            return
+        self.log(what)
+
+    def _read_dns(self) -> None:
+        assert self._dns is not None
+        for query_id, answer in self._answers(self._dns, packets.dns_answer):
+            self.perform(self.core.dns_answer(time.monotonic(), query_id, answer))
+
+    def _read_dhcp(self) -> None:
+        assert self._dhcp is not None
+        for transaction_id, agents in self._answers(self._dhcp, packets.home_info_reply):
+            self.perform(self.core.home_info(time.monotonic(), transaction_id, agents))
+
+    def _answers(self, sock: socket.socket, parse: Callable[[bytes], Any]) -> list[Any]:
+        """What the servers answered so far on `sock`, parsed (what does not parse is
+        dropped)."""
+        out = []
+        while True:
+            try:
+                data, _addr = sock.recvfrom(65535)
+            except (BlockingIOError, InterruptedError):
+                break
+            parsed = parse(data)
+            if parsed is not None and not self.faults.has(Fault.MN_IGNORE_DISCOVERED_HA):
+                out.append(parsed)
+        return out
 
     def _bu_on_link(self, ra: mn_core.RouterAdvert) -> None:
         """A fault only: a BU to the HA of the link the MN is on, for its address

@@ -39,6 +39,9 @@ def binding_update(
     options: list[Any] = [MIP6OptAltCoA(acoa=str(bu.coa))]
     if bu.multicast is not None and not faults.has(Fault.MN_NO_MCAST_OPTION):
         options += multicast_state_options(option_records(bu.multicast))
+    dns_option = dns_update_option(bu, faults)
+    if dns_option is not None:
+        options.append(dns_option)  # no alignment rule (RFC 5026 §8.1): after the others
     signed = key is not None and spi is not None and not faults.has(Fault.MN_NO_AUTH)
     if signed:
         options.append(MIP6OptMsgAuth(subtype=1, mspi=spi, authdata=b"\x00" * 12))
@@ -60,6 +63,108 @@ def binding_update(
         assert key is not None
         pkt = auth.sign(pkt, key)
     return bytes(pkt)
+
+
+def dns_update_option(bu: mn_core.SendBindingUpdate, faults: Faults = NO_FAULTS) -> Any:
+    """The DNS Update mobility option (RFC 5026 §8.1): Status 0 in a BU, R as the core
+    says, the MN identity its FQDN in DNS wire format (as the suite's vectors write it)."""
+    import dns.name
+    import dns.reversename
+
+    from harness.wire.mobility import MIP6OptDNSUpdate
+
+    if bu.dns is None:
+        return None
+    remove = bu.dns.remove
+    if not remove and faults.has(Fault.MN_NO_DNS_UPDATE):
+        return None
+    if remove and faults.has(Fault.MN_NO_DNS_REMOVE):
+        return None
+    name = dns.name.from_text(bu.dns.fqdn)
+    if not remove and faults.has(Fault.MN_DNS_IDENTITY_ADDRESS):
+        name = dns.reversename.from_address(str(bu.hoa))
+    if faults.has(Fault.MN_DNS_UPDATE_R_SET):
+        remove = True
+    status = 130 if faults.has(Fault.MN_DNS_STATUS_NONZERO) else 0
+    return MIP6OptDNSUpdate(status=status, flags=int(remove), mn_identity=name.to_wire())
+
+
+def srv_query_name(qname: str, faults: Faults = NO_FAULTS) -> str:
+    """The QNAME the MN asks for (RFC 5026 §5.1.2); a fault only changes the protocol label."""
+    if faults.has(Fault.MN_SRV_WRONG_NAME) and qname.startswith("_mip6._ipv6."):
+        return "_mip6._udp." + qname[len("_mip6._ipv6.") :]
+    return qname
+
+
+def dns_answer(data: bytes) -> tuple[int, mn_core.DnsAnswer | None] | None:
+    """(id, what the core uses) of a DNS response: SRV targets and every AAAA record of the
+    answer and additional sections (RFC 2782 allows the targets' addresses there); None for
+    the answer when the rcode is an error; None for what is not a DNS response."""
+    import dns.exception
+    import dns.flags
+    import dns.message
+    import dns.rcode
+    import dns.rdatatype
+
+    try:
+        msg = dns.message.from_wire(data)
+    except dns.exception.DNSException:
+        return None
+    if not msg.flags & dns.flags.QR:
+        return None
+    if msg.rcode() != dns.rcode.NOERROR:
+        return msg.id, None
+    srv: list[mn_core.SrvTarget] = []
+    addresses: list[tuple[str, ipaddress.IPv6Address]] = []
+    ttls: list[float] = []
+    for rrset in [*msg.answer, *msg.additional]:
+        owner = rrset.name.to_text().lower()
+        if rrset.rdtype == dns.rdatatype.SRV:
+            ttls.append(rrset.ttl)
+            srv += [
+                mn_core.SrvTarget(r.priority, r.weight, r.target.to_text().lower()) for r in rrset
+            ]
+        elif rrset.rdtype == dns.rdatatype.AAAA:
+            ttls.append(rrset.ttl)
+            addresses += [(owner, ipaddress.IPv6Address(r.address)) for r in rrset]
+    ttl = float(min(ttls)) if ttls else None
+    return msg.id, mn_core.DnsAnswer(tuple(srv), tuple(addresses), ttl)
+
+
+def information_request(q: mn_core.RequestHomeInfo, mac: str, faults: Faults = NO_FAULTS) -> bytes:
+    """The DHCPv6 Information-request of RFC 6610 §4.1.1 with no preferred home network
+    (UDINF: the draft's Id-type 2, INT-10); Elapsed Time in hundredths (RFC 8415 §21.9)."""
+    from harness.wire import dhcp
+
+    elapsed = min(0xFFFF, int(q.elapsed * 100))
+    visited = faults.has(Fault.MN_DHCP_ID_TYPE_0)
+    msg = dhcp.build_information_request(
+        trid=q.transaction_id, client_mac=mac, visited=visited, elapsed_time=elapsed
+    )
+    if faults.has(Fault.MN_DHCP_ORO_INCOMPLETE):
+        from scapy.layers.dhcp6 import DHCP6OptOptReq
+
+        oro = msg[DHCP6OptOptReq]
+        oro.reqopts = [c for c in oro.reqopts if c != dhcp.Dhcp6Opt.MIP6_HAF]
+        oro.optlen = None
+    return bytes(msg)
+
+
+def home_info_reply(data: bytes) -> tuple[int, tuple[ipaddress.IPv6Address, ...]] | None:
+    """(transaction id, home agents in the server's order) of a DHCPv6 Reply (RFC 6610
+    §4.1.2), or None for anything else."""
+    from scapy.layers.dhcp6 import DHCP6_Reply
+
+    from harness.wire import dhcp
+
+    if len(data) < 4 or data[0] != 7:  # RFC 8415 §7.3: Reply
+        return None
+    try:
+        info = dhcp.parse_home_info(DHCP6_Reply(data))
+    except Exception:
+        return None
+    agents = tuple(ipaddress.IPv6Address(a) for a in info.ha_addresses)
+    return int.from_bytes(data[1:4], "big"), agents
 
 
 def parse_ra(data: bytes, src: str, iface: str) -> mn_core.RouterAdvert | None:

@@ -76,6 +76,7 @@ FEATURES: dict[str, str] = {
     "cp_dp_split": "control/data plane separation (draft §9)",
     "dns_update": "DNS update of the home address (RFC 5026 §8)",
     "dhcp_bootstrap": "home network information from DHCPv6 (RFC 6610)",
+    "dns_bootstrap": "home agent discovery by DNS, SRV or the HA's name (RFC 5026 §5.1)",
     "auth_rfc4285": "the Mobile IPv6 Authentication Protocol (RFC 4285)",
     "igmp": "IGMPv3 records in the Multicast State option (draft §8)",
     "nat_traversal": "UDP encapsulation through NAT (RFC 5555 §4.1)",
@@ -187,6 +188,9 @@ READY_RULES: tuple[str, ...] = ("log_regex", "udp_port", "tcp_port", "command")
 # ---------------------------------------------------------------------------- placement
 
 
+MN_FQDN = "mn." + lab_plan.DOMAIN  # the lab's mobile node's name in the home domain
+
+
 @dataclass(frozen=True)
 class Placement:
     """Where the SUT sits in the lab: the values its command templates may use.
@@ -211,6 +215,7 @@ class Placement:
     address4: str | None = None
     ha_address4: str | None = None
     ha_fqdn: str | None = None
+    mn_fqdn: str | None = None  # the MN's own DNS name (RFC 5026 §8.1 MN identity)
     uplink_iface: str | None = None
     uplink_address6: str | None = None
     uplink_address4: str | None = None
@@ -244,6 +249,7 @@ class Placement:
             address4=str(link.router4),
             ha_address4=str(link.router4),
             ha_fqdn=link.ha_fqdn,
+            mn_fqdn=MN_FQDN,
             uplink_iface=uplink_iface,
             uplink_address6=str(link.ar_uplink6),
             uplink_address4=str(link.ar_uplink4),
@@ -278,6 +284,7 @@ class Placement:
             prefix4=str(link.subnet4),
             ha_address4=str(link.router4),
             ha_fqdn=link.ha_fqdn,
+            mn_fqdn=MN_FQDN,
         )
 
 
@@ -908,6 +915,7 @@ PLACEHOLDER_DOCS: dict[str, tuple[str, str]] = {
     "prefix4": ("both", "the access link's IPv4 subnet"),
     "ha_address4": ("both", "the home agent's IPv4 address"),
     "ha_fqdn": ("both", "the home agent's DNS name"),
+    "mn_fqdn": ("both", "the mobile node's DNS name (the DNS Update option's MN identity)"),
     "dns_server": ("both", "the lab's DNS server (IPv6)"),
     "domain": ("both", "the lab's DNS domain"),
     "address4": ("ha", "its IPv4 address on the access link"),
