@@ -28,7 +28,7 @@ class _Failed(UserError):
 def register(sub: Any) -> None:
     from harness.bench import codec as codec_bench
     from harness.bench import datapath as datapath_bench
-    from harness.bench import handover
+    from harness.bench import handover, registrations
 
     p = sub.add_parser(
         "bench",
@@ -119,6 +119,75 @@ def register(sub: Any) -> None:
     c.add_argument("--repeats", type=int, default=codec_bench.DEFAULT_REPEATS, metavar="N")
     c.add_argument("--json", metavar="FILE", help="write the whole result as JSON")
     c.set_defaults(func=run_codec)
+    r = kinds.add_parser(
+        "ha",
+        help="BU->BA per second a home agent sustains at 1k, 10k, 100k bindings",
+        description="In a lab of its own: a load generator on access link 2 registers home "
+        "addresses with the HA on ar1 (the reference, or --sut's) until it holds each of "
+        "--bindings, then refreshes random bindings for --seconds: BU->BA per second, new "
+        "registrations per second, memory per binding; against a bare echo loop on ar1 "
+        "measured first over the same path (the ceiling). Needs root.",
+    )
+    r.add_argument(
+        "--bindings",
+        default=",".join(str(n) for n in registrations.DEFAULT_COUNTS),
+        metavar="N,N,...",
+        help="binding counts to measure at (default %(default)s)",
+    )
+    r.add_argument("--seconds", type=float, default=registrations.DEFAULT_SECONDS, metavar="S")
+    r.add_argument(
+        "--window",
+        type=int,
+        default=registrations.DEFAULT_WINDOW,
+        metavar="N",
+        help="BUs in flight (default %(default)s)",
+    )
+    r.add_argument(
+        "--sut", default="reference", metavar="PROFILE", help="the HA (default: the reference)"
+    )
+    r.add_argument("--json", metavar="FILE", help="write the whole result as JSON")
+    r.set_defaults(func=run_registrations)
+
+
+def run_registrations(args: argparse.Namespace) -> int:
+    from harness.bench import registrations
+    from harness.lab.topology import LabUnavailable
+    from harness.sut.adapters import SutError
+    from harness.sut.profile import ProfileError
+
+    try:
+        counts = [int(n) for n in args.bindings.split(",") if n.strip()]
+    except ValueError:
+        raise UserError(f"--bindings: numbers separated by commas, not {args.bindings!r}") from None
+    if not counts or min(counts) < 1 or not args.seconds > 0 or args.window < 1:
+        raise UserError("--bindings must name counts >= 1, --seconds > 0, --window >= 1")
+    if args.sut != "reference" and not Path(args.sut).is_file():
+        raise UserError(f"--sut: no profile file {args.sut!r}")
+    out = Path(args.json) if args.json else None
+    if out is not None and not out.parent.exists():
+        raise UserError(f"--json: no directory {str(out.parent)!r}")
+    try:
+        result = registrations.run(
+            counts,
+            seconds=args.seconds,
+            window=args.window,
+            sut=args.sut,
+            progress=lambda m: print(m, file=sys.stderr, flush=True),
+        )
+    except LabUnavailable as exc:
+        hint = f" ({exc.hint})" if exc.hint else ""
+        raise UserError(f"the lab cannot be built here: {exc}{hint}") from None
+    except (SutError, ProfileError) as exc:
+        raise _Failed(f"the home agent did not start: {exc}") from None
+    result["command"] = (
+        f"dmmconf bench ha --bindings {args.bindings} --seconds {args.seconds:g} "
+        f"--window {args.window}"
+    )
+    print(registrations.format_report(result))
+    if out is not None:
+        out.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"JSON: {out}")
+    return 0
 
 
 def run_codec(args: argparse.Namespace) -> int:

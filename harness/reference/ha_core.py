@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import heapq
 import hmac
 import ipaddress
 import itertools
@@ -272,14 +273,29 @@ class HomeAgentCore:
         # RFC 4285 §6: the last accepted Timestamp of each home address, kept after its
         # bindings are gone (a replayed BU must not be accepted again).
         self._timestamps: dict[IPv6, int] = {}
+        # Expiry times as a heap of (expires, hoa, bid), an entry stale once its binding's
+        # expires differs; and the home addresses an event touched since the last tick, whose
+        # node goes if it holds no binding. Both keep a tick independent of the cache's size.
+        self._expiries: list[tuple[float, IPv6, int]] = []
+        self._touched: set[IPv6] = set()
 
     # -- queries -------------------------------------------------------------------------
     def bindings(self) -> list[Binding]:
         return [b for node in self.nodes.values() for b in node.bindings.values()]
 
     def next_deadline(self) -> float | None:
-        expiries = [b.expires for b in self.bindings()]
-        return min(expiries) if expiries else None
+        while self._expiries and self._stale(self._expiries[0]):
+            heapq.heappop(self._expiries)
+        return self._expiries[0][0] if self._expiries else None
+
+    def _stale(self, entry: tuple[float, IPv6, int]) -> bool:
+        node = self.nodes.get(entry[1])
+        binding = node.bindings.get(entry[2]) if node is not None else None
+        return binding is None or binding.expires != entry[0]
+
+    def _expires(self, binding: Binding, when: float) -> None:
+        binding.expires = when
+        heapq.heappush(self._expiries, (when, binding.hoa, binding.bid))
 
     # -- events --------------------------------------------------------------------------
     def receive(self, packet: bytes, now: float) -> list[Action]:
@@ -291,6 +307,7 @@ class HomeAgentCore:
         reaction = compact.judge_message(msg, self.config.wire)
         src = IPv6(msg.src_raw)
         hoa = IPv6(msg.hoa_raw) if msg.hoa_raw else src
+        self._touched.add(hoa)
         if reaction.kind is ReactionKind.DISCARD:
             return []
         if reaction.kind is ReactionKind.ICMP_PARAMETER_PROBLEM:
@@ -304,13 +321,18 @@ class HomeAgentCore:
     def tick(self, now: float) -> list[Action]:
         """Expire bindings whose lifetime ran out (RFC 6275 §10.3.1)."""
         actions: list[Action] = []
-        for node in list(self.nodes.values()):
-            for bid, binding in list(node.bindings.items()):
-                if binding.expires <= now and not self.config.faults.has(Fault.HA_NO_EXPIRY):
-                    del node.bindings[bid]
-                    actions += self._removed(binding)
-            if not node.bindings:
+        while self._expiries and self._expiries[0][0] <= now:
+            entry = heapq.heappop(self._expiries)
+            if self._stale(entry) or self.config.faults.has(Fault.HA_NO_EXPIRY):
+                continue
+            node = self.nodes[entry[1]]
+            actions += self._removed(node.bindings.pop(entry[2]))
+            self._touched.add(node.hoa)
+        for hoa in self._touched:
+            node = self.nodes.get(hoa)
+            if node is not None and not node.bindings:
                 actions += self._forget(node)
+        self._touched.clear()
         return actions
 
     def dns_done(self, request_id: int, ok: bool) -> list[Action]:
@@ -330,6 +352,7 @@ class HomeAgentCore:
             return []
         msg, src = pending
         hoa = IPv6(msg.hoa_raw) if msg.hoa_raw else src
+        self._touched.add(hoa)
         self._dad_ids.pop(hoa, None)
         return self._binding_update(msg, src, hoa, now, dad=not duplicate)
 
@@ -471,13 +494,15 @@ class HomeAgentCore:
             prev_coa = old.coa if old is not None else None
             if old is None:
                 binding = Binding(hoa, bid, target, pri, now + granted)
+                self._expires(binding, now + granted)
                 node.bindings[bid] = binding
                 actions.append(TunnelUp(hoa, bid, target))
             else:
                 binding = old
                 if prev_coa != target:
                     actions.append(TunnelMoved(hoa, bid, old.coa, target))
-                binding.coa, binding.bid_pri, binding.expires = target, pri, now + granted
+                binding.coa, binding.bid_pri = target, pri
+                self._expires(binding, now + granted)
             before = (dict(binding.multicast.mld.groups), dict(binding.multicast.igmp.groups))
             if mcast:
                 _install_multicast(binding, mcast, cfg.faults)

@@ -418,10 +418,15 @@ class HomeAgentDaemon:
     def _react(self, packet: bytes, step: Callable[[], list[Action]]) -> None:
         """Perform what the core makes of `packet` (`step` asks it: at once, or when its
         DAD ends), as the faults bend it."""
-        before = {(b.hoa, b.bid): (b.coa, b.multicast) for b in self.core.bindings()}
+        ghostly = self.faults.has(Fault.HA_GHOST_STATE) or self.faults.has(
+            Fault.HA_REJECTED_BU_INSTALLS
+        )
+        before = (  # for those faults only: a walk over every binding costs O(cache) per BU
+            {(b.hoa, b.bid): (b.coa, b.multicast) for b in self.core.bindings()} if ghostly else {}
+        )
         actions = step()
         self._dad_bus.remember(packet, actions, {i: hoa for i, (_, hoa) in self._dads.items()})
-        if self.faults.has(Fault.HA_GHOST_STATE) or self.faults.has(Fault.HA_REJECTED_BU_INSTALLS):
+        if ghostly:
             after = {(b.hoa, b.bid) for b in self.core.bindings()}
             self.ghosts += ha_hooks.ghosts(self.faults, packet, actions, before, after)
             self.multicast.sync(self.served())

@@ -10,6 +10,8 @@ A differential property test holds it equal to the scapy layers.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import hmac
 import ipaddress
 import socket
 import struct
@@ -620,18 +622,28 @@ def encode_mobility_packet(
     options: Iterable[tuple[int, bytes]] = (),
     hoa: str | bytes | None = None,
     hop_limit: int = 64,
+    mn_ha_key: tuple[int, bytes] | None = None,
     config: WireConfig | None = None,
 ) -> bytes:
     """An IPv6 packet with a Home Address option (when `hoa` is given, RFC 6275 §6.3) and
     a Mobility Header: type `mhtype`, the message data after the checksum `fixed`, then
-    the options; lengths and the checksum (pseudo-header with the home address) filled."""
+    the options; lengths and the checksum (pseudo-header with the home address) filled.
+    `mn_ha_key` (SPI, key): an MN-HA authentication option last, signed (RFC 4285 §5.1)."""
     src_b, dst_b = _packed(src), _packed(dst)
+    options = list(options)
+    if mn_ha_key is not None:
+        options.append((MobOpt.MESSAGE_AUTH, struct.pack("!BI", 1, mn_ha_key[0]) + bytes(12)))
     opts = encode_options(options, 6 + len(fixed), config)
     mh = bytearray(struct.pack("!BBBBH", NH_NONE, 0, mhtype, 0, 0) + fixed + opts)
     if len(mh) % 8:
         raise ValueError(f"the message data leaves the MH at {len(mh)} octets, not 8n")
     mh[1] = len(mh) // 8 - 1
-    pseudo = (_packed(hoa) if hoa is not None else src_b) + dst_b
+    home = _packed(hoa) if hoa is not None else src_b
+    if mn_ha_key is not None:  # HMAC-SHA1 over CoA | HoA | MH up to the SPI, checksum 0
+        spi_end = _last_option_offset(mh, 6 + len(fixed)) + 2 + 5
+        mac = hmac.new(mn_ha_key[1], src_b + home + bytes(mh[:spi_end]), hashlib.sha1)
+        mh[spi_end : spi_end + 12] = mac.digest()[:12]
+    pseudo = home + dst_b
     pseudo += struct.pack("!IxxxB", len(mh), NH_MOBILITY)
     mh[4:6] = struct.pack("!H", internet_checksum(pseudo + mh))
     ext = b""
@@ -640,6 +652,19 @@ def encode_mobility_packet(
     nh = NH_DSTOPTS if hoa is not None else NH_MOBILITY
     header = struct.pack("!IHBB", 0x60000000, len(ext) + len(mh), nh, hop_limit)
     return header + src_b + dst_b + ext + bytes(mh)
+
+
+def _last_option_offset(mh: bytes | bytearray, start: int) -> int:
+    """Where the last option that is not padding starts."""
+    pos, last = start, start
+    while pos < len(mh):
+        if mh[pos] == MobOpt.PAD1:
+            pos += 1
+            continue
+        if mh[pos] != MobOpt.PADN:
+            last = pos
+        pos += 2 + mh[pos + 1]
+    return last
 
 
 def encode_binding_update(
@@ -651,13 +676,22 @@ def encode_binding_update(
     hoa: str | bytes | None = None,
     flags: int = BU_FLAG_A | BU_FLAG_H,
     options: Iterable[tuple[int, bytes]] = (),
+    mn_ha_key: tuple[int, bytes] | None = None,
     config: WireConfig | None = None,
 ) -> bytes:
     """A Binding Update (RFC 6275 §6.1.7): `flags` is the 16-bit word after the sequence
-    number (A = 0x8000, H = 0x4000, ... and the Reserved bits); `lifetime` in 4 s units."""
+    number (A = 0x8000, H = 0x4000, ... and the Reserved bits); `lifetime` in 4 s units;
+    `mn_ha_key` (SPI, key) signs it (RFC 4285 §5.1)."""
     fixed = struct.pack("!HHH", seq, flags, lifetime)
     return encode_mobility_packet(
-        src=src, dst=dst, mhtype=MHType.BU, fixed=fixed, options=options, hoa=hoa, config=config
+        src=src,
+        dst=dst,
+        mhtype=MHType.BU,
+        fixed=fixed,
+        options=options,
+        hoa=hoa,
+        mn_ha_key=mn_ha_key,
+        config=config,
     )
 
 

@@ -18,7 +18,7 @@ from scapy.layers.inet6 import HAO, IPv6, IPv6ExtHdrDestOpt, IPv6ExtHdrRouting, 
 from scapy.packet import Packet
 
 from harness import strategies as gen
-from harness.wire import compact, mobility
+from harness.wire import auth, compact, mobility
 from harness.wire.mobility import (
     BindingAck,
     BindingUpdate,
@@ -26,6 +26,7 @@ from harness.wire.mobility import (
     MIP6OptMulticastState,
     MldAddressRecord,
 )
+from harness.wire.numbers import MobOpt
 
 CONFIG = mobility.active_config()
 PROPERTY = settings(
@@ -178,6 +179,35 @@ def check_encoder_is_scapy(pkt: Packet) -> None:
     assert ours == raw, f"compact encoder:\n{ours.hex()}\nscapy:\n{raw.hex()}"
 
 
+def check_encoder_signs_like_auth(pkt: Packet) -> None:
+    """With an MN-HA key the fast encoder signs as harness.wire.auth does (RFC 4285 §5.1)."""
+    key, spi = b"\x5a" * 20, 0x1234
+    msg = compact.parse_packet(bytes(pkt))
+    kept = [(o.otype, o.data) for o in msg.options if o.otype != MobOpt.MESSAGE_AUTH]
+    fields = {"seq": msg.seq, "lifetime": int.from_bytes(msg.body[10:12], "big")}
+    flags = int.from_bytes(msg.body[8:10], "big")
+    ours = compact.encode_binding_update(
+        src=msg.src,
+        dst=msg.dst,
+        hoa=msg.hoa,
+        flags=flags,
+        options=kept,
+        mn_ha_key=(spi, key),
+        config=CONFIG,
+        **fields,
+    )
+    unsigned = compact.encode_binding_update(
+        src=msg.src,
+        dst=msg.dst,
+        hoa=msg.hoa,
+        flags=flags,
+        config=CONFIG,
+        options=[*kept, (MobOpt.MESSAGE_AUTH, b"\x01" + spi.to_bytes(4, "big") + bytes(12))],
+        **fields,
+    )
+    assert ours == bytes(auth.sign(IPv6(unsigned), key))
+
+
 def check_state_encoder(opt: Packet) -> None:
     data = bytes(opt)[2:]
     state = compact.parse_multicast_state(data)
@@ -220,6 +250,7 @@ PROPERTIES: dict[str, tuple[st.SearchStrategy[Any], Callable[[Any], None]]] = {
         check_encoder_is_scapy,
     ),
     "state-encoder": (gen.multicast_state_option(), check_state_encoder),
+    "encoder-signs-like-auth": (gen.binding_update().map(bu_packet), check_encoder_signs_like_auth),
     "state-split": (
         st.sampled_from([4, 6]).flatmap(
             lambda f: st.lists(gen.multicast_record(f, max_sources=40), max_size=12).map(
