@@ -12,7 +12,7 @@ from scapy.layers.inet6 import IPv6, IPv6ExtHdrRouting, MIP6OptMsgAuth, MIP6OptR
 from scapy.packet import Packet
 
 from harness.reference.ha_core import HAConfig, SendBindingAck
-from harness.wire import auth
+from harness.wire import auth, compact
 from harness.wire.ipv6 import transport_checksum
 from harness.wire.mobility import (
     BindingAck,
@@ -25,10 +25,48 @@ from harness.wire.mobility import (
     MldAddressRecord,
     multicast_state_options,
 )
-from harness.wire.numbers import MLDV2_REPORT
+from harness.wire.numbers import MLDV2_REPORT, MHType
 
 
 def binding_ack(action: SendBindingAck, config: HAConfig) -> Packet:
+    """The BA as scapy layers (what binding_ack_bytes gives, byte for byte)."""
+    options = _ba_options(action)
+    key = config.keys.get(action.auth_spi) if action.auth_spi is not None else None
+    if key is not None:  # RFC 4285 §5.1: last option
+        options.append(MIP6OptMsgAuth(subtype=1, mspi=action.auth_spi, authdata=b"\x00" * 12))
+    ip = IPv6(src=str(config.address), dst=str(action.coa))
+    if action.hoa != action.coa:
+        ip = ip / IPv6ExtHdrRouting(type=2, segleft=1, addresses=[str(action.hoa)])
+    pkt = ip / BindingAck(
+        status=action.status, seq=action.seq, mhtime=action.lifetime, options=options
+    )
+    return auth.sign(pkt, key) if key is not None else pkt
+
+
+def binding_ack_bytes(action: SendBindingAck, config: HAConfig) -> bytes:
+    """The BA on the wire, by the fast encoder (the daemon's path: no scapy packet built
+    and parsed again to sign it, RFC 4285 §5.1)."""
+    if not isinstance(action.coa, ipaddress.IPv6Address):
+        return bytes(binding_ack(action, config))  # not on this path: an IPv4 care-of address
+    options = [(raw[0], raw[2:]) for raw in map(bytes, _ba_options(action))]
+    key = config.keys.get(action.auth_spi) if action.auth_spi is not None else None
+    fixed = struct.pack("!BBHH", action.status, 0, action.seq, action.lifetime)
+    return compact.encode_mobility_packet(
+        src=config.address.packed,
+        dst=action.coa.packed,
+        mhtype=MHType.BA,
+        fixed=fixed,
+        options=options,
+        rh2=action.hoa.packed if action.hoa != action.coa else None,
+        mn_ha_key=(action.auth_spi, key)
+        if key is not None and action.auth_spi is not None
+        else None,
+        config=config.wire,
+    )
+
+
+def _ba_options(action: SendBindingAck) -> list[Packet]:
+    """The BA's options but the MN-HA authentication option, in their order."""
     options: list[Packet] = [
         MIP6OptBindingIdentifier(bid=b.bid, status=b.status) for b in action.bids
     ]
@@ -58,16 +96,7 @@ def binding_ack(action: SendBindingAck, config: HAConfig) -> Packet:
         options.append(MIP6OptAltHATunnelAddress(address=str(action.data_plane)))
     if action.replay_timestamp is not None:
         options.append(MIP6OptReplayProtection(timestamp=action.replay_timestamp))
-    key = config.keys.get(action.auth_spi) if action.auth_spi is not None else None
-    if key is not None:  # RFC 4285 §5.1: last option
-        options.append(MIP6OptMsgAuth(subtype=1, mspi=action.auth_spi, authdata=b"\x00" * 12))
-    ip = IPv6(src=str(config.address), dst=str(action.coa))
-    if action.hoa != action.coa:
-        ip = ip / IPv6ExtHdrRouting(type=2, segleft=1, addresses=[str(action.hoa)])
-    pkt = ip / BindingAck(
-        status=action.status, seq=action.seq, mhtime=action.lifetime, options=options
-    )
-    return auth.sign(pkt, key) if key is not None else pkt
+    return options
 
 
 # --- MLDv2 General Query (RFC 3810 §5.1) ------------------------------------------------------

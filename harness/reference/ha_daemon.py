@@ -470,7 +470,7 @@ class HomeAgentDaemon:
             if action is None:
                 continue
             if isinstance(action, SendBindingAck):
-                pkt = encode.binding_ack(action, self.core.config)
+                pkt = encode.binding_ack_bytes(action, self.core.config)
                 self._send(bytes(pkt), str(action.coa))
                 self.log(
                     f"BA to {action.coa} for {action.hoa}: status {action.status}, "

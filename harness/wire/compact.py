@@ -621,14 +621,16 @@ def encode_mobility_packet(
     fixed: bytes,
     options: Iterable[tuple[int, bytes]] = (),
     hoa: str | bytes | None = None,
+    rh2: str | bytes | None = None,
     hop_limit: int = 64,
     mn_ha_key: tuple[int, bytes] | None = None,
     config: WireConfig | None = None,
 ) -> bytes:
-    """An IPv6 packet with a Home Address option (when `hoa` is given, RFC 6275 §6.3) and
-    a Mobility Header: type `mhtype`, the message data after the checksum `fixed`, then
-    the options; lengths and the checksum (pseudo-header with the home address) filled.
-    `mn_ha_key` (SPI, key): an MN-HA authentication option last, signed (RFC 4285 §5.1)."""
+    """An IPv6 packet with a Home Address option (`hoa`, from the mobile node, RFC 6275
+    §6.3) or a type 2 routing header (`rh2`, to it, §6.4), and a Mobility Header: type
+    `mhtype`, the message data after the checksum `fixed`, then the options; lengths and
+    the checksum (pseudo-header with the home address) filled. `mn_ha_key` (SPI, key): an
+    MN-HA authentication option last, signed over CoA | HoA | MH (RFC 4285 §5.1)."""
     src_b, dst_b = _packed(src), _packed(dst)
     options = list(options)
     if mn_ha_key is not None:
@@ -638,18 +640,24 @@ def encode_mobility_packet(
     if len(mh) % 8:
         raise ValueError(f"the message data leaves the MH at {len(mh)} octets, not 8n")
     mh[1] = len(mh) // 8 - 1
-    home = _packed(hoa) if hoa is not None else src_b
+    final_src = _packed(hoa) if hoa is not None else src_b  # RFC 6275 §6.1.1 pseudo-header
+    final_dst = _packed(rh2) if rh2 is not None else dst_b
+    # RFC 4285 §5.1: CoA | HoA are the BU's source and home address, the BA's destination
+    # and routing-header address.
+    coa, home = (dst_b, final_dst) if mhtype == MHType.BA else (src_b, final_src)
+    pseudo = final_src + final_dst
     if mn_ha_key is not None:  # HMAC-SHA1 over CoA | HoA | MH up to the SPI, checksum 0
         spi_end = _last_option_offset(mh, 6 + len(fixed)) + 2 + 5
-        mac = hmac.new(mn_ha_key[1], src_b + home + bytes(mh[:spi_end]), hashlib.sha1)
+        mac = hmac.new(mn_ha_key[1], coa + home + bytes(mh[:spi_end]), hashlib.sha1)
         mh[spi_end : spi_end + 12] = mac.digest()[:12]
-    pseudo = home + dst_b
     pseudo += struct.pack("!IxxxB", len(mh), NH_MOBILITY)
     mh[4:6] = struct.pack("!H", internet_checksum(pseudo + mh))
-    ext = b""
-    if hoa is not None:  # HAO at 8n+6 (RFC 6275 §6.3): PadN of 4 after the header's 2
-        ext = bytes((NH_MOBILITY, 2, MobOpt.PADN, 2, 0, 0, HAO_TYPE, 16)) + _packed(hoa)
-    nh = NH_DSTOPTS if hoa is not None else NH_MOBILITY
+    ext, nh = b"", NH_MOBILITY
+    if rh2 is not None:  # type 2, one address, Segments Left 1 (RFC 6275 §6.4)
+        ext, nh = bytes((NH_MOBILITY, 2, 2, 1, 0, 0, 0, 0)) + final_dst, NH_ROUTING
+    elif hoa is not None:  # HAO at 8n+6 (RFC 6275 §6.3): PadN of 4 after the header's 2
+        ext = bytes((NH_MOBILITY, 2, MobOpt.PADN, 2, 0, 0, HAO_TYPE, 16)) + final_src
+        nh = NH_DSTOPTS
     header = struct.pack("!IHBB", 0x60000000, len(ext) + len(mh), nh, hop_limit)
     return header + src_b + dst_b + ext + bytes(mh)
 
