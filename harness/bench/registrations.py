@@ -133,6 +133,12 @@ def _random(hoas: Sequence[bytes]) -> Iterator[bytes]:
         yield hoas[rng.randrange(len(hoas))]
 
 
+def _for(seconds: float) -> Callable[[int], bool]:
+    """An end condition for Generator.drive: `seconds` from now."""
+    end = time.monotonic() + seconds
+    return lambda _answered: time.monotonic() >= end
+
+
 def _rss(pid: int | None) -> int | None:
     """Resident set in bytes of `pid`'s session (the SUT and what it started)."""
     from harness.sut.adapters import session_members
@@ -197,10 +203,7 @@ def run(
             try:
                 hoas = _home_addresses(prefix, 0, 1000)
                 gen.drive(_random(hoas), window, lambda n: n >= 2000)  # warm-up
-                t_end = time.monotonic() + seconds
-                ceiling = gen.drive(
-                    _random(hoas), window, lambda _n, end=t_end: time.monotonic() >= end
-                )
+                ceiling = gen.drive(_random(hoas), window, _for(seconds))
             finally:
                 echo.kill()
                 echo.wait()
@@ -216,10 +219,7 @@ def run(
                     reg = gen.drive(iter(new), window, lambda _n: False)
                     held += new
                     progress(f"{n} bindings: refreshing for {seconds:g} s")
-                    t_end = time.monotonic() + seconds
-                    refresh = gen.drive(
-                        _random(held), window, lambda _n, end=t_end: time.monotonic() >= end
-                    )
+                    refresh = gen.drive(_random(held), window, _for(seconds))
                     rss = _rss(pid)
                     result["sizes"].append(
                         {

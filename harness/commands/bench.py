@@ -147,6 +147,54 @@ def register(sub: Any) -> None:
     )
     r.add_argument("--json", metavar="FILE", help="write the whole result as JSON")
     r.set_defaults(func=run_registrations)
+    a = kinds.add_parser(
+        "all",
+        help="every benchmark in one run, one table of figures against their ceilings",
+        description="Runs the codec, home agent and handover benchmarks (and with "
+        "--conformance the conformance run serial and with 2 workers) and prints one table: "
+        "each figure, the ceiling or baseline measured in the same invocation, the ratio, "
+        "the target of issue 15 and whether it is met. Needs root.",
+    )
+    a.add_argument(
+        "--bindings",
+        default=",".join(str(n) for n in registrations.DEFAULT_COUNTS),
+        metavar="N,N,...",
+    )
+    a.add_argument("--moves", type=int, default=handover.DEFAULT_MOVES, metavar="N")
+    a.add_argument("--conformance", action="store_true", help="also time the conformance run")
+    a.add_argument("--json", metavar="FILE", help="write the whole result as JSON")
+    a.set_defaults(func=run_all)
+
+
+def run_all(args: argparse.Namespace) -> int:
+    from harness.bench import summary
+    from harness.lab.topology import LabUnavailable
+
+    try:
+        counts = [int(n) for n in args.bindings.split(",") if n.strip()]
+    except ValueError:
+        raise UserError(f"--bindings: numbers separated by commas, not {args.bindings!r}") from None
+    if not counts or min(counts) < 1 or args.moves < 1:
+        raise UserError("--bindings must name counts >= 1 and --moves be at least 1")
+    out = Path(args.json) if args.json else None
+    if out is not None and not out.parent.exists():
+        raise UserError(f"--json: no directory {str(out.parent)!r}")
+    try:
+        result = summary.run(
+            counts=counts,
+            moves=args.moves,
+            conformance=args.conformance,
+            progress=lambda m: print(f"bench: {m}", file=sys.stderr, flush=True),
+        )
+    except LabUnavailable as exc:
+        hint = f" ({exc.hint})" if exc.hint else ""
+        raise UserError(f"the lab cannot be built here: {exc}{hint}") from None
+    result["command"] = "dmmconf bench all " + " ".join(shlex.quote(a) for a in sys.argv[3:])
+    print(summary.format_report(result))
+    if out is not None:
+        out.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"JSON: {out}")
+    return 0
 
 
 def run_registrations(args: argparse.Namespace) -> int:

@@ -454,3 +454,25 @@ def test_datapath_bench_measures_every_path_here() -> None:
         assert entry["lost"] == {"multicast": 0, "unicast": 0}
         assert entry["multicast_ms"]["n"] == entry["unicast_ms"]["n"] == 30
     assert "userspace" in datapath.format_report(result)
+
+
+@pytest.mark.needs_root
+def test_home_agent_registrations_in_the_lab() -> None:
+    """`dmmconf bench ha`, small: the echo ceiling and the reference HA both answer every
+    BU (nothing lost), the HA holds the bindings it was given, and the table judges the
+    largest count."""
+    from harness.bench import registrations
+    from harness.lab.fixtures import lab_not_run
+    from harness.lab.topology import LabUnavailable
+
+    try:
+        result = registrations.run((50, 200), seconds=0.3, window=16)
+    except LabUnavailable as exc:
+        lab_not_run(exc, exc.hint)
+    assert result["ceiling"]["answered"] > 0 and result["ceiling"]["lost"] == 0
+    sizes = result["sizes"]
+    assert [s["bindings"] for s in sizes] == [50, 200]
+    for s in sizes:
+        assert s["register"]["lost"] == 0 and s["refresh"]["answered"] > 0
+    assert sum(s["register"]["answered"] for s in sizes) == 200
+    assert "target at 200 bindings" in registrations.format_report(result)
