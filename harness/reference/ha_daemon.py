@@ -170,6 +170,8 @@ class HomeAgentDaemon:
         self.link_local: ipaddress.IPv6Address | None = None
         self.access_ifindex = 0
         self.ghosts: list[Served] = []  # kept by a fault only (ha_hooks.ghosts)
+        self._served: list[Served] | None = None  # served()'s, until the bindings change
+        self._query_sync = True  # the querier's schedule is to be matched to the bindings
 
     # ------------------------------------------------------------------ sockets
 
@@ -270,8 +272,21 @@ class HomeAgentDaemon:
     # ------------------------------------------------------------------ loop
 
     def served(self) -> list[Served]:
-        """Every binding's multicast service (and, for one fault, its ghosts)."""
-        return [(b.coa, b.multicast) for b in self.core.bindings()] + self.ghosts
+        """The multicast service of every binding that has some (and, for one fault, its
+        ghosts). Rebuilt only after the bindings changed (`_bindings_changed`): each packet
+        the sniffers see asks for it, and a walk over every binding would cost O(cache)."""
+        if self._served is None:
+            every = self.faults.has(Fault.HA_IGNORE_LEAVE)  # it serves bindings left empty
+            self._served = [
+                (b.coa, b.multicast)
+                for b in self.core.bindings()
+                if every or b.multicast.mld.groups or b.multicast.igmp.groups
+            ]
+        return self._served + self.ghosts
+
+    def _bindings_changed(self) -> None:
+        self._served = None
+        self._query_sync = True
 
     def _timeout(self) -> float | None:
         waits = []
@@ -379,7 +394,9 @@ class HomeAgentDaemon:
     def _query(self) -> None:
         """Draft §6 / RFC 6275 §10.4.3: the General Queries that are due, in their tunnels."""
         now = time.monotonic()
-        self.querier.sync(self.core.bindings(), now)
+        if self._query_sync:
+            self.querier.sync(self.core.bindings(), now)
+            self._query_sync = False
         if self.link_local is None:
             return
         for coa in self.querier.due(now):
@@ -465,6 +482,8 @@ class HomeAgentDaemon:
     # ------------------------------------------------------------------ actions
 
     def perform(self, actions: list[Action]) -> None:
+        if any(isinstance(a, _CHANGES_BINDINGS) for a in actions):
+            self._bindings_changed()
         for original in actions:
             action = ha_hooks.action(self.faults, original, time.time())
             if action is None:
@@ -528,6 +547,10 @@ class HomeAgentDaemon:
             self._tx.sendto(data, (dst, 0, 0, scope))
         except OSError as exc:
             self.log(f"cannot send to {dst}: {exc}")
+
+
+# The actions after which served() and the querier look at the bindings again.
+_CHANGES_BINDINGS = (TunnelUp, TunnelMoved, TunnelDown, MulticastChanged)
 
 
 def main(opts: Options) -> int:
