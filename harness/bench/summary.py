@@ -9,6 +9,8 @@ invocation: these machines are noisy), the ratio, the target and whether it is m
 * handover: harness/bench/handover.py (the multicast gap an application sees, against the
   protocol floor of each move: the time from the move to the BA, i.e. movement detection,
   the HA's DAD wait and the BU/BA round trip);
+* hypothesis against a live HA: examples per second of the HA suite's Multicast State
+  property (pytest's call phase);
 * conformance (--conformance): wall time of `dmmconf run` with 2 workers against the same
   run serial.
 """
@@ -16,6 +18,7 @@ invocation: these machines are noisy), the ratio, the target and whether it is m
 from __future__ import annotations
 
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -128,6 +131,52 @@ def conformance_rows(serial_s: float, parallel_s: float) -> list[dict[str, Any]]
     ]
 
 
+LIVE_PROPERTY = (
+    "suites/ha/test_multicast.py::test_any_mldv2_multicast_state_is_installed_and_echoed"
+)
+
+
+def time_live_property() -> float | None:
+    """Seconds the HA suite's hypothesis property spends in its examples against the live
+    reference HA (pytest's call phase, lab set-up excluded); None when it did not pass."""
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:xdist",
+            "-p",
+            "no:cacheprovider",
+            "--durations=0",
+            "--durations-min=0",
+            LIVE_PROPERTY,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    found = re.search(rf"^([\d.]+)s call\s+{re.escape(LIVE_PROPERTY)}", proc.stdout, re.M)
+    return float(found.group(1)) if proc.returncode == 0 and found else None
+
+
+def property_rows(seconds: float | None) -> list[dict[str, Any]]:
+    from harness.tester.multicast_state import ECHO_EXAMPLES
+
+    value = "did not pass" if seconds is None else f"{ECHO_EXAMPLES / seconds:.1f} examples/s"
+    return [
+        _row(
+            "hypothesis against a live HA (Multicast State echo)",
+            value,
+            f"{ECHO_EXAMPLES} examples" + ("" if seconds is None else f" in {seconds:.2f} s"),
+            "-",
+            "reported",
+            None if seconds is not None else False,
+        )
+    ]
+
+
 def time_conformance(serial: bool) -> float:
     """Wall time of `dmmconf run` (the bundled reference), serial or with its workers."""
     with tempfile.TemporaryDirectory(prefix="dmmconf-bench-run-") as out:
@@ -151,6 +200,8 @@ def run(
     rows += codec_rows(codec.run())
     progress("home agent registrations")
     rows += registration_rows(registrations.run(counts, progress=progress))
+    progress("hypothesis against the live HA")
+    rows += property_rows(time_live_property())
     progress(f"handover, {moves} moves")
     rows += handover_rows(handover.run(moves))
     if conformance:

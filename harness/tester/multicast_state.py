@@ -181,6 +181,9 @@ def aux_data_option() -> MIP6OptMulticastState:
     )
 
 
+ECHO_EXAMPLES = 12  # examples of echo_property per run (dmmconf bench all reports the rate)
+
+
 def echo_property(ha: HomeAgentUnderTest, link: Link, family: int) -> Callable[[], None]:
     """Any Multicast State option of `family` (all record types, source lists, aux data,
     sizes up to the option limit) in a BU to the live HA: BA status 0, and the echo lists
@@ -188,7 +191,7 @@ def echo_property(ha: HomeAgentUnderTest, link: Link, family: int) -> Callable[[
     is deregistered after."""
 
     @settings(
-        max_examples=12,
+        max_examples=ECHO_EXAMPLES,
         deadline=None,
         derandomize=True,  # the same examples on every run (and in CI)
         database=None,

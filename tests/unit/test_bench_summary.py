@@ -55,3 +55,9 @@ def test_the_table_has_a_line_per_row() -> None:
     rows = summary.codec_rows(_codec(20_000)) + summary.conformance_rows(110.0, 58.0)
     text = summary.format_report({"rows": rows, "machine": "here"})
     assert text.count("\n| ") == 1 + len(rows) and "yes" in text
+
+
+def test_live_property_rate_is_reported_and_a_failure_is_no() -> None:
+    (row,) = summary.property_rows(1.5)
+    assert row["value"] == "8.0 examples/s" and row["met"] is None
+    assert summary.property_rows(None)[0]["met"] is False
