@@ -280,6 +280,26 @@ def session_then_move(mn: MobileNodeUnderTest, to: int = 2) -> Any:
     return session
 
 
+def deregistration_when_the_session_ends(
+    mn: MobileNodeUnderTest,
+) -> tuple[compact.MobilityMessage, compact.MobilityMessage]:
+    """A session from link 1, a move to link 2, the registration and its BA, then the
+    session closes: (the registration BU, the deregistration BU). An MN that keeps its
+    binding ends the test inconclusive (draft §7: deregistering is a MAY)."""
+    from harness.verdicts import inconclusive
+
+    session = session_then_move(mn)
+    bu = mn.expect_bu(to=mn.ha_address(1))
+    mn.link.expect(ba_for(bu.seq), mn.deadlines.ba, "the HA's BA")
+    session.send("close")
+    session.wait_for("closed", mn.deadlines.data, "the session's clean close")
+    try:
+        dereg = mn.expect_bu(None, "a deregistration", to=bu.dst, lifetime_zero=True)
+    except AssertionError:
+        inconclusive("the MN kept its binding after the session ended (draft §7: MAY)")
+    return bu, dereg
+
+
 def bu_any() -> Predicate:
     return bu_from_mn()
 

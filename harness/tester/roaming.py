@@ -115,14 +115,20 @@ def open_world(
     workdir: Path, sides: Sides, also: Callable[[World], object] | None = None
 ) -> Iterator[World]:
     """The lab for a real mobile node, its home agents and the correspondent's echo server
-    (the mobile node itself is started by `Mobility`). The lab's own Router Advertisements
-    are paused while the home agents run: the MN hears theirs (RFC 6275 §7.1-7.4).
+    (the mobile node itself is started by `Mobility`), and the lab's named when it can start.
+    The lab's own Router Advertisements are paused while the home agents run: the MN hears
+    theirs (RFC 6275 §7.1-7.4).
     `also(world)` runs while the home agents start. Ends as not-run where the lab cannot be
     built or the reference is not built."""
+    from harness.tester.bootstrap import optional_dns_server
+
     lab = bring_up(mobility_lab())
     world = World(lab, workdir)
     try:
         with contextlib.ExitStack() as paused:
+            # the DNS server the home agents update (draft §6): a BA never waits for a
+            # server that is not there; without named the run goes on (no DNS checks here)
+            paused.enter_context(optional_dns_server(lab))
             for i in LINKS:  # the home agents advertise their links themselves (draft §3)
                 paused.enter_context(lab.advertiser_paused(i))
             start_home_agents(world, sides.ha, also)

@@ -19,7 +19,9 @@ import pytest
 from harness.lab.fixtures import bring_up
 from harness.lab.topology import Lab
 from harness.pytest_plugin import RunOptions
+from harness.tester import bootstrap
 from harness.tester import world as mobility
+from harness.tester.bootstrap import DnsServerState
 from harness.tester.fixtures import Captures
 from harness.tester.mobile_node import MobileNodeUnderTest
 from harness.verdicts import not_applicable
@@ -34,9 +36,22 @@ def mobility_lab() -> Iterator[Lab]:
         lab.down()
 
 
+@pytest.fixture(scope="module")
+def lab_dns_server(mobility_lab: Lab) -> Iterator[DnsServerState]:
+    """The lab's named, where the home agents send the DNS updates the MN asks for (draft
+    §6, RFC 5026 §6): started for every MN test, so that an HA's BA never waits for a DNS
+    server that is not there. Without it (no named), the tests that need it end not-run."""
+    with bootstrap.optional_dns_server(mobility_lab) as state:
+        yield state
+
+
 @pytest.fixture
 def mn(
-    mobility_lab: Lab, run_options: RunOptions, captures: Captures, tmp_path: Path
+    mobility_lab: Lab,
+    lab_dns_server: DnsServerState,
+    run_options: RunOptions,
+    captures: Captures,
+    tmp_path: Path,
 ) -> Iterator[MobileNodeUnderTest]:
     """The SUT MN on access link 1 with its first address formed, reference HAs on every
     AR (fresh for each test: no binding left from an earlier one), mn0 captured."""

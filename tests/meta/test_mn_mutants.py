@@ -17,6 +17,7 @@ from tests.support.killmatrix import run_suite
 
 SUITE = "suites/mn/test_mobile_node.py::"
 REGISTRATION = SUITE + "test_move_with_a_session_registers_with_the_previous_ha"
+BOOT = "suites/mn/test_bootstrap.py::"
 FAULTS = by_name(Role.MN)
 
 # mutant -> the suite tests that must catch it
@@ -54,6 +55,22 @@ KILLS: dict[str, tuple[str, ...]] = {
         SUITE + "test_bu_goes_to_the_ha_the_visited_link_advertised[2-3]",
         SUITE + "test_bu_goes_to_the_ha_the_visited_link_advertised[3-2]",
     ),
+    # issue 11: bootstrapping and DNS update
+    "no-bootstrap": (
+        BOOT + "test_srv_lookup_on_each_link_without_home_agent_information",
+        BOOT + "test_dhcpv6_information_request_asks_for_any_home_network",
+    ),
+    "srv-wrong-name": (BOOT + "test_srv_lookup_on_each_link_without_home_agent_information",),
+    "dhcp-id-type-0": (BOOT + "test_dhcpv6_information_request_asks_for_any_home_network",),
+    "dhcp-oro-incomplete": (BOOT + "test_dhcpv6_information_request_asks_for_any_home_network",),
+    "ignore-discovered-ha": (
+        BOOT + "test_the_discovered_home_agent_registers_the_address_formed_there",
+    ),
+    "no-dns-update": (BOOT + "test_registration_bu_carries_the_dns_update_option",),
+    "dns-update-r-set": (BOOT + "test_registration_bu_carries_the_dns_update_option",),
+    "dns-identity-address": (BOOT + "test_registration_bu_carries_the_dns_update_option",),
+    "dns-status-nonzero": (BOOT + "test_registration_bu_carries_the_dns_update_option",),
+    "no-dns-remove": (BOOT + "test_deregistration_asks_to_remove_the_dns_entry",),
 }
 
 
