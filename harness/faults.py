@@ -82,6 +82,18 @@ class Fault(Enum):
     HA_FORWARD_BY_SOURCE = ("ha", "forward-by-source")
     HA_REJECTED_BU_INSTALLS = ("ha", "rejected-bu-installs")
     HA_REJECT_REPORT_RESERVED = ("ha", "reject-report-reserved")
+    # the Home Agent: DNS update (issue 11, suites/ha/test_dns_update.py)
+    HA_DNS_NO_UPDATE = ("ha", "dns-no-update")
+    HA_DNS_BA_WITHOUT_OPTION = ("ha", "dns-ba-without-option")
+    HA_DNS_UNSIGNED = ("ha", "dns-unsigned")
+    HA_DNS_NO_DEADLINE = ("ha", "dns-no-deadline")
+    HA_DNS_STATUS_ALWAYS_0 = ("ha", "dns-status-always-0")
+    HA_DNS_R_KEPT = ("ha", "dns-r-kept")
+    HA_DNS_R_BA_WITHOUT_OPTION = ("ha", "dns-r-ba-without-option")
+    HA_DNS_REMOVE_ALL = ("ha", "dns-remove-all")
+    HA_DNS_DEREG_KEPT = ("ha", "dns-dereg-kept")
+    HA_DNS_EXPIRY_KEEPS = ("ha", "dns-expiry-keeps")
+    HA_DNS_ANY_NAME = ("ha", "dns-any-name")
     # the Mobile Node (suites/mn/test_mobile_node.py, suites/interop)
     MN_NO_MCAST_OPTION = ("mn", "no-mcast-option")
     MN_NO_HAO = ("mn", "no-hao")
@@ -371,6 +383,57 @@ CATALOGUE: dict[Fault, FaultSpec] = {
         "RFC3810-8",
         "installs nothing of a Multicast State option whose Reserved fields are not zero "
         "(RFC 3810 §5.2.1: ignored on reception)",
+    ),
+    Fault.HA_DNS_NO_UPDATE: FaultSpec(
+        "DMM-HA-2",
+        "answers a DNS Update option (R clear) with Status 0 but sends no DNS update "
+        "(RFC 5026 §6)",
+    ),
+    Fault.HA_DNS_BA_WITHOUT_OPTION: FaultSpec(
+        "DMM-HA-4",
+        "updates the DNS but leaves the DNS Update option out of the BA (draft §6)",
+    ),
+    Fault.HA_DNS_UNSIGNED: FaultSpec(
+        "DMM-HA-3",
+        "sends its DNS updates without TSIG (draft §6: SHOULD be secure; RFC 5026 §9.5)",
+    ),
+    Fault.HA_DNS_NO_DEADLINE: FaultSpec(
+        "DMM-HA-4",
+        "waits for the DNS server without a deadline: no BA while the server is silent "
+        "(draft §6: the BA with the status after the update)",
+    ),
+    Fault.HA_DNS_STATUS_ALWAYS_0: FaultSpec(
+        "RFC5026-3",
+        "says Status 0 (DNS update performed) in the BA whatever the update's outcome "
+        "(RFC 5026 §8.1: >= 128 when not completed)",
+    ),
+    Fault.HA_DNS_R_KEPT: FaultSpec(
+        "DMM-HA-5",
+        "answers a DNS Update option with R set with Status 0 but removes nothing (draft §6)",
+    ),
+    Fault.HA_DNS_R_BA_WITHOUT_OPTION: FaultSpec(
+        "DMM-HA-6",
+        "removes the entry of an R-flag DNS Update option but leaves the option out of the BA "
+        "(draft §6)",
+    ),
+    Fault.HA_DNS_REMOVE_ALL: FaultSpec(
+        "RFC5026-2",
+        "removes every address of the name, not only the one of the Home Address option "
+        "(RFC 5026 §6: the entry of the FQDN and the HoA)",
+    ),
+    Fault.HA_DNS_DEREG_KEPT: FaultSpec(
+        "DMM-HA-7",
+        "keeps the DNS entry of a home address whose binding a deregistration BU ends "
+        "(draft §6)",
+    ),
+    Fault.HA_DNS_EXPIRY_KEEPS: FaultSpec(
+        "DMM-HA-8",
+        "claims the removal of the DNS entry on binding expiry (draft §6 MAY) but keeps it",
+    ),
+    Fault.HA_DNS_ANY_NAME: FaultSpec(
+        "RFC5026-5",
+        "updates any name of its domain for any mobile node, the home agent's own among "
+        "them (RFC 5026 §9.5: authorisation checked first)",
     ),
     Fault.MN_NO_MCAST_OPTION: FaultSpec(
         "DMM-OPT-1", "leaves the Multicast State option out of its BUs (draft §3, §4.1)"

@@ -14,7 +14,7 @@ from typing import Any
 
 from harness.errors import UserError
 
-_IGNORED = ("address4", "dns_server", "domain", "mn_id", "min_bu_lifetime")
+_IGNORED = ("address4", "mn_id", "min_bu_lifetime")
 
 
 def _positive(text: str) -> float:
@@ -42,8 +42,32 @@ def register(sub: Any) -> None:
     p.add_argument("--prefix", required=True, help="the home network prefix (IPv6 /64)")
     p.add_argument("--address", required=True, help="the home agent's own IPv6 address")
     p.add_argument("--address4", default=None, help="IPv4 address (accepted, not used yet)")
-    p.add_argument("--dns-server", default=None, help="DNS server (accepted, not used yet)")
-    p.add_argument("--domain", default=None, help="DNS domain (accepted, not used yet)")
+    p.add_argument(
+        "--dns-server", default=None, help="the DNS server it updates (RFC 5026 §6, RFC 2136)"
+    )
+    p.add_argument("--domain", default=None, help="the home domain, the zone it updates")
+    p.add_argument(
+        "--tsig-key-file",
+        default=None,
+        help="the TSIG key of the updates, in named.conf's key statement form (RFC 5026 §9.5)",
+    )
+    p.add_argument(
+        "--dns-timeout",
+        type=_positive,
+        default=1.0,
+        help="seconds a DNS update may take before the BA says 130 (DNS update failed)",
+    )
+    p.add_argument(
+        "--mn-fqdn",
+        action="append",
+        default=[],
+        help="a name its mobile nodes may have updated (repeatable; none: any in --domain)",
+    )
+    p.add_argument(
+        "--dns-remove-on-expiry",
+        action="store_true",
+        help="remove the DNS entry when a binding expires (draft §6 MAY)",
+    )
     p.add_argument("--spi", type=int, default=None, help="RFC 4285 mobility SPI of the MN-HA SA")
     p.add_argument("--key-file", default=None, help="the MN-HA shared key (hex text)")
     p.add_argument("--mn-id", default=None, help="the MN's NAI (accepted, not checked yet)")
@@ -112,6 +136,16 @@ def run(args: argparse.Namespace) -> int:
             advertiser.RouterAdvertiser.check_intervals(*args.ra_interval)
         except ValueError as exc:
             raise UserError(f"--ra-interval: {exc}") from None
+    tsig_key = None
+    if args.tsig_key_file is not None:
+        from harness.reference import ha_dns
+
+        try:
+            tsig_key = ha_dns.read_tsig_key(args.tsig_key_file)
+        except (OSError, ValueError) as exc:
+            raise UserError(f"--tsig-key-file {args.tsig_key_file}: {exc}") from None
+    if (args.dns_server is None) != (args.domain is None):
+        raise UserError("--dns-server and --domain go together")
     ignored = [f"--{n.replace('_', '-')}" for n in _IGNORED if getattr(args, n) is not None]
     if ignored:
         print(f"dmmconf ha: note: accepted but not used yet: {', '.join(ignored)}", flush=True)
@@ -127,5 +161,11 @@ def run(args: argparse.Namespace) -> int:
         mld_query_response_interval=response,
         ra_interval=args.ra_interval,
         time_scale=scale,
+        dns_server=args.dns_server,
+        domain=args.domain,
+        tsig_key=tsig_key,
+        dns_timeout=args.dns_timeout,
+        mn_fqdns=tuple(args.mn_fqdn),
+        dns_remove_on_expiry=args.dns_remove_on_expiry,
     )
     return ha_daemon.main(opts)

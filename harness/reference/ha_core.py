@@ -50,6 +50,12 @@ class HAConfig:
     ipv4_pool: ipaddress.IPv4Network | None = None  # RFC 5555 dynamic IPv4 home addresses
     data_plane_address: IPv6 | None = None  # draft §9: announced in the BA when set
     dad: bool = False  # RFC 6275 §10.3.1: DAD for the home address of each new binding
+    # RFC 5026 §6, §9.5 / draft §6: the domain whose DNS server the HA updates (None: no DNS
+    # update service, status 129), the names its MNs may have updated (empty: any name
+    # below the domain), and the draft's MAY: remove the entry when a binding expires.
+    dns_domain: str | None = None
+    dns_names: frozenset[str] = frozenset()
+    dns_remove_on_expiry: bool = False
     wire: WireConfig = field(default_factory=WireConfig.from_env)
     faults: Faults = NO_FAULTS  # deliberate faults for the kill matrices (harness/faults.py)
 
@@ -86,7 +92,7 @@ class MobileNode:
     bindings: dict[int, Binding] = field(default_factory=dict)
     flows: dict[int, Flow] = field(default_factory=dict)
     ipv4_hoa: IPv4 | None = None
-    fqdn: bytes | None = None
+    fqdn: str | None = None  # the name registered in the DNS for the home address
     spi: int | None = None
 
 
@@ -201,12 +207,15 @@ class DadRequest:
 
 @dataclass(frozen=True)
 class DnsRequest:
-    """Ask the DNS server (RFC 2136); answer with HomeAgentCore.dns_done(request_id, ok)."""
+    """Ask the DNS server (RFC 2136): add (remove=False) or delete the AAAA record `fqdn` ->
+    `hoa`; answer with HomeAgentCore.dns_done(request_id, ok). `fqdn` is absolute text;
+    `why` says what asked for it (register, remove: the R flag, deregister, expiry)."""
 
     request_id: int
-    fqdn: bytes
+    fqdn: str
     hoa: IPv6
     remove: bool
+    why: str = "register"
 
 
 Action = (
@@ -328,10 +337,11 @@ class HomeAgentCore:
             node = self.nodes[entry[1]]
             actions += self._removed(node.bindings.pop(entry[2]))
             self._touched.add(node.hoa)
+        why = "expiry" if self.config.dns_remove_on_expiry else ""  # draft §6 MAY
         for hoa in self._touched:
-            node = self.nodes.get(hoa)
-            if node is not None and not node.bindings:
-                actions += self._forget(node)
+            left = self.nodes.get(hoa)
+            if left is not None and not left.bindings:
+                actions += self._forget(left, why)
         self._touched.clear()
         return actions
 
@@ -533,19 +543,20 @@ class HomeAgentCore:
             replay_timestamp=stamp,
         )
         dns = _first(options, MobOpt.DNS_UPDATE)
+        request = self._dns_request(node, dns, dereg) if dns is not None else None
         if dereg and not node.bindings:
-            actions += self._forget(node)
-        if dns is not None and len(dns.data) >= 2:
-            remove = bool(dns.data[1] & 0x80) or dereg
-            fqdn = dns.data[2:]
-            if not remove:
-                node.fqdn = fqdn
-            request = DnsRequest(next(self._request_ids), fqdn, hoa, remove)
-            # Draft §6: the BA goes out after the DNS update, with its status.
-            self._pending[request.request_id] = SendBindingAck(
-                **{**ba.__dict__, "dns": DnsStatus(0, remove, fqdn)}
-            )
-            return actions + [request]
+            # Draft §6: a deregistration removes the node's DNS entry (the removal its own
+            # DNS Update option asks for already cleared node.fqdn).
+            actions += self._forget(node, "deregister")
+        if dns is not None:
+            # Draft §6, RFC 5026 §6: the BA goes out after the DNS update, with its status.
+            if isinstance(request, DnsRequest):
+                dns_ba = DnsStatus(0, request.remove, dns.data[2:])
+                self._pending[request.request_id] = dataclasses.replace(ba, dns=dns_ba)
+                return actions + [request]
+            remove = dereg or (len(dns.data) >= 2 and bool(dns.data[1] & 0x80))
+            refused = DnsStatus(request if isinstance(request, int) else 128, remove, dns.data[2:])
+            return actions + [dataclasses.replace(ba, dns=refused)]
         # RFC 6275 §10.3.1: "Regardless of the setting of the Acknowledge (A) bit".
         if ack_requested or not cfg.faults.has(Fault.HA_NO_BA_WITHOUT_A):
             actions.append(ba)
@@ -568,12 +579,31 @@ class HomeAgentCore:
             out.append(MulticastChanged(binding.hoa, binding.bid, binding.coa, BindingMulticast()))
         return out
 
-    def _forget(self, node: MobileNode) -> list[Action]:
-        """The node has no binding left: drop it, and its DNS entry (draft §6)."""
+    def _forget(self, node: MobileNode, why: str) -> list[Action]:
+        """The node has no binding left: drop it, and with `why` its DNS entry (draft §6)."""
         self.nodes.pop(node.hoa, None)
-        if node.fqdn is not None:
-            return [DnsRequest(next(self._request_ids), node.fqdn, node.hoa, True)]
+        if node.fqdn is not None and why:
+            return [DnsRequest(next(self._request_ids), node.fqdn, node.hoa, True, why)]
         return []
+
+    def _dns_request(self, node: MobileNode, opt: Option, dereg: bool) -> DnsRequest | int:
+        """The DNS update a DNS Update option asks for (RFC 5026 §6, §8.1), or the status
+        that refuses it: 128 for an option or identity that is malformed, 129 for a name the
+        HA may not update for this MN (RFC 5026 §9.5) or without a DNS service."""
+        if len(opt.data) < 2:
+            return 128  # no Status and flags octets
+        fqdn = fqdn_from_wire(opt.data[2:])
+        if fqdn is None:
+            return 128
+        if not dns_authorised(fqdn, self.config):
+            return 129
+        remove = dereg or bool(opt.data[1] & 0x80)  # RFC 5026 §8.1: Status ignored in a BU
+        why = "deregister" if dereg else "remove" if remove else "register"
+        if remove and node.fqdn == fqdn:
+            node.fqdn = None
+        elif not remove:
+            node.fqdn = fqdn
+        return DnsRequest(next(self._request_ids), fqdn, node.hoa, remove, why)
 
     def _flows(self, node: MobileNode, options: list[Option], dereg: bool) -> tuple[FidStatus, ...]:
         statuses = []
@@ -628,6 +658,59 @@ class HomeAgentCore:
                 return IPv4Ack(132, 0, IPv4(0))  # dynamic assignment not available
             node.ipv4_hoa = free
         return IPv4Ack(0, 32, node.ipv4_hoa)
+
+
+MAX_NAME = 255  # RFC 1035 §2.3.4: octets of a name in wire format
+MAX_LABEL = 63
+
+
+def fqdn_from_wire(data: bytes) -> str | None:
+    """The MN identity of a DNS Update option as lower-case absolute text: a domain name in
+    uncompressed wire format (RFC 1035 §3.1) that fills the field, or the name as text
+    (INT-17 (2), INT-18); None when it is neither (a label longer than 63 octets, a name
+    over 255, a compression pointer, no root label, octets after it, a label with octets
+    that are not printable, the root alone)."""
+    return _wire_name(data) or _text_name(data)
+
+
+def _label(label: bytes) -> str | None:
+    if not 0 < len(label) <= MAX_LABEL or not all(0x21 <= c < 0x7F and c != 0x2E for c in label):
+        return None
+    return label.decode("ascii").lower()
+
+
+def _wire_name(data: bytes) -> str | None:
+    if not data or len(data) > MAX_NAME or data[-1] != 0:
+        return None
+    labels: list[str] = []
+    pos = 0
+    while data[pos] != 0:
+        size = data[pos]
+        label = _label(data[pos + 1 : pos + 1 + size]) if pos + 1 + size < len(data) else None
+        if label is None or len(labels) > MAX_NAME:
+            return None  # includes 0xC0.. (a pointer is no length of 63 or less)
+        labels.append(label)
+        pos += 1 + size
+    return ".".join(labels) + "." if labels and pos == len(data) - 1 else None
+
+
+def _text_name(data: bytes) -> str | None:
+    text = data[:-1] if data.endswith(b".") else data
+    parts = [_label(p) for p in text.split(b".")]
+    if not text or len(text) + 2 > MAX_NAME or any(p is None for p in parts):
+        return None
+    return ".".join(p for p in parts if p) + "."
+
+
+def dns_authorised(fqdn: str, config: HAConfig) -> bool:
+    """RFC 5026 §9.5: may a mobile node of this HA have `fqdn` updated? A name of the
+    configured list, else any name strictly below the HA's domain (INT-18)."""
+    if config.dns_domain is None:
+        return False
+    domain = config.dns_domain.lower().rstrip(".") + "."
+    if config.dns_names:
+        return fqdn in {n.lower().rstrip(".") + "." for n in config.dns_names}
+    return fqdn.endswith("." + domain)
 
 
 def _first(options: list[Option], otype: int) -> Option | None:

@@ -40,7 +40,13 @@ plane's (ha_dataplane.py):
   are not scaled (they travel on the wire in 4-second units), nor is the core's clock
   (RFC 4285 timestamps are wall-clock time).
 
-Not done yet: DNS updates (a DnsRequest is answered as failed), the MN-ID option
+* DNS updates (RFC 5026 §6, draft §6) of the home address on --dns-server in --domain,
+  RFC 2136 signed with the TSIG key of --tsig-key-file, on a worker thread with a deadline
+  of --dns-timeout (harness/reference/ha_dns.py): the BA waits for the answer; a server that
+  refuses, fails the signature or does not answer in time gives status 130. The names an MN
+  may have updated: --mn-fqdn (RFC 5026 §9.5); --dns-remove-on-expiry takes the draft's MAY.
+
+Not done yet: the MN-ID option
 check (RFC 4283), IGMPv3 queries and IPv4 multicast forwarding (the profile does not claim
 ipv4), and the RFC 3810 startup queries (the first query goes at once, the next after a
 whole Query Interval).
@@ -66,7 +72,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.faults import NO_FAULTS, Fault, Faults, Role, UnknownFault
-from harness.reference import encode, ha_hooks
+from harness.reference import encode, ha_dns, ha_hooks
 from harness.reference.ha_core import (
     Action,
     DadRequest,
@@ -109,6 +115,12 @@ class Options:
     mld_query_response_interval: float = DEFAULT_QUERY_RESPONSE_INTERVAL
     ra_interval: tuple[float, float] | None = None  # (MinRtrAdvInterval, MaxRtrAdvInterval)
     time_scale: float = 1.0
+    dns_server: str | None = None  # RFC 5026 §6: None, no DNS update service (status 129)
+    domain: str | None = None
+    tsig_key: Any = None  # harness.servers.bind.TsigKey (RFC 5026 §9.5), None: unsigned
+    dns_timeout: float = 1.0  # seconds an update may take before its BA says 130
+    mn_fqdns: tuple[str, ...] = ()  # the names an MN may have updated (empty: the domain's)
+    dns_remove_on_expiry: bool = False  # draft §6 MAY
 
     @property
     def dad_wait(self) -> float:
@@ -151,6 +163,10 @@ class HomeAgentDaemon:
             keys=dict(opts.keys),
             require_auth=bool(opts.keys),
             dad=True,
+            dns_domain=opts.domain if opts.dns_server else None,
+            dns_names=frozenset(() if opts.faults.has(Fault.HA_DNS_ANY_NAME) else opts.mn_fqdns),
+            dns_remove_on_expiry=opts.dns_remove_on_expiry
+            and not opts.faults.has(Fault.HA_DNS_EXPIRY_KEEPS),
             faults=opts.faults,
         )
         self.faults = opts.faults
@@ -170,6 +186,7 @@ class HomeAgentDaemon:
         self.link_local: ipaddress.IPv6Address | None = None
         self.access_ifindex = 0
         self.ghosts: list[Served] = []  # kept by a fault only (ha_hooks.ghosts)
+        self.dns: ha_dns.DnsUpdater | None = None
         self._served: list[Served] | None = None  # served()'s, until the bindings change
         self._query_sync = True  # the querier's schedule is to be matched to the bindings
 
@@ -307,6 +324,7 @@ class HomeAgentDaemon:
         wake_r.setblocking(False)
         wake_w.setblocking(False)
         signal.set_wakeup_fd(wake_w.fileno())  # a signal wakes the poll below
+        self._open_dns(wake_w)
         signal.signal(signal.SIGTERM, self.stop)
         signal.signal(signal.SIGINT, self.stop)
         self.log(
@@ -342,11 +360,14 @@ class HomeAgentDaemon:
                         self.tunnels.from_coa(r)
                     elif proto is not None:
                         self._drain(r, proto)
+                self._dns_results()
                 self._dad_timeouts()
                 self._tick()
                 self._query()
         finally:
             signal.set_wakeup_fd(-1)
+            if self.dns is not None:
+                self.dns.close()
             wake_r.close()
             wake_w.close()
             self.tunnels.close()
@@ -354,6 +375,48 @@ class HomeAgentDaemon:
             self.close()
         self.log("stopped")
         return 0
+
+    # ------------------------------------------------------------------ DNS
+
+    def _open_dns(self, wake: socket.socket) -> None:
+        """The updater of RFC 5026 §6; its worker wakes the loop through `wake`."""
+        opts = self.opts
+        if opts.dns_server is None or opts.domain is None:
+            return
+
+        def poke() -> None:
+            with contextlib.suppress(OSError):
+                wake.send(b"d")
+
+        self.dns = ha_dns.DnsUpdater(
+            opts.dns_server,
+            opts.domain,
+            None if self.faults.has(Fault.HA_DNS_UNSIGNED) else opts.tsig_key,
+            poke,
+            timeout=3600.0 if self.faults.has(Fault.HA_DNS_NO_DEADLINE) else opts.dns_timeout,
+            remove_all=self.faults.has(Fault.HA_DNS_REMOVE_ALL),
+        )
+        signed = "TSIG " + opts.tsig_key.name if opts.tsig_key is not None else "unsigned"
+        self.log(f"DNS updates to {opts.dns_server} in {opts.domain} ({signed})")
+
+    def _dns_request(self, request: DnsRequest) -> None:
+        if self.dns is None:
+            self.log(f"DNS update for {request.hoa}: no DNS server: answered as failed")
+            self.perform(self.core.dns_done(request.request_id, False))
+            return
+        if ha_hooks.dns_skipped(self.faults, request):
+            self.perform(self.core.dns_done(request.request_id, True))
+            return
+        verb = "remove" if request.remove else "add"
+        self.log(f"DNS {verb} {request.fqdn} AAAA {request.hoa} ({request.why})")
+        self.dns.submit(request)
+
+    def _dns_results(self) -> None:
+        if self.dns is None:
+            return
+        for result in self.dns.results():
+            self.log(f"DNS update {result.request_id}: {result.why}")
+            self.perform(self.core.dns_done(result.request_id, result.ok))
 
     # ------------------------------------------------------------------ DAD
 
@@ -516,8 +579,7 @@ class HomeAgentDaemon:
             elif isinstance(action, DadRequest):
                 self._start_dad(action.request_id, action.hoa)
             elif isinstance(action, DnsRequest):
-                self.log(f"DNS update for {action.hoa} not supported: answered as failed")
-                self.perform(self.core.dns_done(action.request_id, False))
+                self._dns_request(action)
 
     def _binding_error(self, action: SendBindingError) -> bytes:
         from scapy.layers.inet6 import IPv6

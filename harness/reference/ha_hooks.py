@@ -87,11 +87,33 @@ def action(faults: Faults, a: Action, now: float) -> Action | None:
             return dataclasses.replace(a, replay_timestamp=None)
         if faults.has(Fault.HA_REPLAY_ECHO_OWN_TIME) and a.status == BAStatus.MIPV6_ID_MISMATCH:
             return dataclasses.replace(a, replay_timestamp=ha_core._ntp_now(now))
+        if a.dns is not None:
+            return _dns_answer(faults, a)
     if faults.has(Fault.HA_NO_BINDING_ERROR) and isinstance(a, SendBindingError):
         return None
     if faults.has(Fault.HA_NO_PARAM_PROBLEM) and isinstance(a, SendParameterProblem):
         return None
     return a
+
+
+def _dns_answer(faults: Faults, a: SendBindingAck) -> SendBindingAck:
+    """The BA of a DNS Update option (RFC 5026 §8.1, draft §6) as the faults send it."""
+    assert a.dns is not None
+    if faults.has(Fault.HA_DNS_STATUS_ALWAYS_0):
+        return dataclasses.replace(a, dns=dataclasses.replace(a.dns, status=0))
+    left_out = Fault.HA_DNS_R_BA_WITHOUT_OPTION if a.dns.remove else Fault.HA_DNS_BA_WITHOUT_OPTION
+    return dataclasses.replace(a, dns=None) if faults.has(left_out) else a
+
+
+def dns_skipped(faults: Faults, request: ha_core.DnsRequest) -> bool:
+    """Does a fault leave this DNS update undone (and report it done)?"""
+    skipping = {
+        "register": Fault.HA_DNS_NO_UPDATE,
+        "remove": Fault.HA_DNS_R_KEPT,
+        "deregister": Fault.HA_DNS_DEREG_KEPT,
+    }
+    fault = skipping.get(request.why)
+    return fault is not None and faults.has(fault)
 
 
 def ghosts(

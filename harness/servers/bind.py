@@ -82,10 +82,26 @@ class TsigKey:
         return dns.tsig.Key(self.name, self.secret, self.algorithm)
 
     def named_conf(self) -> str:
+        """The key statement of named.conf, also the key file `nsupdate -k` reads."""
         return (
             f'key "{self.name}" {{\n    algorithm {self.algorithm};\n'
             f'    secret "{self.secret}";\n}};\n'
         )
+
+    @classmethod
+    def from_conf(cls, text: str) -> TsigKey:
+        """The key of a key statement as named_conf() writes it (and tsig-keygen)."""
+        m = _KEY_STATEMENT.search(text)
+        if m is None:
+            raise ValueError("no key statement (key \"name\" { algorithm ...; secret ...; };)")
+        return cls(m["name"], m["secret"], m["algorithm"])
+
+
+_KEY_STATEMENT = re.compile(
+    r'key\s+"?(?P<name>[^"\s{]+)"?\s*\{\s*algorithm\s+(?P<algorithm>[\w.-]+)\s*;'
+    r'\s*secret\s+"(?P<secret>[^"]+)"\s*;\s*\}\s*;',
+    re.S,
+)
 
 
 @dataclass(frozen=True)
@@ -492,8 +508,10 @@ def dns_update(
     port: int = DNS_PORT,
     timeout: float = 2.0,
     check: bool = True,
+    replace: bool = True,
 ) -> UpdateResult:
-    """RFC 2136 update: `fqdn` now has exactly this AAAA (or A) record.
+    """RFC 2136 update: `fqdn` now has exactly this AAAA (or A) record (replace=False:
+    this record too, beside the ones it has).
 
     Signed with `key` (TSIG, RFC 8945); None sends it unsigned. With `check`, anything
     but NOERROR raises DnsUpdateError; without, the result says what the server said.
@@ -501,7 +519,10 @@ def dns_update(
     addr = ipaddress.ip_address(str(address))
     rdtype = "AAAA" if addr.version == 6 else "A"
     update = _update_message(zone, key)
-    update.replace(_abs(fqdn), ttl, rdtype, str(addr))
+    if replace:
+        update.replace(_abs(fqdn), ttl, rdtype, str(addr))
+    else:
+        update.add(_abs(fqdn), ttl, rdtype, str(addr))
     return _send_update(
         server, update, port=port, timeout=timeout, check=check, what=f"update {fqdn} {rdtype}"
     )

@@ -2,7 +2,9 @@
 
 * `lab_named(lab)`: named in the lab's `dns` namespace on plan.dns.host6/host4, serving
   the home domain with the plan's access routers as home agents (AAAA, A, the
-  ``_mip6._ipv6`` SRV set, PTRs).
+  ``_mip6._ipv6`` SRV set, PTRs), updatable with the lab's TSIG key (`lab_tsig_key`):
+  one key per lab, so that a home agent started before named (or across its restarts)
+  holds the key every named of that lab accepts (RFC 5026 §9.5).
 * `LabDhcp(lab)`: Kea DHCPv6 and DHCPv4 in the `dhcp` namespace, one subnet per access
   link, and a DHCPv6 relay (dhcrelay -6) in every access router, from its access link
   (acc0) to the server's unicast address through its uplink (up0). An Information-
@@ -17,11 +19,12 @@ reaper kill whatever is left in the namespaces they remove.
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from harness.servers.bind import DNS_PORT, NamedServer, ZoneData, home_agents
+from harness.servers.bind import DNS_PORT, NamedServer, TsigKey, ZoneData, home_agents
 from harness.servers.kea import HomeNetworkInfo, KeaDhcp4Server, KeaDhcp6Server, LinkSubnet
 from harness.servers.relay import DhcpRelay6
 
@@ -32,13 +35,28 @@ DHCP_IFNAME = "eth0"  # the dhcp host's interface (topology.py)
 RELAY_LOWER, RELAY_UPPER = "acc0", "up0"  # an AR's access and uplink interfaces
 
 
-def lab_named(lab: Lab, *, zone: ZoneData | None = None, port: int = DNS_PORT) -> NamedServer:
+_LAB_KEYS: dict[str, TsigKey] = {}  # run id: the lab's DNS update key
+
+
+def lab_tsig_key(lab: Lab) -> TsigKey:
+    """The TSIG key the lab's named accepts for updates (made on first use, one per lab)."""
+    return _LAB_KEYS.setdefault(lab.runid, TsigKey.generate())
+
+
+def lab_named(
+    lab: Lab, *, zone: ZoneData | None = None, port: int = DNS_PORT, key: TsigKey | None = None
+) -> NamedServer:
     """named for the lab's home domain in its `dns` namespace, started (by default the
-    zone names the plan's access routers as the home agents)."""
+    zone names the plan's access routers as the home agents, and the key is the lab's)."""
     p = lab.plan
     if zone is None:
         zone = ZoneData(home_agents=home_agents(p), ns6=p.dns.host6, ns4=p.dns.host4)
-    return NamedServer(lab.ns("dns"), [p.dns.host6, p.dns.host4], zone=zone, port=port).start()
+    addresses: list[str | ipaddress.IPv4Address | ipaddress.IPv6Address] = [
+        p.dns.host6,
+        p.dns.host4,
+    ]
+    key = key or lab_tsig_key(lab)
+    return NamedServer(lab.ns("dns"), addresses, zone=zone, port=port, key=key).start()
 
 
 class LabDhcp:
@@ -115,4 +133,4 @@ class LabDhcp:
         self.stop()
 
 
-__all__ = ["LabDhcp", "lab_named"]
+__all__ = ["LabDhcp", "lab_named", "lab_tsig_key"]

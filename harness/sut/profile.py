@@ -75,6 +75,7 @@ FEATURES: dict[str, str] = {
     "flow_bindings": "flow bindings (RFC 6089)",
     "cp_dp_split": "control/data plane separation (draft §9)",
     "dns_update": "DNS update of the home address (RFC 5026 §8)",
+    "dns_remove_on_expiry": "removal of the DNS entry when a binding expires (draft §6 MAY)",
     "dhcp_bootstrap": "home network information from DHCPv6 (RFC 6610)",
     "dns_bootstrap": "home agent discovery by DNS, SRV or the HA's name (RFC 5026 §5.1)",
     "auth_rfc4285": "the Mobile IPv6 Authentication Protocol (RFC 4285)",
@@ -127,6 +128,9 @@ class Timers:
     ra_max_interval: float = 600.0
     mld_query_interval: float = 125.0
     mld_query_response_interval: float = 10.0
+    # Not an RFC timer: how long the HA waits for its DNS server before a BA says 130 (RFC
+    # 5026 §8.1); not scaled. Default: a resolver's (resolv.conf(5) timeout, 5 s).
+    dns_update_timeout: float = 5.0
 
     def as_values(self) -> dict[str, str]:
         return {f.name: _fmt_number(getattr(self, f.name)) for f in fields(self)}
@@ -216,6 +220,7 @@ class Placement:
     ha_address4: str | None = None
     ha_fqdn: str | None = None
     mn_fqdn: str | None = None  # the MN's own DNS name (RFC 5026 §8.1 MN identity)
+    tsig_key_file: str | None = None  # the lab DNS server's update key (RFC 5026 §9.5)
     uplink_iface: str | None = None
     uplink_address6: str | None = None
     uplink_address4: str | None = None
@@ -232,6 +237,7 @@ class Placement:
         iface: str,
         uplink_iface: str,
         workdir: str | os.PathLike[str],
+        tsig_key_file: str | None = None,
     ) -> Placement:
         link = plan.link(index)
         return cls(
@@ -250,6 +256,7 @@ class Placement:
             ha_address4=str(link.router4),
             ha_fqdn=link.ha_fqdn,
             mn_fqdn=MN_FQDN,
+            tsig_key_file=tsig_key_file,
             uplink_iface=uplink_iface,
             uplink_address6=str(link.ar_uplink6),
             uplink_address4=str(link.ar_uplink4),
@@ -889,6 +896,12 @@ FIELD_DOCS: tuple[tuple[str, str, str, str], ...] = (
         "MLD Query Response Interval (10)",
     ),
     (
+        "[timers].dns_update_timeout",
+        "seconds",
+        "no",
+        "how long an HA waits for its DNS server before its BA says 130 (5; not scaled)",
+    ),
+    (
         "[keys].spi",
         "integer",
         "with [keys]",
@@ -918,6 +931,10 @@ PLACEHOLDER_DOCS: dict[str, tuple[str, str]] = {
     "mn_fqdn": ("both", "the mobile node's DNS name (the DNS Update option's MN identity)"),
     "dns_server": ("both", "the lab's DNS server (IPv6)"),
     "domain": ("both", "the lab's DNS domain"),
+    "tsig_key_file": (
+        "both",
+        "the TSIG key the lab's DNS server accepts for updates, as named.conf's key statement",
+    ),
     "address4": ("ha", "its IPv4 address on the access link"),
     "uplink_iface": ("ha", "its interface towards the core"),
     "uplink_address6": ("ha", "its IPv6 address on the uplink"),

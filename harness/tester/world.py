@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import ipaddress
+import os
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -39,7 +40,14 @@ MLD_TIMERS = mld.Timers(query_interval=1.0, query_response_interval=0.2)
 
 def ha_placement(lab: Lab, link: int, workdir: Path) -> Placement:
     """Where an HA runs in the lab: access router `link`'s namespace, its access link and
-    uplink interfaces (the names topology.py gives them)."""
+    uplink interfaces (the names topology.py gives them), and the key file of the lab's
+    DNS server (RFC 5026 §9.5), written into its working directory."""
+    from harness.servers.inlab import lab_tsig_key
+
+    key_file = Path(workdir) / "dns-update.key"
+    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as f:
+        f.write(lab_tsig_key(lab).named_conf())
     return Placement.for_ha(
         lab.plan,
         link,
@@ -47,6 +55,7 @@ def ha_placement(lab: Lab, link: int, workdir: Path) -> Placement:
         iface="acc0",
         uplink_iface="up0",
         workdir=workdir,
+        tsig_key_file=str(key_file),
     )
 
 

@@ -26,6 +26,7 @@ from harness.lab.topology import Lab
 from harness.pytest_plugin import RunOptions
 from harness.sut import adapters
 from harness.tester.conversation import Link
+from harness.tester.dns import LabDns, lab_dns
 from harness.tester.fixtures import Captures
 from harness.tester.home_agent import (
     COA,
@@ -96,3 +97,18 @@ def wire(home_agent: HomeAgentUnderTest, mn_link: Link, captures: Captures) -> I
     finally:
         src.sock.close()
         cdn.sock.close()
+
+
+@pytest.fixture(scope="module")
+def ha_dns(home_agent: HomeAgentUnderTest) -> Iterator[LabDns]:
+    """The lab's named for the DNS update tests of an HA that claims dns_update (RFC 5026
+    §6): started for the module (the SUT holds the lab's key, harness/servers/inlab.py)."""
+    home_agent.sut.features.require("dns_update", "the SUT home agent")
+    with lab_dns(home_agent.lab) as server:
+        yield server
+
+
+@pytest.fixture
+def dns_link(ha_dns: LabDns, captures: Captures) -> Link:
+    """The DNS server's interface: the RFC 2136 UPDATEs of the HA and their answers."""
+    return captures.watch_node(ha_dns.lab, "dns", "eth0")

@@ -30,6 +30,11 @@ RA_RULES = MCAST + "test_home_agent_information_option_rules"
 BOTH_SOURCES = MCAST + "test_subscribed_group_is_tunnelled_from_remote_and_local_sources"
 TIMESTAMPS = SUITE + "::test_invalid_timestamp_gets_144_and_no_binding"
 REPLAY_ECHO = SUITE + "::test_replay_protection_option_is_echoed_in_the_ba"
+DNS = "suites/ha/test_dns_update.py::"
+DNS_REGISTERS = DNS + "test_dns_update_option_registers_the_home_address"
+DNS_R = DNS + "test_r_flag_removes_that_home_address_only"
+DNS_ZONE = DNS + "test_zone_holds_exactly_the_registered_home_addresses"
+DNS_MALFORMED = DNS + "test_malformed_dns_update_option_is_not_reported_performed"
 
 # mutant -> the suite tests that must catch it
 KILLS: dict[str, tuple[str, ...]] = {
@@ -121,6 +126,23 @@ KILLS: dict[str, tuple[str, ...]] = {
     "forward-by-source": (SUITE + "::test_subscribed_multicast_data_is_tunnelled_to_the_coa",),
     "rejected-bu-installs": (MCAST + "test_multicast_state_lives_only_with_a_binding",),
     "reject-report-reserved": (MCAST + "test_reserved_fields_of_the_option_are_ignored",),
+    # issue 11: DNS update (suites/ha/test_dns_update.py)
+    "dns-no-update": (DNS_REGISTERS, DNS_ZONE),
+    "dns-ba-without-option": (DNS_REGISTERS,),
+    "dns-unsigned": (DNS_REGISTERS,),
+    "dns-no-deadline": (DNS + "test_silent_dns_server_gives_130_in_time",),
+    "dns-status-always-0": (
+        DNS + "test_silent_dns_server_gives_130_in_time",
+        DNS + "test_wrong_tsig_key_gives_the_failure_status",
+        DNS + "test_name_outside_the_home_domain_is_not_reported_updated",
+        DNS_MALFORMED + "[label-overruns-the-option]",
+    ),
+    "dns-r-kept": (DNS_R, DNS_ZONE),
+    "dns-r-ba-without-option": (DNS_R,),
+    "dns-remove-all": (DNS_R,),
+    "dns-dereg-kept": (DNS + "test_deregistration_removes_the_dns_entry", DNS_ZONE),
+    "dns-expiry-keeps": (DNS + "test_binding_expiry_removes_the_dns_entry",),
+    "dns-any-name": (DNS + "test_home_agents_own_name_is_not_updated_for_a_mobile_node",),
 }
 
 

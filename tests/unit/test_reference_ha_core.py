@@ -296,11 +296,11 @@ def test_flow_bindings_need_known_bids() -> None:
 
 
 def test_dns_update_waits_for_the_server_then_acks_with_its_status() -> None:
-    ha = core()
+    ha = core(dns_domain="lab.example")
     fqdn = b"\x02mn\x03lab\x07example\x00"
     actions = ha.receive(bu(MIP6OptDNSUpdate(mn_identity=fqdn)), NOW)
     (req,) = only(actions, DnsRequest)
-    assert not only(actions, SendBindingAck) and not req.remove and req.fqdn == fqdn
+    assert not only(actions, SendBindingAck) and not req.remove and req.fqdn == "mn.lab.example."
     (ba,) = ha.dns_done(req.request_id, ok=False)
     assert isinstance(ba, SendBindingAck) and ba.dns is not None
     assert ba.dns.status == 130 and ba.status == 0
