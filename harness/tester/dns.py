@@ -30,8 +30,8 @@ from scapy.packet import Packet
 from harness.lab import netns
 from harness.lab.topology import Lab
 from harness.servers import bind
-from harness.servers._process import ServerError, ServerUnavailable, reap_dirs
-from harness.servers.inlab import lab_named, lab_tsig_key
+from harness.servers._process import ServerError
+from harness.servers.inlab import lab_tsig_key
 from harness.tester.conversation import Link, Predicate, inbound, is_mh
 from harness.tester.ha_registration import for_hoa, message
 from harness.tester.home_agent import HomeAgentUnderTest, expect_in_time
@@ -91,28 +91,23 @@ def ba_deadline(ha: HomeAgentUnderTest) -> float:
 
 
 class LabDns:
-    """The lab's named, as the HA suite uses it: what the zone holds (real queries, from
-    the server's own namespace), and the failures it can be made to have."""
+    """The lab's named (the session's `lab_dns`, harness/servers/fixtures.py), as the HA
+    suite uses it: what the zone holds (real queries, from the server's own namespace), and
+    the failures it can be made to have."""
 
-    def __init__(self, lab: Lab) -> None:
+    def __init__(self, lab: Lab, server: bind.NamedServer) -> None:
         self.lab = lab
-        self.address = str(lab.plan.dns.host6)
-        self.domain = bind.ZoneData().domain
-        self.server: bind.NamedServer | None = None
+        self.server = server
+        self.address = server.address
+        self.domain = server.domain
 
-    def start(self, key: bind.TsigKey | None = None) -> None:
-        reap_dirs()
+    def _restart(self, key: bind.TsigKey) -> None:
+        self.server.stop()
+        self.server.key = key
         try:
-            self.server = lab_named(self.lab, key=key)
-        except ServerUnavailable as exc:
-            not_run(str(exc), hint=exc.hint)
+            self.server.start()
         except (ServerError, OSError) as exc:
-            not_run(f"the lab's named did not start: {exc}")
-
-    def stop(self) -> None:
-        if self.server is not None:
-            self.server.stop()
-            self.server = None
+            not_run(f"the lab's named did not start again: {exc}")
 
     def _ask(self, name: str, rdtype: str) -> list[str]:
         try:
@@ -146,34 +141,23 @@ class LabDns:
     def rekeyed(self) -> Iterator[None]:
         """named restarted with a key of the same name and another secret: the HA's key is
         now wrong (RFC 8945 §5.2: BADSIG, NOTAUTH); the lab's key again afterwards."""
-        self.stop()
-        self.start(bind.TsigKey.generate(lab_tsig_key(self.lab).name))
+        self._restart(bind.TsigKey.generate(lab_tsig_key(self.lab).name))
         try:
             yield
         finally:
-            self.stop()
-            self.start()
+            self._restart(lab_tsig_key(self.lab))
 
     @contextlib.contextmanager
     def silent(self) -> Iterator[None]:
         """named stopped (SIGSTOP) for the block: it receives, and answers nothing."""
-        assert self.server is not None and self.server.pid is not None
         pid = self.server.pid
+        if pid is None:
+            not_run("the lab's named is not running")
         os.kill(pid, signal.SIGSTOP)
         try:
             yield
         finally:
             os.kill(pid, signal.SIGCONT)
-
-
-@contextlib.contextmanager
-def lab_dns(lab: Lab) -> Iterator[LabDns]:
-    server = LabDns(lab)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 # ----------------------------------------------------------------- on the DNS link

@@ -26,7 +26,7 @@ from harness.lab.topology import Lab
 from harness.pytest_plugin import RunOptions
 from harness.sut import adapters
 from harness.tester.conversation import Link
-from harness.tester.dns import LabDns, lab_dns
+from harness.tester.dns import LabDns
 from harness.tester.fixtures import Captures
 from harness.tester.home_agent import (
     COA,
@@ -99,13 +99,13 @@ def wire(home_agent: HomeAgentUnderTest, mn_link: Link, captures: Captures) -> I
         cdn.sock.close()
 
 
-@pytest.fixture(scope="module")
-def ha_dns(home_agent: HomeAgentUnderTest) -> Iterator[LabDns]:
-    """The lab's named for the DNS update tests of an HA that claims dns_update (RFC 5026
-    §6): started for the module (the SUT holds the lab's key, harness/servers/inlab.py)."""
+@pytest.fixture
+def ha_dns(home_agent: HomeAgentUnderTest, request: pytest.FixtureRequest) -> LabDns:
+    """The lab's named (the session's `lab_dns`) for the DNS update tests of an HA that
+    claims dns_update (RFC 5026 §6); the SUT holds the lab's key (harness/servers/inlab.py).
+    Asked for only then: an HA that does not claim it needs no DNS server."""
     home_agent.sut.features.require("dns_update", "the SUT home agent")
-    with lab_dns(home_agent.lab) as server:
-        yield server
+    return LabDns(home_agent.lab, request.getfixturevalue("lab_dns"))
 
 
 @pytest.fixture

@@ -122,20 +122,30 @@ def test_r_flag_removes_that_home_address_only(
 
 
 @pytest.mark.clause("DMM-HA-7")
+@pytest.mark.parametrize("with_option", [False, True], ids=["plain", "with-dns-update-option"])
 def test_deregistration_removes_the_dns_entry(
-    home_agent: HomeAgentUnderTest, mn_link: Link, ha_dns: LabDns, dns_link: Link
+    home_agent: HomeAgentUnderTest,
+    mn_link: Link,
+    ha_dns: LabDns,
+    dns_link: Link,
+    with_option: bool,
 ) -> None:
-    """A deregistration BU (Lifetime 0, no DNS Update option) for a home address the HA
-    registered in the DNS: the AAAA record is gone within the HA's DNS timeout."""
+    """A deregistration BU (Lifetime 0; plain, or with the DNS Update option, R clear) for a
+    home address the HA registered in the DNS: the AAAA record is gone within the HA's DNS
+    timeout; with the option, its BA says the removal was made (Status < 128)."""
     ha, hoa = home_agent, home_agent.fresh_hoa()
     with cleaned(ha, mn_link, ha_dns, hoa):
         registered(ha, mn_link, hoa, 1)
         mark = dns_link.mark()
-        ba = answered(ha, mn_link, hoa, 2, 0)
+        options = (dns_option(FQDN),) if with_option else ()
+        ba = answered(ha, mn_link, hoa, 2, 0, *options)
         assert ba.ba_status == 0, f"the deregistration got BA status {ba.ba_status}"
         settled(dns_link, mark, ba_deadline(ha))
         held = ha_dns.aaaa(FQDN)
         assert v6(hoa) not in held, f"named still holds {hoa} for {FQDN} after deregistration"
+        if with_option:
+            answer = dns_answer(ba)
+            assert answer is not None and answer.performed, f"the BA's DNS Update: {answer}"
 
 
 @pytest.mark.clause("DMM-HA-8")

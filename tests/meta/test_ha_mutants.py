@@ -140,7 +140,11 @@ KILLS: dict[str, tuple[str, ...]] = {
     "dns-r-kept": (DNS_R, DNS_ZONE),
     "dns-r-ba-without-option": (DNS_R,),
     "dns-remove-all": (DNS_R,),
-    "dns-dereg-kept": (DNS + "test_deregistration_removes_the_dns_entry", DNS_ZONE),
+    "dns-dereg-kept": (
+        DNS + "test_deregistration_removes_the_dns_entry[plain]",
+        DNS + "test_deregistration_removes_the_dns_entry[with-dns-update-option]",
+        DNS_ZONE,
+    ),
     "dns-expiry-keeps": (DNS + "test_binding_expiry_removes_the_dns_entry",),
     "dns-any-name": (DNS + "test_home_agents_own_name_is_not_updated_for_a_mobile_node",),
 }
