@@ -19,7 +19,7 @@ from harness.wire.numbers import MLDV2_REPORT
 HA = ipaddress.IPv6Address("2001:db8:1::1")
 SPI, KEY = 0x1000, b"k" * 20
 CONFIG = HAConfig(address=HA, home_prefix=ipaddress.IPv6Network("2001:db8:1::/64"), keys={SPI: KEY})
-ADDRESSES = st.integers(1, 2**16).map(lambda n: ipaddress.IPv6Address(f"2001:db8:2::{n:x}"))
+ADDRESSES = st.integers(1, 0xFFFF).map(lambda n: ipaddress.IPv6Address(f"2001:db8:2::{n:x}"))
 RECORDS = st.lists(
     st.builds(
         McastRecord,
