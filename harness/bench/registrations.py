@@ -29,6 +29,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,7 @@ class Generator:
         self.rx.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
         self.rx.setblocking(False)
         self.seq: dict[bytes, int] = {}
+        self.options: tuple[tuple[int, bytes], ...] = ()  # in every BU (e.g. Multicast State)
 
     def close(self) -> None:
         self.tx.close()
@@ -67,7 +69,13 @@ class Generator:
         seq = (self.seq.get(hoa, 0) + 1) & 0xFFFF
         self.seq[hoa] = seq
         return compact.encode_binding_update(
-            src=self.coa, dst=self.ha, hoa=hoa, seq=seq, lifetime=LIFETIME, mn_ha_key=self.key
+            src=self.coa,
+            dst=self.ha,
+            hoa=hoa,
+            seq=seq,
+            lifetime=LIFETIME,
+            options=self.options,
+            mn_ha_key=self.key,
         )
 
     def _answers(self) -> Iterator[bytes]:
@@ -122,18 +130,18 @@ class Generator:
         }
 
 
-def _home_addresses(prefix: ipaddress.IPv6Network, first: int, count: int) -> list[bytes]:
+def home_addresses(prefix: ipaddress.IPv6Network, first: int, count: int) -> list[bytes]:
     base = int(prefix.network_address) + 0x10000  # clear of the router and the lab's hosts
     return [(base + i).to_bytes(16, "big") for i in range(first, first + count)]
 
 
-def _random(hoas: Sequence[bytes]) -> Iterator[bytes]:
+def random_pick(hoas: Sequence[bytes]) -> Iterator[bytes]:
     rng = random.Random(4242)
     while True:
         yield hoas[rng.randrange(len(hoas))]
 
 
-def _for(seconds: float) -> Callable[[int], bool]:
+def for_seconds(seconds: float) -> Callable[[int], bool]:
     """An end condition for Generator.drive: `seconds` from now."""
     end = time.monotonic() + seconds
     return lambda _answered: time.monotonic() >= end
@@ -154,18 +162,73 @@ def _rss(pid: int | None) -> int | None:
     return total
 
 
-def _echo(ns: str, ha: str) -> subprocess.Popen[bytes]:
-    """The ceiling: harness.bench.ha_echo in the HA's namespace, ready when it says so."""
+def tool(ns: str, *args: str) -> subprocess.Popen[bytes]:
+    """harness.bench.ha_echo (`echo` or `flood`) in namespace `ns`, ready when it says so."""
     proc = subprocess.Popen(
-        ["ip", "netns", "exec", ns, sys.executable, "-m", "harness.bench.ha_echo", ha],
+        ["ip", "netns", "exec", ns, sys.executable, "-m", "harness.bench.ha_echo", *args],
         stdout=subprocess.PIPE,
     )
     assert proc.stdout is not None
     ready, _, _ = select.select([proc.stdout], [], [], 10)
     if not ready or not proc.stdout.readline().startswith(b"ready"):
         proc.kill()
-        raise RuntimeError("the echo loop did not start")
+        raise RuntimeError(f"harness.bench.ha_echo {args[0]} did not start")
     return proc
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.kill()
+    proc.wait()
+
+
+@dataclass
+class HaLab:
+    """The benchmarks' lab: the tester's MN on access link 2 with one care-of address, the
+    HA's router ar1 (the HA not started yet), and the load generator."""
+
+    lab: Any
+    sut: Any
+    gen: Generator
+    ha: str
+    prefix: ipaddress.IPv6Network
+    work: Path
+
+    def start_ha(self) -> int | None:
+        from harness.tester.home_agent import HOME_LINK
+        from harness.tester.world import ha_placement
+
+        self.sut.start(ha_placement(self.lab, HOME_LINK, self.work))
+        return getattr(self.sut, "pid", None)
+
+    def ns(self, node: str) -> str:
+        return str(self.lab.ns(node))
+
+
+@contextlib.contextmanager
+def ha_lab(sut: str) -> Iterator[HaLab]:
+    """Raises LabUnavailable (no lab here) and SutError / ProfileError (no HA)."""
+    from harness.lab.topology import Lab
+    from harness.sut import adapters
+    from harness.tester.home_agent import COA, FOREIGN_LINK, HOME_LINK, ip_in_mn
+
+    lab = Lab()
+    work = Path(tempfile.mkdtemp(prefix="dmmconf-bench-ha-"))
+    lab.up()
+    try:
+        lab.move("mn0", FOREIGN_LINK)
+        ip_in_mn(lab, "addr", "add", f"{COA}/64", "dev", "mn0", "nodad")
+        link = lab.plan.link(HOME_LINK)
+        the_sut = adapters.open_sut(sut, "ha", work)
+        keys = the_sut.profile.keys if isinstance(the_sut, adapters.ProfileSut) else None
+        key = (keys.spi, keys.key) if keys is not None else None
+        gen = Generator(lab.ns("mn"), "mn0", COA, str(link.router6), key)
+        try:
+            yield HaLab(lab, the_sut, gen, str(link.router6), link.prefix6, work)
+        finally:
+            gen.close()
+            the_sut.stop()
+    finally:
+        lab.down()
 
 
 def run(
@@ -178,64 +241,40 @@ def run(
 ) -> dict[str, Any]:
     """Build the lab, measure the ceiling, start the HA, and measure it at each size.
     Raises LabUnavailable (no lab here) and SutError / ProfileError (no HA)."""
-    from harness.lab.topology import Lab
-    from harness.sut import adapters
-    from harness.tester.home_agent import COA, FOREIGN_LINK, HOME_LINK, ip_in_mn
-    from harness.tester.world import ha_placement
+    from harness.tester.home_agent import HOME_LINK
 
     counts = sorted(set(counts))
-    lab = Lab()
-    work = Path(tempfile.mkdtemp(prefix="dmmconf-bench-ha-"))
-    lab.up()
     result: dict[str, Any] = {"window": window, "seconds": seconds, "sizes": []}
-    try:
-        lab.move("mn0", FOREIGN_LINK)
-        ip_in_mn(lab, "addr", "add", f"{COA}/64", "dev", "mn0", "nodad")
-        link = lab.plan.link(HOME_LINK)
-        ha_addr, prefix = str(link.router6), link.prefix6
-        the_sut = adapters.open_sut(sut, "ha", work)
-        keys = the_sut.profile.keys if isinstance(the_sut, adapters.ProfileSut) else None
-        key = (keys.spi, keys.key) if keys is not None else None
-        gen = Generator(lab.ns("mn"), "mn0", COA, ha_addr, key)
+    with ha_lab(sut) as hl:
+        gen = hl.gen
+        progress("ceiling: the bare echo loop on ar1")
+        echo = tool(hl.ns(f"ar{HOME_LINK}"), "echo", hl.ha)
         try:
-            progress("ceiling: the bare echo loop on ar1")
-            echo = _echo(lab.ns(f"ar{HOME_LINK}"), ha_addr)
-            try:
-                hoas = _home_addresses(prefix, 0, 1000)
-                gen.drive(_random(hoas), window, lambda n: n >= 2000)  # warm-up
-                ceiling = gen.drive(_random(hoas), window, _for(seconds))
-            finally:
-                echo.kill()
-                echo.wait()
-            result["ceiling"] = ceiling
-            the_sut.start(ha_placement(lab, HOME_LINK, work))
-            try:
-                pid = getattr(the_sut, "pid", None)
-                rss0 = _rss(pid)
-                held: list[bytes] = []
-                for n in counts:
-                    new = _home_addresses(prefix, len(held), n - len(held))
-                    progress(f"{n} bindings: registering {len(new)} more")
-                    reg = gen.drive(iter(new), window, lambda _n: False)
-                    held += new
-                    progress(f"{n} bindings: refreshing for {seconds:g} s")
-                    refresh = gen.drive(_random(held), window, _for(seconds))
-                    rss = _rss(pid)
-                    result["sizes"].append(
-                        {
-                            "bindings": n,
-                            "register": reg,
-                            "refresh": refresh,
-                            "rss": rss,
-                            "bytes_per_binding": (rss - rss0) / n if rss and rss0 else None,
-                        }
-                    )
-            finally:
-                the_sut.stop()
+            hoas = home_addresses(hl.prefix, 0, 1000)
+            gen.drive(random_pick(hoas), window, lambda n: n >= 2000)  # warm-up
+            result["ceiling"] = gen.drive(random_pick(hoas), window, for_seconds(seconds))
         finally:
-            gen.close()
-    finally:
-        lab.down()
+            stop(echo)
+        pid = hl.start_ha()
+        rss0 = _rss(pid)
+        held: list[bytes] = []
+        for n in counts:
+            new = home_addresses(hl.prefix, len(held), n - len(held))
+            progress(f"{n} bindings: registering {len(new)} more")
+            reg = gen.drive(iter(new), window, lambda _n: False)
+            held += new
+            progress(f"{n} bindings: refreshing for {seconds:g} s")
+            refresh = gen.drive(random_pick(held), window, for_seconds(seconds))
+            rss = _rss(pid)
+            result["sizes"].append(
+                {
+                    "bindings": n,
+                    "register": reg,
+                    "refresh": refresh,
+                    "rss": rss,
+                    "bytes_per_binding": (rss - rss0) / n if rss and rss0 else None,
+                }
+            )
     return result
 
 

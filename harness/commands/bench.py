@@ -28,7 +28,7 @@ class _Failed(UserError):
 def register(sub: Any) -> None:
     from harness.bench import codec as codec_bench
     from harness.bench import datapath as datapath_bench
-    from harness.bench import handover, registrations
+    from harness.bench import fanout, handover, registrations
 
     p = sub.add_parser(
         "bench",
@@ -147,6 +147,24 @@ def register(sub: Any) -> None:
     )
     r.add_argument("--json", metavar="FILE", help="write the whole result as JSON")
     r.set_defaults(func=run_registrations)
+    f = kinds.add_parser(
+        "fanout",
+        help="tunnelled copies per second of one group to 1, 100, 1000 MN tunnels",
+        description="In a lab of its own: N home addresses registered with the HA on ar1, "
+        "each subscribing one group (Multicast State), the CDN on the home link sending to "
+        "it in a bare loop; the IPv6-in-IPv6 copies per second reaching the care-of "
+        "address, against a bare sendto loop of the same tunnelled packet on ar1 measured "
+        "first over the same path (the ceiling). Needs root.",
+    )
+    f.add_argument(
+        "--tunnels",
+        default=",".join(str(n) for n in fanout.DEFAULT_COUNTS),
+        metavar="N,N,...",
+    )
+    f.add_argument("--seconds", type=float, default=fanout.DEFAULT_SECONDS, metavar="S")
+    f.add_argument("--sut", default="reference", metavar="PROFILE")
+    f.add_argument("--json", metavar="FILE", help="write the whole result as JSON")
+    f.set_defaults(func=run_fanout)
     a = kinds.add_parser(
         "all",
         help="every benchmark in one run, one table of figures against their ceilings",
@@ -164,6 +182,55 @@ def register(sub: Any) -> None:
     a.add_argument("--conformance", action="store_true", help="also time the conformance run")
     a.add_argument("--json", metavar="FILE", help="write the whole result as JSON")
     a.set_defaults(func=run_all)
+
+
+def run_fanout(args: argparse.Namespace) -> int:
+    from harness.bench import fanout
+    from harness.lab.topology import LabUnavailable
+    from harness.sut.adapters import SutError
+    from harness.sut.profile import ProfileError
+
+    counts = _counts(args.tunnels, "--tunnels")
+    if not args.seconds > 0:
+        raise UserError("--seconds must be positive")
+    if args.sut != "reference" and not Path(args.sut).is_file():
+        raise UserError(f"--sut: no profile file {args.sut!r}")
+    out = _json_path(args.json)
+    try:
+        result = fanout.run(
+            counts,
+            seconds=args.seconds,
+            sut=args.sut,
+            progress=lambda m: print(m, file=sys.stderr, flush=True),
+        )
+    except LabUnavailable as exc:
+        hint = f" ({exc.hint})" if exc.hint else ""
+        raise UserError(f"the lab cannot be built here: {exc}{hint}") from None
+    except (SutError, ProfileError) as exc:
+        raise _Failed(f"the home agent did not start: {exc}") from None
+    result["command"] = f"dmmconf bench fanout --tunnels {args.tunnels} --seconds {args.seconds:g}"
+    print(fanout.format_report(result))
+    if out is not None:
+        out.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"JSON: {out}")
+    return 0
+
+
+def _counts(text: str, option: str) -> list[int]:
+    try:
+        counts = [int(n) for n in text.split(",") if n.strip()]
+    except ValueError:
+        raise UserError(f"{option}: numbers separated by commas, not {text!r}") from None
+    if not counts or min(counts) < 1:
+        raise UserError(f"{option}: counts of at least 1, not {text!r}")
+    return counts
+
+
+def _json_path(text: str | None) -> Path | None:
+    out = Path(text) if text else None
+    if out is not None and not out.parent.exists():
+        raise UserError(f"--json: no directory {str(out.parent)!r}")
+    return out
 
 
 def run_all(args: argparse.Namespace) -> int:

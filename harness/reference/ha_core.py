@@ -292,6 +292,10 @@ class HomeAgentCore:
     def bindings(self) -> list[Binding]:
         return [b for node in self.nodes.values() for b in node.bindings.values()]
 
+    def binding(self, hoa: IPv6, bid: int) -> Binding | None:
+        node = self.nodes.get(hoa)
+        return node.bindings.get(bid) if node is not None else None
+
     def next_deadline(self) -> float | None:
         while self._expiries and self._stale(self._expiries[0]):
             heapq.heappop(self._expiries)

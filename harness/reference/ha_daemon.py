@@ -187,8 +187,7 @@ class HomeAgentDaemon:
         self.access_ifindex = 0
         self.ghosts: list[Served] = []  # kept by a fault only (ha_hooks.ghosts)
         self.dns: ha_dns.DnsUpdater | None = None
-        self._served: list[Served] | None = None  # served()'s, until the bindings change
-        self._query_sync = True  # the querier's schedule is to be matched to the bindings
+        self._served: dict[tuple[ipaddress.IPv6Address, int], Served] = {}  # see served()
 
     # ------------------------------------------------------------------ sockets
 
@@ -290,20 +289,25 @@ class HomeAgentDaemon:
 
     def served(self) -> list[Served]:
         """The multicast service of every binding that has some (and, for one fault, its
-        ghosts). Rebuilt only after the bindings changed (`_bindings_changed`): each packet
-        the sniffers see asks for it, and a walk over every binding would cost O(cache)."""
-        if self._served is None:
-            every = self.faults.has(Fault.HA_IGNORE_LEAVE)  # it serves bindings left empty
-            self._served = [
-                (b.coa, b.multicast)
-                for b in self.core.bindings()
-                if every or b.multicast.mld.groups or b.multicast.igmp.groups
-            ]
-        return self._served + self.ghosts
+        ghosts). Kept up to date binding by binding (`_track`): each packet the sniffers
+        see asks for it, and a walk over every binding would cost O(cache) per event."""
+        return [*self._served.values(), *self.ghosts]
 
-    def _bindings_changed(self) -> None:
-        self._served = None
-        self._query_sync = True
+    def _track(self, hoa: ipaddress.IPv6Address, bid: int) -> None:
+        """A binding came, moved, changed its multicast state or went: its entries in
+        served() and in the querier's schedule follow it."""
+        key, binding = (hoa, bid), self.core.binding(hoa, bid)
+        if binding is None:
+            self._served.pop(key, None)
+            self.querier.drop(key)
+            return
+        state = binding.multicast
+        # HA_IGNORE_LEAVE serves bindings left with no state too
+        if state.mld.groups or state.igmp.groups or self.faults.has(Fault.HA_IGNORE_LEAVE):
+            self._served[key] = (binding.coa, state)
+        else:
+            self._served.pop(key, None)
+        self.querier.update(key, binding.coa, bool(state.mld.groups), time.monotonic())
 
     def _timeout(self) -> float | None:
         waits = []
@@ -457,9 +461,6 @@ class HomeAgentDaemon:
     def _query(self) -> None:
         """Draft §6 / RFC 6275 §10.4.3: the General Queries that are due, in their tunnels."""
         now = time.monotonic()
-        if self._query_sync:
-            self.querier.sync(self.core.bindings(), now)
-            self._query_sync = False
         if self.link_local is None:
             return
         for coa in self.querier.due(now):
@@ -545,9 +546,9 @@ class HomeAgentDaemon:
     # ------------------------------------------------------------------ actions
 
     def perform(self, actions: list[Action]) -> None:
-        if any(isinstance(a, _CHANGES_BINDINGS) for a in actions):
-            self._bindings_changed()
         for original in actions:
+            if isinstance(original, _CHANGES_BINDINGS):
+                self._track(original.hoa, original.bid)
             action = ha_hooks.action(self.faults, original, time.time())
             if action is None:
                 continue

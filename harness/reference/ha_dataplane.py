@@ -155,6 +155,23 @@ class QuerySchedule:
             if entry is None or entry[1] != coa:
                 self.schedule[key] = (now, coa)
 
+    def update(self, key: tuple[IPv6, int], coa: object, groups: bool, now: float) -> None:
+        """One binding came, moved or changed its state (`groups`: it has IPv6 groups):
+        `sync` for it alone."""
+        if self.faults.has(Fault.HA_NO_QUERIER):
+            return
+        if not isinstance(coa, IPv6) or not (
+            groups or self.faults.has(Fault.HA_QUERY_EVERY_BINDING)
+        ):
+            self.schedule.pop(key, None)
+            return
+        entry = self.schedule.get(key)
+        if entry is None or entry[1] != coa:
+            self.schedule[key] = (now, coa)
+
+    def drop(self, key: tuple[IPv6, int]) -> None:
+        self.schedule.pop(key, None)
+
     def next_due(self) -> float | None:
         return min((t for t, _ in self.schedule.values()), default=None)
 

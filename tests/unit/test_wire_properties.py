@@ -184,7 +184,7 @@ def check_encoder_signs_like_auth(pkt: Packet) -> None:
     key, spi = b"\x5a" * 20, 0x1234
     msg = compact.parse_packet(bytes(pkt))
     kept = [(o.otype, o.data) for o in msg.options if o.otype != MobOpt.MESSAGE_AUTH]
-    fields = {"seq": msg.seq, "lifetime": int.from_bytes(msg.body[10:12], "big")}
+    seq, lifetime = msg.seq, int.from_bytes(msg.body[10:12], "big")
     flags = int.from_bytes(msg.body[8:10], "big")
     ours = compact.encode_binding_update(
         src=msg.src,
@@ -194,7 +194,8 @@ def check_encoder_signs_like_auth(pkt: Packet) -> None:
         options=kept,
         mn_ha_key=(spi, key),
         config=CONFIG,
-        **fields,
+        seq=seq,
+        lifetime=lifetime,
     )
     unsigned = compact.encode_binding_update(
         src=msg.src,
@@ -203,7 +204,8 @@ def check_encoder_signs_like_auth(pkt: Packet) -> None:
         flags=flags,
         config=CONFIG,
         options=[*kept, (MobOpt.MESSAGE_AUTH, b"\x01" + spi.to_bytes(4, "big") + bytes(12))],
-        **fields,
+        seq=seq,
+        lifetime=lifetime,
     )
     assert ours == bytes(auth.sign(IPv6(unsigned), key))
 
