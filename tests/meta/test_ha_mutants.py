@@ -3,13 +3,13 @@
 A mutant is the reference HA started with DMMCONF_HA_MUTANT=<name> (a fault of harness/
 faults.py) through a copy of its profile (tests/support/killmatrix.py): the same path an external
 SUT takes. For each mutant, the suite tests that judge the clause it breaks
-run against it in a pytest of their own, and every one of them must fail.
+run against it (every mutant's in a few shared pytest processes, tests/support/killmatrix.py
+`Board`), and every one of them must fail.
 The kill matrix: `pytest tests/meta/test_ha_mutants.py -v`.
 """
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
@@ -19,6 +19,7 @@ from harness.lab import netns
 from tests.support import killmatrix
 
 ROOT = Path(__file__).resolve().parents[2]
+ROLE = "ha"
 FAULTS = by_name(Role.HA)
 SUITE = "suites/ha/test_registration.py"
 MALFORMED = SUITE + "::test_malformed_message_gets_its_reaction"
@@ -154,29 +155,22 @@ def test_every_mutant_has_killers() -> None:
     assert set(KILLS) == set(FAULTS)
 
 
-def run_suite(mutant: str, targets: tuple[str, ...], tmp_path: Path) -> tuple[set[str], str]:
-    """Run `targets` against the mutant; the node ids that failed, and the output."""
+def _privileged() -> None:
     missing = netns.missing_privileges()
     if missing:
         pytest.skip(f"the lab needs privileges: {missing}")
-    return killmatrix.run_suite("ha", mutant, targets, tmp_path, timeout=120)
 
 
 @pytest.mark.needs_root
-def test_control_the_reference_passes_every_killer(tmp_path: Path) -> None:
+def test_control_the_reference_passes_every_killer(kill_board: killmatrix.Board) -> None:
     """Through the same copied profile, the unmutated reference passes them all."""
-    targets = tuple(sorted({t for ts in KILLS.values() for t in ts}))
-    failed, out = run_suite("none", targets, tmp_path)
-    assert not failed, f"the reference itself fails {sorted(failed)}:\n{out[-3000:]}"
-    assert re.search(rf"^{len(targets)} passed", out, re.M), out[-3000:]
+    _privileged()
+    killmatrix.assert_control_passes(kill_board, ROLE, KILLS)
 
 
 @pytest.mark.needs_root
 @pytest.mark.parametrize("mutant", sorted(KILLS))
-def test_suite_kills_mutant(mutant: str, tmp_path: Path) -> None:
-    targets = KILLS[mutant]
-    failed, out = run_suite(mutant, targets, tmp_path)
-    survived = [t for t in targets if t not in failed]
-    assert not survived, (
-        f"mutant {mutant} ({FAULTS[mutant].spec.description}) survived {survived}:\n{out[-3000:]}"
-    )
+def test_suite_kills_mutant(mutant: str, kill_board: killmatrix.Board) -> None:
+    _privileged()
+    description = FAULTS[mutant].spec.description
+    killmatrix.assert_killed(kill_board, ROLE, mutant, KILLS[mutant], description)

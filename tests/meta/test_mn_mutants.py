@@ -6,19 +6,17 @@ tests/support/killmatrix.py; the kill matrix: `pytest tests/meta/test_mn_mutants
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
-
 import pytest
 
 from harness.faults import Role, by_name
 from harness.lab import netns
-from tests.support.killmatrix import run_suite
+from tests.support import killmatrix
 
 SUITE = "suites/mn/test_mobile_node.py::"
 REGISTRATION = SUITE + "test_move_with_a_session_registers_with_the_previous_ha"
 BOOT = "suites/mn/test_bootstrap.py::"
 FAULTS = by_name(Role.MN)
+ROLE = "mn"
 
 # mutant -> the suite tests that must catch it
 KILLS: dict[str, tuple[str, ...]] = {
@@ -85,21 +83,14 @@ def test_every_mutant_has_killers() -> None:
 
 
 @pytest.mark.needs_root
-def test_control_the_reference_passes_every_killer(tmp_path: Path) -> None:
+def test_control_the_reference_passes_every_killer(kill_board: killmatrix.Board) -> None:
     _privileged()
-    targets = tuple(sorted({t for ts in KILLS.values() for t in ts}))
-    failed, out = run_suite("mn", "none", targets, tmp_path)
-    assert not failed, f"the reference itself fails {sorted(failed)}:\n{out[-3000:]}"
-    assert re.search(rf"^{len(targets)} passed", out, re.M), out[-3000:]
+    killmatrix.assert_control_passes(kill_board, ROLE, KILLS)
 
 
 @pytest.mark.needs_root
 @pytest.mark.parametrize("mutant", sorted(KILLS))
-def test_suite_kills_mutant(mutant: str, tmp_path: Path) -> None:
+def test_suite_kills_mutant(mutant: str, kill_board: killmatrix.Board) -> None:
     _privileged()
-    targets = KILLS[mutant]
-    failed, out = run_suite("mn", mutant, targets, tmp_path)
-    survived = [t for t in targets if t not in failed]
-    assert not survived, (
-        f"mutant {mutant} ({FAULTS[mutant].spec.description}) survived {survived}:\n{out[-3000:]}"
-    )
+    description = FAULTS[mutant].spec.description
+    killmatrix.assert_killed(kill_board, ROLE, mutant, KILLS[mutant], description)
