@@ -76,6 +76,7 @@ class Tunnels:
         self.ifindex = 0
         self._rtnl: Any = None
         self.on_inner: Callable[[ipaddress.IPv6Address, bytes], None] | None = None
+        self._text: dict[ipaddress.IPv6Address, str] = {}  # CoAs as sendto(2) wants them
 
     def fds(self) -> list[int]:
         return [] if self.fd is None else [self.fd]
@@ -164,11 +165,20 @@ class Tunnels:
                 self.encapsulate(inner, self.coa_of[key])
 
     def encapsulate(self, inner: bytes, coa: ipaddress.IPv6Address) -> None:
+        """RFC 2473 in IPv6, from the HA's address to `coa`: the outer header packed from
+        the addresses' octets, no text conversion on this per-copy path (the fan-out)."""
         if self.tx is None:
             return
-        outer = ipv6_header(len(inner), IPPROTO_IPV6_IN_IPV6, 64, str(self.address), str(coa))
+        dst = self._text.get(coa)
+        if dst is None:
+            if len(self._text) > 65536:  # CoAs of bindings long gone
+                self._text.clear()
+            dst = self._text[coa] = str(coa)
+        outer = IPV6_HEADER.pack(
+            0x60000000, len(inner), IPPROTO_IPV6_IN_IPV6, 64, self.address.packed, coa.packed
+        )
         with contextlib.suppress(OSError):
-            self.tx.sendto(outer + inner, (str(coa), 0, 0, 0))
+            self.tx.sendto(outer + inner, (dst, 0, 0, 0))
 
     def from_coa(self, sock: socket.socket) -> None:
         while True:
