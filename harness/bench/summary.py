@@ -6,6 +6,8 @@ invocation: these machines are noisy), the ratio, the target and whether it is m
 * codec: harness/bench/codec.py (decode and encode of a BU, scapy and struct ceilings);
 * home agent registrations: harness/bench/registrations.py (BU->BA/s at each binding count
   against a bare echo loop on the HA's router);
+* multicast fan-out: harness/bench/fanout.py (tunnelled copies per second of one group to
+  1, 100, 1000 tunnels against a bare sendto loop of the same packet on the HA's router);
 * handover: harness/bench/handover.py (the multicast gap an application sees, against the
   protocol floor of each move: the time from the move to the BA, i.e. movement detection,
   the HA's DAD wait and the BU/BA round trip);
@@ -82,6 +84,27 @@ def registration_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
                 f"{100 * share:.1f}%",
                 f">= {reg.TARGET_RATE:,}/s, >= {100 * reg.TARGET_SHARE:g}%" if last else "-",
                 rate >= reg.TARGET_RATE and share >= reg.TARGET_SHARE if last else None,
+            )
+        )
+    return rows
+
+
+def fanout_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
+    from harness.bench import fanout
+
+    ceiling = result["ceiling"]
+    rows = []
+    for s in result["sizes"]:
+        share = s["copies_per_s"] / ceiling if ceiling else 0.0
+        last = s is result["sizes"][-1]
+        rows.append(
+            _row(
+                f"multicast fan-out, {s['tunnels']:,} tunnels",
+                f"{s['copies_per_s']:,.0f} copies/s",
+                f"sendto loop {ceiling:,.0f}/s",
+                f"{100 * share:.1f}%",
+                f">= {100 * fanout.TARGET_SHARE:g}%" if last else "-",
+                share >= fanout.TARGET_SHARE if last else None,
             )
         )
     return rows
@@ -193,13 +216,15 @@ def run(
     conformance: bool,
     progress: Callable[[str], None],
 ) -> dict[str, Any]:
-    from harness.bench import codec, handover, registrations
+    from harness.bench import codec, fanout, handover, registrations
 
     rows: list[dict[str, Any]] = []
     progress("codec")
     rows += codec_rows(codec.run())
     progress("home agent registrations")
     rows += registration_rows(registrations.run(counts, progress=progress))
+    progress("multicast fan-out")
+    rows += fanout_rows(fanout.run(progress=progress))
     progress("hypothesis against the live HA")
     rows += property_rows(time_live_property())
     progress(f"handover, {moves} moves")

@@ -61,3 +61,16 @@ def test_live_property_rate_is_reported_and_a_failure_is_no() -> None:
     (row,) = summary.property_rows(1.5)
     assert row["value"] == "8.0 examples/s" and row["met"] is None
     assert summary.property_rows(None)[0]["met"] is False
+
+
+def test_fanout_is_judged_at_the_most_tunnels() -> None:
+    result = {
+        "ceiling": 50_000.0,
+        "sizes": [
+            {"tunnels": 1, "copies_per_s": 10_000.0},
+            {"tunnels": 1000, "copies_per_s": 30_000.0},
+        ],
+    }
+    assert [r["met"] for r in summary.fanout_rows(result)] == [None, True]
+    result["sizes"][-1]["copies_per_s"] = 20_000.0
+    assert summary.fanout_rows(result)[-1]["met"] is False
