@@ -64,7 +64,7 @@ def test_live_property_rate_is_reported_and_a_failure_is_no() -> None:
 
 
 def test_fanout_is_judged_at_the_most_tunnels() -> None:
-    result = {
+    result: dict[str, Any] = {
         "ceiling": 50_000.0,
         "sizes": [
             {"tunnels": 1, "copies_per_s": 10_000.0},
