@@ -44,6 +44,18 @@ class Fault(Enum):
     HA_NO_MCAST_FORWARD = ("ha", "no-mcast-forward")
     HA_IGNORE_LEAVE = ("ha", "ignore-leave")
     HA_REJECT_BA_OPTIONS = ("ha", "reject-ba-options")
+    # the Home Agent: multiple care-of addresses and flow bindings (suites/ha/test_mcoa_flows.py)
+    HA_FLOWS_IGNORED = ("ha", "flows-ignored")
+    HA_FLOW_ORDER_REVERSED = ("ha", "flow-order-reversed")
+    HA_FLOW_FIRST_BID_ONLY = ("ha", "flow-first-bid-only")
+    HA_DEFAULT_HIGHEST_BID_PRI = ("ha", "default-highest-bid-pri")
+    HA_BA_WITHOUT_BID_OPTIONS = ("ha", "ba-without-bid-options")
+    HA_BULK_STATUS_IN_BA = ("ha", "bulk-status-in-ba")
+    HA_BAD_BID_COA_ACCEPTED = ("ha", "bad-bid-coa-accepted")
+    HA_UNKNOWN_BID_ACCEPTED = ("ha", "unknown-bid-accepted")
+    HA_FID_MALFORMED_ACCEPTED = ("ha", "fid-malformed-accepted")
+    HA_FID_UNKNOWN_BID_ACCEPTED = ("ha", "fid-unknown-bid-accepted")
+    HA_FID_NOT_FOUND_UNANSWERED = ("ha", "fid-not-found-unanswered")
     # the Home Agent: multicast (suites/ha/test_multicast.py)
     HA_DROP_AUX_RECORDS = ("ha", "drop-aux-records")
     HA_CHANGES_REPLACE_STATE = ("ha", "changes-replace-state")
@@ -203,6 +215,55 @@ CATALOGUE: dict[Fault, FaultSpec] = {
         "DMM-OPT-3",
         "refuses (128) a BU whose Multicast State option is malformed instead of installing "
         "nothing (INT-2)",
+    ),
+    Fault.HA_FLOWS_IGNORED: FaultSpec(
+        "DMM-HA-22",
+        "keeps the flow binding list but forwards every packet by BID-PRI alone (RFC 6089 "
+        "§5.3.6)",
+    ),
+    Fault.HA_FLOW_ORDER_REVERSED: FaultSpec(
+        "RFC6089-11",
+        "matches the flow bindings highest FID-PRI first (RFC 6089 §4.3: lowest first)",
+    ),
+    Fault.HA_FLOW_FIRST_BID_ONLY: FaultSpec(
+        "RFC6089-11",
+        "forwards a packet of a flow bound to several BIDs to the first one only (RFC 6089 "
+        "§5.3.6: a copy to each)",
+    ),
+    Fault.HA_DEFAULT_HIGHEST_BID_PRI: FaultSpec(
+        "RFC6089-4",
+        "forwards packets no flow matches to the highest BID-PRI value (RFC 6089 §5.1.1: the "
+        "lowest)",
+    ),
+    Fault.HA_BA_WITHOUT_BID_OPTIONS: FaultSpec(
+        "RFC5648-9", "leaves the BU's Binding Identifier options out of the BA (RFC 5648 §6.2)"
+    ),
+    Fault.HA_BULK_STATUS_IN_BA: FaultSpec(
+        "RFC5648-10",
+        "answers a bulk registration with one failed BID in the BA's Status, the BID options' "
+        "Status 0 (RFC 5648 §6.2: 4 MCOA NOTCOMPLETE, the status in the option)",
+    ),
+    Fault.HA_BAD_BID_COA_ACCEPTED: FaultSpec(
+        "RFC5648-7",
+        "reports 0 for a BID option whose care-of address is not unicast routable (RFC 5648 "
+        "§6.2: 164 MCOA MALFORMED)",
+    ),
+    Fault.HA_UNKNOWN_BID_ACCEPTED: FaultSpec(
+        "RFC5648-8",
+        "reports 0 for a Length-4 BID option of an unknown BID (RFC 5648 §6.2: 167)",
+    ),
+    Fault.HA_FID_MALFORMED_ACCEPTED: FaultSpec(
+        "RFC6089-7",
+        "reports 0 for a new FID without a traffic selector (RFC 6089 §5.3.2.1: 130)",
+    ),
+    Fault.HA_FID_UNKNOWN_BID_ACCEPTED: FaultSpec(
+        "RFC6089-8",
+        "reports 0 for a flow bound to a BID not in the binding cache (RFC 6089 §5.3.2.1: 131)",
+    ),
+    Fault.HA_FID_NOT_FOUND_UNANSWERED: FaultSpec(
+        "RFC6089-9",
+        "puts no FID option with 132 in the BA for a Flow Summary FID it does not have (RFC "
+        "6089 §5.3.3)",
     ),
     Fault.HA_NO_TUNNEL: FaultSpec(
         "RFC6275-HA-9", "tunnels nothing to the care-of address (RFC 6275 §10.4.1)"

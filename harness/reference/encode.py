@@ -68,7 +68,8 @@ def binding_ack_bytes(action: SendBindingAck, config: HAConfig) -> bytes:
 def _ba_options(action: SendBindingAck) -> list[Packet]:
     """The BA's options but the MN-HA authentication option, in their order."""
     options: list[Packet] = [
-        MIP6OptBindingIdentifier(bid=b.bid, status=b.status) for b in action.bids
+        MIP6OptBindingIdentifier(bid=b.bid, status=b.status, bid_pri=b.bid_pri)
+        for b in action.bids
     ]
     for echo in action.multicast:
         cls = MldAddressRecord if echo.report_type == MLDV2_REPORT else IgmpGroupRecord

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 
 from harness.config import WireConfig
 from harness.faults import NO_FAULTS, Fault, Faults
+from harness.reference import ha_mcoa
+from harness.reference.ha_mcoa import Flow
 from harness.reference.multicast import BindingMulticast, echo_records
 from harness.wire import compact
 from harness.wire.compact import McastRecord, MobilityMessage, Option, ReactionKind
@@ -30,6 +32,7 @@ from harness.wire.numbers import IGMPV3_REPORT, MLDV2_REPORT, BAStatus, MobOpt
 
 IPv6 = ipaddress.IPv6Address
 IPv4 = ipaddress.IPv4Address
+FLAG_O = 0x001  # RFC 5648 §4.2 Overwrite, in MobilityMessage.bu_flags
 SEQ_WINDOW = 1 << 15  # RFC 6275 §9.5.1: "less than" modulo 2**16
 LIFETIME_UNIT = 4  # seconds per unit of the BU/BA Lifetime field (RFC 6275 §6.1.7)
 NTP_EPOCH_OFFSET = 2208988800  # seconds from 1900 to 1970 (RFC 4285 §6 timestamps)
@@ -64,14 +67,6 @@ class HAConfig:
 
 
 @dataclass
-class Flow:
-    fid: int
-    fid_pri: int
-    bids: tuple[int, ...]
-    selector: bytes  # the traffic selector sub-option data, kept as sent (RFC 6088)
-
-
-@dataclass
 class Binding:
     """One binding cache entry (RFC 6275 §9.1), keyed by home address and BID (RFC 5648)."""
 
@@ -103,6 +98,7 @@ class MobileNode:
 class BidStatus:
     bid: int
     status: int
+    bid_pri: int = 0  # copied from the BU (RFC 6089 §5.3.5)
 
 
 @dataclass(frozen=True)
@@ -483,12 +479,27 @@ class HomeAgentCore:
         bid_opts = [o for o in options if o.otype == MobOpt.BINDING_IDENTIFIER]
         bid_status: list[BidStatus] = []
         targets: list[tuple[int, int, IPv6 | IPv4]] = []  # (bid, bid_pri, coa)
+        status: int = BAStatus.ACCEPTED
         if bid_opts:
-            for opt in bid_opts:
-                ident = compact.parse_binding_identifier(opt.data)
-                target = ipaddress.ip_address(ident.coa) if ident.coa else coa
-                targets.append((ident.bid, ident.bid_pri, target))
-                bid_status.append(BidStatus(ident.bid, 0))
+            # RFC 5648 §6.2: each BID option's status; one alone answers in the BA's.
+            bound = {b: x.coa for b, x in node.bindings.items() if b}
+            requests = ha_mcoa.bid_requests(bid_opts, bound, dereg, unicast_routable)
+            status, each = ha_mcoa.ba_status(requests)
+            if 0 in node.bindings and not dereg and not flags & FLAG_O:
+                status, each = BAStatus.MCOA_NON_MCOA_BINDING_EXISTS, [0] * len(requests)
+            bid_status = [
+                BidStatus(r.bid, s, r.bid_pri) for r, s in zip(requests, each, strict=True)
+            ]
+            if status >= 128:
+                return reply(status, bids=tuple(bid_status))
+            for r in requests:
+                if not r.status:
+                    targets.append((r.bid, r.bid_pri, r.coa or node.bindings[r.bid].coa))
+            if flags & FLAG_O and not dereg:  # replaces every binding (RFC 5648 §5.9, §6.2)
+                keep = {t[0] for t in targets}
+                for other in [b for b in node.bindings.values() if b.bid not in keep]:
+                    del node.bindings[other.bid]
+                    actions += self._removed(other)
         else:
             targets.append((0, 0, coa))
             # RFC 5648 §6.2: a BU without BID replaces every binding of the home address.
@@ -498,6 +509,8 @@ class HomeAgentCore:
                     actions += self._removed(other)
 
         mcast = [o for o in options if compact.is_multicast_state(o, cfg.wire)]
+        # OPEN-8: the state is the binding's whose CoA sent the BU (else the first BID's).
+        mcast_bid = next((t[0] for t in targets if t[2] == coa), targets[0][0] if targets else 0)
         for bid, pri, target in targets:
             old = node.bindings.get(bid)
             if dereg:
@@ -518,7 +531,7 @@ class HomeAgentCore:
                 binding.coa, binding.bid_pri = target, pri
                 self._expires(binding, now + granted)
             before = (dict(binding.multicast.mld.groups), dict(binding.multicast.igmp.groups))
-            if mcast:
+            if mcast and bid == mcast_bid:
                 _install_multicast(binding, mcast, cfg.faults)
             after = (binding.multicast.mld.groups, binding.multicast.igmp.groups)
             moved = prev_coa is not None and prev_coa != target and any(after)
@@ -526,17 +539,16 @@ class HomeAgentCore:
                 actions.append(MulticastChanged(hoa, bid, target, binding.multicast))
 
         echo: tuple[McastEcho, ...] = ()
-        if mcast and not dereg:
-            first = node.bindings[targets[0][0]]
-            echo = _echo(first, mcast)
+        if mcast and not dereg and mcast_bid in node.bindings:
+            echo = _echo(node.bindings[mcast_bid], mcast)
 
-        flows = self._flows(node, options, dereg)
+        flows = self._flows(node, options, dereg and not bid_opts)
         ipv4 = self._ipv4(node, options, dereg)
         ba = SendBindingAck(
             coa,
             hoa,
             msg.seq,
-            BAStatus.ACCEPTED,
+            status,
             granted // LIFETIME_UNIT,
             bids=tuple(bid_status),
             flows=flows,
@@ -610,31 +622,14 @@ class HomeAgentCore:
         return DnsRequest(next(self._request_ids), fqdn, node.hoa, remove, why)
 
     def _flows(self, node: MobileNode, options: list[Option], dereg: bool) -> tuple[FidStatus, ...]:
-        statuses = []
-        for opt in options:
-            if opt.otype != MobOpt.FLOW_IDENTIFICATION:
-                continue
-            if len(opt.data) < 6:
-                statuses.append(FidStatus(0, 0, 130))
-                continue
-            fid, pri = struct.unpack_from("!HH", opt.data)
-            bids, selector = _fid_suboptions(opt.data[6:])
-            unknown = [b for b in bids if b not in node.bindings]
-            if dereg:
-                node.flows.pop(fid, None)
-                statuses.append(FidStatus(fid, pri, 0))
-            elif unknown:
-                statuses.append(FidStatus(fid, pri, 131))  # RFC 6089: BID not found
-            else:
-                node.flows[fid] = Flow(fid, pri, bids, selector)
-                statuses.append(FidStatus(fid, pri, 0))
-        for opt in options:
-            if opt.otype == MobOpt.FLOW_SUMMARY:
-                for i in range(0, len(opt.data) - 1, 2):
-                    fid = struct.unpack_from("!H", opt.data, i)[0]
-                    if fid not in node.flows:
-                        statuses.append(FidStatus(fid, 0, 132))  # FID not found
-        return tuple(statuses)
+        """RFC 6089 §5.3.2-§5.3.4 after the BID options (§5.3.1); `dereg`: an RFC 6275
+        deregistration, which deletes every flow binding (§5.3.3)."""
+        if dereg:
+            node.flows.clear()
+            return ()
+        bound = {b for b in node.bindings if b}
+        node.flows, answers = ha_mcoa.flow_options(node.flows, bound, options)
+        return tuple(FidStatus(fid, pri, status) for fid, pri, status in answers)
 
     def _ipv4(self, node: MobileNode, options: list[Option], dereg: bool) -> IPv4Ack | None:
         opt = _first(options, MobOpt.IPV4_HOME_ADDRESS)
@@ -824,25 +819,3 @@ def _echo(binding: Binding, options: list[Option]) -> tuple[McastEcho, ...]:
         state = binding.multicast.mld if family == MLDV2_REPORT else binding.multicast.igmp
         out.append(McastEcho(family, tuple(echo_records(state))))
     return tuple(out)
-
-
-def _fid_suboptions(data: bytes) -> tuple[tuple[int, ...], bytes]:
-    """Binding references and the traffic selector of a FID option (RFC 6089 §4.2.1)."""
-    bids: list[int] = []
-    selector = b""
-    pos = 0
-    while pos < len(data):
-        stype = data[pos]
-        if stype == 0:
-            pos += 1
-            continue
-        if pos + 2 > len(data):
-            break
-        slen = data[pos + 1]
-        body = data[pos + 2 : pos + 2 + slen]
-        if stype == 2:
-            bids += [struct.unpack_from("!H", body, i)[0] for i in range(0, len(body) - 1, 2)]
-        elif stype == 3:
-            selector = body
-        pos += 2 + slen
-    return tuple(bids), selector

@@ -9,6 +9,8 @@ due for an MLD General Query. The daemon (ha_daemon.py, ha_io.py) does the socke
 * The copies (draft §3, §6): a multicast packet goes into the tunnel of every binding whose
   state admits (group, source), one copy per binding, none natively on the access link,
   never for a group of link-local scope; a checksum its sender left to offload is completed.
+* The steering of unicast packets for a home address among its bindings (RFC 6089 §5.3.6,
+  RFC 5648): the first matching active flow binding, else the lowest BID-PRI.
 * The query schedule (draft §6, RFC 6275 §10.4.3, INT-7): a General Query to the CoA of each
   binding with IPv6 multicast state, at once when it gets state (or moves to another CoA),
   then every Query Interval; bindings without multicast state get none.
@@ -21,9 +23,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from harness.faults import NO_FAULTS, Fault, Faults
-from harness.reference import ha_core
+from harness.reference import ha_core, ha_mcoa
 from harness.reference import multicast as mcast
-from harness.wire import ipv6
+from harness.wire import ipv6, traffic_selector
 
 IPv6 = ipaddress.IPv6Address
 # A binding's multicast service as the data plane sees it: where to, and what it admits.
@@ -107,6 +109,33 @@ def copies(
                 break
     native = bool(coas) and faults.has(Fault.HA_NATIVE_ON_HOME_LINK)
     return Copies(packet, group, tuple(coas), native)
+
+
+def steer(
+    packet: bytes,
+    bindings: Iterable[ha_core.Binding],
+    flows: Iterable[ha_mcoa.Flow],
+    faults: Faults = NO_FAULTS,
+) -> list[ipaddress.IPv4Address | IPv6]:
+    """The care-of addresses a packet for a home address goes to (RFC 6089 §5.3.6): the
+    first active flow binding, in FID-PRI order, whose traffic selector matches it names
+    them (one copy per bound BID); a packet no active flow matches goes to the binding of
+    the lowest BID-PRI (§5.1.1; 0, the RFC 5648 format, ranks last; ties: the lowest BID)."""
+    bound = {b.bid: b for b in bindings}
+    if not bound:
+        return []
+    fields = traffic_selector.packet_fields(packet)
+    order = sorted(flows, key=lambda f: f.fid_pri, reverse=faults.has(Fault.HA_FLOW_ORDER_REVERSED))
+    for flow in [] if faults.has(Fault.HA_FLOWS_IGNORED) else order:
+        live = [bound[bid].coa for bid in flow.bids if bid in bound]
+        if live and flow.selector.matches(fields):  # §4.3: an inactive entry is skipped
+            return live[:1] if faults.has(Fault.HA_FLOW_FIRST_BID_ONLY) else live
+
+    def rank(b: ha_core.Binding) -> tuple[int, int]:
+        pri = b.bid_pri or 128
+        return (-pri if faults.has(Fault.HA_DEFAULT_HIGHEST_BID_PRI) else pri, b.bid)
+
+    return [min(bound.values(), key=rank).coa]
 
 
 def reverse_tunnel_target(

@@ -87,12 +87,51 @@ def action(faults: Faults, a: Action, now: float) -> Action | None:
             return dataclasses.replace(a, replay_timestamp=None)
         if faults.has(Fault.HA_REPLAY_ECHO_OWN_TIME) and a.status == BAStatus.MIPV6_ID_MISMATCH:
             return dataclasses.replace(a, replay_timestamp=ha_core._ntp_now(now))
+        if a.bids or a.flows:
+            a = _mcoa_answer(faults, a)
         if a.dns is not None:
             return _dns_answer(faults, a)
     if faults.has(Fault.HA_NO_BINDING_ERROR) and isinstance(a, SendBindingError):
         return None
     if faults.has(Fault.HA_NO_PARAM_PROBLEM) and isinstance(a, SendParameterProblem):
         return None
+    return a
+
+
+# Statuses of BID (RFC 5648 §6.2) and Flow Identification (RFC 6089 §4.2) options that a
+# fault reports as 0 (accepted), or (None) leaves out of the BA.
+_MCOA_LIES = {
+    Fault.HA_BAD_BID_COA_ACCEPTED: ("bid", BAStatus.MCOA_MALFORMED, 0),
+    Fault.HA_UNKNOWN_BID_ACCEPTED: ("bid", BAStatus.MCOA_UNKNOWN_COA, 0),
+    Fault.HA_FID_MALFORMED_ACCEPTED: ("fid", 130, 0),
+    Fault.HA_FID_UNKNOWN_BID_ACCEPTED: ("fid", 131, 0),
+    Fault.HA_FID_NOT_FOUND_UNANSWERED: ("fid", 132, None),
+}
+
+
+def _mcoa_answer(faults: Faults, a: SendBindingAck) -> SendBindingAck:
+    """The BID and Flow Identification options of a BA as the faults send them."""
+    if faults.has(Fault.HA_BA_WITHOUT_BID_OPTIONS):
+        a = dataclasses.replace(a, bids=())
+    if faults.has(Fault.HA_BULK_STATUS_IN_BA) and a.status == BAStatus.MCOA_NOTCOMPLETE:
+        worst = max(b.status for b in a.bids)  # the BA's own Status instead of NOTCOMPLETE
+        bids = tuple(dataclasses.replace(b, status=0) for b in a.bids)
+        a = dataclasses.replace(a, status=worst, bids=bids)
+    for fault, (kind, status, told) in _MCOA_LIES.items():
+        if not faults.has(fault):
+            continue
+        if kind == "bid":
+            bids = tuple(
+                dataclasses.replace(b, status=0) if b.status == status else b for b in a.bids
+            )
+            a = dataclasses.replace(a, bids=bids, status=0 if a.status == status else a.status)
+        else:
+            flows = tuple(
+                f if f.status != status or told is None else dataclasses.replace(f, status=told)
+                for f in a.flows
+                if f.status != status or told is not None
+            )
+            a = dataclasses.replace(a, flows=flows)
     return a
 
 

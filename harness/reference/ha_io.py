@@ -29,7 +29,7 @@ from typing import Any
 from harness.faults import NO_FAULTS, Fault, Faults
 from harness.netproto import advertiser
 from harness.netproto.packet import ETH_P_IPV6, checksum_left_to_offload, open_packet_socket
-from harness.reference import ha_dataplane, ha_hooks
+from harness.reference import ha_core, ha_dataplane, ha_hooks
 from harness.reference.ha_dataplane import Membership, Served
 
 IPPROTO_IPV6_IN_IPV6 = 41
@@ -57,6 +57,8 @@ class Tunnels:
     rtnetlink, one request); a packet read from it goes to the CoA of the binding the home
     address's route serves: the one brought up last, as `ip route replace` would have it.
     A move to another care-of address only re-points that entry: no device, no route churn.
+    With `node_of` (the core's entry of a home address) a packet goes where
+    ha_dataplane.steer sends it among the home address's bindings (RFC 6089 §5.3.6).
     """
 
     def __init__(
@@ -77,6 +79,8 @@ class Tunnels:
         self._rtnl: Any = None
         self.on_inner: Callable[[ipaddress.IPv6Address, bytes], None] | None = None
         self._text: dict[ipaddress.IPv6Address, str] = {}  # CoAs as sendto(2) wants them
+        # the binding cache entry of a home address (packed), for the steering of each packet
+        self.node_of: Callable[[bytes], ha_core.MobileNode | None] | None = None
 
     def fds(self) -> list[int]:
         return [] if self.fd is None else [self.fd]
@@ -161,8 +165,17 @@ class Tunnels:
             if self.tx is None or len(inner) < 40 or inner[0] >> 4 != 6:
                 continue
             key = self.route_of.get(inner[24:40])
-            if key is not None:
+            if key is None:
+                continue
+            node = self.node_of(inner[24:40]) if self.node_of is not None else None
+            if node is None:
                 self.encapsulate(inner, self.coa_of[key])
+                continue
+            # RFC 6089 §5.3.6, RFC 5648: which of the home address's bindings get it
+            bindings, flows = node.bindings.values(), node.flows.values()
+            for coa in ha_dataplane.steer(inner, bindings, flows, self.faults):
+                if isinstance(coa, ipaddress.IPv6Address):
+                    self.encapsulate(inner, coa)
 
     def encapsulate(self, inner: bytes, coa: ipaddress.IPv6Address) -> None:
         """RFC 2473 in IPv6, from the HA's address to `coa`: the outer header packed from

@@ -32,6 +32,9 @@ BOTH_SOURCES = MCAST + "test_subscribed_group_is_tunnelled_from_remote_and_local
 TIMESTAMPS = SUITE + "::test_invalid_timestamp_gets_144_and_no_binding"
 REPLAY_ECHO = SUITE + "::test_replay_protection_option_is_echoed_in_the_ba"
 DNS = "suites/ha/test_dns_update.py::"
+MCOA = "suites/ha/test_mcoa_flows.py::"
+FLOW_PROPERTY = MCOA + "test_packets_follow_the_flow_bindings"
+FLOW_STATUS = MCOA + "test_flow_identification_options_get_their_status"
 DNS_REGISTERS = DNS + "test_dns_update_option_registers_the_home_address"
 DNS_R = DNS + "test_r_flag_removes_that_home_address_only"
 DNS_ZONE = DNS + "test_zone_holds_exactly_the_registered_home_addresses"
@@ -148,6 +151,31 @@ KILLS: dict[str, tuple[str, ...]] = {
     ),
     "dns-expiry-keeps": (DNS + "test_binding_expiry_removes_the_dns_entry",),
     "dns-any-name": (DNS + "test_home_agents_own_name_is_not_updated_for_a_mobile_node",),
+    # issue 12: multiple care-of addresses and flow bindings (suites/ha/test_mcoa_flows.py)
+    "flows-ignored": (FLOW_PROPERTY, MCOA + "test_flows_not_named_in_a_bu_are_removed"),
+    "flow-order-reversed": (
+        FLOW_PROPERTY,
+        MCOA + "test_a_flow_is_modified_in_place_and_inactive_without_its_bids",
+    ),
+    "flow-first-bid-only": (
+        FLOW_PROPERTY,
+        MCOA + "test_a_flow_is_modified_in_place_and_inactive_without_its_bids",
+    ),
+    "default-highest-bid-pri": (MCOA + "test_packets_no_flow_matches_go_to_the_lowest_bid_pri",),
+    "ba-without-bid-options": (MCOA + "test_bulk_registration_is_acknowledged_per_bid",),
+    "bulk-status-in-ba": (
+        MCOA + "test_a_bad_care_of_address_in_a_bid_option_is_reported_in_that_option",
+    ),
+    "bad-bid-coa-accepted": (
+        MCOA + "test_a_bad_care_of_address_in_a_bid_option_is_reported_in_that_option",
+    ),
+    "unknown-bid-accepted": (
+        MCOA + "test_a_length_4_bid_option_refreshes_a_known_bid_only",
+        MCOA + "test_a_bu_without_bid_option_replaces_every_binding",
+    ),
+    "fid-malformed-accepted": (FLOW_STATUS,),
+    "fid-unknown-bid-accepted": (FLOW_STATUS,),
+    "fid-not-found-unanswered": (FLOW_STATUS,),
 }
 
 

@@ -37,6 +37,8 @@ from harness.wire import auth, compact, ipv6
 from harness.wire.mobility import (
     BindingUpdate,
     FIDSubOptBindingReference,
+    FIDSubOptTrafficSelector,
+    IPv6BinaryTrafficSelector,
     MIP6OptBindingIdentifier,
     MIP6OptDNSUpdate,
     MIP6OptFlowIdentification,
@@ -49,6 +51,7 @@ from harness.wire.mobility import (
 HA, HOA, COA, COA2 = "2001:db8:1::1", "2001:db8:1::10", "2001:db8:2::10", "2001:db8:3::10"
 KEY, SPI = b"k" * 20, 4096
 GROUP, SOURCE = "ff3e::8000:1", "2001:db8:c2::10"
+UDP_5004 = FIDSubOptTrafficSelector(selector=[IPv6BinaryTrafficSelector(start_dport=5004)])
 NOW = 1_800_000_000.0
 
 
@@ -280,10 +283,10 @@ def test_flow_bindings_need_known_bids() -> None:
             bu(
                 MIP6OptBindingIdentifier(bid=1, coa=COA),
                 MIP6OptFlowIdentification(
-                    fid=5, fid_pri=1, suboptions=[FIDSubOptBindingReference(bids=[1])]
+                    fid=5, fid_pri=1, suboptions=[FIDSubOptBindingReference(bids=[1]), UDP_5004]
                 ),
                 MIP6OptFlowIdentification(
-                    fid=6, fid_pri=2, suboptions=[FIDSubOptBindingReference(bids=[9])]
+                    fid=6, fid_pri=2, suboptions=[FIDSubOptBindingReference(bids=[9]), UDP_5004]
                 ),
                 MIP6OptFlowSummary(fids=[5, 7]),
                 seq=2,

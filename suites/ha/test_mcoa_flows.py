@@ -1,0 +1,309 @@
+"""Multiple care-of addresses (RFC 5648 §6.2) and flow bindings (RFC 6089 §5.3) at the SUT
+home agent (draft §6: the HA MUST support both, keep a flow binding list per MN and steer
+packets by it), judged on the wire.
+
+The tester is a multi-homed mobile node: one home address registered with several BIDs, each
+on a care-of address of its own on the tester's interface (2001:db8:2::10..14, conftest.py);
+real UDP from the correspondent to the home address shows which care-of address the HA sends
+each flow to (harness/tester/flows.py). Deadlines: the HA's reaction window (INT-15).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from harness.tester.conversation import Link
+from harness.tester.flows import (
+    BULK_FLAGS,
+    PORT_BASE,
+    Correspondent,
+    bid,
+    dports,
+    expected_coas,
+    flow,
+    multi_homed,
+    summary,
+    v4_dports,
+)
+from harness.tester.home_agent import HomeAgentUnderTest, expect_ba
+from harness.wire.mobility import FIDSubOptTrafficSelector
+
+PROPERTY = settings(
+    max_examples=4,
+    deadline=None,
+    derandomize=True,  # the same examples on every run (and in CI)
+    database=None,
+    suppress_health_check=list(HealthCheck),
+)
+NO_ROUTE = PORT_BASE + 900  # a port no flow of these tests selects
+
+
+def mcoa(ha: HomeAgentUnderTest) -> None:
+    ha.sut.features.require("mcoa", "the SUT home agent")
+
+
+def flows(ha: HomeAgentUnderTest) -> None:
+    mcoa(ha)
+    ha.sut.features.require("flow_bindings", "the SUT home agent")
+
+
+# --- RFC 5648 ------------------------------------------------------------------------------------
+
+
+@pytest.mark.clause("DMM-HA-20", "RFC5648-9", "DMM-MIF-8")
+def test_bulk_registration_is_acknowledged_per_bid(
+    home_agent: HomeAgentUnderTest, mn_link: Link
+) -> None:
+    """A bulk BU (O set, three BID options with CoAs) gets BA status 0 with each BID option
+    copied, Status 0 and its BID-PRI (RFC 6089 §5.3.5), in the BU's order."""
+    mcoa(home_agent)
+    pris = {3: 30, 1: 10, 2: 20}
+    with multi_homed(home_agent, mn_link, pris) as mh:
+        refresh = mh.send(*mh.keep())
+    for got, what in ((mh.first, "the bulk BU"), (refresh, "a Length-4 refresh of the three")):
+        assert got.status == 0, f"{what}: BA status {got.status}"
+        assert [(b, s) for b, s, _ in got.bids] == [(3, 0), (1, 0), (2, 0)], (
+            f"{what}: the BA's BID options are {got.bids}, expected BIDs 3, 1, 2 with Status 0"
+        )
+        assert [p for _, _, p in got.bids] == [30, 10, 20], f"BID-PRI not copied: {got.bids}"
+
+
+@pytest.mark.clause("RFC5648-10", "RFC5648-7", "DMM-HA-20")
+def test_a_bad_care_of_address_in_a_bid_option_is_reported_in_that_option(
+    home_agent: HomeAgentUnderTest, mn_link: Link
+) -> None:
+    """A bulk BU whose second BID option names a multicast CoA: BA status 4 (MCOA
+    NOTCOMPLETE), that option's Status 164 (MCOA MALFORMED), the other's 0, and the good BID
+    is bound (packets reach its CoA); one BID option alone with :: gets BA status 164."""
+    mcoa(home_agent)
+    ha = home_agent
+    with multi_homed(ha, mn_link, {1: 10}) as mh:
+        got = mh.send(bid(1, 10, mh.coas[1]), bid(2, 5, "ff0e::1"), flags=BULK_FLAGS)
+        assert got.status == 4, f"BA status {got.status}, expected 4 (MCOA NOTCOMPLETE)"
+        assert got.bid_status() == {1: 0, 2: 164}, f"BID option statuses {got.bids}"
+        with Correspondent(ha, mn_link) as cn:
+            cn.check(mh, {NO_ROUTE: {mh.coas[1]}}, "notcomplete")
+        alone = mh.send(bid(4, 5, "::"))
+        assert alone.status == 164, f"one BID option with CoA ::: BA status {alone.status}"
+
+
+@pytest.mark.clause("RFC5648-8", "DMM-HA-20")
+def test_a_length_4_bid_option_refreshes_a_known_bid_only(
+    home_agent: HomeAgentUnderTest, mn_link: Link
+) -> None:
+    """A Length-4 BID option for a bound BID refreshes it where it is (its CoA kept); one
+    for a BID never registered gets Status 167 (MCOA UNKNOWN COA)."""
+    mcoa(home_agent)
+    with multi_homed(home_agent, mn_link, {1: 10, 2: 20}) as mh:
+        unknown = mh.send(bid(9, 1))
+        assert unknown.status == 167, f"a Length-4 option for unknown BID 9: BA {unknown.status}"
+        kept = mh.send(*mh.keep())
+        assert kept.status == 0 and kept.bid_status() == {1: 0, 2: 0}, f"refresh: {kept}"
+        with Correspondent(home_agent, mn_link) as cn:
+            cn.check(mh, {NO_ROUTE: {mh.coas[1]}}, "refreshed")
+
+
+@pytest.mark.clause("RFC5648-5", "DMM-HA-20")
+def test_a_bu_without_bid_option_replaces_every_binding(
+    home_agent: HomeAgentUnderTest, mn_link: Link
+) -> None:
+    """After two BID bindings (and, with flow bindings, a flow that sends a port to the
+    second), a BU without a BID option from a third care-of address leaves that one
+    binding: every packet goes to it, none to the old CoAs. A deregistration without a BID
+    option removes every binding: a refresh of BID 1 then gets 167."""
+    mcoa(home_agent)
+    ha = home_agent
+    with multi_homed(ha, mn_link, {1: 10, 2: 20}) as mh, Correspondent(ha, mn_link) as cn:
+        if ha.sut.features.claims("flow_bindings"):
+            mh.send(*mh.keep(), flow(1, 1, [2], dports(PORT_BASE)))
+        plain = ha.other_coas[2]
+        mh.seq += 1
+        mn_link.send(ha.bu(mh.hoa, mh.seq, 25, coa=plain))
+        expect_ba(mn_link, plain, mh.seq, 0)
+        mh.coas[0] = plain  # the old CoAs stay in view: nothing may reach them
+        cn.check(mh, {PORT_BASE: {plain}, NO_ROUTE: {plain}}, "replaced")
+        mh.coas = {0: plain}
+        mh.send(lifetime=0)
+        gone = mh.send(bid(1, 10))
+        assert gone.status == 167, f"BID 1 after a deregistration without BID: BA {gone.status}"
+
+
+@pytest.mark.clause("DMM-HA-20", "DMM-HA-17")
+def test_deregistering_one_bid_keeps_the_others(
+    home_agent: HomeAgentUnderTest, mn_link: Link
+) -> None:
+    """A Lifetime-0 BU with BID 1's option removes BID 1 only: the packets that went to it
+    (the lowest BID-PRI) go to BID 2's CoA; BID 7, never bound, gets 133 (RFC 5648 §6.2)."""
+    mcoa(home_agent)
+    ha = home_agent
+    with multi_homed(ha, mn_link, {1: 10, 2: 20}) as mh, Correspondent(ha, mn_link) as cn:
+        cn.check(mh, {NO_ROUTE: {mh.coas[1]}}, "both")
+        gone = mh.send(bid(1, 10), lifetime=0)
+        assert gone.status == 0, f"deregistration of BID 1: BA {gone.status}"
+        unknown = mh.send(bid(7, 1), lifetime=0)
+        assert unknown.status == 133, f"deregistration of unknown BID 7: BA {unknown.status}"
+        cn.check(mh, {NO_ROUTE: {mh.coas[2]}}, "one-left")
+
+
+@pytest.mark.clause("RFC6089-4", "DMM-HA-20")
+def test_packets_no_flow_matches_go_to_the_lowest_bid_pri(
+    home_agent: HomeAgentUnderTest, mn_link: Link
+) -> None:
+    """Whatever BID-PRI values the BIDs have, a packet for the home address without a flow
+    binding goes to the CoA of the lowest BID-PRI (RFC 6089 §5.1.1)."""
+    mcoa(home_agent)
+    ha = home_agent
+
+    @PROPERTY
+    @given(pris=st.lists(st.integers(1, 127), min_size=2, max_size=4, unique=True))
+    @example(pris=[20, 10])
+    def check(pris: list[int]) -> None:
+        with (
+            multi_homed(ha, mn_link, dict(enumerate(pris, 1))) as mh,
+            Correspondent(ha, mn_link) as cn,
+        ):
+            cn.check(mh, {NO_ROUTE: {mh.default_coa()}}, "default")
+
+    check()
+
+
+# --- RFC 6089 ------------------------------------------------------------------------------------
+
+PORTS = range(PORT_BASE, PORT_BASE + 6)
+
+
+@st.composite
+def flow_sets(draw: st.DrawFn) -> list[Any]:
+    """1..3 flows over BIDs 1..3: distinct FIDs and FID-PRIs, a destination-port range of
+    PORTS each (overlaps allowed), one or two BIDs each."""
+    n = draw(st.integers(1, 3))
+    pris = draw(st.lists(st.integers(1, 500), min_size=n, max_size=n, unique=True))
+    out = []
+    for fid, pri in enumerate(pris, 1):
+        a, b = sorted(draw(st.lists(st.sampled_from(PORTS), min_size=2, max_size=2)))
+        bids = draw(st.lists(st.integers(1, 3), min_size=1, max_size=2, unique=True))
+        out.append(flow(fid, pri, bids, dports(a, b if b != a else None)))
+    return out
+
+
+@pytest.mark.clause("DMM-HA-22", "DMM-HA-21", "RFC6089-11", "RFC6089-6", "DMM-HA-23")
+def test_packets_follow_the_flow_bindings(home_agent: HomeAgentUnderTest, mn_link: Link) -> None:
+    """Random flow binding lists (overlapping port ranges, one or two BIDs each) registered
+    in the same BU as the BIDs (the BID options processed first, RFC 6089 §5.3.1): every
+    Flow Identification option is answered Status 0, and a probe to each port arrives at
+    exactly the CoAs of the first matching flow in FID-PRI order (a copy per BID), the
+    others at the lowest BID-PRI's (RFC 6089 §5.3.6)."""
+    flows(home_agent)
+    ha = home_agent
+
+    @PROPERTY
+    @given(fset=flow_sets())
+    @example(
+        fset=[
+            flow(1, 10, [3], dports(PORT_BASE, PORT_BASE + 3)),
+            flow(2, 5, [1, 2], dports(PORT_BASE + 2)),
+        ]
+    )
+    def check(fset: list[Any]) -> None:
+        with multi_homed(ha, mn_link, {1: 20, 2: 10, 3: 30}, *fset) as mh:
+            got = mh.first
+            assert [s for _, s in got.fids] == [0] * len(fset), f"FID statuses {got.fids}"
+            routes = {p: expected_coas(mh, fset, p) for p in (*PORTS, NO_ROUTE)}
+            with Correspondent(ha, mn_link) as cn:
+                cn.check(mh, routes, "flows")
+
+    check()
+
+
+@pytest.mark.clause("RFC6089-11", "DMM-HA-22", "DMM-HA-23")
+def test_a_flow_is_modified_in_place_and_inactive_without_its_bids(
+    home_agent: HomeAgentUnderTest, mn_link: Link
+) -> None:
+    """FID 1 (FID-PRI 5) sends a port to BIDs 1 and 2, FID 2 (FID-PRI 10) the same port to
+    BID 3. A Flow Identification option for FID 1 with a new FID-PRI and no sub-option keeps
+    its selector and BIDs but reorders it (RFC 6089 §5.3.2.2): the port goes to BID 3. With
+    BID 3 deregistered FID 2 is inactive (§4.3): the port goes back to FID 1's BIDs. An IPv4
+    selector never matches IPv6 packets (RFC 6088 §3.1)."""
+    flows(home_agent)
+    ha = home_agent
+    port = PORT_BASE + 1
+    first = flow(1, 5, [1, 2], dports(port))
+    second = flow(2, 10, [3], dports(PORT_BASE, PORT_BASE + 2))
+    v4 = flow(3, 1, [3], v4_dports(NO_ROUTE))
+    with multi_homed(ha, mn_link, {1: 20, 2: 10, 3: 30}) as mh, Correspondent(ha, mn_link) as cn:
+        got = mh.send(*mh.keep(), first, second, v4)
+        assert [s for _, s in got.fids] == [0, 0, 0], f"FID statuses {got.fids}"
+        both = {mh.coas[1], mh.coas[2]}
+        cn.check(mh, {port: both, NO_ROUTE: {mh.coas[2]}}, "ordered")
+        got = mh.send(*mh.keep(), flow(1, 50, None), summary(2, 3))
+        assert got.fid_status(1) == 0, f"modification of FID 1: {got.fids}"
+        cn.check(mh, {port: {mh.coas[3]}, PORT_BASE: {mh.coas[3]}}, "reordered")
+        got = mh.send(bid(3, 30), summary(1, 2, 3), lifetime=0)
+        assert got.status == 0, f"deregistration of BID 3: BA {got.status}"
+        del mh.coas[3]
+        cn.check(mh, {port: both, PORT_BASE: {mh.coas[2]}}, "inactive")
+
+
+@pytest.mark.clause("RFC6089-10", "DMM-HA-23")
+def test_flows_not_named_in_a_bu_are_removed(home_agent: HomeAgentUnderTest, mn_link: Link) -> None:
+    """A flow refreshed by a Flow Summary option keeps its routing (RFC 6089 §5.3.3); after
+    a BU that names it in neither option, its packets go to the lowest BID-PRI (§5.3.4)."""
+    flows(home_agent)
+    ha = home_agent
+    with multi_homed(ha, mn_link, {1: 10, 2: 20}) as mh, Correspondent(ha, mn_link) as cn:
+        got = mh.send(*mh.keep(), flow(4, 1, [2], dports(PORT_BASE)))
+        assert got.fid_status(4) == 0, f"FID 4: {got.fids}"
+        refreshed = mh.send(*mh.keep(), summary(4))
+        assert refreshed.status == 0 and not refreshed.fids, f"refresh: {refreshed}"
+        cn.check(mh, {PORT_BASE: {mh.coas[2]}}, "refreshed")
+        mh.send(*mh.keep())
+        cn.check(mh, {PORT_BASE: {mh.coas[1]}}, "removed")
+
+
+@pytest.mark.clause("RFC6089-7", "RFC6089-8", "RFC6089-9", "DMM-HA-21", "RFC6089-3")
+def test_flow_identification_options_get_their_status(
+    home_agent: HomeAgentUnderTest, mn_link: Link
+) -> None:
+    """Each rejected Flow Identification option is copied into the BA (type 45, INT-12) with
+    its Status: 130 for a new FID without a traffic selector, 131 for a BID not in the
+    binding cache, 133 for a TS format the HA does not support; a Flow Summary FID that is
+    not registered gets a FID option with 132. None of them changes the routing."""
+    flows(home_agent)
+    ha = home_agent
+    unknown_format = FIDSubOptTrafficSelector(ts_format=200, selector=[])
+    with multi_homed(ha, mn_link, {1: 10, 2: 20}) as mh, Correspondent(ha, mn_link) as cn:
+        got = mh.send(
+            *mh.keep(),
+            flow(1, 1, [2]),
+            flow(2, 2, [9], dports(PORT_BASE)),
+            flow(3, 3, [2], unknown_format),
+            summary(77),
+        )
+        assert got.status == 0, f"BA status {got.status}: a flow's failure is not the BU's"
+        want = {1: 130, 2: 131, 3: 133, 77: 132}
+        seen = {fid: got.fid_status(fid) for fid in want}
+        assert seen == want, f"FID statuses {got.fids}, expected {sorted(want.items())}"
+        cn.check(mh, {PORT_BASE: {mh.coas[1]}}, "rejected")
+
+
+@pytest.mark.clause("RFC6089-11", "DMM-HA-21")
+@pytest.mark.interpretation("INT-19")
+def test_a_second_flow_with_a_taken_fid_pri_is_refused(
+    home_agent: HomeAgentUnderTest, mn_link: Link
+) -> None:
+    """Two flows of one MN may not share a FID-PRI (RFC 6089 §4.2): the list's order would
+    be undefined. INT-19: the newcomer is refused with Status 129, the flow that held the
+    FID-PRI keeps its routing."""
+    flows(home_agent)
+    ha = home_agent
+    with multi_homed(ha, mn_link, {1: 10, 2: 20, 3: 30}) as mh, Correspondent(ha, mn_link) as cn:
+        got = mh.send(*mh.keep(), flow(1, 7, [2], dports(PORT_BASE)))
+        assert got.fid_status(1) == 0
+        got = mh.send(*mh.keep(), summary(1), flow(2, 7, [3], dports(PORT_BASE)))
+        status = got.fid_status(2)
+        assert status == 129, f"FID 2 with FID 1's FID-PRI: Status {status}, expected 129"
+        cn.check(mh, {PORT_BASE: {mh.coas[2]}}, "fid-pri")
