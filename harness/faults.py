@@ -56,6 +56,10 @@ class Fault(Enum):
     HA_FID_MALFORMED_ACCEPTED = ("ha", "fid-malformed-accepted")
     HA_FID_UNKNOWN_BID_ACCEPTED = ("ha", "fid-unknown-bid-accepted")
     HA_FID_NOT_FOUND_UNANSWERED = ("ha", "fid-not-found-unanswered")
+    HA_FLOWS_KEPT = ("ha", "flows-kept")
+    HA_PLAIN_BU_KEEPS_BIDS = ("ha", "plain-bu-keeps-bids")
+    HA_FLOWS_BEFORE_BIDS = ("ha", "flows-before-bids")
+    HA_BAD_BID_LENGTH_ACCEPTED = ("ha", "bad-bid-length-accepted")
     # the Home Agent: multicast (suites/ha/test_multicast.py)
     HA_DROP_AUX_RECORDS = ("ha", "drop-aux-records")
     HA_CHANGES_REPLACE_STATE = ("ha", "changes-replace-state")
@@ -264,6 +268,26 @@ CATALOGUE: dict[Fault, FaultSpec] = {
         "RFC6089-9",
         "puts no FID option with 132 in the BA for a Flow Summary FID it does not have (RFC "
         "6089 §5.3.3)",
+    ),
+    Fault.HA_FLOWS_KEPT: FaultSpec(
+        "RFC6089-10",
+        "keeps the flows a BU names in neither a Flow Identification nor a Flow Summary option "
+        "(RFC 6089 §5.3.4: removed)",
+    ),
+    Fault.HA_PLAIN_BU_KEEPS_BIDS: FaultSpec(
+        "RFC5648-5",
+        "keeps the BID bindings of a home address when a BU without BID option registers it "
+        "(RFC 5648 §6.2: all replaced)",
+    ),
+    Fault.HA_FLOWS_BEFORE_BIDS: FaultSpec(
+        "RFC6089-6",
+        "answers 131 for a flow on a BID the same BU registers, as if the Flow Identification "
+        "options came before the BID options (RFC 6089 §5.3.1)",
+    ),
+    Fault.HA_BAD_BID_LENGTH_ACCEPTED: FaultSpec(
+        "RFC5648-6",
+        "answers 0 to a BU whose BID option has a Length other than 4, 8 or 20 (RFC 5648 §6.2: "
+        "164 MCOA MALFORMED)",
     ),
     Fault.HA_NO_TUNNEL: FaultSpec(
         "RFC6275-HA-9", "tunnels nothing to the care-of address (RFC 6275 §10.4.1)"

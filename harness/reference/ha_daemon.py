@@ -506,7 +506,9 @@ class HomeAgentDaemon:
         before = (  # for those faults only: a walk over every binding costs O(cache) per BU
             {(b.hoa, b.bid): (b.coa, b.multicast) for b in self.core.bindings()} if ghostly else {}
         )
+        mcoa = ha_hooks.mcoa_before(self.faults, self.core.nodes, packet)
         actions = step()
+        actions = ha_hooks.mcoa_after(self.faults, self.core.nodes, mcoa, packet, actions)
         self._dad_bus.remember(packet, actions, {i: hoa for i, (_, hoa) in self._dads.items()})
         if ghostly:
             after = {(b.hoa, b.bid) for b in self.core.bindings()}

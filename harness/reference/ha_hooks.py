@@ -16,7 +16,7 @@ import struct
 from typing import Any
 
 from harness.faults import Fault, Faults
-from harness.reference import ha_core
+from harness.reference import ha_core, ha_mcoa
 from harness.reference import multicast as mcast
 from harness.reference.ha_core import (
     Action,
@@ -89,6 +89,8 @@ def action(faults: Faults, a: Action, now: float) -> Action | None:
             return dataclasses.replace(a, replay_timestamp=ha_core._ntp_now(now))
         if a.bids or a.flows:
             a = _mcoa_answer(faults, a)
+        elif faults.has(Fault.HA_BAD_BID_LENGTH_ACCEPTED) and a.status == BAStatus.MCOA_MALFORMED:
+            return dataclasses.replace(a, status=0)  # the whole BU refused: a BID's length
         if a.dns is not None:
             return _dns_answer(faults, a)
     if faults.has(Fault.HA_NO_BINDING_ERROR) and isinstance(a, SendBindingError):
@@ -133,6 +135,84 @@ def _mcoa_answer(faults: Faults, a: SendBindingAck) -> SendBindingAck:
             )
             a = dataclasses.replace(a, flows=flows)
     return a
+
+
+@dataclasses.dataclass(frozen=True)
+class McoaBefore:
+    """A home address's bindings with a BID and its flows before a BU, for the faults that
+    keep what the BU removes."""
+
+    hoa: ipaddress.IPv6Address
+    bindings: dict[int, ha_core.Binding]
+    flows: dict[int, Any]
+
+
+_KEEPING = (Fault.HA_FLOWS_KEPT, Fault.HA_PLAIN_BU_KEEPS_BIDS)
+
+
+def mcoa_before(
+    faults: Faults, nodes: dict[ipaddress.IPv6Address, ha_core.MobileNode], packet: bytes
+) -> McoaBefore | None:
+    if not any(faults.has(f) for f in _KEEPING):
+        return None
+    try:
+        msg = compact.parse_packet(packet)
+    except compact.Malformed:
+        return None
+    hoa = ipaddress.IPv6Address(msg.hoa_raw or msg.src_raw)
+    node = nodes.get(hoa)
+    if node is None:
+        return None
+    return McoaBefore(hoa, {b: x for b, x in node.bindings.items() if b}, dict(node.flows))
+
+
+def mcoa_after(
+    faults: Faults,
+    nodes: dict[ipaddress.IPv6Address, ha_core.MobileNode],
+    before: McoaBefore | None,
+    packet: bytes,
+    actions: list[Action],
+) -> list[Action]:
+    """What a BU did to bindings and flows as the faults have it: flows it does not name
+    kept (RFC 6089 §5.3.4 says removed), BID bindings a BU without BID option leaves (RFC
+    5648 §6.2 says replaced), flows on BIDs the same BU registers reported 131 (RFC 6089
+    §5.3.1: BID options first)."""
+    if faults.has(Fault.HA_FLOWS_BEFORE_BIDS):
+        actions = [_flows_first(packet, actions, a) for a in actions]
+    node = nodes.get(before.hoa) if before is not None else None
+    if before is None or node is None:
+        return actions
+    if faults.has(Fault.HA_FLOWS_KEPT):
+        for fid, kept in before.flows.items():
+            node.flows.setdefault(fid, kept)
+    if faults.has(Fault.HA_PLAIN_BU_KEEPS_BIDS) and 0 in node.bindings:
+        back = {b: x for b, x in before.bindings.items() if b not in node.bindings}
+        node.bindings.update(back)
+        actions = [
+            a
+            for a in actions
+            if not (isinstance(a, ha_core.TunnelDown) and a.hoa == before.hoa and a.bid in back)
+        ]
+    return actions
+
+
+def _flows_first(packet: bytes, actions: list[Action], a: Action) -> Action:
+    if not isinstance(a, SendBindingAck) or not a.flows:
+        return a
+    new = {t.bid for t in actions if isinstance(t, ha_core.TunnelUp) and t.hoa == a.hoa}
+    refs: dict[int, tuple[int, ...]] = {}
+    options = compact.parse_options(compact.parse_packet(packet).body, 12)
+    for opt in options:
+        if opt.otype == MobOpt.FLOW_IDENTIFICATION and len(opt.data) >= 6:
+            bids, _sel, _ok = ha_mcoa.suboptions(opt.data[6:])
+            refs[struct.unpack_from("!H", opt.data)[0]] = bids or ()
+    flows = tuple(
+        dataclasses.replace(f, status=131)
+        if f.status == 0 and new & set(refs.get(f.fid, ()))
+        else f
+        for f in a.flows
+    )
+    return dataclasses.replace(a, flows=flows)
 
 
 def _dns_answer(faults: Faults, a: SendBindingAck) -> SendBindingAck:

@@ -609,6 +609,11 @@ def test_malformed_message_gets_its_reaction(
     else:
         assert seq is not None
         ba = message(expect_ba_seq(mn_link, seq, reaction["status"]))
+        if reaction.get("option_status", {}).get("FID") is not None:
+            # RFC 6089 §5.3.5: the Flow Identification option copied with its Status
+            want = reaction["option_status"]["FID"]
+            got = [o.data[5] for o in ba.options if o.otype == MobOpt.FLOW_IDENTIFICATION]
+            assert want in got, f"the BA's Flow Identification statuses {got}, expected {want}"
         kept = RECORDS_KEPT.get(vector.name)
         if kept is not None:
             wire = WireConfig.from_env()

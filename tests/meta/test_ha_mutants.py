@@ -173,9 +173,13 @@ KILLS: dict[str, tuple[str, ...]] = {
         MCOA + "test_a_length_4_bid_option_refreshes_a_known_bid_only",
         MCOA + "test_a_bu_without_bid_option_replaces_every_binding",
     ),
-    "fid-malformed-accepted": (FLOW_STATUS,),
+    "fid-malformed-accepted": (FLOW_STATUS, MALFORMED + "[fid-too-short]"),
     "fid-unknown-bid-accepted": (FLOW_STATUS,),
     "fid-not-found-unanswered": (FLOW_STATUS,),
+    "flows-kept": (MCOA + "test_flows_not_named_in_a_bu_are_removed",),
+    "plain-bu-keeps-bids": (MCOA + "test_a_bu_without_bid_option_replaces_every_binding",),
+    "flows-before-bids": (FLOW_PROPERTY,),
+    "bad-bid-length-accepted": (MALFORMED + "[bid-length-6]",),
 }
 
 
