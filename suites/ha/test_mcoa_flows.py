@@ -16,7 +16,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from harness.tester.conversation import Link
+from harness import verdicts
+from harness.tester.conversation import ExpectationFailed, Link
 from harness.tester.flows import (
     BULK_FLAGS,
     PORT_BASE,
@@ -29,7 +30,9 @@ from harness.tester.flows import (
     summary,
     v4_dports,
 )
-from harness.tester.home_agent import HomeAgentUnderTest, expect_ba
+from harness.tester.home_agent import HomeAgentUnderTest, expect_ba, expect_in_time
+from harness.tester.multicast_state import IS_EX, state
+from harness.tester.sources import Wire, tunnelled_to
 from harness.wire.mobility import FIDSubOptTrafficSelector
 
 PROPERTY = settings(
@@ -307,3 +310,32 @@ def test_a_second_flow_with_a_taken_fid_pri_is_refused(
         status = got.fid_status(2)
         assert status == 129, f"FID 2 with FID 1's FID-PRI: Status {status}, expected 129"
         cn.check(mh, {PORT_BASE: {mh.coas[2]}}, "fid-pri")
+
+
+# --- Multicast state and several care-of addresses (OPEN-8) -------------------------------------
+
+
+@pytest.mark.clause("DMM-HA-19", "DMM-HA-16")
+def test_multicast_of_a_bulk_registration_reaches_one_care_of_address(
+    home_agent: HomeAgentUnderTest, wire: Wire
+) -> None:
+    """A bulk BU from BID 1's CoA registers BIDs 1 and 2 with a Multicast State option: the
+    group's data is tunnelled to the MN (draft §6 MUST). OPEN-8 (proposed): the state is
+    the binding's that sent the BU, so one copy, to BID 1's CoA; a SUT that serves it on
+    BID 2, or on both, follows another reading of the open point: inconclusive."""
+    mcoa(home_agent)
+    ha, group = home_agent, "ff0e::db8:90"
+    with multi_homed(ha, wire.mn, {1: 10, 2: 20}, state((IS_EX, group, ()))) as mh:
+        mark = wire.mn.mark()
+        payload = wire.reach_ha(wire.cdn, group, "open8")
+        copy_to = {c: tunnelled_to(ha, c, group, payload) for c in mh.coas.values()}
+        any_copy = copy_to[mh.coas[1]] | copy_to[mh.coas[2]]
+        expect_in_time(wire.mn, any_copy, wire.forward_within, since=mark)
+        try:
+            wire.mn.expect_none(copy_to[mh.coas[2]], during=wire.forward_within, since=mark)
+            wire.mn.expect(copy_to[mh.coas[1]], within=0, since=mark)
+        except ExpectationFailed:
+            verdicts.inconclusive(
+                "OPEN-8: the group's data reached BID 2's CoA, not only the CoA that sent the "
+                "BU (another reading of the open point)"
+            )
