@@ -561,6 +561,7 @@ def run(
     from harness.lab.topology import LabError
     from harness.sut.adapters import SutError
     from harness.sut.profile import ProfileError
+    from harness.tester import bootstrap
     from harness.tester import world as mobility
     from harness.tester.capture import Capture, CaptureError
 
@@ -587,7 +588,11 @@ def run(
     recorded: list[Move] = []
     rx = session = None
     lab.up()  # LabUnavailable goes to the caller
+    servers = contextlib.ExitStack()
     try:
+        # The lab's named: the reference MN asks its HA for DNS updates (RFC 5026), and a
+        # BA would otherwise wait for a server that is not there (the HA's DNS deadline).
+        dns = servers.enter_context(bootstrap.optional_dns_server(lab))
         try:
             capture.start()
             _start_home_agents(world, sut_ha)
@@ -643,6 +648,7 @@ def run(
     finally:
         world.close()
         capture.stop()
+        servers.close()
         lab.down()
     if own_workdir:  # the SUTs' logs; a run that did not start keeps them (BenchError)
         shutil.rmtree(work, ignore_errors=True)
@@ -652,6 +658,7 @@ def run(
         "benchmark": "handover",
         "started": started_wall.isoformat(timespec="seconds"),
         "duration_s": round(time.monotonic() - t_begin, 1),
+        "dns_server": "named" if dns.server is not None else f"none: {dns.why_not}",
         "parameters": {
             "moves": moves,
             "rate": rate,

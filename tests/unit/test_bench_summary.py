@@ -34,8 +34,10 @@ def test_only_the_largest_binding_count_is_judged() -> None:
     assert summary.registration_rows(_sizes(15_000.0, 9_000.0))[-1]["met"] is False
 
 
-def _move(gap_end: float | None, ba: float | None, gap: float = 50.0) -> dict[str, Any]:
-    return {"gap_end_ms": gap_end, "ba_ms": ba, "gap_ms": gap}
+def _move(
+    gap_end: float | None, ba: float | None, gap: float = 50.0, by: str = "tunnel"
+) -> dict[str, Any]:
+    return {"gap_end_ms": gap_end, "ba_ms": ba, "gap_ms": gap, "resumed_by": by}
 
 
 def test_handover_gap_is_judged_over_each_moves_floor() -> None:
@@ -44,6 +46,9 @@ def test_handover_gap_is_judged_over_each_moves_floor() -> None:
     late = {"moves": [_move(90.0, 40.0) for _ in range(20)]}
     assert summary.handover_rows(late)[0]["met"] is False
     assert summary.handover_rows({"moves": [_move(None, None)]})[0]["met"] is False
+    # a move home ends natively: its silence is not judged against the BA
+    home = {"moves": [*near["moves"], _move(900.0, 40.0, by="native")]}
+    assert summary.handover_rows(home)[0]["met"] is True
 
 
 def test_conformance_needs_the_time_and_the_speedup() -> None:
