@@ -10,9 +10,11 @@ start, 2 when the lab cannot be built here or an option is wrong.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import shlex
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -117,7 +119,7 @@ def register(sub: Any) -> None:
     )
     c.add_argument("--seconds", type=float, default=codec_bench.DEFAULT_SECONDS, metavar="S")
     c.add_argument("--repeats", type=int, default=codec_bench.DEFAULT_REPEATS, metavar="N")
-    c.add_argument("--json", metavar="FILE", help="write the whole result as JSON")
+    _json_option(c)
     c.set_defaults(func=run_codec)
     r = kinds.add_parser(
         "ha",
@@ -128,12 +130,7 @@ def register(sub: Any) -> None:
         "registrations per second, memory per binding; against a bare echo loop on ar1 "
         "measured first over the same path (the ceiling). Needs root.",
     )
-    r.add_argument(
-        "--bindings",
-        default=",".join(str(n) for n in registrations.DEFAULT_COUNTS),
-        metavar="N,N,...",
-        help="binding counts to measure at (default %(default)s)",
-    )
+    _counts_option(r, "--bindings", registrations.DEFAULT_COUNTS, "binding counts to measure at")
     r.add_argument("--seconds", type=float, default=registrations.DEFAULT_SECONDS, metavar="S")
     r.add_argument(
         "--window",
@@ -145,7 +142,7 @@ def register(sub: Any) -> None:
     r.add_argument(
         "--sut", default="reference", metavar="PROFILE", help="the HA (default: the reference)"
     )
-    r.add_argument("--json", metavar="FILE", help="write the whole result as JSON")
+    _json_option(r)
     r.set_defaults(func=run_registrations)
     f = kinds.add_parser(
         "fanout",
@@ -156,14 +153,10 @@ def register(sub: Any) -> None:
         "address, against a bare sendto loop of the same tunnelled packet on ar1 measured "
         "first over the same path (the ceiling). Needs root.",
     )
-    f.add_argument(
-        "--tunnels",
-        default=",".join(str(n) for n in fanout.DEFAULT_COUNTS),
-        metavar="N,N,...",
-    )
+    _counts_option(f, "--tunnels", fanout.DEFAULT_COUNTS, "tunnel counts to measure at")
     f.add_argument("--seconds", type=float, default=fanout.DEFAULT_SECONDS, metavar="S")
     f.add_argument("--sut", default="reference", metavar="PROFILE")
-    f.add_argument("--json", metavar="FILE", help="write the whole result as JSON")
+    _json_option(f)
     f.set_defaults(func=run_fanout)
     a = kinds.add_parser(
         "all",
@@ -173,47 +166,24 @@ def register(sub: Any) -> None:
         "each figure, the ceiling or baseline measured in the same invocation, the ratio, "
         "the target of issue 15 and whether it is met. Needs root.",
     )
-    a.add_argument(
-        "--bindings",
-        default=",".join(str(n) for n in registrations.DEFAULT_COUNTS),
-        metavar="N,N,...",
-    )
+    _counts_option(a, "--bindings", registrations.DEFAULT_COUNTS, "binding counts (bench ha)")
     a.add_argument("--moves", type=int, default=handover.DEFAULT_MOVES, metavar="N")
     a.add_argument("--conformance", action="store_true", help="also time the conformance run")
-    a.add_argument("--json", metavar="FILE", help="write the whole result as JSON")
+    _json_option(a)
     a.set_defaults(func=run_all)
 
 
-def run_fanout(args: argparse.Namespace) -> int:
-    from harness.bench import fanout
-    from harness.lab.topology import LabUnavailable
-    from harness.sut.adapters import SutError
-    from harness.sut.profile import ProfileError
+def _counts_option(parser: Any, name: str, default: tuple[int, ...], what: str) -> None:
+    parser.add_argument(
+        name,
+        default=",".join(str(n) for n in default),
+        metavar="N,N,...",
+        help=f"{what} (default %(default)s)",
+    )
 
-    counts = _counts(args.tunnels, "--tunnels")
-    if not args.seconds > 0:
-        raise UserError("--seconds must be positive")
-    if args.sut != "reference" and not Path(args.sut).is_file():
-        raise UserError(f"--sut: no profile file {args.sut!r}")
-    out = _json_path(args.json)
-    try:
-        result = fanout.run(
-            counts,
-            seconds=args.seconds,
-            sut=args.sut,
-            progress=lambda m: print(m, file=sys.stderr, flush=True),
-        )
-    except LabUnavailable as exc:
-        hint = f" ({exc.hint})" if exc.hint else ""
-        raise UserError(f"the lab cannot be built here: {exc}{hint}") from None
-    except (SutError, ProfileError) as exc:
-        raise _Failed(f"the home agent did not start: {exc}") from None
-    result["command"] = f"dmmconf bench fanout --tunnels {args.tunnels} --seconds {args.seconds:g}"
-    print(fanout.format_report(result))
-    if out is not None:
-        out.write_text(json.dumps(result, indent=2) + "\n")
-        print(f"JSON: {out}")
-    return 0
+
+def _json_option(parser: Any) -> None:
+    parser.add_argument("--json", metavar="FILE", help="write the whole result as JSON")
 
 
 def _counts(text: str, option: str) -> list[int]:
@@ -233,75 +203,91 @@ def _json_path(text: str | None) -> Path | None:
     return out
 
 
-def run_all(args: argparse.Namespace) -> int:
-    from harness.bench import summary
-    from harness.lab.topology import LabUnavailable
-
-    try:
-        counts = [int(n) for n in args.bindings.split(",") if n.strip()]
-    except ValueError:
-        raise UserError(f"--bindings: numbers separated by commas, not {args.bindings!r}") from None
-    if not counts or min(counts) < 1 or args.moves < 1:
-        raise UserError("--bindings must name counts >= 1 and --moves be at least 1")
-    out = Path(args.json) if args.json else None
-    if out is not None and not out.parent.exists():
-        raise UserError(f"--json: no directory {str(out.parent)!r}")
-    try:
-        result = summary.run(
-            counts=counts,
-            moves=args.moves,
-            conformance=args.conformance,
-            progress=lambda m: print(f"bench: {m}", file=sys.stderr, flush=True),
-        )
-    except LabUnavailable as exc:
-        hint = f" ({exc.hint})" if exc.hint else ""
-        raise UserError(f"the lab cannot be built here: {exc}{hint}") from None
-    result["command"] = "dmmconf bench all " + " ".join(shlex.quote(a) for a in sys.argv[3:])
-    print(summary.format_report(result))
-    if out is not None:
-        out.write_text(json.dumps(result, indent=2) + "\n")
-        print(f"JSON: {out}")
-    return 0
+def _sut_path(sut: str) -> None:
+    if sut != "reference" and not Path(sut).is_file():
+        raise UserError(f"--sut: no profile file {sut!r}")
 
 
-def run_registrations(args: argparse.Namespace) -> int:
-    from harness.bench import registrations
+def _progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def _lab_errors() -> Iterator[None]:
+    """A lab that cannot be built here is the user's to fix (exit 2); an HA that does not
+    start ends the benchmark (exit 1)."""
     from harness.lab.topology import LabUnavailable
     from harness.sut.adapters import SutError
     from harness.sut.profile import ProfileError
 
     try:
-        counts = [int(n) for n in args.bindings.split(",") if n.strip()]
-    except ValueError:
-        raise UserError(f"--bindings: numbers separated by commas, not {args.bindings!r}") from None
-    if not counts or min(counts) < 1 or not args.seconds > 0 or args.window < 1:
-        raise UserError("--bindings must name counts >= 1, --seconds > 0, --window >= 1")
-    if args.sut != "reference" and not Path(args.sut).is_file():
-        raise UserError(f"--sut: no profile file {args.sut!r}")
-    out = Path(args.json) if args.json else None
-    if out is not None and not out.parent.exists():
-        raise UserError(f"--json: no directory {str(out.parent)!r}")
-    try:
-        result = registrations.run(
-            counts,
-            seconds=args.seconds,
-            window=args.window,
-            sut=args.sut,
-            progress=lambda m: print(m, file=sys.stderr, flush=True),
-        )
+        yield
     except LabUnavailable as exc:
         hint = f" ({exc.hint})" if exc.hint else ""
         raise UserError(f"the lab cannot be built here: {exc}{hint}") from None
     except (SutError, ProfileError) as exc:
         raise _Failed(f"the home agent did not start: {exc}") from None
-    result["command"] = (
-        f"dmmconf bench ha --bindings {args.bindings} --seconds {args.seconds:g} "
-        f"--window {args.window}"
-    )
-    print(registrations.format_report(result))
+
+
+def _emit(result: dict[str, Any], report: str, out: Path | None, command: str) -> None:
+    result["command"] = command
+    print(report)
     if out is not None:
         out.write_text(json.dumps(result, indent=2) + "\n")
         print(f"JSON: {out}")
+
+
+def run_fanout(args: argparse.Namespace) -> int:
+    from harness.bench import fanout
+
+    counts = _counts(args.tunnels, "--tunnels")
+    if not args.seconds > 0:
+        raise UserError("--seconds must be positive")
+    _sut_path(args.sut)
+    out = _json_path(args.json)
+    with _lab_errors():
+        result = fanout.run(counts, seconds=args.seconds, sut=args.sut, progress=_progress)
+    command = f"dmmconf bench fanout --tunnels {args.tunnels} --seconds {args.seconds:g}"
+    _emit(result, fanout.format_report(result), out, command)
+    return 0
+
+
+def run_all(args: argparse.Namespace) -> int:
+    from harness.bench import summary
+
+    counts = _counts(args.bindings, "--bindings")
+    if args.moves < 1:
+        raise UserError("--moves must be at least 1")
+    out = _json_path(args.json)
+    with _lab_errors():
+        result = summary.run(
+            counts=counts,
+            moves=args.moves,
+            conformance=args.conformance,
+            progress=lambda m: _progress(f"bench: {m}"),
+        )
+    command = "dmmconf bench all " + " ".join(shlex.quote(a) for a in sys.argv[3:])
+    _emit(result, summary.format_report(result), out, command)
+    return 0
+
+
+def run_registrations(args: argparse.Namespace) -> int:
+    from harness.bench import registrations
+
+    counts = _counts(args.bindings, "--bindings")
+    if not args.seconds > 0 or args.window < 1:
+        raise UserError("--seconds must be positive and --window at least 1")
+    _sut_path(args.sut)
+    out = _json_path(args.json)
+    with _lab_errors():
+        result = registrations.run(
+            counts, seconds=args.seconds, window=args.window, sut=args.sut, progress=_progress
+        )
+    command = (
+        f"dmmconf bench ha --bindings {args.bindings} --seconds {args.seconds:g} "
+        f"--window {args.window}"
+    )
+    _emit(result, registrations.format_report(result), out, command)
     return 0
 
 
@@ -310,15 +296,10 @@ def run_codec(args: argparse.Namespace) -> int:
 
     if not args.seconds > 0 or args.repeats < 1:
         raise UserError("--seconds must be positive and --repeats at least 1")
-    out = Path(args.json) if args.json else None
-    if out is not None and not out.parent.exists():
-        raise UserError(f"--json: no directory {str(out.parent)!r}")
+    out = _json_path(args.json)
     result = codec_bench.run(args.seconds, args.repeats)
-    result["command"] = f"dmmconf bench codec --seconds {args.seconds:g} --repeats {args.repeats}"
-    print(codec_bench.format_report(result))
-    if out is not None:
-        out.write_text(json.dumps(result, indent=2) + "\n")
-        print(f"JSON: {out}")
+    command = f"dmmconf bench codec --seconds {args.seconds:g} --repeats {args.repeats}"
+    _emit(result, codec_bench.format_report(result), out, command)
     return 0 if result["byte_identical"] else 1
 
 

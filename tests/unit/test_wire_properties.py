@@ -184,30 +184,17 @@ def check_encoder_signs_like_auth(pkt: Packet) -> None:
     key, spi = b"\x5a" * 20, 0x1234
     msg = compact.parse_packet(bytes(pkt))
     kept = [(o.otype, o.data) for o in msg.options if o.otype != MobOpt.MESSAGE_AUTH]
-    seq, lifetime = msg.seq, int.from_bytes(msg.body[10:12], "big")
-    flags = int.from_bytes(msg.body[8:10], "big")
-    ours = compact.encode_binding_update(
-        src=msg.src,
-        dst=msg.dst,
-        hoa=msg.hoa,
-        flags=flags,
-        options=kept,
-        mn_ha_key=(spi, key),
-        config=CONFIG,
-        seq=seq,
-        lifetime=lifetime,
-    )
-    unsigned = compact.encode_binding_update(
-        src=msg.src,
-        dst=msg.dst,
-        hoa=msg.hoa,
-        flags=flags,
-        config=CONFIG,
-        options=[*kept, (MobOpt.MESSAGE_AUTH, b"\x01" + spi.to_bytes(4, "big") + bytes(12))],
-        seq=seq,
-        lifetime=lifetime,
-    )
-    assert ours == bytes(auth.sign(IPv6(unsigned), key))
+
+    def encode(options: list[tuple[int, bytes]], mn_ha_key: tuple[int, bytes] | None) -> bytes:
+        word = int.from_bytes(msg.body[8:10], "big")
+        lifetime = int.from_bytes(msg.body[10:12], "big")
+        return compact.encode_binding_update(
+            src=msg.src, dst=msg.dst, hoa=msg.hoa, seq=msg.seq, lifetime=lifetime, flags=word,
+            options=options, mn_ha_key=mn_ha_key, config=CONFIG,
+        )  # fmt: skip
+
+    zeroed = (MobOpt.MESSAGE_AUTH, b"\x01" + spi.to_bytes(4, "big") + bytes(12))
+    assert encode(kept, (spi, key)) == bytes(auth.sign(IPv6(encode([*kept, zeroed], None)), key))
 
 
 def check_state_encoder(opt: Packet) -> None:
