@@ -13,7 +13,7 @@ import contextlib
 import ipaddress
 import socket
 import struct
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -229,9 +229,17 @@ class Correspondent:
     def __exit__(self, *_: object) -> None:
         self.sock.close()
 
-    def check(self, mh: MultiHomed, routes: dict[int, set[str]], tag: str) -> None:
+    def check(
+        self,
+        mh: MultiHomed,
+        routes: dict[int, set[str]],
+        tag: str,
+        watch: Iterable[str] | None = None,
+    ) -> None:
         """A probe to each port of `routes` arrives at each CoA of its set in the tunnel
-        within the reaction window (INT-15) and at none of the home address's other CoAs."""
+        within the reaction window (INT-15) and at none of the other CoAs of `watch` (by
+        default the home address's)."""
+        watched = set(mh.coas.values() if watch is None else watch)
         mark = self.link.mark()
         sent: list[tuple[int, bytes, set[str]]] = []
         for port, coas in routes.items():
@@ -240,7 +248,7 @@ class Correspondent:
         wrong = [
             tunnelled_probe(self.ha, coa, mh.hoa, port, payload)
             for port, payload, coas in sent
-            for coa in set(mh.coas.values()) - coas
+            for coa in watched - coas
         ]
         if wrong:
             any_wrong = wrong[0]

@@ -22,6 +22,7 @@ from harness.tester.flows import (
     BULK_FLAGS,
     PORT_BASE,
     Correspondent,
+    MultiHomed,
     bid,
     dports,
     expected_coas,
@@ -339,3 +340,104 @@ def test_multicast_of_a_bulk_registration_reaches_one_care_of_address(
                 "OPEN-8: the group's data reached BID 2's CoA, not only the CoA that sent the "
                 "BU (another reading of the open point)"
             )
+
+
+# --- Random sequences against the live HA -------------------------------------------------------
+
+COA_OF = {1: 0, 2: 1, 3: 2, 4: 3}  # BID -> index of its care-of address among the tester's
+OPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("bind"), st.integers(1, 4), st.integers(1, 127)),
+        st.tuples(st.just("unbind"), st.integers(1, 4)),
+        st.tuples(
+            st.just("flow"),
+            st.integers(1, 3),
+            st.integers(1, 60),
+            st.frozensets(st.integers(1, 4), min_size=1, max_size=2),
+            st.sampled_from(PORTS),
+            st.sampled_from(PORTS),
+        ),
+        st.tuples(st.just("drop"), st.integers(1, 3)),
+    ),
+    min_size=3,
+    max_size=6,
+)
+
+
+@pytest.mark.clause("DMM-HA-22", "DMM-HA-23", "RFC6089-10", "RFC6089-11", "RFC6089-4")
+def test_random_binding_and_flow_changes_keep_every_packet_on_its_binding(
+    home_agent: HomeAgentUnderTest, mn_link: Link
+) -> None:
+    """Random sequences of BID registrations (a BID-PRI changed on the way), BID
+    deregistrations, flows added or modified and flows dropped (by leaving them out of the
+    next BU), each BU refreshing what it keeps: after every step a probe to each port
+    arrives at exactly the CoAs the tester's own model of the lists names (RFC 6089 §4.3,
+    §5.3.6: a flow whose BIDs are all gone is inactive until one comes back)."""
+    flows(home_agent)
+    ha = home_agent
+    every_coa = (ha.coa, *ha.other_coas)
+
+    @PROPERTY
+    @given(ops=OPS)
+    @example(
+        ops=[
+            ("bind", 2, 10),
+            ("flow", 1, 5, frozenset({2}), PORT_BASE, PORT_BASE + 2),
+            ("unbind", 2),
+            ("bind", 2, 60),
+            ("drop", 1),
+        ]
+    )
+    def check(ops: list[tuple[Any, ...]]) -> None:
+        with multi_homed(ha, mn_link, {1: 50}) as mh, Correspondent(ha, mn_link) as cn:
+            table: dict[int, Any] = {}  # FID -> its Flow Identification option (the model)
+            done: list[str] = []
+            for op in ops:
+                sent = _step(mh, table, op, every_coa)
+                if sent is None:
+                    continue
+                done.append(repr(op))
+                assert sent.status == 0, f"after {done}: BA status {sent.status}"
+                assert all(s == 0 for _, s in sent.fids), f"after {done}: FIDs {sent.fids}"
+                routes = {p: _route(mh, table, p) for p in (*PORTS, NO_ROUTE)}
+                cn.check(mh, routes, f"step{len(done)}", watch=every_coa[:4])
+
+    check()
+
+
+def _step(mh: MultiHomed, table: dict[int, Any], op: tuple[Any, ...], coas: tuple[str, ...]) -> Any:
+    """Carry `op` out with one BU (None when it does not apply now); its BA's answer."""
+    kind = op[0]
+    if kind == "bind":
+        b, pri = op[1], op[2]
+        mh.coas[b], mh.pris[b] = coas[COA_OF[b]], pri
+        others = [bid(x, mh.pris[x]) for x in mh.coas if x != b]
+        return mh.send(*others, bid(b, pri, mh.coas[b]), *_summary(table))
+    if kind == "unbind":
+        b = op[1]
+        if b not in mh.coas or len(mh.coas) == 1:
+            return None
+        del mh.coas[b], mh.pris[b]
+        return mh.send(bid(b, 1), *_summary(table), lifetime=0)
+    if kind == "flow":
+        fid, pri, wanted, a, z = op[1:]
+        bids = sorted(b for b in wanted if b in mh.coas)
+        if not bids or any(f.fid_pri == pri for k, f in table.items() if k != fid):
+            return None  # RFC 6089 §4.2: FID-PRI unique per MN; BIDs must be bound
+        lo, hi = sorted((a, z))
+        table[fid] = flow(fid, pri, bids, dports(lo, hi if hi != lo else None))
+        return mh.send(*mh.keep(), table[fid], *_summary(table, but=fid))
+    fid = op[1]
+    if fid not in table:
+        return None
+    del table[fid]
+    return mh.send(*mh.keep(), *_summary(table))
+
+
+def _summary(table: dict[int, Any], but: int | None = None) -> tuple[Any, ...]:
+    fids = [f for f in sorted(table) if f != but]
+    return (summary(*fids),) if fids else ()
+
+
+def _route(mh: MultiHomed, table: dict[int, Any], port: int) -> set[str]:
+    return expected_coas(mh, list(table.values()), port)

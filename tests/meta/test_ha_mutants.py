@@ -35,6 +35,7 @@ DNS = "suites/ha/test_dns_update.py::"
 MCOA = "suites/ha/test_mcoa_flows.py::"
 FLOW_PROPERTY = MCOA + "test_packets_follow_the_flow_bindings"
 FLOW_STATUS = MCOA + "test_flow_identification_options_get_their_status"
+FLOW_SEQUENCES = MCOA + "test_random_binding_and_flow_changes_keep_every_packet_on_its_binding"
 DNS_REGISTERS = DNS + "test_dns_update_option_registers_the_home_address"
 DNS_R = DNS + "test_r_flag_removes_that_home_address_only"
 DNS_ZONE = DNS + "test_zone_holds_exactly_the_registered_home_addresses"
@@ -152,7 +153,11 @@ KILLS: dict[str, tuple[str, ...]] = {
     "dns-expiry-keeps": (DNS + "test_binding_expiry_removes_the_dns_entry",),
     "dns-any-name": (DNS + "test_home_agents_own_name_is_not_updated_for_a_mobile_node",),
     # issue 12: multiple care-of addresses and flow bindings (suites/ha/test_mcoa_flows.py)
-    "flows-ignored": (FLOW_PROPERTY, MCOA + "test_flows_not_named_in_a_bu_are_removed"),
+    "flows-ignored": (
+        FLOW_PROPERTY,
+        MCOA + "test_flows_not_named_in_a_bu_are_removed",
+        FLOW_SEQUENCES,
+    ),
     "flow-order-reversed": (
         FLOW_PROPERTY,
         MCOA + "test_a_flow_is_modified_in_place_and_inactive_without_its_bids",
@@ -161,7 +166,10 @@ KILLS: dict[str, tuple[str, ...]] = {
         FLOW_PROPERTY,
         MCOA + "test_a_flow_is_modified_in_place_and_inactive_without_its_bids",
     ),
-    "default-highest-bid-pri": (MCOA + "test_packets_no_flow_matches_go_to_the_lowest_bid_pri",),
+    "default-highest-bid-pri": (
+        MCOA + "test_packets_no_flow_matches_go_to_the_lowest_bid_pri",
+        FLOW_SEQUENCES,
+    ),
     "ba-without-bid-options": (MCOA + "test_bulk_registration_is_acknowledged_per_bid",),
     "bulk-status-in-ba": (
         MCOA + "test_a_bad_care_of_address_in_a_bid_option_is_reported_in_that_option",
@@ -176,7 +184,7 @@ KILLS: dict[str, tuple[str, ...]] = {
     "fid-malformed-accepted": (FLOW_STATUS, MALFORMED + "[fid-too-short]"),
     "fid-unknown-bid-accepted": (FLOW_STATUS,),
     "fid-not-found-unanswered": (FLOW_STATUS,),
-    "flows-kept": (MCOA + "test_flows_not_named_in_a_bu_are_removed",),
+    "flows-kept": (MCOA + "test_flows_not_named_in_a_bu_are_removed", FLOW_SEQUENCES),
     "plain-bu-keeps-bids": (MCOA + "test_a_bu_without_bid_option_replaces_every_binding",),
     "flows-before-bids": (FLOW_PROPERTY,),
     "bad-bid-length-accepted": (MALFORMED + "[bid-length-6]",),
