@@ -204,7 +204,7 @@ class HomeAgentDaemon:
         tunnel.setblocking(False)
         self._rx.append((tunnel, IPPROTO_IPV6_IN_IPV6))
         self.tunnels = Tunnels(self.opts.address, self._tx, self.log, self.faults)
-        self.tunnels.node_of = lambda hoa: self.core.nodes.get(ipaddress.IPv6Address(hoa))
+        self.tunnels.node_of = self.core.nodes.get
         self.multicast.open()
         self._open_access_link()
 

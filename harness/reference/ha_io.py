@@ -79,8 +79,8 @@ class Tunnels:
         self._rtnl: Any = None
         self.on_inner: Callable[[ipaddress.IPv6Address, bytes], None] | None = None
         self._text: dict[ipaddress.IPv6Address, str] = {}  # CoAs as sendto(2) wants them
-        # the binding cache entry of a home address (packed), for the steering of each packet
-        self.node_of: Callable[[bytes], ha_core.MobileNode | None] | None = None
+        # the binding cache entry of a home address, for the steering of each packet
+        self.node_of: Callable[[ipaddress.IPv6Address], ha_core.MobileNode | None] | None = None
 
     def fds(self) -> list[int]:
         return [] if self.fd is None else [self.fd]
@@ -167,9 +167,9 @@ class Tunnels:
             key = self.route_of.get(inner[24:40])
             if key is None:
                 continue
-            node = self.node_of(inner[24:40]) if self.node_of is not None else None
-            if node is None:
-                self.encapsulate(inner, self.coa_of[key])
+            node = self.node_of(key[0]) if self.node_of is not None else None
+            if node is None or (len(node.bindings) == 1 and not node.flows):
+                self.encapsulate(inner, self.coa_of[key])  # one binding: nothing to choose
                 continue
             # RFC 6089 §5.3.6, RFC 5648: which of the home address's bindings get it
             bindings, flows = node.bindings.values(), node.flows.values()
