@@ -60,6 +60,7 @@ class Fault(Enum):
     HA_PLAIN_BU_KEEPS_BIDS = ("ha", "plain-bu-keeps-bids")
     HA_FLOWS_BEFORE_BIDS = ("ha", "flows-before-bids")
     HA_BAD_BID_LENGTH_ACCEPTED = ("ha", "bad-bid-length-accepted")
+    HA_FID_PRI_TAKEN_ACCEPTED = ("ha", "fid-pri-taken-accepted")
     # the Home Agent: multicast (suites/ha/test_multicast.py)
     HA_DROP_AUX_RECORDS = ("ha", "drop-aux-records")
     HA_CHANGES_REPLACE_STATE = ("ha", "changes-replace-state")
@@ -288,6 +289,11 @@ CATALOGUE: dict[Fault, FaultSpec] = {
         "RFC5648-6",
         "answers 0 to a BU whose BID option has a Length other than 4, 8 or 20 (RFC 5648 §6.2: "
         "164 MCOA MALFORMED)",
+    ),
+    Fault.HA_FID_PRI_TAKEN_ACCEPTED: FaultSpec(
+        "RFC6089-11",
+        "reports 0 for a flow whose FID-PRI another flow holds, which it does not install "
+        "(INT-19: 129)",
     ),
     Fault.HA_NO_TUNNEL: FaultSpec(
         "RFC6275-HA-9", "tunnels nothing to the care-of address (RFC 6275 §10.4.1)"

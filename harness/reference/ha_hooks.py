@@ -108,6 +108,7 @@ _MCOA_LIES = {
     Fault.HA_FID_MALFORMED_ACCEPTED: ("fid", 130, 0),
     Fault.HA_FID_UNKNOWN_BID_ACCEPTED: ("fid", 131, 0),
     Fault.HA_FID_NOT_FOUND_UNANSWERED: ("fid", 132, None),
+    Fault.HA_FID_PRI_TAKEN_ACCEPTED: ("fid", 129, 0),
 }
 
 

@@ -188,6 +188,7 @@ KILLS: dict[str, tuple[str, ...]] = {
     "plain-bu-keeps-bids": (MCOA + "test_a_bu_without_bid_option_replaces_every_binding",),
     "flows-before-bids": (FLOW_PROPERTY,),
     "bad-bid-length-accepted": (MALFORMED + "[bid-length-6]",),
+    "fid-pri-taken-accepted": (MCOA + "test_a_second_flow_with_a_taken_fid_pri_is_refused",),
 }
 
 
