@@ -102,12 +102,14 @@ class Generator:
         exhausted = False
         while not until(answered) and not (exhausted and not pending):
             now = time.monotonic()
-            while len(pending) < window and not exhausted:
+            busy = 0  # picks already in flight: fewer addresses than the window must not spin
+            while len(pending) < window and not exhausted and busy <= window:
                 hoa = next(hoas, None)
                 if hoa is None:
                     exhausted = True
                     break
                 if hoa in pending:
+                    busy += 1
                     continue
                 self.tx.sendto(self.bu(hoa), (self.ha, 0))
                 pending[hoa] = now

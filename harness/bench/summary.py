@@ -217,6 +217,8 @@ def time_conformance(serial: bool) -> float:
 def run(
     *,
     counts: Sequence[int],
+    tunnels: Sequence[int] | None = None,
+    seconds: float | None = None,
     moves: int,
     conformance: bool,
     progress: Callable[[str], None],
@@ -227,9 +229,19 @@ def run(
     progress("codec")
     rows += codec_rows(codec.run())
     progress("home agent registrations")
-    rows += registration_rows(registrations.run(counts, progress=progress))
+    rows += registration_rows(
+        registrations.run(
+            counts, seconds=seconds or registrations.DEFAULT_SECONDS, progress=progress
+        )
+    )
     progress("multicast fan-out")
-    rows += fanout_rows(fanout.run(progress=progress))
+    rows += fanout_rows(
+        fanout.run(
+            tunnels or fanout.DEFAULT_COUNTS,
+            seconds=seconds or fanout.DEFAULT_SECONDS,
+            progress=progress,
+        )
+    )
     progress("hypothesis against the live HA")
     rows += property_rows(time_live_property())
     progress(f"handover, {moves} moves")

@@ -167,6 +167,13 @@ def register(sub: Any) -> None:
         "the target of issue 15 and whether it is met. Needs root.",
     )
     _counts_option(a, "--bindings", registrations.DEFAULT_COUNTS, "binding counts (bench ha)")
+    _counts_option(a, "--tunnels", fanout.DEFAULT_COUNTS, "tunnel counts (bench fanout)")
+    a.add_argument(
+        "--seconds",
+        type=float,
+        metavar="S",
+        help="seconds per measurement of bench ha and bench fanout (default: each one's own)",
+    )
     a.add_argument("--moves", type=int, default=handover.DEFAULT_MOVES, metavar="N")
     a.add_argument("--conformance", action="store_true", help="also time the conformance run")
     _json_option(a)
@@ -256,12 +263,17 @@ def run_all(args: argparse.Namespace) -> int:
     from harness.bench import summary
 
     counts = _counts(args.bindings, "--bindings")
+    tunnels = _counts(args.tunnels, "--tunnels")
     if args.moves < 1:
         raise UserError("--moves must be at least 1")
+    if args.seconds is not None and not args.seconds > 0:
+        raise UserError("--seconds must be positive")
     out = _json_path(args.json)
     with _lab_errors():
         result = summary.run(
             counts=counts,
+            tunnels=tunnels,
+            seconds=args.seconds,
             moves=args.moves,
             conformance=args.conformance,
             progress=lambda m: _progress(f"bench: {m}"),

@@ -476,3 +476,46 @@ def test_home_agent_registrations_in_the_lab() -> None:
         assert s["register"]["lost"] == 0 and s["refresh"]["answered"] > 0
     assert sum(s["register"]["answered"] for s in sizes) == 200
     assert "target at 200 bindings" in registrations.format_report(result)
+
+
+def _bench(tmp_path: Any, *args: str) -> dict[str, Any]:
+    """`dmmconf bench ARGS --json`, as a user runs it; a lab that cannot be built here
+    (exit 2) is not-run."""
+    import subprocess
+    import sys
+
+    from harness.lab.fixtures import lab_not_run
+
+    out = tmp_path / "bench.json"
+    res = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "bench", *args, "--json", str(out)],
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    if res.returncode == 2 and "the lab cannot be built here" in res.stderr:
+        lab_not_run(Exception(res.stderr.strip()), None)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    result: dict[str, Any] = json.loads(out.read_text())
+    assert result["command"].startswith("dmmconf bench ")
+    return result
+
+
+@pytest.mark.needs_root
+def test_bench_fanout_command(tmp_path: Any) -> None:
+    """`dmmconf bench fanout`, small: the ceiling and each tunnel count have a rate."""
+    result = _bench(tmp_path, "fanout", "--tunnels", "1,3", "--seconds", "0.3")
+    assert [row["tunnels"] for row in result["sizes"]] == [1, 3]
+    assert result["ceiling"] > 0 and all(r["copies_per_s"] > 0 for r in result["sizes"])
+
+
+@pytest.mark.needs_root
+def test_bench_all_command(tmp_path: Any) -> None:
+    """`dmmconf bench all`, small (fewer bindings than BUs in flight, too): one row per
+    figure, each with its value and its verdict against the target (or none, reported)."""
+    result = _bench(
+        tmp_path, "all", "--bindings", "40", "--tunnels", "1,2", "--seconds", "0.3",
+        "--moves", "3",
+    )  # fmt: skip
+    figures = " | ".join(row["figure"] for row in result["rows"])
+    for part in ("codec decode", "codec encode", "HA refresh", "fan-out", "handover"):
+        assert part in figures, figures
+    assert all(row["met"] in (True, False, None) for row in result["rows"])

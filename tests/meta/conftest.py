@@ -8,6 +8,9 @@ import pytest
 
 from tests.support import killmatrix
 
+# Kill-matrix runners per worker and role (default 1); each a pytest with a lab of its own.
+RUNNERS_ENV = "DMMCONF_KILL_RUNNERS"
+
 
 @pytest.fixture(scope="session")
 def kill_board(
@@ -24,4 +27,5 @@ def kill_board(
         pairs,
         runner=int(worker.removeprefix("gw")) if worker else 0,
         runners=int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")),
+        per_worker=int(os.environ.get(RUNNERS_ENV, "1")),
     )

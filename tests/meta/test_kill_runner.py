@@ -14,6 +14,8 @@ import pytest
 
 from tests.support import killmatrix, killplugin
 
+ROOT = Path(__file__).resolve().parents[2]
+
 pytest_plugins = ["pytester"]
 
 SUITE = """
@@ -50,8 +52,11 @@ def _plan(tmp: Path, board: Path, pairs: list[tuple[str, str]], runner: int) -> 
 
 
 def test_runner_restarts_the_sut_per_mutant_and_reports_each_pair(
-    pytester: pytest.Pytester,
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # the runner's pytest starts in pytester's directory: the checkout's `tests` package
+    # (the plugin) must be importable from there, as it is from the checkout for killmatrix
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
     log = pytester.path / "sut.log"
     pytester.makeini("[pytest]\n")
     pytester.mkpydir("suite")

@@ -161,17 +161,24 @@ class Board:
     """The kill-matrix pairs of one outer test session, run once for all its xdist workers.
 
     `directory` is shared by the workers (each builds the same Board from the same
-    collection). The first time a worker needs a role's results it starts its runner for that
-    role, which claims and runs whatever pairs are left; once it ends, every pair has been
-    claimed, and the worker waits (a blocking lock each runner holds while it runs, bounded
-    by the runner's timeout) for the pairs other workers' runners still hold.
+    collection). The first time a worker needs a role's results it starts its runners for
+    that role (`per_worker` of them, each with a lab of its own: the tests mostly wait on the
+    wire, so more runners than cores can pay), which claim and run whatever pairs are left;
+    once they end, every pair has been claimed, and the worker waits (a blocking lock each
+    runner holds while it runs, bounded by the runner's timeout) for the pairs other workers'
+    runners still hold.
     """
 
     def __init__(
-        self, directory: Path, pairs: Iterable[tuple[str, str, str]], runner: int, runners: int
+        self,
+        directory: Path,
+        pairs: Iterable[tuple[str, str, str]],
+        runner: int,
+        runners: int,
+        per_worker: int = 1,
     ) -> None:
         self.directory = directory
-        self.runner, self.runners = runner, runners
+        self.runner, self.runners, self.per_worker = runner, runners, max(per_worker, 1)
         self.pairs: dict[str, list[tuple[str, str]]] = {}
         for role, mutant, test in pairs:
             listed = self.pairs.setdefault(role, [])
@@ -195,29 +202,34 @@ class Board:
         pairs = self.pairs.get(role, [])
         mutants = dict.fromkeys([CONTROL] + [m for m, _ in pairs])
         profiles = {m: str(mutant_profile(role, m, board)) for m in mutants}
-        plan = board / f"plan-{self.runner}.json"
-        plan.write_text(
-            json.dumps(
-                {"role": role, "profiles": profiles, "pairs": pairs, "board": str(board),
-                 "runner": self.runner, "runners": self.runners}
-            ),
-            encoding="utf-8",
-        )  # fmt: skip
-        log = board / f"log-{self.runner}.txt"
-        with (
-            _locked(board / f"running-{self.runner}.lock"),
-            open(log, "w") as out,
-            contextlib.suppress(subprocess.TimeoutExpired),  # its pairs end up not-run
-        ):
-            subprocess.run(
-                [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:xdist",
-                 "-p", "tests.support.killplugin", "--kill-plan", str(plan),
-                 "-q", "--sut", profiles[CONTROL], "--sut-role", role,
-                 "--report-dir", str(board / f"report-{self.runner}"),
-                 *sorted({t.split("::", 1)[0] for _, t in pairs})],
-                cwd=ROOT, env=_env(), stdout=out, stderr=subprocess.STDOUT,
-                timeout=120 + PER_PAIR * len(pairs), check=False,
-            )  # fmt: skip
+        mine = [self.runner * self.per_worker + j for j in range(self.per_worker)]
+        with contextlib.ExitStack() as stack:
+            procs = []
+            for runner in mine:  # each holds its lock while it runs
+                stack.enter_context(_locked(board / f"running-{runner}.lock"))
+                plan = board / f"plan-{runner}.json"
+                plan.write_text(
+                    json.dumps(
+                        {"role": role, "profiles": profiles, "pairs": pairs, "board": str(board),
+                         "runner": runner, "runners": self.runners * self.per_worker}
+                    ),
+                    encoding="utf-8",
+                )  # fmt: skip
+                out = stack.enter_context(open(board / f"log-{runner}.txt", "w"))
+                procs.append(subprocess.Popen(
+                    [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:xdist",
+                     "-p", "tests.support.killplugin", "--kill-plan", str(plan),
+                     "-q", "--sut", profiles[CONTROL], "--sut-role", role,
+                     "--report-dir", str(board / f"report-{runner}"),
+                     *sorted({t.split("::", 1)[0] for _, t in pairs})],
+                    cwd=ROOT, env=_env(), stdout=out, stderr=subprocess.STDOUT,
+                ))  # fmt: skip
+            for proc in procs:
+                try:
+                    proc.wait(timeout=120 + PER_PAIR * len(pairs))
+                except subprocess.TimeoutExpired:  # its pairs end up not-run
+                    proc.kill()
+                    proc.wait()
         results = self._read(board)
         if any(f"{m} {t}" not in results for m, t in pairs):  # others still running theirs
             for lock in sorted(board.glob("running-*.lock")):
