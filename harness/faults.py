@@ -111,6 +111,7 @@ class Fault(Enum):
     HA_DNS_DEREG_KEPT = ("ha", "dns-dereg-kept")
     HA_DNS_EXPIRY_KEEPS = ("ha", "dns-expiry-keeps")
     HA_DNS_ANY_NAME = ("ha", "dns-any-name")
+    HA_DNS_RESTART = ("ha", "dns-restart")
     # the Mobile Node (suites/mn/test_mobile_node.py, suites/interop)
     MN_NO_MCAST_OPTION = ("mn", "no-mcast-option")
     MN_NO_HAO = ("mn", "no-hao")
@@ -153,6 +154,16 @@ class Fault(Enum):
     MN_DNS_IDENTITY_ADDRESS = ("mn", "dns-identity-address")
     MN_DNS_STATUS_NONZERO = ("mn", "dns-status-nonzero")
     MN_NO_DNS_REMOVE = ("mn", "no-dns-remove")
+    # the Mobile Node: several interfaces and flows (suites/mn/test_mcoa_flows.py)
+    MN_NEW_IFACE_UNREGISTERED = ("mn", "new-iface-unregistered")
+    MN_NO_BID_OPTION = ("mn", "no-bid-option")
+    MN_SAME_BID = ("mn", "same-bid")
+    MN_BID_PRI_ZERO = ("mn", "bid-pri-zero")
+    MN_BID_WITHOUT_COA = ("mn", "bid-without-coa")
+    MN_ALT_COA_WITH_BID = ("mn", "alt-coa-with-bid")
+    MN_NO_OVERWRITE = ("mn", "no-overwrite")
+    MN_FLOW_TO_PRIMARY = ("mn", "flow-to-primary")
+    MN_FLOWS_ONCE = ("mn", "flows-once")
 
     @property
     def role(self) -> Role:
@@ -521,6 +532,12 @@ CATALOGUE: dict[Fault, FaultSpec] = {
         "DMM-HA-8",
         "claims the removal of the DNS entry on binding expiry (draft §6 MAY) but keeps it",
     ),
+    Fault.HA_DNS_RESTART: FaultSpec(
+        "DMM-HA-4",
+        "starts the DNS update afresh for each retransmitted BU of a home address whose "
+        "update is pending, so a silent server keeps the BA of the latest BU from ever "
+        "coming while the MN retransmits (draft §6; RFC 5026 §6, INT-18)",
+    ),
     Fault.HA_DNS_ANY_NAME: FaultSpec(
         "RFC5026-5",
         "updates any name of its domain for any mobile node, the home agent's own among "
@@ -682,6 +699,44 @@ CATALOGUE: dict[Fault, FaultSpec] = {
     Fault.MN_NO_DNS_REMOVE: FaultSpec(
         "DMM-OVW-21",
         "deregisters an address no longer in use without a DNS Update option with R set (draft §3)",
+    ),
+    Fault.MN_NEW_IFACE_UNREGISTERED: FaultSpec(
+        "DMM-MIF-4",
+        "does not register the care-of address of an interface that comes up while a home "
+        "agent is in use (draft §7.1)",
+    ),
+    Fault.MN_NO_BID_OPTION: FaultSpec(
+        "DMM-MIF-5",
+        "registers its several care-of addresses without Binding Identifier options, one "
+        "Alternate Care-of Address only (draft §7.1, RFC 5648)",
+    ),
+    Fault.MN_SAME_BID: FaultSpec(
+        "DMM-MIF-6", "gives every interface's care-of address BID 1 (draft §7.1: unique)"
+    ),
+    Fault.MN_BID_PRI_ZERO: FaultSpec(
+        "RFC6089-1", "sends BID-PRI 0, the reserved value (RFC 6089 §4.1, draft §7.1)"
+    ),
+    Fault.MN_BID_WITHOUT_COA: FaultSpec(
+        "RFC5648-2",
+        "registers new BIDs with Length-4 BID options, without their care-of addresses "
+        "(RFC 5648 §5.1)",
+    ),
+    Fault.MN_ALT_COA_WITH_BID: FaultSpec(
+        "RFC5648-3",
+        "puts an Alternate Care-of Address option beside the BID options (RFC 5648 §5.2)",
+    ),
+    Fault.MN_NO_OVERWRITE: FaultSpec(
+        "RFC5648-4",
+        "registers its several bindings for the first time with the O flag clear (RFC 5648 §5.9)",
+    ),
+    Fault.MN_FLOW_TO_PRIMARY: FaultSpec(
+        "DMM-MIF-9",
+        "binds the configured flow to the preferred interface's BID instead of the "
+        "interface its policy names (draft §7.1, RFC 6089)",
+    ),
+    Fault.MN_FLOWS_ONCE: FaultSpec(
+        "RFC6089-5",
+        "sends its flow bindings in one BU only, so the next BU deletes them (RFC 6089 §5.2)",
     ),
 }
 

@@ -271,6 +271,10 @@ class HomeAgentCore:
         self.nodes: dict[IPv6, MobileNode] = {}
         self._request_ids = itertools.count(1)
         self._pending: dict[int, SendBindingAck] = {}  # BAs waiting for their DNS answer
+        # The DNS update under way for each home address, (request id, fqdn, remove): a
+        # newer BU asking the same while it runs joins it (RFC 5026 §6, INT-18), its BA
+        # replacing the one that waited, so retransmissions never restart the wait.
+        self._pending_hoa: dict[IPv6, tuple[int, str, bool]] = {}
         # RFC 6275 §10.3.1: BUs of new home addresses waiting for their DAD, by request id
         # (the newest BU of the home address: a retransmission replaces the one before).
         self._dad: dict[int, tuple[MobilityMessage, IPv6]] = {}
@@ -350,6 +354,8 @@ class HomeAgentCore:
         ba = self._pending.pop(request_id, None)
         if ba is None or ba.dns is None:
             return []
+        if self._pending_hoa.get(ba.hoa, (None,))[0] == request_id:
+            del self._pending_hoa[ba.hoa]
         status = 0 if ok else 130  # RFC 5026 §8.1: 130 DNS update failed
         dns = DnsStatus(status, ba.dns.remove, ba.dns.fqdn)
         return [SendBindingAck(**{**ba.__dict__, "dns": dns})]
@@ -564,17 +570,32 @@ class HomeAgentCore:
             # Draft §6: a deregistration removes the node's DNS entry (the removal its own
             # DNS Update option asks for already cleared node.fqdn).
             actions += self._forget(node, "deregister")
+        # A BA waiting for a DNS update is superseded by this newer BU's (RFC 6275 §11.7.3:
+        # the MN takes the BA of its latest BU only); asking the same update, this BU joins
+        # the one under way instead of restarting it (RFC 5026 §6, INT-18).
+        waiting = self._pending_hoa.pop(hoa, None)
+        if waiting is not None:
+            self._pending.pop(waiting[0], None)
         if dns is not None:
             # Draft §6, RFC 5026 §6: the BA goes out after the DNS update, with its status.
             if isinstance(request, DnsRequest):
-                dns_ba = DnsStatus(0, request.remove, dns.data[2:])
-                self._pending[request.request_id] = dataclasses.replace(ba, dns=dns_ba)
-                return actions + [request]
+                wanted = (request.fqdn, request.remove)
+                joins = waiting is not None and waiting[1:] == wanted
+                if waiting is not None and joins and not cfg.faults.has(Fault.HA_DNS_RESTART):
+                    rid = waiting[0]
+                else:
+                    rid = request.request_id
+                    actions.append(request)
+                self._pending[rid] = dataclasses.replace(
+                    ba, dns=DnsStatus(0, request.remove, dns.data[2:])
+                )
+                self._pending_hoa[hoa] = (rid, *wanted)
+                return actions
             remove = dereg or (len(dns.data) >= 2 and bool(dns.data[1] & 0x80))
             refused = DnsStatus(request if isinstance(request, int) else 128, remove, dns.data[2:])
-            return actions + [dataclasses.replace(ba, dns=refused)]
-        # RFC 6275 §10.3.1: "Regardless of the setting of the Acknowledge (A) bit".
-        if ack_requested or not cfg.faults.has(Fault.HA_NO_BA_WITHOUT_A):
+            actions.append(dataclasses.replace(ba, dns=refused))
+        elif ack_requested or not cfg.faults.has(Fault.HA_NO_BA_WITHOUT_A):
+            # RFC 6275 §10.3.1: "Regardless of the setting of the Acknowledge (A) bit".
             actions.append(ba)
         return actions
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import math
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -22,7 +23,7 @@ from hypothesis import strategies as st
 
 from harness import verdicts
 from harness.sut.profile import MN_FQDN
-from harness.tester.conversation import ExpectationFailed, Link
+from harness.tester.conversation import ExpectationFailed, Link, Predicate, inbound, is_mh
 from harness.tester.dns import (
     LabDns,
     answered,
@@ -35,6 +36,7 @@ from harness.tester.dns import (
     update_request,
     wire_name,
 )
+from harness.tester.ha_registration import for_hoa, message
 from harness.tester.home_agent import LIFETIME, LIFETIME_UNIT, HomeAgentUnderTest
 
 FQDN = MN_FQDN + "."  # the tester's MN's name in the home domain (the profile's {mn_fqdn})
@@ -280,6 +282,50 @@ def test_silent_dns_server_gives_130_in_time(
     with cleaned(ha, mn_link, ha_dns, hoa):
         with ha_dns.silent():
             ba = answered(ha, mn_link, hoa, 1, LIFETIME, dns_option(FQDN))
+        failure_status(dns_answer(ba))
+
+
+RETRANSMISSIONS = 4  # BUs the tester sends per DNS timeout while the server is silent
+
+
+@pytest.mark.clause("DMM-HA-4", "RFC5026-3")
+@pytest.mark.interpretation("INT-18")
+def test_retransmitted_bus_do_not_restart_a_pending_update(
+    home_agent: HomeAgentUnderTest, mn_link: Link, ha_dns: LabDns
+) -> None:
+    """named silent; the tester retransmits its BU as an MN does (RFC 6275 §11.8: each with
+    the next sequence number), RETRANSMISSIONS times per DNS timeout, before that timeout
+    ends: the BA for its latest BU (or the one before, sent as the BA left) still comes
+    within the timeout and the reaction window of the first BU, with the failure status.
+    An HA that started the update afresh for every retransmission answers only BUs the MN
+    has since replaced (INT-18)."""
+    ha, hoa = home_agent, home_agent.fresh_hoa()
+    timeout = ha.timers.dns_update_timeout
+    interval = timeout / RETRANSMISSIONS
+    ha_dns.healthy()
+    sent = [0]
+
+    def latest(pkt: object) -> bool:
+        return message(pkt).seq in (sent[-1], sent[-1] - 1)
+
+    wanted = inbound & is_mh("BA") & for_hoa(hoa) & Predicate(latest, "for the latest BU")
+    with cleaned(ha, mn_link, ha_dns, hoa), ha_dns.silent():
+        start = mn_link.mark()
+        t0 = time.monotonic()
+        deadline = t0 + ba_deadline(ha) + interval
+        ba = None
+        while ba is None and time.monotonic() < deadline:
+            sent.append(sent[-1] + 1)
+            mn_link.send(ha.bu(hoa, sent[-1], LIFETIME, (dns_option(FQDN),)))
+            with contextlib.suppress(ExpectationFailed):
+                ba = message(mn_link.expect(wanted, within=interval, since=start))
+        seen = [message(p).seq for p in mn_link.packets(start) if (inbound & is_mh("BA"))(p)]
+        assert ba is not None, (
+            f"no BA for the latest of {len(sent) - 1} BUs (sequence {sent[-1]}) within "
+            f"{(deadline - t0) * 1000:.0f} ms while named was silent; BAs seen for sequence "
+            f"numbers {seen}"
+        )
+        assert ba.ba_status == 0, f"BA status {ba.ba_status}: the registration was refused"
         failure_status(dns_answer(ba))
 
 

@@ -152,6 +152,7 @@ KILLS: dict[str, tuple[str, ...]] = {
     ),
     "dns-expiry-keeps": (DNS + "test_binding_expiry_removes_the_dns_entry",),
     "dns-any-name": (DNS + "test_home_agents_own_name_is_not_updated_for_a_mobile_node",),
+    "dns-restart": (DNS + "test_retransmitted_bus_do_not_restart_a_pending_update",),
     # issue 12: multiple care-of addresses and flow bindings (suites/ha/test_mcoa_flows.py)
     "flows-ignored": (
         FLOW_PROPERTY,

@@ -142,3 +142,77 @@ def test_key_file_round_trip() -> None:
     assert TsigKey.from_conf(key.named_conf()) == key
     with pytest.raises(ValueError):
         TsigKey.from_conf("secret nothing;")
+
+
+# --- retransmissions while an update is pending (RFC 5026 §6, INT-18) --------------------
+
+
+def test_a_retransmission_joins_the_pending_update_and_gets_its_ba() -> None:
+    """The MN retransmits (newer sequence numbers) while the server has not answered: no
+    new update starts, and when the pending one ends the newest BU alone is answered."""
+    ha = dns_core()
+    (req,) = only(ha.receive(bu(MIP6OptDNSUpdate(mn_identity=WIRE), seq=1), NOW), DnsRequest)
+    for seq in (2, 3):
+        again = ha.receive(bu(MIP6OptDNSUpdate(mn_identity=WIRE), seq=seq), NOW + seq / 10)
+        assert not only(again, DnsRequest) and not only(again, SendBindingAck)
+    ba = answer(ha.dns_done(req.request_id, ok=False))
+    assert ba.seq == 3 and ba.status == 0
+    assert ba.dns is not None and ba.dns.status == 130
+    assert not ha.dns_done(req.request_id, ok=False)  # answered once
+
+
+def test_another_update_or_a_plain_bu_supersedes_the_pending_ba() -> None:
+    ha = dns_core()
+    (first,) = only(ha.receive(bu(MIP6OptDNSUpdate(mn_identity=WIRE), seq=1), NOW), DnsRequest)
+    (rm,) = only(
+        ha.receive(bu(MIP6OptDNSUpdate(flags=1, mn_identity=WIRE), seq=2), NOW), DnsRequest
+    )
+    assert rm.remove and rm.request_id != first.request_id
+    assert not ha.dns_done(first.request_id, ok=True)  # its BU is no longer the latest
+    plain = ha.receive(bu(seq=3), NOW)
+    assert answer(plain).seq == 3 and answer(plain).dns is None
+    assert not ha.dns_done(rm.request_id, ok=True)
+
+
+def test_the_restart_fault_starts_an_update_per_retransmission() -> None:
+    ha = dns_core(faults=Faults.of(Fault.HA_DNS_RESTART))
+    requests = [
+        only(ha.receive(bu(MIP6OptDNSUpdate(mn_identity=WIRE), seq=s), NOW), DnsRequest)
+        for s in (1, 2)
+    ]
+    assert [len(r) for r in requests] == [1, 1]
+    assert not ha.dns_done(requests[0][0].request_id, ok=False)
+    assert answer(ha.dns_done(requests[1][0].request_id, ok=False)).seq == 2
+
+
+@given(st.lists(st.sampled_from(["register", "remove", "plain", "done"]), max_size=12))
+def test_every_latest_bu_with_an_update_is_answered_exactly_once(ops: list[str]) -> None:
+    """Model: whatever the interleaving of BUs and DNS answers, each DNS answer releases at
+    most one BA, only ever for the latest BU, and a BU that waits is answered at most once."""
+    ha = dns_core()
+    seq, latest, waiting = 0, 0, False
+    open_ids: list[int] = []
+    for op in ops:
+        if op == "done":
+            if not open_ids:
+                continue
+            out = ha.dns_done(open_ids.pop(0), ok=True)
+            bas = only(out, SendBindingAck)
+            assert len(bas) <= 1
+            if bas:
+                assert waiting and bas[0].seq == latest
+                waiting = False
+            continue
+        seq += 1
+        opts = [] if op == "plain" else [MIP6OptDNSUpdate(flags=op == "remove", mn_identity=WIRE)]
+        out = ha.receive(bu(*opts, seq=seq), NOW)
+        latest = seq
+        open_ids += [r.request_id for r in only(out, DnsRequest)]
+        waiting = not only(out, SendBindingAck)
+    while open_ids:
+        bas = only(ha.dns_done(open_ids.pop(0), ok=True), SendBindingAck)
+        assert all(b.seq == latest for b in bas)
+        if bas:
+            assert waiting
+            waiting = False
+    assert not waiting, "a BU that waited for the DNS was never answered"
