@@ -49,12 +49,19 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--no-deregister", action="store_true", help="keep bindings when their sessions end"
     )
+    p.add_argument(
+        "--flows",
+        nargs="*",
+        default=[],
+        metavar="IFACE=PORT",
+        help="bind the UDP and TCP traffic to destination PORT to interface IFACE (RFC 6089)",
+    )
     p.add_argument("--workdir", default=None, help="working directory (accepted)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness.reference import ha_daemon, mn_daemon
+    from harness.reference import ha_daemon, mn_core, mn_daemon
 
     if (args.spi is None) != (args.key_file is None):
         raise UserError("--spi and --key-file go together")
@@ -72,6 +79,12 @@ def run(args: argparse.Namespace) -> int:
     ignored = [f"--{n.replace('_', '-')}" for n in _IGNORED if getattr(args, n) is not None]
     if ignored:
         print(f"dmmconf mn: note: accepted but not used: {', '.join(ignored)}", flush=True)
+    flows = []
+    for word in args.flows:
+        iface, _, port = word.partition("=")
+        if iface not in args.ifaces or not port.isdigit() or not 0 < int(port) < 0x10000:
+            raise UserError(f"--flows: {word!r} is not IFACE=PORT with IFACE in --ifaces")
+        flows.append(mn_core.FlowPolicy(iface, int(port)))
     opts = mn_daemon.Options(
         ifaces=tuple(args.ifaces),
         spi=args.spi,
@@ -85,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
         domain=args.domain,
         ha_fqdn=args.ha_fqdn,
         dhcp=args.dhcp,
+        flows=tuple(flows),
         faults=mn_daemon.faults_from_env(),
     )
     return mn_daemon.main(opts)

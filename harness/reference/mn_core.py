@@ -37,6 +37,13 @@ What it decides:
 * DNS (draft §3, §7; RFC 5026 §8.1): with an FQDN configured, a registration BU carries the
   DNS Update option (R clear, MN identity = the FQDN), and the deregistration of a home
   address no longer in use carries it with R set (OPEN-3).
+* Several interfaces (draft §7.1, RFC 5648, RFC 6089): while a binding is in force and the
+  MN has a care-of address on more than one interface, its BUs carry one BID option per
+  interface (the BID and BID-PRI of the interface's rank: the first is preferred), each with
+  its care-of address and no Alternate Care-of Address option (RFC 5648 §5.2), O set (§5.9),
+  and a Flow Identification option for each configured flow policy whose interface is
+  registered (RFC 6089 §5.2: every BU refreshes the whole flow binding state). A new
+  interface that forms an address is registered at once.
 * The data plane follows the bindings: a home address leaves the air interface for the
   tunnel when the MN moves away, and the tunnel carries traffic only once the BA has
   come (draft §3: the BA "completes the registration").
@@ -66,6 +73,15 @@ STATUS_SEQ_OUT_OF_WINDOW = 135
 
 
 @dataclass(frozen=True)
+class FlowPolicy:
+    """A flow the MN binds to one of its interfaces (draft §7.1, RFC 6089): the UDP and TCP
+    traffic to destination port `dport`. FID and FID-PRI come from its rank in the policy."""
+
+    iface: str
+    dport: int
+
+
+@dataclass(frozen=True)
 class MNConfig:
     bu_lifetime: int = 100  # Lifetime field of registration BUs, 4 s units (RFC 6275 §6.1.7)
     time_scale: float = 1.0  # real seconds per protocol second
@@ -84,6 +100,7 @@ class MNConfig:
     bootstrap_timeout: float = 1.0  # real seconds to a query's resend (RFC 8415 INF_TIMEOUT)
     bootstrap_tries: int = 4  # queries per server kind before the MN gives up on a link
     discovered_lifetime: float = 3600.0  # a discovered HA's cache entry without a DNS TTL (OPEN-1)
+    flows: tuple[FlowPolicy, ...] = ()  # flows moved to an interface (RFC 6089)
     faults: Faults = NO_FAULTS  # deliberate faults for the kill matrices (harness/faults.py)
 
     def scaled(self, protocol_seconds: float) -> float:
@@ -135,6 +152,7 @@ class Binding:
     expires_at: float | None = None
     acked_coa: IPv6 | None = None  # the CoA the HA last accepted: the tunnel's end
     forget_dns: bool = False  # its deregistration removes the DNS entry (draft §3)
+    flows_sent: bool = False  # a BU of it carried flow bindings (the flows-once fault)
 
 
 @dataclass(frozen=True)
@@ -220,6 +238,26 @@ class DnsUpdate:
 
 
 @dataclass(frozen=True)
+class BidEntry:
+    """A Binding Identifier option (RFC 5648 §4.3, BID-PRI of RFC 6089 §4.1)."""
+
+    bid: int
+    bid_pri: int
+    coa: IPv6 | None  # None: Length 4, no care-of address
+
+
+@dataclass(frozen=True)
+class FlowEntry:
+    """A Flow Identification option (RFC 6089 §4.2): a Binding Reference to `bids` and a
+    traffic selector of destination port `dport` (RFC 6088 §3.2)."""
+
+    fid: int
+    fid_pri: int
+    bids: tuple[int, ...]
+    dport: int
+
+
+@dataclass(frozen=True)
 class SendBindingUpdate:
     iface: str
     ha: IPv6
@@ -229,6 +267,9 @@ class SendBindingUpdate:
     lifetime: int  # 4 s units; 0 deregisters
     multicast: ListenerState | None  # None: no Multicast State option
     dns: DnsUpdate | None = None  # None: no DNS Update option
+    bids: tuple[BidEntry, ...] = ()  # none: a plain RFC 6275 BU (Alternate CoA option)
+    flows: tuple[FlowEntry, ...] = ()
+    overwrite: bool = False  # the O flag (RFC 5648 §4.2)
 
 
 @dataclass(frozen=True)
@@ -662,6 +703,8 @@ class MobileNodeCore:
                 b.coa = new_address
                 dereg = b.phase is Phase.DEREGISTERING
                 out += self._send_bu(now, b, fresh=True, lifetime=0 if dereg else None)
+            elif b.iface != iface and b.phase is not Phase.DEREGISTERING and old is None:
+                out += self._register_interface(now, b, iface)
         return out + self._sync_data_plane()
 
     def _leave_link(self, now: float, iface: str, old: AttachedLink, coa: IPv6) -> list[Action]:
@@ -695,6 +738,59 @@ class MobileNodeCore:
         b.multicast = self._binding_state(b)
         self.bindings[b.hoa] = b
         return [HomeAddressToTunnel(iface, b.hoa), *self._send_bu(now, b, fresh=True)]
+
+    def _register_interface(self, now: float, b: Binding, iface: str) -> list[Action]:
+        """Draft §7.1: a new interface's care-of address is registered with the home agent
+        in use, under a BID of its own (RFC 5648)."""
+        if self.config.faults.has(Fault.MN_NEW_IFACE_UNREGISTERED):
+            return []
+        return [
+            Log(f"{iface} registered with {b.ha} for {b.hoa} (BID {self.bid_of(iface)})"),
+            *self._send_bu(now, b, fresh=True),
+        ]
+
+    def bid_of(self, iface: str) -> int:
+        """The interface's BID: its rank among the MN's interfaces, from 1 (RFC 5648 §4.3:
+        unique per care-of address, draft §7.1)."""
+        if self.config.faults.has(Fault.MN_SAME_BID):
+            return 1
+        return list(self.iids).index(iface) + 1
+
+    def _bid_entries(self, b: Binding) -> tuple[BidEntry, ...]:
+        """One BID option per interface with a care-of address for `b` (not the home link's
+        address itself), when there are several; none with one (a plain BU, RFC 6275)."""
+        coas = [
+            (iface, link.address)
+            for iface, link in self.links.items()
+            if link.address != b.hoa and iface in self.iids
+        ]
+        if len(coas) < 2:
+            return ()
+        zero_pri = self.config.faults.has(Fault.MN_BID_PRI_ZERO)
+        no_coa = self.config.faults.has(Fault.MN_BID_WITHOUT_COA)
+        return tuple(
+            BidEntry(
+                self.bid_of(iface),
+                0 if zero_pri else self.bid_of(iface),  # lower is preferred (RFC 6089 §4.1)
+                None if no_coa else coa,
+            )
+            for iface, coa in sorted(coas, key=lambda c: self.bid_of(c[0]))
+        )
+
+    def _flow_entries(self, bids: tuple[BidEntry, ...]) -> tuple[FlowEntry, ...]:
+        """The configured flows whose interface has a BID in this BU (RFC 6089 §5.2: each
+        BU carries every flow binding; FID-PRI unique per flow, §4.2)."""
+        registered = {e.bid for e in bids}
+        out = []
+        for n, policy in enumerate(self.config.flows, start=1):
+            if policy.iface not in self.iids:
+                continue
+            bid = self.bid_of(policy.iface)
+            if self.config.faults.has(Fault.MN_FLOW_TO_PRIMARY):
+                bid = min(registered, default=bid)
+            if bid in registered:
+                out.append(FlowEntry(n, n, (bid,), policy.dport))
+        return tuple(out)
 
     def _forget_groups(self, prefix: Prefix) -> ListenerState:
         groups = {g for g, p in self.group_home.items() if p == prefix}
@@ -736,7 +832,26 @@ class MobileNodeCore:
         units = self.config.bu_lifetime if lifetime is None else lifetime
         multicast = b.multicast if units else None
         dns = self._dns_update(b, units)
-        return [SendBindingUpdate(b.iface, b.ha, b.hoa, b.coa, b.seq, units, multicast, dns)]
+        bids = self._bid_entries(b) if units else ()
+        flows = self._flow_entries(bids)
+        if self.config.faults.has(Fault.MN_FLOWS_ONCE) and b.flows_sent:
+            flows = ()
+        b.flows_sent = b.flows_sent or bool(flows)
+        return [
+            SendBindingUpdate(
+                b.iface,
+                b.ha,
+                b.hoa,
+                b.coa,
+                b.seq,
+                units,
+                multicast,
+                dns,
+                bids,
+                flows,
+                overwrite=bool(bids) and not self.config.faults.has(Fault.MN_NO_OVERWRITE),
+            )
+        ]
 
     def _dns_update(self, b: Binding, units: int) -> DnsUpdate | None:
         """Draft §7: the registration BU asks the HA to register the home address under the
@@ -774,8 +889,11 @@ __all__ = [
     "Action",
     "AddAddress",
     "AnnounceListening",
+    "BidEntry",
     "Binding",
     "Bootstrap",
+    "FlowEntry",
+    "FlowPolicy",
     "DnsAnswer",
     "DnsUpdate",
     "LookupHomeAgent",

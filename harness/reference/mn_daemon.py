@@ -54,7 +54,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.faults import NO_FAULTS, Fault, Faults, Role, UnknownFault
-from harness.reference import mn_core, nflog
+from harness.reference import mn_core, mn_listener, nflog
 from harness.reference import mn_packets as packets
 from harness.reference.mn_core import MNConfig, MobileNodeCore
 from harness.reference.mn_kernel import (
@@ -106,6 +106,7 @@ class Options:
     domain: str | None = None
     ha_fqdn: str | None = None
     dhcp: bool = False  # bootstrapping by DHCPv6 (draft §7, RFC 6610)
+    flows: tuple[mn_core.FlowPolicy, ...] = ()  # flows bound to an interface (RFC 6089)
     faults: Faults = NO_FAULTS  # deliberate faults (harness/faults.py); none in the reference
 
 
@@ -130,6 +131,7 @@ class MobileNodeDaemon:
                 domain=opts.domain,
                 ha_fqdn=opts.ha_fqdn,
                 dhcp=opts.dhcp,
+                flows=opts.flows,
             )
         )
         self._dns: socket.socket | None = None
@@ -157,29 +159,15 @@ class MobileNodeDaemon:
     # ------------------------------------------------------------------ set-up
 
     def open(self) -> list[mn_core.Action]:
-        from harness.netproto import icmp6
-        from harness.reference import mn_listener
-
         actions: list[mn_core.Action] = []
+        # an interface that comes later (draft §7.1) forms no address of its own either
+        for key, value in (("accept_ra", "0"), ("autoconf", "0"), ("accept_dad", "0")):
+            sysctl(f"net/ipv6/conf/default/{key}", value)
         for iface in self.opts.ifaces:
-            # this daemon forms the addresses (see the module docstring)
-            for key, value in (("accept_ra", "0"), ("autoconf", "0"), ("accept_dad", "0")):
-                sysctl(f"net/ipv6/conf/{iface}/{key}", value)
-            sock, ifindex = icmp6.open_icmpv6_socket(iface, [ND_RA])
-            sock.setblocking(False)
-            self._ifindex[iface] = ifindex
-            self._ra[sock.fileno()] = iface
-            self._ra_socks[iface] = sock
-            mac = icmp6.hardware_address(sock, iface)
-            if mac is None:
-                raise OSError(f"{iface} has no hardware address")
-            self._mac[iface] = mac
-            self._flush_global(iface)
-            ba = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_IPV6))
-            ba.bind((iface, 0))
-            ba.setblocking(False)
-            self._ba[ba.fileno()] = (ba, iface)
-            actions += self.core.add_interface(iface, mn_core.eui64_iid(mac))
+            if iface == self.opts.ifaces[0] or _exists(iface):
+                actions += self._open_iface(iface)
+            else:
+                self.log(f"{iface} is not there yet: managed when it appears")
         if self.opts.dns_server is not None:
             self._dns = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
             self._dns.setblocking(False)
@@ -196,9 +184,31 @@ class MobileNodeDaemon:
         self._open_tun()
         self._nft(add=True)
         self._nl = LinkEvents()
-        self._listener = mn_listener.KernelListenerWatch(list(self.opts.ifaces))
+        self._listener = mn_listener.KernelListenerWatch(list(self._ifindex))
         self._mirror = mn_listener.TunnelMirror(self._tun_index)
         return actions
+
+    def _open_iface(self, iface: str) -> list[mn_core.Action]:
+        from harness.netproto import icmp6
+
+        # this daemon forms the addresses (see the module docstring)
+        for key, value in (("accept_ra", "0"), ("autoconf", "0"), ("accept_dad", "0")):
+            sysctl(f"net/ipv6/conf/{iface}/{key}", value)
+        sock, ifindex = icmp6.open_icmpv6_socket(iface, [ND_RA])
+        sock.setblocking(False)
+        self._ifindex[iface] = ifindex
+        self._ra[sock.fileno()] = iface
+        self._ra_socks[iface] = sock
+        mac = icmp6.hardware_address(sock, iface)
+        if mac is None:
+            raise OSError(f"{iface} has no hardware address")
+        self._mac[iface] = mac
+        self._flush_global(iface)
+        ba = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_IPV6))
+        ba.bind((iface, 0))
+        ba.setblocking(False)
+        self._ba[ba.fileno()] = (ba, iface)
+        return self.core.add_interface(iface, mn_core.eui64_iid(mac))
 
     def _flush_global(self, iface: str) -> None:
         ip_batch([f"addr flush dev {iface} scope global"], self.log)
@@ -320,6 +330,7 @@ class MobileNodeDaemon:
                 wake_r.recv(64)
         elif r is self._nl:
             for iface, up in self._nl.drain():
+                self._adopt_new_interfaces()
                 if iface in self._ifindex:
                     self.perform(self.core.carrier(now, iface, up))
         elif r is self._air:
@@ -340,7 +351,17 @@ class MobileNodeDaemon:
         elif isinstance(r, socket.socket) and r.fileno() in self._ba:
             self._read_ba(r)
 
+    def _adopt_new_interfaces(self) -> None:
+        """An interface of --ifaces that has appeared since (draft §7.1: a new interface
+        becomes active): managed from now on, its RS sent once its carrier is up."""
+        for iface in self.opts.ifaces:
+            if iface not in self._ifindex and _exists(iface):
+                self.log(f"{iface} appeared")
+                self.perform(self._open_iface(iface))  # its listener state is not watched
+
     def observe(self, now: float) -> None:
+        if len(self._ifindex) < len(self.opts.ifaces):
+            self._adopt_new_interfaces()
         sessions = active_session_addresses()
         listening = ListenerState()
         if self._listener is not None:
@@ -510,7 +531,10 @@ class MobileNodeDaemon:
                     continue
                 ip.append(f"addr del {a.address}/64 dev {a.iface}")
             elif isinstance(a, mn_core.SetDefaultRoute):
-                ip.append(f"route replace default via {a.router} dev {a.iface}")
+                # the first interface's route is the default; another's comes after it
+                rank = list(self._ifindex).index(a.iface) if a.iface in self._ifindex else 0
+                metric = f" metric {1024 + rank}" if rank else ""
+                ip.append(f"route replace default via {a.router} dev {a.iface}{metric}")
             elif isinstance(a, mn_core.HomeAddressToTunnel):
                 ip += [
                     f"addr replace {a.hoa}/128 dev {TUN_NAME} nodad preferred_lft 0",
@@ -561,6 +585,8 @@ class MobileNodeDaemon:
         self.log(
             f"BU to {bu.ha}: hoa {bu.hoa} coa {bu.coa} seq {bu.seq} lifetime {bu.lifetime}"
             f" groups {groups}"
+            + "".join(f" bid {e.bid}/{e.bid_pri} {e.coa}" for e in bu.bids)
+            + "".join(f" fid {f.fid} port {f.dport} -> bid {f.bids}" for f in bu.flows)
         )
 
     # ------------------------------------------------------------------ bootstrapping
@@ -675,6 +701,14 @@ class MobileNodeDaemon:
             return
         self._send(packets.mld_report(state, ll), MLDV2_ROUTERS, self._ifindex[iface])
         self.log(f"reported {len(state.groups)} group(s) on {iface}")
+
+
+def _exists(iface: str) -> bool:
+    try:
+        socket.if_nametoindex(iface)
+    except OSError:
+        return False
+    return True
 
 
 def main(opts: Options) -> int:

@@ -36,7 +36,11 @@ def binding_update(
     from harness.wire import auth
     from harness.wire.mobility import BindingUpdate, multicast_state_options
 
-    options: list[Any] = [MIP6OptAltCoA(acoa=str(bu.coa))]
+    options: list[Any] = []
+    bids = () if faults.has(Fault.MN_NO_BID_OPTION) else bu.bids
+    if not bids or faults.has(Fault.MN_ALT_COA_WITH_BID):
+        options.append(MIP6OptAltCoA(acoa=str(bu.coa)))  # RFC 5648 §5.2: not with BIDs
+    options += [*mcoa_options(bids), *flow_options(bu.flows)]
     if bu.multicast is not None and not faults.has(Fault.MN_NO_MCAST_OPTION):
         options += multicast_state_options(option_records(bu.multicast))
     dns_option = dns_update_option(bu, faults)
@@ -47,6 +51,8 @@ def binding_update(
         options.append(MIP6OptMsgAuth(subtype=1, mspi=spi, authdata=b"\x00" * 12))
     ack = 0 if faults.has(Fault.MN_NO_ACK_FLAG) else 0x200
     flags = 0x100 | ack  # H, A (RFC 6275 §11.7.1)
+    if bu.overwrite and bids:
+        flags |= 0x001  # O (RFC 5648 §4.2, §5.9)
     if faults.has(Fault.MN_RESERVED_BITS):
         flags |= 0x01
     mh = BindingUpdate(seq=bu.seq, mhtime=bu.lifetime, flags=flags, options=options)
@@ -63,6 +69,43 @@ def binding_update(
         assert key is not None
         pkt = auth.sign(pkt, key)
     return bytes(pkt)
+
+
+def mcoa_options(bids: Iterable[mn_core.BidEntry]) -> list[Any]:
+    """The BID options of a BU (RFC 5648 §4.3, BID-PRI of RFC 6089 §4.1)."""
+    from harness.wire.mobility import MIP6OptBindingIdentifier
+
+    return [
+        MIP6OptBindingIdentifier(
+            bid=e.bid, bid_pri=e.bid_pri, coa=None if e.coa is None else str(e.coa)
+        )
+        for e in bids
+    ]
+
+
+def flow_options(flows: Iterable[mn_core.FlowEntry]) -> list[Any]:
+    """The Flow Identification options of a BU (RFC 6089 §4.2): a Binding Reference and an
+    IPv6 binary traffic selector of the destination port (RFC 6088 §3.2)."""
+    from harness.wire.mobility import (
+        FIDSubOptBindingReference,
+        FIDSubOptTrafficSelector,
+        IPv6BinaryTrafficSelector,
+        MIP6OptFlowIdentification,
+    )
+
+    return [
+        MIP6OptFlowIdentification(
+            fid=f.fid,
+            fid_pri=f.fid_pri,
+            suboptions=[
+                FIDSubOptBindingReference(bids=list(f.bids)),
+                FIDSubOptTrafficSelector(
+                    selector=[IPv6BinaryTrafficSelector(start_dport=f.dport, end_dport=f.dport)]
+                ),
+            ],
+        )
+        for f in flows
+    ]
 
 
 def dns_update_option(bu: mn_core.SendBindingUpdate, faults: Faults = NO_FAULTS) -> Any:

@@ -226,6 +226,9 @@ class Placement:
     uplink_address4: str | None = None
     core_address6: str | None = None  # the next hop towards the core
     core_address4: str | None = None
+    # an MN's flow policy (RFC 6089, draft §7.1): "IFACE=PORT" words, the UDP and TCP traffic
+    # to destination PORT bound to interface IFACE
+    flows: tuple[str, ...] = ()
 
     @classmethod
     def for_ha(
@@ -273,6 +276,7 @@ class Placement:
         ifaces: Sequence[str],
         workdir: str | os.PathLike[str],
         home_link: int = 1,
+        flows: Sequence[str] = (),
     ) -> Placement:
         if not ifaces:
             raise ValueError("an MN placement needs at least one interface")
@@ -292,6 +296,7 @@ class Placement:
             ha_address4=str(link.router4),
             ha_fqdn=link.ha_fqdn,
             mn_fqdn=MN_FQDN,
+            flows=tuple(flows),
         )
 
 
@@ -934,6 +939,11 @@ PLACEHOLDER_DOCS: dict[str, tuple[str, str]] = {
     "tsig_key_file": (
         "both",
         "the TSIG key the lab's DNS server accepts for updates, as named.conf's key statement",
+    ),
+    "flows": (
+        "both",
+        'an MN\'s flows to move (RFC 6089), "IFACE=PORT" words: traffic to destination PORT '
+        "goes through interface IFACE; none unless a test gives the MN several interfaces",
     ),
     "address4": ("ha", "its IPv4 address on the access link"),
     "uplink_iface": ("ha", "its interface towards the core"),

@@ -111,13 +111,28 @@ class World:
             for future in futures:
                 future.result()
 
-    def start_mobile_node(self, sut: str = "reference") -> adapters.SutAdapter:
+    def start_mobile_node(
+        self,
+        sut: str = "reference",
+        ifaces: tuple[str, ...] = (MN_IFACE,),
+        flows: tuple[str, ...] = (),
+        before_start: Callable[[adapters.SutAdapter], None] | None = None,
+    ) -> adapters.SutAdapter:
+        """The SUT MN on `ifaces` (the later ones may not exist yet: interfaces the lab adds
+        while it runs) with the flow policy `flows` ("IFACE=PORT"); `before_start` sees the
+        adapter (its profile) before the SUT is started."""
         workdir = self.workdir / "mn"
         workdir.mkdir(parents=True, exist_ok=True)
         self.mn = adapters.open_sut(sut, "mn", workdir)
+        if before_start is not None:
+            before_start(self.mn)
         self.mn.start(
             Placement.for_mn(
-                self.lab.plan, netns=self.lab.ns("mn"), ifaces=(MN_IFACE,), workdir=workdir
+                self.lab.plan,
+                netns=self.lab.ns("mn"),
+                ifaces=ifaces,
+                workdir=workdir,
+                flows=flows,
             )
         )
         return self.mn

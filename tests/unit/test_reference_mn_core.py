@@ -255,3 +255,52 @@ def test_first_ha_only_registers_everything_at_the_home_ha() -> None:
     c.observed(1.0, {addr(2)}, ListenerState())
     [bu] = of(c.router_advertisement(1.5, ra(3)), m.SendBindingUpdate)
     assert bu.hoa == addr(2) and bu.ha == A("2001:db8:1::1")  # not link 2's 2001:db8:2::1
+
+
+# ---------------------------------------------------------------- several interfaces (§7.1)
+
+
+def _multi(*faults: Fault) -> tuple[m.MobileNodeCore, m.SendBindingUpdate, list[m.Action]]:
+    """mn0 registered from link 2 (session of link 1), then mn1 comes up on link 3: the
+    core, the first BU and what mn1's first RA made the core do."""
+    flows = (m.FlowPolicy("mn1", 7001), m.FlowPolicy("mn0", 7002))
+    c = m.MobileNodeCore(
+        m.MNConfig(bu_lifetime=100, time_scale=0.01, seed=1, flows=flows, faults=Faults.of(*faults))
+    )
+    c.add_interface("mn0", IID)
+    c.add_interface("mn1", IID + 1)
+    c.router_advertisement(0.0, ra(1))
+    c.observed(0.0, {addr(1)}, ListenerState())
+    [first] = of(c.router_advertisement(1.0, ra(2)), m.SendBindingUpdate)
+    c.binding_ack(1.01, first.ha, first.hoa, first.seq, 0, 100)
+    second = m.RouterAdvert("mn1", A("fe80::3"), P("2001:db8:3::/64"), A("2001:db8:3::1"), 3.0)
+    return c, first, c.router_advertisement(2.0, second)
+
+
+def test_one_interface_sends_a_plain_bu() -> None:
+    _c, first, _out = _multi()
+    assert (first.bids, first.flows, first.overwrite) == ((), (), False)
+
+
+def test_a_new_interface_is_registered_with_a_bid_per_care_of_address() -> None:
+    _c, first, out = _multi()
+    [bu] = of(out, m.SendBindingUpdate)
+    mn1 = P("2001:db8:3::/64")[IID + 1]
+    assert (bu.ha, bu.hoa, bu.coa) == (first.ha, addr(1), addr(2))
+    assert bu.bids == (m.BidEntry(1, 1, addr(2)), m.BidEntry(2, 2, mn1))
+    assert bu.overwrite  # RFC 5648 §5.9
+    assert bu.flows == (m.FlowEntry(1, 1, (2,), 7001), m.FlowEntry(2, 2, (1,), 7002))
+
+
+def test_every_bu_refreshes_the_flows_and_the_flows_once_fault_does_not() -> None:
+    for faults, expected in (((), 2), ((Fault.MN_FLOWS_ONCE,), 0)):
+        c, _first, out = _multi(*faults)
+        [bu] = of(out, m.SendBindingUpdate)
+        c.binding_ack(2.01, bu.ha, bu.hoa, bu.seq, 0, 100)
+        refresh = of(c.tick(2.01 + 2.1), m.SendBindingUpdate)
+        assert [len(r.flows) for r in refresh] == [expected]
+
+
+def test_the_new_iface_unregistered_fault_sends_no_bu() -> None:
+    _c, _first, out = _multi(Fault.MN_NEW_IFACE_UNREGISTERED)
+    assert not of(out, m.SendBindingUpdate)
