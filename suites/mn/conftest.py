@@ -11,7 +11,7 @@ applications receive.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -19,7 +19,8 @@ import pytest
 from harness.lab.fixtures import bring_up
 from harness.lab.topology import Lab
 from harness.pytest_plugin import RunOptions
-from harness.tester import bootstrap
+from harness.sut.adapters import SutAdapter
+from harness.tester import bootstrap, multi_interface
 from harness.tester import world as mobility
 from harness.tester.bootstrap import DnsServerState
 from harness.tester.fixtures import Captures
@@ -55,14 +56,51 @@ def mn(
 ) -> Iterator[MobileNodeUnderTest]:
     """The SUT MN on access link 1 with its first address formed, reference HAs on every
     AR (fresh for each test: no binding left from an earlier one), mn0 captured."""
+    yield from _mobile_node(mobility_lab, run_options, captures, tmp_path)
+
+
+@pytest.fixture
+def multi_mn(
+    mobility_lab: Lab,
+    lab_dns_server: DnsServerState,
+    run_options: RunOptions,
+    captures: Captures,
+    tmp_path: Path,
+) -> Iterator[MobileNodeUnderTest]:
+    """As `mn`, the SUT told of a second interface the lab adds later and of the flows to
+    bind (harness/tester/multi_interface.py); not applicable unless it claims
+    multi_interface."""
+
+    def claimed(sut: SutAdapter) -> None:
+        sut.features.require("multi_interface", "the SUT mobile node")
+
+    yield from _mobile_node(
+        mobility_lab,
+        run_options,
+        captures,
+        tmp_path,
+        ifaces=(mobility.MN_IFACE, multi_interface.SECOND_IFACE),
+        flows=multi_interface.FLOWS,
+        before_start=claimed,
+    )
+
+
+def _mobile_node(
+    lab: Lab,
+    run_options: RunOptions,
+    captures: Captures,
+    tmp_path: Path,
+    ifaces: tuple[str, ...] = (mobility.MN_IFACE,),
+    flows: tuple[str, ...] = (),
+    before_start: Callable[[SutAdapter], None] | None = None,
+) -> Iterator[MobileNodeUnderTest]:
     if run_options.sut_role == "ha":
         not_applicable("the run tests the HA role (--sut-role ha)")
-    lab = mobility_lab
     w = mobility.World(lab, tmp_path)
     try:
         w.start_home_agents()
         link = captures.watch_node(lab, "mn", mobility.MN_IFACE)
-        sut = w.start_mobile_node(run_options.sut)
+        sut = w.start_mobile_node(run_options.sut, ifaces, flows, before_start)
         home = w.mn_address(1)
         w.echo_server()
         yield MobileNodeUnderTest(w, sut, link, home)

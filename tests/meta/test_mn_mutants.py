@@ -15,6 +15,9 @@ from tests.support import killmatrix
 SUITE = "suites/mn/test_mobile_node.py::"
 REGISTRATION = SUITE + "test_move_with_a_session_registers_with_the_previous_ha"
 BOOT = "suites/mn/test_bootstrap.py::"
+MCOA = "suites/mn/test_mcoa_flows.py::"
+NEW_IFACE = MCOA + "test_a_new_interface_is_registered_under_a_bid_of_its_own"
+FLOWS = MCOA + "test_flows_are_bound_to_their_interfaces_in_every_bu"
 FAULTS = by_name(Role.MN)
 ROLE = "mn"
 
@@ -69,6 +72,16 @@ KILLS: dict[str, tuple[str, ...]] = {
     "dns-identity-address": (BOOT + "test_registration_bu_carries_the_dns_update_option",),
     "dns-status-nonzero": (BOOT + "test_registration_bu_carries_the_dns_update_option",),
     "no-dns-remove": (BOOT + "test_deregistration_asks_to_remove_the_dns_entry",),
+    # issue 12: several interfaces and flows (draft §7.1, RFC 5648, RFC 6089)
+    "new-iface-unregistered": (NEW_IFACE, FLOWS),
+    "no-bid-option": (NEW_IFACE,),
+    "same-bid": (NEW_IFACE,),
+    "bid-pri-zero": (NEW_IFACE,),
+    "bid-without-coa": (NEW_IFACE,),
+    "alt-coa-with-bid": (NEW_IFACE,),
+    "no-overwrite": (NEW_IFACE,),
+    "flow-to-primary": (FLOWS,),
+    "flows-once": (FLOWS,),
 }
 
 

@@ -1,0 +1,155 @@
+"""The tester around a mobile node with a second interface (draft §7.1, RFC 5648, RFC 6089):
+the lab adds the interface while the MN uses a home agent, and the BUs that follow are read
+back: their Binding Identifier options with the compact codec, their Flow Identification
+options with the scapy layers (the tester's own opinion of the RFC 6089 format).
+
+The MN under test is started with both interface names (the second does not exist yet) and
+the flow policy `FLOWS`: what the tester asks it to move, checked on the wire afterwards.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from harness.tester.conversation import Predicate, mobility_message
+from harness.tester.flows import FLAG_O, PORT_BASE
+from harness.tester.mobile_node import (
+    ALT_COA,
+    MobileNodeUnderTest,
+    ba_for,
+    in_time,
+    options_of,
+    session_then_move,
+)
+from harness.tester.world import MN_IFACE
+from harness.verdicts import inconclusive
+from harness.wire import compact
+from harness.wire.mobility import (
+    FIDSubOptBindingReference,
+    FIDSubOptTrafficSelector,
+    MIP6OptFlowIdentification,
+)
+from harness.wire.numbers import MobOpt
+
+SECOND_IFACE = "mn1"
+SECOND_LINK = 3  # the access link the lab attaches the second interface to
+FIRST_VISITED = 2  # where the first interface moves, so that a home agent is in use
+# the flows the MN is asked to bind (RFC 6089): one to each interface, by destination port
+FLOW_PORTS = {SECOND_IFACE: PORT_BASE + 1, MN_IFACE: PORT_BASE + 2}
+FLOWS = tuple(f"{iface}={port}" for iface, port in FLOW_PORTS.items())
+
+
+@dataclass(frozen=True)
+class Bid:
+    """A BID option as the BU carries it (RFC 5648 §4.3, RFC 6089 §4.1)."""
+
+    bid: int
+    bid_pri: int
+    length: int
+    coa: str | None
+
+
+@dataclass(frozen=True)
+class FlowOption:
+    """A Flow Identification option (RFC 6089 §4.2) as the tester reads it."""
+
+    fid: int
+    fid_pri: int
+    bids: tuple[int, ...] | None  # None: no Binding Reference sub-option
+    dports: tuple[int | None, int | None] | None  # None: no traffic selector
+
+
+def bids_of(msg: compact.MobilityMessage) -> list[Bid]:
+    out = []
+    for o in options_of(msg):
+        if o.otype != MobOpt.BINDING_IDENTIFIER:
+            continue
+        if len(o.data) not in (4, 8, 20):
+            out.append(Bid(-1, -1, len(o.data), None))
+            continue
+        ident = compact.parse_binding_identifier(o.data)
+        out.append(Bid(ident.bid, ident.bid_pri, len(o.data), ident.coa))
+    return out
+
+
+def flows_of(msg: compact.MobilityMessage) -> list[FlowOption]:
+    out = []
+    for o in options_of(msg):
+        if o.otype != MobOpt.FLOW_IDENTIFICATION:
+            continue
+        opt = MIP6OptFlowIdentification(bytes([o.otype, len(o.data)]) + o.data)
+        bids: tuple[int, ...] | None = None
+        dports: tuple[int | None, int | None] | None = None
+        for sub in opt.suboptions:
+            if isinstance(sub, FIDSubOptBindingReference):
+                bids = tuple(sub.bids)
+            elif isinstance(sub, FIDSubOptTrafficSelector) and sub.selector:
+                sel: Any = sub.selector[0]
+                dports = (getattr(sel, "start_dport", None), getattr(sel, "end_dport", None))
+        out.append(FlowOption(opt.fid, opt.fid_pri, bids, dports))
+    return out
+
+
+def has_alt_coa(msg: compact.MobilityMessage) -> bool:
+    return any(o.otype == ALT_COA for o in options_of(msg))
+
+
+def overwrite_flag(msg: compact.MobilityMessage) -> bool:
+    return bool(msg.bu_flags & FLAG_O)
+
+
+def bu_with_bids(to: str, hoa: str) -> Predicate:
+    """A BU from the MN to `to` for `hoa` that carries at least one BID option."""
+
+    def test(pkt: Any) -> bool:
+        msg = mobility_message(pkt)
+        return (
+            msg is not None
+            and msg.mhtype == 5
+            and msg.dst == to
+            and msg.hoa == hoa
+            and bool(bids_of(msg))
+        )
+
+    return Predicate(test, f"a BU to {to} for {hoa} with Binding Identifier options")
+
+
+@dataclass
+class SecondInterface:
+    """What the tester saw: the first registration (one interface), the BU that followed
+    the second interface, and the care-of addresses of both interfaces."""
+
+    first: compact.MobilityMessage
+    bu: compact.MobilityMessage
+    coa: dict[str, str]  # interface -> its care-of address
+
+
+def second_interface_comes_up(mn: MobileNodeUnderTest) -> SecondInterface:
+    """A session from link 1, the first interface to link 2 and its registration with the
+    home agent of link 1 (acknowledged: a home agent is in use, draft §7.1), then the lab
+    adds the second interface on link 3: the MN's next BU to that home agent, which must
+    carry BID options (an MN that sends none fails the caller's assertions, not here)."""
+    session_then_move(mn, FIRST_VISITED)
+    ha = mn.ha_address(1)
+    first = mn.expect_bu(to=ha)
+    try:
+        mn.link.expect(ba_for(first.seq), mn.deadlines.ba, "the HA's BA")
+    except AssertionError:
+        inconclusive("the reference HA did not acknowledge the first registration")
+    coa0 = str(mn.world.mn_address(FIRST_VISITED))
+    mn.link.mark()
+    mn.lab.attach_new(SECOND_IFACE, SECOND_LINK)
+    prefix = mn.lab.plan.link(SECOND_LINK).prefix6
+    pkt = in_time(
+        mn.link,
+        bu_with_bids(ha, str(mn.home)),
+        mn.deadlines.registration,
+        f"a BU with BID options to {ha} after {SECOND_IFACE} came up on link {SECOND_LINK}",
+    )
+    bu = mobility_message(pkt)
+    assert bu is not None
+    coa1 = next((a for a in mn.world.mn_addresses(SECOND_IFACE) if a in prefix), None)
+    if coa1 is None:
+        raise AssertionError(f"the MN formed no address in {prefix} on {SECOND_IFACE}")
+    return SecondInterface(first, bu, {MN_IFACE: coa0, SECOND_IFACE: str(coa1)})

@@ -1,0 +1,111 @@
+"""A mobile node with a second interface (draft §7.1): its care-of addresses registered with
+the home agent in use under Binding Identifiers (RFC 5648), and flows bound to interfaces
+with Flow Identification options (RFC 6089), judged on the wire.
+
+The SUT MN starts on access link 1, keeps a session while its first interface moves to link
+2 (so the home agent of link 1 is in use), then the lab gives it a second interface on link
+3 (harness/tester/multi_interface.py). The MN is told the flows to bind (`FLOWS`: one
+destination port per interface) through its profile's {flows}. Deadlines: INT-16.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.tester.conversation import mobility_message
+from harness.tester.mobile_node import MobileNodeUnderTest, bu_from_mn, in_time
+from harness.tester.multi_interface import (
+    FLOW_PORTS,
+    SECOND_IFACE,
+    bids_of,
+    flows_of,
+    has_alt_coa,
+    overwrite_flag,
+    second_interface_comes_up,
+)
+from harness.tester.world import MN_IFACE
+
+
+@pytest.mark.clause(
+    "DMM-MIF-4",
+    "DMM-MIF-5",
+    "DMM-MIF-6",
+    "DMM-MIF-7",
+    "RFC6089-1",
+    "RFC5648-1",
+    "RFC5648-2",
+    "RFC5648-3",
+    "RFC5648-4",
+)
+def test_a_new_interface_is_registered_under_a_bid_of_its_own(
+    multi_mn: MobileNodeUnderTest,
+) -> None:
+    """The BU after the second interface comes up carries one BID option per care-of
+    address (Length 20 with the address, RFC 5648 §4.3, §5.1), unique BIDs, BID-PRIs in
+    1..127 (RFC 6089 §4.1), no Alternate Care-of Address option (§5.2) and O set (§5.9:
+    the first registration of several bindings)."""
+    seen = second_interface_comes_up(multi_mn)
+    bids = bids_of(seen.bu)
+    assert all(b.length == 20 for b in bids), (
+        f"BID option lengths {[b.length for b in bids]}: a new BID carries its IPv6 "
+        "care-of address (Length 20)"
+    )
+    coas = {b.coa for b in bids}
+    assert coas == set(seen.coa.values()), (
+        f"the BID options name care-of addresses {sorted(map(str, coas))}, expected those of "
+        f"both interfaces {sorted(seen.coa.values())}"
+    )
+    numbers = [b.bid for b in bids]
+    assert len(set(numbers)) == len(numbers), f"BIDs not unique: {numbers}"
+    pris = [b.bid_pri for b in bids]
+    assert all(1 <= p <= 127 for p in pris), f"BID-PRI {pris}: 0 is reserved (RFC 6089 §4.1)"
+    assert not has_alt_coa(seen.bu), "an Alternate Care-of Address option beside BID options"
+    assert overwrite_flag(seen.bu), "O flag clear in the first BU of several bindings"
+
+
+@pytest.mark.clause("DMM-MIF-9", "RFC6089-2", "RFC6089-3", "RFC6089-5")
+def test_flows_are_bound_to_their_interfaces_in_every_bu(multi_mn: MobileNodeUnderTest) -> None:
+    """Each flow the MN was told to bind has a Flow Identification option (type 44) whose
+    Binding Reference names the BID of its interface's care-of address and whose traffic
+    selector is its destination port; FID-PRIs are distinct (RFC 6089 §4.2); and the next
+    BU carries the flows again (§5.2: a flow left out is deleted)."""
+    seen = second_interface_comes_up(multi_mn)
+    ha = multi_mn.ha_address(1)
+    bid_of = {b.coa: b.bid for b in bids_of(seen.bu)}
+    expected = {
+        FLOW_PORTS[iface]: bid_of.get(seen.coa[iface]) for iface in (MN_IFACE, SECOND_IFACE)
+    }
+    _check_flows(seen.bu, expected, "the BU after the second interface came up")
+    # the next BU (a refresh, RFC 6275 §11.7.1) must carry the flow bindings again
+    lifetime = multi_mn.lifetime_seconds(seen.bu.lifetime)
+    pkt = in_time(
+        multi_mn.link,
+        bu_from_mn(to=ha, hoa=str(multi_mn.home), lifetime_zero=False),
+        lifetime + multi_mn.deadlines.ba,
+        f"the next BU to {ha} (a refresh before the lifetime ends)",
+    )
+    nxt = mobility_message(pkt)
+    assert nxt is not None
+    _check_flows(nxt, expected, "the next BU")
+
+
+def _check_flows(bu: object, expected: dict[int, int | None], what: str) -> None:
+    from harness.wire import compact
+
+    assert isinstance(bu, compact.MobilityMessage)
+    flows = flows_of(bu)
+    by_port = {f.dports[0]: f for f in flows if f.dports is not None}
+    for port, bid in expected.items():
+        f = by_port.get(port)
+        assert f is not None, (
+            f"{what}: no Flow Identification option with a selector of destination port "
+            f"{port} (it has {flows})"
+        )
+        assert f.bids == (bid,), (
+            f"{what}: the flow of port {port} names BIDs {f.bids}, expected ({bid},), the "
+            "BID of its interface's care-of address"
+        )
+    pris = [f.fid_pri for f in flows]
+    assert len(set(pris)) == len(pris), f"{what}: two flows share a FID-PRI: {pris}"
+    fids = [f.fid for f in flows]
+    assert len(set(fids)) == len(fids), f"{what}: two options with one FID: {fids}"
