@@ -742,8 +742,6 @@ class MobileNodeCore:
     def _register_interface(self, now: float, b: Binding, iface: str) -> list[Action]:
         """Draft §7.1: a new interface's care-of address is registered with the home agent
         in use, under a BID of its own (RFC 5648)."""
-        if self.config.faults.has(Fault.MN_NEW_IFACE_UNREGISTERED):
-            return []
         return [
             Log(f"{iface} registered with {b.ha} for {b.hoa} (BID {self.bid_of(iface)})"),
             *self._send_bu(now, b, fresh=True),
@@ -764,6 +762,8 @@ class MobileNodeCore:
             for iface, link in self.links.items()
             if link.address != b.hoa and iface in self.iids
         ]
+        if self.config.faults.has(Fault.MN_NEW_IFACE_UNREGISTERED):
+            coas = [c for c in coas if c[0] == b.iface]  # the binding's own interface only
         if len(coas) < 2:
             return ()
         zero_pri = self.config.faults.has(Fault.MN_BID_PRI_ZERO)

@@ -301,6 +301,6 @@ def test_every_bu_refreshes_the_flows_and_the_flows_once_fault_does_not() -> Non
         assert [len(r.flows) for r in refresh] == [expected]
 
 
-def test_the_new_iface_unregistered_fault_sends_no_bu() -> None:
+def test_the_new_iface_unregistered_fault_sends_no_bid() -> None:
     _c, _first, out = _multi(Fault.MN_NEW_IFACE_UNREGISTERED)
-    assert not of(out, m.SendBindingUpdate)
+    assert [bu.bids for bu in of(out, m.SendBindingUpdate)] == [()]
