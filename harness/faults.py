@@ -164,6 +164,9 @@ class Fault(Enum):
     MN_NO_OVERWRITE = ("mn", "no-overwrite")
     MN_FLOW_TO_PRIMARY = ("mn", "flow-to-primary")
     MN_FLOWS_ONCE = ("mn", "flows-once")
+    MN_FLOW_FROM_COA = ("mn", "flow-from-coa")
+    MN_FLOW_TUNNEL_PRIMARY = ("mn", "flow-tunnel-primary")
+    MN_SAME_FID_PRI = ("mn", "same-fid-pri")
 
     @property
     def role(self) -> Role:
@@ -737,6 +740,19 @@ CATALOGUE: dict[Fault, FaultSpec] = {
     Fault.MN_FLOWS_ONCE: FaultSpec(
         "RFC6089-5",
         "sends its flow bindings in one BU only, so the next BU deletes them (RFC 6089 §5.2)",
+    ),
+    Fault.MN_SAME_FID_PRI: FaultSpec(
+        "RFC6089-2", "gives every flow FID-PRI 1 (RFC 6089 §4.2: unique per flow)"
+    ),
+    Fault.MN_FLOW_FROM_COA: FaultSpec(
+        "DMM-MIF-3",
+        "new sessions of a flow bound to the new interface take a care-of address instead "
+        "of the registered home address (draft §7.1, INT-20)",
+    ),
+    Fault.MN_FLOW_TUNNEL_PRIMARY: FaultSpec(
+        "DMM-MIF-10",
+        "reverse-tunnels a flow bound to the new interface from the first interface's "
+        "care-of address (draft §7.1: the source address of several interfaces, INT-20)",
     ),
 }
 

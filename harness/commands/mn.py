@@ -54,7 +54,7 @@ def register(sub: Any) -> None:
         nargs="*",
         default=[],
         metavar="IFACE=PORT",
-        help="bind the UDP and TCP traffic to destination PORT to interface IFACE (RFC 6089)",
+        help="bind the sessions with a correspondent's PORT to interface IFACE (RFC 6089)",
     )
     p.add_argument("--workdir", default=None, help="working directory (accepted)")
     p.set_defaults(func=run)

@@ -75,10 +75,11 @@ STATUS_SEQ_OUT_OF_WINDOW = 135
 @dataclass(frozen=True)
 class FlowPolicy:
     """A flow the MN binds to one of its interfaces (draft §7.1, RFC 6089): the UDP and TCP
-    traffic to destination port `dport`. FID and FID-PRI come from its rank in the policy."""
+    sessions with a correspondent's port `port` (INT-20). FID and FID-PRI come from its rank
+    in the policy."""
 
     iface: str
-    dport: int
+    port: int
 
 
 @dataclass(frozen=True)
@@ -153,6 +154,8 @@ class Binding:
     acked_coa: IPv6 | None = None  # the CoA the HA last accepted: the tunnel's end
     forget_dns: bool = False  # its deregistration removes the DNS entry (draft §3)
     flows_sent: bool = False  # a BU of it carried flow bindings (the flows-once fault)
+    sent_flows: tuple[tuple[int, IPv6], ...] = ()  # (port, CoA) of the last BU's flows
+    acked_flows: tuple[tuple[int, IPv6], ...] = ()  # ... of the last BU the HA accepted
 
 
 @dataclass(frozen=True)
@@ -249,12 +252,13 @@ class BidEntry:
 @dataclass(frozen=True)
 class FlowEntry:
     """A Flow Identification option (RFC 6089 §4.2): a Binding Reference to `bids` and a
-    traffic selector of destination port `dport` (RFC 6088 §3.2)."""
+    traffic selector of what the HA sends the MN from the correspondent's port `port`
+    (source port, RFC 6088 §3.2)."""
 
     fid: int
     fid_pri: int
     bids: tuple[int, ...]
-    dport: int
+    port: int
 
 
 @dataclass(frozen=True)
@@ -300,6 +304,14 @@ class TunnelChanged:
 
 
 @dataclass(frozen=True)
+class FlowRoutes:
+    """The flows the HA accepted (draft §7.1, INT-20): (hoa, port, ha, coa) each: new
+    sessions with a correspondent's `port` use `hoa`, tunnelled to `ha` from `coa`."""
+
+    routes: tuple[tuple[IPv6, int, IPv6, IPv6], ...]
+
+
+@dataclass(frozen=True)
 class MulticastOnTunnel:
     """The listener state to mirror on the tunnel device (draft §3 last paragraph)."""
 
@@ -331,6 +343,7 @@ Action = (
     | LookupHomeAgent
     | RequestHomeInfo
     | TunnelChanged
+    | FlowRoutes
     | MulticastOnTunnel
     | AnnounceListening
     | Log
@@ -383,6 +396,7 @@ class MobileNodeCore:
         # group -> prefix of the link it was joined on, for groups served by a binding
         self.group_home: dict[ipaddress.IPv4Address | IPv6, Prefix] = {}
         self._routes: tuple[tuple[IPv6, IPv6, IPv6], ...] = ()
+        self._flows: tuple[tuple[IPv6, int, IPv6, IPv6], ...] = ()
         self._mirrored = ListenerState()
         self.bootstraps: dict[str, Bootstrap] = {}  # by interface
 
@@ -473,6 +487,7 @@ class MobileNodeCore:
             return out + self._drop(b)
         b.phase = Phase.REGISTERED
         b.acked_coa = b.coa
+        b.acked_flows = b.sent_flows
         granted = self.config.scaled(lifetime * LIFETIME_UNIT)
         b.expires_at = now + granted
         b.refresh_at = now + granted * self.config.refresh_share
@@ -789,7 +804,8 @@ class MobileNodeCore:
             if self.config.faults.has(Fault.MN_FLOW_TO_PRIMARY):
                 bid = min(registered, default=bid)
             if bid in registered:
-                out.append(FlowEntry(n, n, (bid,), policy.dport))
+                pri = 1 if self.config.faults.has(Fault.MN_SAME_FID_PRI) else n
+                out.append(FlowEntry(n, pri, (bid,), policy.port))
         return tuple(out)
 
     def _forget_groups(self, prefix: Prefix) -> ListenerState:
@@ -837,6 +853,10 @@ class MobileNodeCore:
         if self.config.faults.has(Fault.MN_FLOWS_ONCE) and b.flows_sent:
             flows = ()
         b.flows_sent = b.flows_sent or bool(flows)
+        coa_of = {e.bid: e.coa for e in bids}
+        b.sent_flows = tuple(
+            (f.port, coa) for f in flows for coa in [coa_of.get(f.bids[0])] if coa is not None
+        )
         return [
             SendBindingUpdate(
                 b.iface,
@@ -875,6 +895,17 @@ class MobileNodeCore:
         if routes != self._routes:
             self._routes = routes
             out.append(TunnelChanged(routes))
+        flows = tuple(
+            sorted(
+                (b.hoa, port, b.ha, coa)
+                for b in self.bindings.values()
+                if b.acked_coa is not None and b.phase is Phase.REGISTERED
+                for port, coa in b.acked_flows
+            )
+        )
+        if flows != self._flows:
+            self._flows = flows
+            out.append(FlowRoutes(flows))
         mirror = ListenerState()
         for b in self.bindings.values():
             if b.acked_coa is not None and b.phase is Phase.REGISTERED:
@@ -894,6 +925,7 @@ __all__ = [
     "Bootstrap",
     "FlowEntry",
     "FlowPolicy",
+    "FlowRoutes",
     "DnsAnswer",
     "DnsUpdate",
     "LookupHomeAgent",

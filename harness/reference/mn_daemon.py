@@ -79,6 +79,10 @@ TUNSETIFF, IFF_TUN, IFF_NO_PI = 0x400454CA, 0x0001, 0x1000
 TUN_NAME = "dmmmn0"
 ROUTE_TABLE = 4242  # what the home addresses send goes into the tunnel device
 RULE_PRIORITY = 1000
+FLOW_TABLE = 4250  # + n: a flow's sessions take the home address (draft §7.1, INT-20)
+FLOW_RULE_PRIORITY = 999
+IFACE_TABLE = 4300  # + rank: what an added interface's address sends leaves through it
+IFACE_RULE_PRIORITY = 1001
 NFT_TABLE = "dmmconf_mn"
 NFLOG_GROUP = 4242  # the kernel's MLD Reports on the air interfaces, held back for us
 MARK = 0x444D  # what this daemon sends; the nftables rules let it pass
@@ -149,6 +153,9 @@ class MobileNodeDaemon:
         self._routes: dict[ipaddress.IPv6Address, tuple[ipaddress.IPv6Address, ...]] = {}
         self._has: dict[ipaddress.IPv6Address, tuple[ipaddress.IPv6Address, ipaddress.IPv6Address]]
         self._has = {}
+        self._flows: dict[tuple[ipaddress.IPv6Address, int], tuple[Any, Any]] = {}
+        self._flow_rules: list[str] = []  # `ip rule del` lines of what FlowRoutes installed
+        self._iface_rules: dict[ipaddress.IPv6Address, str] = {}
         self._nl: Any = None
         self._air: nflog.NflogGroup | None = None
         self._bu_on_link_sent = False
@@ -266,6 +273,7 @@ class MobileNodeDaemon:
         if self._air is not None:
             self._air.close()
         lines = [f"rule del priority {RULE_PRIORITY}" for _ in self._has]
+        lines += self._flow_rules + list(self._iface_rules.values())
         ip_batch(lines, self.log)
         if self._tun_fd is not None:
             os.close(self._tun_fd)  # the device goes with its addresses and routes
@@ -489,9 +497,11 @@ class MobileNodeDaemon:
                 inner = os.read(self._tun_fd, 65535)
             except (BlockingIOError, InterruptedError):
                 return
-            outer = packets.reverse_tunnel(inner, self._has, self.faults)
+            outer = packets.reverse_tunnel(inner, self._has, self.faults, self._flows)
             if outer is not None:
-                self._send(outer, str(ipaddress.IPv6Address(outer[24:40])))
+                # the route of the outer source: an added interface's care-of address
+                # leaves through that interface (its rule, IFACE_TABLE)
+                self._send(outer, str(ipaddress.IPv6Address(outer[24:40])), src=outer[8:24])
 
     def _from_home_agents(self) -> None:
         assert self._tunnel_rx is not None and self._tun_fd is not None
@@ -509,9 +519,16 @@ class MobileNodeDaemon:
             with contextlib.suppress(OSError):
                 os.write(self._tun_fd, data)
 
-    def _send(self, data: bytes, dst: str, ifindex: int = 0) -> None:
+    def _send(self, data: bytes, dst: str, ifindex: int = 0, src: bytes | None = None) -> None:
+        """Send a whole IPv6 packet; with `src` (16 octets) the kernel routes it by that
+        source too (IPV6_PKTINFO: a raw socket's own header is not looked at for routing)."""
         assert self._tx is not None
         try:
+            if src is not None:
+                info = src + struct.pack("@I", ifindex)
+                anc = [(socket.IPPROTO_IPV6, socket.IPV6_PKTINFO, info)]
+                self._tx.sendmsg([data], anc, 0, (dst, 0, 0, ifindex))
+                return
             self._tx.sendto(data, (dst, 0, 0, ifindex))
         except OSError as exc:
             self.log(f"cannot send to {dst}: {exc}")
@@ -526,15 +543,27 @@ class MobileNodeDaemon:
                 self.log(a.text)
             elif isinstance(a, mn_core.AddAddress):
                 ip.append(f"addr replace {a.address}/{a.prefixlen} dev {a.iface} nodad")
+                rank = self._rank(a.iface)
+                if rank and a.address not in self._iface_rules:
+                    rule = f"from {a.address}/128 lookup {IFACE_TABLE + rank}"
+                    ip.append(f"rule add {rule} priority {IFACE_RULE_PRIORITY}")
+                    self._iface_rules[a.address] = f"rule del {rule}"
             elif isinstance(a, mn_core.RemoveAddress):
                 if self.faults.has(Fault.MN_KEEP_OLD_SOURCE):
                     continue
                 ip.append(f"addr del {a.address}/64 dev {a.iface}")
+                gone = self._iface_rules.pop(a.address, None)
+                if gone is not None:
+                    ip.append(gone)
             elif isinstance(a, mn_core.SetDefaultRoute):
-                # the first interface's route is the default; another's comes after it
-                rank = list(self._ifindex).index(a.iface) if a.iface in self._ifindex else 0
+                # the first interface's route is the default; another's comes after it, and
+                # is the route of what its own address sends
+                rank = self._rank(a.iface)
                 metric = f" metric {1024 + rank}" if rank else ""
                 ip.append(f"route replace default via {a.router} dev {a.iface}{metric}")
+                if rank:
+                    table = IFACE_TABLE + rank
+                    ip.append(f"route replace default via {a.router} dev {a.iface} table {table}")
             elif isinstance(a, mn_core.HomeAddressToTunnel):
                 ip += [
                     f"addr replace {a.hoa}/128 dev {TUN_NAME} nodad preferred_lft 0",
@@ -555,6 +584,8 @@ class MobileNodeDaemon:
                 after.append(functools.partial(self._send_dhcp, a))
             elif isinstance(a, mn_core.TunnelChanged):
                 self._has = {hoa: (ha, coa) for hoa, ha, coa in a.routes}
+            elif isinstance(a, mn_core.FlowRoutes):
+                ip += self._flow_routes(a)
             elif isinstance(a, mn_core.MulticastOnTunnel):
                 if not self.faults.has(Fault.MN_NO_MIRROR) and self._mirror is not None:
                     after.append(functools.partial(self._mirror.sync, a.state))
@@ -564,6 +595,25 @@ class MobileNodeDaemon:
             ip_batch(ip, self.log)
         for fn in after:
             fn()
+
+    def _rank(self, iface: str) -> int:
+        return list(self._ifindex).index(iface) if iface in self._ifindex else 0
+
+    def _flow_routes(self, a: mn_core.FlowRoutes) -> list[str]:
+        """New sessions with a flow's port take the home address, so they go into the
+        tunnel (draft §7.1 "MUST use the registered home address", INT-20); the tunnel
+        sends them from the care-of address the flow is bound to."""
+        lines, self._flow_rules = self._flow_rules, []
+        self._flows = {(hoa, port): (ha, coa) for hoa, port, ha, coa in a.routes}
+        for n, (hoa, port, _ha, _coa) in enumerate(a.routes):
+            table = FLOW_TABLE + n
+            lines.append(f"route replace default dev {TUN_NAME} src {hoa} table {table}")
+            if self.faults.has(Fault.MN_FLOW_FROM_COA):
+                continue  # the fault: the flow's sessions keep the care-of address
+            rule = f"dport {port} lookup {table} priority {FLOW_RULE_PRIORITY}"
+            lines.append(f"rule add {rule}")
+            self._flow_rules.append(f"rule del {rule}")
+        return lines
 
     def _send_bu(self, bu: mn_core.SendBindingUpdate) -> None:
         last = self._last_bu
@@ -586,7 +636,7 @@ class MobileNodeDaemon:
             f"BU to {bu.ha}: hoa {bu.hoa} coa {bu.coa} seq {bu.seq} lifetime {bu.lifetime}"
             f" groups {groups}"
             + "".join(f" bid {e.bid}/{e.bid_pri} {e.coa}" for e in bu.bids)
-            + "".join(f" fid {f.fid} port {f.dport} -> bid {f.bids}" for f in bu.flows)
+            + "".join(f" fid {f.fid} port {f.port} -> bid {f.bids}" for f in bu.flows)
         )
 
     # ------------------------------------------------------------------ bootstrapping

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import ipaddress
 import struct
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from harness.faults import NO_FAULTS, Fault, Faults
 from harness.reference import mn_core
 from harness.reference.multicast import ListenerState, Mode
-from harness.wire import ipv6
+from harness.wire import ipv6, traffic_selector
 
 IPPROTO_IPV6_IN_IPV6 = 41
 ND_RA = 134
@@ -85,7 +85,7 @@ def mcoa_options(bids: Iterable[mn_core.BidEntry]) -> list[Any]:
 
 def flow_options(flows: Iterable[mn_core.FlowEntry]) -> list[Any]:
     """The Flow Identification options of a BU (RFC 6089 §4.2): a Binding Reference and an
-    IPv6 binary traffic selector of the destination port (RFC 6088 §3.2)."""
+    IPv6 binary traffic selector of the correspondent's (source) port (RFC 6088 §3.2)."""
     from harness.wire.mobility import (
         FIDSubOptBindingReference,
         FIDSubOptTrafficSelector,
@@ -100,7 +100,7 @@ def flow_options(flows: Iterable[mn_core.FlowEntry]) -> list[Any]:
             suboptions=[
                 FIDSubOptBindingReference(bids=list(f.bids)),
                 FIDSubOptTrafficSelector(
-                    selector=[IPv6BinaryTrafficSelector(start_dport=f.dport, end_dport=f.dport)]
+                    selector=[IPv6BinaryTrafficSelector(start_sport=f.port, end_sport=f.port)]
                 ),
             ],
         )
@@ -363,10 +363,13 @@ def reverse_tunnel(
     inner: bytes,
     routes: dict[ipaddress.IPv6Address, tuple[ipaddress.IPv6Address, ipaddress.IPv6Address]],
     faults: Faults = NO_FAULTS,
+    flows: Mapping[tuple[ipaddress.IPv6Address, int], tuple[Any, Any]] | None = None,
 ) -> bytes | None:
     """What an application sent into the tunnel device, encapsulated to its home agent
     (RFC 6275 §11.3.1, draft §3), or None: not from a registered home address (the BA
-    completes the registration, §3), or an MLD Report (none tunnelled, §11.3.4, INT-7)."""
+    completes the registration, §3), or an MLD Report (none tunnelled, §11.3.4, INT-7).
+    A packet to the port of a flow bound to an interface leaves from that interface's
+    care-of address (draft §7.1, RFC 6089)."""
     if len(inner) < 40 or inner[0] >> 4 != 6:
         return None
     route = routes.get(ipaddress.IPv6Address(inner[8:24]))
@@ -377,6 +380,12 @@ def reverse_tunnel(
     if faults.has(Fault.MN_NO_REVERSE_TUNNEL):
         return None
     ha, coa = route
+    if flows and not faults.has(Fault.MN_FLOW_TUNNEL_PRIMARY):
+        fields = traffic_selector.packet_fields(inner)
+        port = fields.dport if fields is not None else None
+        hoa = ipaddress.IPv6Address(inner[8:24])
+        if port is not None and (hoa, port) in flows:
+            ha, coa = flows[(hoa, port)]
     return ipv6_header(len(inner), IPPROTO_IPV6_IN_IPV6, str(coa), str(ha)) + inner
 
 

@@ -942,8 +942,9 @@ PLACEHOLDER_DOCS: dict[str, tuple[str, str]] = {
     ),
     "flows": (
         "both",
-        'an MN\'s flows to move (RFC 6089), "IFACE=PORT" words: traffic to destination PORT '
-        "goes through interface IFACE; none unless a test gives the MN several interfaces",
+        'an MN\'s flows to move (RFC 6089), "IFACE=PORT" words: its sessions with a '
+        "correspondent's PORT go through interface IFACE; none unless a test gives the MN "
+        "several interfaces",
     ),
     "address4": ("ha", "its IPv4 address on the access link"),
     "uplink_iface": ("ha", "its interface towards the core"),

@@ -12,7 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from scapy.layers.inet import UDP
+from scapy.layers.inet6 import IPv6
+
 from harness.tester.conversation import Predicate, mobility_message
+from harness.tester.fixtures import Captures
 from harness.tester.flows import FLAG_O, PORT_BASE
 from harness.tester.mobile_node import (
     ALT_COA,
@@ -35,7 +39,8 @@ from harness.wire.numbers import MobOpt
 SECOND_IFACE = "mn1"
 SECOND_LINK = 3  # the access link the lab attaches the second interface to
 FIRST_VISITED = 2  # where the first interface moves, so that a home agent is in use
-# the flows the MN is asked to bind (RFC 6089): one to each interface, by destination port
+# the flows the MN is asked to bind (RFC 6089): one to each interface, by the
+# correspondent's port (INT-20)
 FLOW_PORTS = {SECOND_IFACE: PORT_BASE + 1, MN_IFACE: PORT_BASE + 2}
 FLOWS = tuple(f"{iface}={port}" for iface, port in FLOW_PORTS.items())
 
@@ -57,7 +62,7 @@ class FlowOption:
     fid: int
     fid_pri: int
     bids: tuple[int, ...] | None  # None: no Binding Reference sub-option
-    dports: tuple[int | None, int | None] | None  # None: no traffic selector
+    sports: tuple[int | None, int | None] | None  # the selector's source ports; None: none
 
 
 def bids_of(msg: compact.MobilityMessage) -> list[Bid]:
@@ -80,14 +85,14 @@ def flows_of(msg: compact.MobilityMessage) -> list[FlowOption]:
             continue
         opt = MIP6OptFlowIdentification(bytes([o.otype, len(o.data)]) + o.data)
         bids: tuple[int, ...] | None = None
-        dports: tuple[int | None, int | None] | None = None
+        sports: tuple[int | None, int | None] | None = None
         for sub in opt.suboptions:
             if isinstance(sub, FIDSubOptBindingReference):
                 bids = tuple(sub.bids)
             elif isinstance(sub, FIDSubOptTrafficSelector) and sub.selector:
                 sel: Any = sub.selector[0]
-                dports = (getattr(sel, "start_dport", None), getattr(sel, "end_dport", None))
-        out.append(FlowOption(opt.fid, opt.fid_pri, bids, dports))
+                sports = (getattr(sel, "start_sport", None), getattr(sel, "end_sport", None))
+        out.append(FlowOption(opt.fid, opt.fid_pri, bids, sports))
     return out
 
 
@@ -153,3 +158,58 @@ def second_interface_comes_up(mn: MobileNodeUnderTest) -> SecondInterface:
     if coa1 is None:
         raise AssertionError(f"the MN formed no address in {prefix} on {SECOND_IFACE}")
     return SecondInterface(first, bu, {MN_IFACE: coa0, SECOND_IFACE: str(coa1)})
+
+
+def flow_datagram(cn: str, port: int) -> Predicate:
+    """A UDP datagram to `cn`:`port` on the link, native or inside an IPv6-in-IPv6 tunnel."""
+
+    def test(pkt: Any) -> bool:
+        inner = _innermost(pkt)
+        udp = inner.getlayer(UDP) if inner is not None else None
+        return inner is not None and udp is not None and inner.dst == cn and udp.dport == port
+
+    return Predicate(test, f"a UDP datagram to {cn} port {port}")
+
+
+def _innermost(pkt: Any) -> Any:
+    ip = pkt.getlayer(IPv6)
+    while ip is not None and ip.nh == 41 and isinstance(ip.payload, IPv6):
+        ip = ip.payload
+    return ip
+
+
+@dataclass(frozen=True)
+class FlowSeen:
+    """The first datagram of the flow's new session on the second interface: its outer
+    (tunnel) source and destination, and the session's own source address."""
+
+    outer_src: str
+    outer_dst: str
+    tunnelled: bool
+    inner_src: str
+
+
+def new_session_of_the_flow(
+    mn: MobileNodeUnderTest, seen: SecondInterface, captures: Captures
+) -> FlowSeen:
+    """After the registration of both interfaces is acknowledged, a new UDP session from
+    the MN to the CN's port of the flow bound to the second interface (a real application;
+    the CN echoes): its first datagram seen on the second interface's link. A BA that does
+    not come ends the test inconclusive (the home agent is the lab's)."""
+    try:
+        mn.link.expect(ba_for(seen.bu.seq), mn.deadlines.ba, "the HA's BA to the bulk BU")
+    except AssertionError:
+        inconclusive("the reference HA did not acknowledge the BU of both interfaces")
+    second = captures.watch_node(mn.lab, "mn", SECOND_IFACE)
+    port = FLOW_PORTS[SECOND_IFACE]
+    cn = str(mn.lab.plan.cn.host6)
+    mn.world.app("cn", "tcp_echo", "--port", str(port), "--proto", "udp")
+    mn.world.app("mn", "udp_session", "--connect", cn, "--port", str(port), "--interval", "0.02")
+    pkt = second.expect(
+        flow_datagram(cn, port),
+        mn.deadlines.data,
+        f"the new session to port {port} on {SECOND_IFACE}, the interface its flow is bound to",
+    )
+    outer = pkt.getlayer(IPv6)
+    inner = _innermost(pkt)
+    return FlowSeen(str(outer.src), str(outer.dst), outer is not inner, str(inner.src))

@@ -5,7 +5,7 @@ with Flow Identification options (RFC 6089), judged on the wire.
 The SUT MN starts on access link 1, keeps a session while its first interface moves to link
 2 (so the home agent of link 1 is in use), then the lab gives it a second interface on link
 3 (harness/tester/multi_interface.py). The MN is told the flows to bind (`FLOWS`: one
-destination port per interface) through its profile's {flows}. Deadlines: INT-16.
+correspondent port per interface) through its profile's {flows}. Deadlines: INT-16.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import pytest
 
 from harness.tester.conversation import mobility_message
+from harness.tester.fixtures import Captures
 from harness.tester.mobile_node import MobileNodeUnderTest, bu_from_mn, in_time
 from harness.tester.multi_interface import (
     FLOW_PORTS,
@@ -20,6 +21,7 @@ from harness.tester.multi_interface import (
     bids_of,
     flows_of,
     has_alt_coa,
+    new_session_of_the_flow,
     overwrite_flag,
     second_interface_comes_up,
 )
@@ -67,8 +69,9 @@ def test_a_new_interface_is_registered_under_a_bid_of_its_own(
 def test_flows_are_bound_to_their_interfaces_in_every_bu(multi_mn: MobileNodeUnderTest) -> None:
     """Each flow the MN was told to bind has a Flow Identification option (type 44) whose
     Binding Reference names the BID of its interface's care-of address and whose traffic
-    selector is its destination port; FID-PRIs are distinct (RFC 6089 §4.2); and the next
-    BU carries the flows again (§5.2: a flow left out is deleted)."""
+    selector is the correspondent's port as the source port of what the HA forwards
+    (INT-20); FID-PRIs are distinct (RFC 6089 §4.2); and the next BU carries the flows again
+    (§5.2: a flow left out is deleted)."""
     seen = second_interface_comes_up(multi_mn)
     ha = multi_mn.ha_address(1)
     bid_of = {b.coa: b.bid for b in bids_of(seen.bu)}
@@ -94,11 +97,11 @@ def _check_flows(bu: object, expected: dict[int, int | None], what: str) -> None
 
     assert isinstance(bu, compact.MobilityMessage)
     flows = flows_of(bu)
-    by_port = {f.dports[0]: f for f in flows if f.dports is not None}
+    by_port = {f.sports[0]: f for f in flows if f.sports is not None}
     for port, bid in expected.items():
         f = by_port.get(port)
         assert f is not None, (
-            f"{what}: no Flow Identification option with a selector of destination port "
+            f"{what}: no Flow Identification option with a selector of source port "
             f"{port} (it has {flows})"
         )
         assert f.bids == (bid,), (
@@ -109,3 +112,25 @@ def _check_flows(bu: object, expected: dict[int, int | None], what: str) -> None
     assert len(set(pris)) == len(pris), f"{what}: two flows share a FID-PRI: {pris}"
     fids = [f.fid for f in flows]
     assert len(set(fids)) == len(fids), f"{what}: two options with one FID: {fids}"
+
+
+@pytest.mark.clause("DMM-MIF-3", "DMM-MIF-10", "DMM-MIF-9")
+@pytest.mark.interpretation("INT-20")
+def test_a_new_session_of_a_moved_flow_uses_the_home_address_on_its_interface(
+    multi_mn: MobileNodeUnderTest, captures: Captures
+) -> None:
+    """Once both interfaces are registered, a new session whose flow is bound to the new
+    interface uses the registered home address (draft §7.1 MUST), reverse-tunnelled to the
+    home agent from the new interface's care-of address (the source address the
+    interface's binding names, INT-20)."""
+    seen = second_interface_comes_up(multi_mn)
+    got = new_session_of_the_flow(multi_mn, seen, captures)
+    home, coa, ha = str(multi_mn.home), seen.coa[SECOND_IFACE], multi_mn.ha_address(1)
+    assert got.inner_src == home, (
+        f"the new session on {SECOND_IFACE} comes from {got.inner_src}, not the registered "
+        f"home address {home}"
+    )
+    assert got.tunnelled and (got.outer_src, got.outer_dst) == (coa, ha), (
+        f"the session's datagram leaves {SECOND_IFACE} from {got.outer_src} to "
+        f"{got.outer_dst}, expected tunnelled from its care-of address {coa} to {ha}"
+    )

@@ -18,6 +18,7 @@ BOOT = "suites/mn/test_bootstrap.py::"
 MCOA = "suites/mn/test_mcoa_flows.py::"
 NEW_IFACE = MCOA + "test_a_new_interface_is_registered_under_a_bid_of_its_own"
 FLOWS = MCOA + "test_flows_are_bound_to_their_interfaces_in_every_bu"
+NEW_SESSION = MCOA + "test_a_new_session_of_a_moved_flow_uses_the_home_address_on_its_interface"
 FAULTS = by_name(Role.MN)
 ROLE = "mn"
 
@@ -82,6 +83,9 @@ KILLS: dict[str, tuple[str, ...]] = {
     "no-overwrite": (NEW_IFACE,),
     "flow-to-primary": (FLOWS,),
     "flows-once": (FLOWS,),
+    "same-fid-pri": (FLOWS,),
+    "flow-from-coa": (NEW_SESSION,),
+    "flow-tunnel-primary": (NEW_SESSION,),
 }
 
 

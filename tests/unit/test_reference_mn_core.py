@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import struct
 
 import pytest
 
@@ -304,3 +305,21 @@ def test_every_bu_refreshes_the_flows_and_the_flows_once_fault_does_not() -> Non
 def test_the_new_iface_unregistered_fault_sends_no_bid() -> None:
     _c, _first, out = _multi(Fault.MN_NEW_IFACE_UNREGISTERED)
     assert [bu.bids for bu in of(out, m.SendBindingUpdate)] == [()]
+
+
+def test_a_flows_packets_leave_from_its_interfaces_care_of_address() -> None:
+    from harness.reference import mn_packets
+
+    c, _first, out = _multi()
+    [bu] = of(out, m.SendBindingUpdate)
+    acked = c.binding_ack(2.01, bu.ha, bu.hoa, bu.seq, 0, 100)
+    [routes] = of(acked, m.FlowRoutes)
+    mn1 = P("2001:db8:3::/64")[IID + 1]
+    assert routes.routes == ((addr(1), 7001, bu.ha, mn1), (addr(1), 7002, bu.ha, addr(2)))
+    flows = {(hoa, port): (ha, coa) for hoa, port, ha, coa in routes.routes}
+    tunnel = {addr(1): (bu.ha, addr(2))}
+    for port, coa in ((7001, mn1), (7003, addr(2))):
+        udp = struct.pack("!HHHH", 40000, port, 8, 0)
+        inner = mn_packets.ipv6_header(8, 17, str(addr(1)), "2001:db8:c1::10") + udp
+        outer = mn_packets.reverse_tunnel(inner, tunnel, Faults(), flows)
+        assert outer is not None and ipaddress.IPv6Address(outer[8:24]) == coa
