@@ -112,6 +112,14 @@ class Fault(Enum):
     HA_DNS_EXPIRY_KEEPS = ("ha", "dns-expiry-keeps")
     HA_DNS_ANY_NAME = ("ha", "dns-any-name")
     HA_DNS_RESTART = ("ha", "dns-restart")
+    # the Home Agent: RFC 5555 IPv4 home addresses (suites/ha/test_dual_stack.py)
+    HA_IPV4_NO_ACK = ("ha", "ipv4-no-ack")
+    HA_IPV4_NO_DYNAMIC = ("ha", "ipv4-no-dynamic")
+    HA_IPV4_EXHAUSTED_128 = ("ha", "ipv4-exhausted-128")
+    HA_IPV4_TAKEN_ACCEPTED = ("ha", "ipv4-taken-accepted")
+    HA_IPV4_ZERO_PREFIX_ACCEPTED = ("ha", "ipv4-zero-prefix-accepted")
+    HA_IPV4_FAILURE_PREFIX_LEN = ("ha", "ipv4-failure-prefix-len")
+    HA_IPV4_NO_TUNNEL = ("ha", "ipv4-no-tunnel")
     # the Mobile Node (suites/mn/test_mobile_node.py, suites/interop)
     MN_NO_MCAST_OPTION = ("mn", "no-mcast-option")
     MN_NO_HAO = ("mn", "no-hao")
@@ -540,6 +548,41 @@ CATALOGUE: dict[Fault, FaultSpec] = {
         "starts the DNS update afresh for each retransmitted BU of a home address whose "
         "update is pending, so a silent server keeps the BA of the latest BU from ever "
         "coming while the MN retransmits (draft §6; RFC 5026 §6, INT-18)",
+    ),
+    Fault.HA_IPV4_NO_ACK: FaultSpec(
+        "RFC5555-5",
+        "assigns the IPv4 home address but leaves the IPv4 Address Acknowledgement out of "
+        "the BA (RFC 5555 §4.5)",
+    ),
+    Fault.HA_IPV4_NO_DYNAMIC: FaultSpec(
+        "RFC5555-2",
+        "answers every request for a dynamic IPv4 home address (0.0.0.0) with 132 though "
+        "its pool has addresses (RFC 5555 §4.5 SHOULD)",
+    ),
+    Fault.HA_IPV4_EXHAUSTED_128: FaultSpec(
+        "RFC5555-3",
+        "says 128 (reason unspecified), not 132, when its pool of IPv4 home addresses is "
+        "exhausted (RFC 5555 §4.5)",
+    ),
+    Fault.HA_IPV4_TAKEN_ACCEPTED: FaultSpec(
+        "RFC5555-4",
+        "acknowledges a static IPv4 home address that another mobile node holds (RFC 5555 "
+        "§4.5: allocated to this MN)",
+    ),
+    Fault.HA_IPV4_ZERO_PREFIX_ACCEPTED: FaultSpec(
+        "RFC5555-11",
+        "takes a Prefix-len of 0 in the IPv4 Home Address option as 32 (RFC 5555 §3.1.1: an "
+        "error)",
+    ),
+    Fault.HA_IPV4_FAILURE_PREFIX_LEN: FaultSpec(
+        "RFC5555-12",
+        "puts Pref-len 32 in an IPv4 Address Acknowledgement that says failure (RFC 5555 "
+        "§3.2.1: zero)",
+    ),
+    Fault.HA_IPV4_NO_TUNNEL: FaultSpec(
+        "RFC5555-5",
+        "acknowledges the IPv4 home address but tunnels none of its packets to the care-of "
+        "address (RFC 5555 §4.5.1)",
     ),
     Fault.HA_DNS_ANY_NAME: FaultSpec(
         "RFC5026-5",

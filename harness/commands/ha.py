@@ -14,7 +14,7 @@ from typing import Any
 
 from harness.errors import UserError
 
-_IGNORED = ("address4", "mn_id", "min_bu_lifetime")
+_IGNORED = ("mn_id", "min_bu_lifetime")
 
 
 def _positive(text: str) -> float:
@@ -41,7 +41,18 @@ def register(sub: Any) -> None:
     p.add_argument("--uplink", default=None, help="the uplink interface (towards the core)")
     p.add_argument("--prefix", required=True, help="the home network prefix (IPv6 /64)")
     p.add_argument("--address", required=True, help="the home agent's own IPv6 address")
-    p.add_argument("--address4", default=None, help="IPv4 address (accepted, not used yet)")
+    p.add_argument(
+        "--address4",
+        default=None,
+        help="its IPv4 address on the home link (dual stack, RFC 5555): with it the HA hands "
+        "out IPv4 home addresses from --ipv4-pool",
+    )
+    p.add_argument(
+        "--ipv4-pool",
+        default=None,
+        help="the IPv4 home addresses it may assign (CIDR; default: the second eighth of the "
+        "home link's IPv4 subnet that --address4 is on, read from --iface)",
+    )
     p.add_argument(
         "--dns-server", default=None, help="the DNS server it updates (RFC 5026 §6, RFC 2136)"
     )
@@ -146,6 +157,7 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"--tsig-key-file {args.tsig_key_file}: {exc}") from None
     if (args.dns_server is None) != (args.domain is None):
         raise UserError("--dns-server and --domain go together")
+    address4, pool = _ipv4(args)
     ignored = [f"--{n.replace('_', '-')}" for n in _IGNORED if getattr(args, n) is not None]
     if ignored:
         print(f"dmmconf ha: note: accepted but not used yet: {', '.join(ignored)}", flush=True)
@@ -167,5 +179,28 @@ def run(args: argparse.Namespace) -> int:
         dns_timeout=args.dns_timeout,
         mn_fqdns=tuple(args.mn_fqdn),
         dns_remove_on_expiry=args.dns_remove_on_expiry,
+        address4=address4,
+        ipv4_pool=pool,
     )
     return ha_daemon.main(opts)
+
+
+def _ipv4(args: argparse.Namespace) -> tuple[Any, Any]:
+    """--address4 and --ipv4-pool: (address, pool), either None without IPv4."""
+    from harness.reference import ha_io
+
+    if args.address4 is None:
+        if args.ipv4_pool is not None:
+            raise UserError("--ipv4-pool needs --address4")
+        return None, None
+    try:
+        address4 = ipaddress.IPv4Address(args.address4)
+        if args.ipv4_pool is not None:
+            return address4, ipaddress.IPv4Network(args.ipv4_pool, strict=False)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    subnet = ha_io.ipv4_subnet(args.iface, address4)
+    if subnet is None:
+        print(f"dmmconf ha: note: {address4} is not on {args.iface}: no IPv4 pool", flush=True)
+        return address4, None
+    return address4, ha_io.default_ipv4_pool(subnet)

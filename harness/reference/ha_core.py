@@ -51,6 +51,7 @@ class HAConfig:
     require_auth: bool = False
     require_replay_protection: bool = False
     ipv4_pool: ipaddress.IPv4Network | None = None  # RFC 5555 dynamic IPv4 home addresses
+    ipv4_address: IPv4 | None = None  # the HA's own on the home link, never handed out
     data_plane_address: IPv6 | None = None  # draft §9: announced in the BA when set
     dad: bool = False  # RFC 6275 §10.3.1: DAD for the home address of each new binding
     # RFC 5026 §6, §9.5 / draft §6: the domain whose DNS server the HA updates (None: no DNS
@@ -214,6 +215,15 @@ class DnsRequest:
     why: str = "register"
 
 
+@dataclass(frozen=True)
+class IPv4Bound:
+    """RFC 5555 §4.5: the IPv4 home address of `hoa` is now `address` (None: it has none):
+    its packets go through the tunnels of the home address's bindings (§4.5.1)."""
+
+    hoa: IPv6
+    address: IPv4 | None
+
+
 Action = (
     SendBindingAck
     | SendBindingError
@@ -224,6 +234,7 @@ Action = (
     | MulticastChanged
     | DadRequest
     | DnsRequest
+    | IPv4Bound
 )
 
 
@@ -549,7 +560,10 @@ class HomeAgentCore:
             echo = _echo(node.bindings[mcast_bid], mcast)
 
         flows = self._flows(node, options, dereg and not bid_opts)
+        had4 = node.ipv4_hoa
         ipv4 = self._ipv4(node, options, dereg)
+        if node.ipv4_hoa != had4:
+            actions.append(IPv4Bound(hoa, node.ipv4_hoa))
         ba = SendBindingAck(
             coa,
             hoa,
@@ -619,9 +633,12 @@ class HomeAgentCore:
     def _forget(self, node: MobileNode, why: str) -> list[Action]:
         """The node has no binding left: drop it, and with `why` its DNS entry (draft §6)."""
         self.nodes.pop(node.hoa, None)
+        out: list[Action] = []
+        if node.ipv4_hoa is not None:
+            out.append(IPv4Bound(node.hoa, None))  # RFC 5555 §4.5: its IPv4 entry goes too
         if node.fqdn is not None and why:
-            return [DnsRequest(next(self._request_ids), node.fqdn, node.hoa, True, why)]
-        return []
+            out.append(DnsRequest(next(self._request_ids), node.fqdn, node.hoa, True, why))
+        return out
 
     def _dns_request(self, node: MobileNode, opt: Option, dereg: bool) -> DnsRequest | int:
         """The DNS update a DNS Update option asks for (RFC 5026 §6, §8.1), or the status
@@ -653,31 +670,52 @@ class HomeAgentCore:
         return tuple(FidStatus(fid, pri, status) for fid, pri, status in answers)
 
     def _ipv4(self, node: MobileNode, options: list[Option], dereg: bool) -> IPv4Ack | None:
+        """RFC 5555 §3.1.1, §3.2.1, §4.5: the IPv4 home address of an IPv4 Home Address
+        option, static (checked against the other MNs') or dynamic (from the pool); only
+        single addresses, never prefixes (133). The answer for the BA's IPv4 Address
+        Acknowledgement, or None without the option."""
         opt = _first(options, MobOpt.IPV4_HOME_ADDRESS)
         if opt is None or len(opt.data) != 6:
             return None
-        prefix_len = opt.data[0] >> 2
+        prefix_len, wants_prefix = opt.data[0] >> 2, bool(opt.data[0] & 0x02)
         asked = IPv4(opt.data[2:6])
         pool = self.config.ipv4_pool
         if dereg:
             node.ipv4_hoa = None
             return IPv4Ack(0, prefix_len, asked)
         if prefix_len == 0:
-            return IPv4Ack(128, 0, IPv4(0))  # RFC 5555 §3.1.1: zero is an error
+            return IPv4Ack(128, 0, asked)  # §3.1.1: zero is an error
         if pool is None:
-            return IPv4Ack(129, 0, IPv4(0))  # administratively prohibited: no IPv4 here
+            return IPv4Ack(129, 0, asked)  # administratively prohibited: no IPv4 here
+        if wants_prefix and node.ipv4_hoa is None:
+            return IPv4Ack(133, 0, asked)  # §4.5: no prefix of any length is allocated
+        held = {n.ipv4_hoa for n in self.nodes.values() if n is not node}
         if asked != IPv4(0):
-            if asked not in pool:
-                return IPv4Ack(130, 0, IPv4(0))  # incorrect IPv4 home address
+            if not ipv4_home_address_valid(asked):
+                return IPv4Ack(131, 0, asked)  # invalid IPv4 address
+            if asked not in pool or asked == self.config.ipv4_address or asked in held:
+                return IPv4Ack(130, 0, asked)  # §4.5: not this MN's to have (INT-21)
             node.ipv4_hoa = asked
             return IPv4Ack(0, 32, asked)
         if node.ipv4_hoa is None:
-            taken = {n.ipv4_hoa for n in self.nodes.values()}
-            free = next((a for a in pool.hosts() if a not in taken and a != pool[1]), None)
+            own = self.config.ipv4_address
+            free = next((a for a in pool.hosts() if a not in held and a != own), None)
             if free is None:
-                return IPv4Ack(132, 0, IPv4(0))  # dynamic assignment not available
+                return IPv4Ack(132, 0, asked)  # §4.5: dynamic assignment not available
             node.ipv4_hoa = free
         return IPv4Ack(0, 32, node.ipv4_hoa)
+
+
+def ipv4_home_address_valid(addr: IPv4) -> bool:
+    """RFC 5555 §4.5 "a valid unicast IPv4 address": not multicast, broadcast, reserved
+    (240/4), loopback, link-local or "this network" (0/8)."""
+    return not (
+        addr.is_multicast
+        or addr.is_reserved
+        or addr.is_loopback
+        or addr.is_link_local
+        or addr in ipaddress.IPv4Network("0.0.0.0/8")
+    )
 
 
 MAX_NAME = 255  # RFC 1035 §2.3.4: octets of a name in wire format

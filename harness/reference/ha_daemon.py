@@ -46,10 +46,18 @@ plane's (ha_dataplane.py):
   refuses, fails the signature or does not answer in time gives status 130. The names an MN
   may have updated: --mn-fqdn (RFC 5026 §9.5); --dns-remove-on-expiry takes the draft's MAY.
 
-Not done yet: the MN-ID option
-check (RFC 4283), IGMPv3 queries and IPv4 multicast forwarding (the profile does not claim
-ipv4), and the RFC 3810 startup queries (the first query goes at once, the next after a
-whole Query Interval).
+* IPv4 home addresses (RFC 5555 §4.5) over IPv6 transport: with --address4, the core
+  assigns them from --ipv4-pool (default: the second eighth of the home link's IPv4 subnet,
+  INT-21) and answers with the IPv4 Address Acknowledgement; each assigned address's /32 is
+  routed into the TUN device and its packets go IPv4-in-IPv6 (next header 4) to the CoA of
+  the IPv6 home address's binding; IPv4-in-IPv6 from that CoA with the IPv4 home address
+  as inner source is written back to the device (ha_io.Tunnels.bind4, from_coa4).
+
+Not done yet: the MN-ID option check (RFC 4283); IPv4 care-of addresses, BUs in UDP over
+IPv4 and NAT detection (RFC 5555 §4.2; the lab has no IPv4-only access link yet); IGMPv3
+queries and IPv4 multicast forwarding (the IGMPv3 form of the Multicast State option is
+installed and echoed, nothing is forwarded by it); the RFC 3810 startup queries (the first
+query goes at once, the next after a whole Query Interval).
 
 Deliberate faults for the suite's own tests (the catalogue: harness/faults.py): Options.faults,
 from DMMCONF_HA_MUTANT=<name>, switches them on; the daemon consults them at its hook points
@@ -79,6 +87,7 @@ from harness.reference.ha_core import (
     DnsRequest,
     HAConfig,
     HomeAgentCore,
+    IPv4Bound,
     MulticastChanged,
     SendBindingAck,
     SendBindingError,
@@ -90,7 +99,7 @@ from harness.reference.ha_core import (
 from harness.reference.ha_dataplane import QuerySchedule, Served
 from harness.reference.ha_io import FaultyRouterAdvertiser, MulticastForwarder, Tunnels, ipv6_header
 
-IPPROTO_DSTOPTS, IPPROTO_MH, IPPROTO_IPV6_IN_IPV6 = 60, 135, 41
+IPPROTO_DSTOPTS, IPPROTO_MH, IPPROTO_IPV6_IN_IPV6, IPPROTO_IPV4_IN_IPV6 = 60, 135, 41, 4
 ICMP6_MAX = 1280  # RFC 4443 §2.4: the error packet must not exceed the minimum MTU
 READY_LINE = "dmmconf ha: ready"
 # RFC defaults of the timers (seconds), multiplied by --time-scale when not given.
@@ -121,6 +130,8 @@ class Options:
     dns_timeout: float = 1.0  # seconds an update may take before its BA says 130
     mn_fqdns: tuple[str, ...] = ()  # the names an MN may have updated (empty: the domain's)
     dns_remove_on_expiry: bool = False  # draft §6 MAY
+    address4: ipaddress.IPv4Address | None = None  # on the home link (RFC 5555 dual stack)
+    ipv4_pool: ipaddress.IPv4Network | None = None  # RFC 5555 §4.5 dynamic IPv4 home addresses
 
     @property
     def dad_wait(self) -> float:
@@ -167,6 +178,8 @@ class HomeAgentDaemon:
             dns_names=frozenset(() if opts.faults.has(Fault.HA_DNS_ANY_NAME) else opts.mn_fqdns),
             dns_remove_on_expiry=opts.dns_remove_on_expiry
             and not opts.faults.has(Fault.HA_DNS_EXPIRY_KEEPS),
+            ipv4_pool=opts.ipv4_pool,
+            ipv4_address=opts.address4,
             faults=opts.faults,
         )
         self.faults = opts.faults
@@ -203,6 +216,9 @@ class HomeAgentDaemon:
         tunnel = socket.socket(socket.AF_INET6, socket.SOCK_RAW, IPPROTO_IPV6_IN_IPV6)
         tunnel.setblocking(False)
         self._rx.append((tunnel, IPPROTO_IPV6_IN_IPV6))
+        tunnel4 = socket.socket(socket.AF_INET6, socket.SOCK_RAW, IPPROTO_IPV4_IN_IPV6)
+        tunnel4.setblocking(False)
+        self._rx.append((tunnel4, IPPROTO_IPV4_IN_IPV6))
         self.tunnels = Tunnels(self.opts.address, self._tx, self.log, self.faults)
         self.tunnels.node_of = self.core.nodes.get
         self.multicast.open()
@@ -363,6 +379,8 @@ class HomeAgentDaemon:
                     proto = {id(s): p for s, p in self._rx}.get(id(r))
                     if proto == IPPROTO_IPV6_IN_IPV6:
                         self.tunnels.from_coa(r)
+                    elif proto == IPPROTO_IPV4_IN_IPV6:
+                        self.tunnels.from_coa4(r)
                     elif proto is not None:
                         self._drain(r, proto)
                 self._dns_results()
@@ -584,6 +602,9 @@ class HomeAgentDaemon:
                 self._start_dad(action.request_id, action.hoa)
             elif isinstance(action, DnsRequest):
                 self._dns_request(action)
+            elif isinstance(action, IPv4Bound):
+                self.log(f"IPv4 home address of {action.hoa}: {action.address}")
+                self.tunnels.bind4(action.hoa, action.address)
 
     def _binding_error(self, action: SendBindingError) -> bytes:
         from scapy.layers.inet6 import IPv6

@@ -45,6 +45,8 @@ def reaction(faults: Faults, packet: bytes, actions: list[Action]) -> list[Actio
     if answers_discarded and not actions and len(packet) >= 40:
         src = ipaddress.IPv6Address(packet[8:24])
         return [SendBindingError(src, src, 1)]
+    if any(faults.has(f) for f in _IPV4_FAULTS):
+        actions = [_ipv4_answer(faults, packet, a) for a in actions]
     if not any(faults.has(f) for f in _BA_FAULTS):
         return actions
     out: list[Action] = []
@@ -66,6 +68,44 @@ def reaction(faults: Faults, packet: bytes, actions: list[Action]) -> list[Actio
                 a = dataclasses.replace(a, status=128)
         out.append(a)
     return out
+
+
+_IPV4_FAULTS = (
+    Fault.HA_IPV4_NO_ACK,
+    Fault.HA_IPV4_NO_DYNAMIC,
+    Fault.HA_IPV4_EXHAUSTED_128,
+    Fault.HA_IPV4_TAKEN_ACCEPTED,
+    Fault.HA_IPV4_ZERO_PREFIX_ACCEPTED,
+    Fault.HA_IPV4_FAILURE_PREFIX_LEN,
+)
+
+
+def _ipv4_answer(faults: Faults, packet: bytes, a: Action) -> Action:
+    """The IPv4 Address Acknowledgement (RFC 5555 §3.2.1, §4.5) as the faults send it."""
+    if not isinstance(a, SendBindingAck) or a.ipv4 is None:
+        return a
+    ack, asked = a.ipv4, _ipv4_request(packet)
+    if faults.has(Fault.HA_IPV4_NO_ACK) and ack.status < 128:
+        return dataclasses.replace(a, ipv4=None)
+    if faults.has(Fault.HA_IPV4_NO_DYNAMIC) and ack.status < 128 and asked == (32, "0.0.0.0"):
+        ack = ha_core.IPv4Ack(132, 0, ack.address)
+    elif faults.has(Fault.HA_IPV4_EXHAUSTED_128) and ack.status == 132:
+        ack = ha_core.IPv4Ack(128, 0, ack.address)
+    elif (faults.has(Fault.HA_IPV4_TAKEN_ACCEPTED) and ack.status == 130) or (
+        faults.has(Fault.HA_IPV4_ZERO_PREFIX_ACCEPTED) and asked and asked[0] == 0
+    ):
+        ack = ha_core.IPv4Ack(0, 32, ack.address)  # the refusal reported as success
+    elif faults.has(Fault.HA_IPV4_FAILURE_PREFIX_LEN) and ack.status >= 128:
+        ack = ha_core.IPv4Ack(ack.status, 32, ack.address)
+    return dataclasses.replace(a, ipv4=ack)
+
+
+def _ipv4_request(packet: bytes) -> tuple[int, str] | None:
+    """(Prefix-len, address) of the BU's IPv4 Home Address option."""
+    opt = next((o for o in _bu_options(packet) if o.otype == MobOpt.IPV4_HOME_ADDRESS), None)
+    if opt is None or len(opt.data) != 6:
+        return None
+    return opt.data[0] >> 2, str(ipaddress.IPv4Address(opt.data[2:6]))
 
 
 def action(faults: Faults, a: Action, now: float) -> Action | None:

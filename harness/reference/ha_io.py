@@ -33,6 +33,7 @@ from harness.reference import ha_core, ha_dataplane, ha_hooks
 from harness.reference.ha_dataplane import Membership, Served
 
 IPPROTO_IPV6_IN_IPV6 = 41
+IPPROTO_IPV4_IN_IPV6 = 4  # RFC 2473 with an IPv4 packet inside (RFC 5555 §4.5.1)
 TUNSETIFF, IFF_TUN, IFF_NO_PI = 0x400454CA, 0x0001, 0x1000
 TUN_PREFIX = "dmmha"
 IPV6_HEADER = struct.Struct("!IHBB16s16s")
@@ -48,6 +49,32 @@ def ipv6_header(payload_len: int, nh: int, hlim: int, src: str, dst: str, tclass
         ipaddress.IPv6Address(src).packed,
         ipaddress.IPv6Address(dst).packed,
     )
+
+
+def ipv4_subnet(iface: str, address: ipaddress.IPv4Address) -> ipaddress.IPv4Network | None:
+    """The IPv4 subnet `address` has on `iface`, as the kernel holds it (None: not there)."""
+    import json
+
+    argv = ["ip", "-j", "-4", "addr", "show", "dev", iface]
+    try:
+        out = subprocess.run(argv, check=True, capture_output=True, text=True, timeout=5)
+        links = json.loads(out.stdout or "[]")
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return None
+    for link in links:
+        for a in link.get("addr_info", []):
+            if a.get("local") == str(address):
+                return ipaddress.IPv4Interface(f"{address}/{a['prefixlen']}").network
+    return None
+
+
+def default_ipv4_pool(subnet: ipaddress.IPv4Network) -> ipaddress.IPv4Network:
+    """The IPv4 home addresses the HA assigns by default: the second eighth of the home
+    link's subnet (10.0.1.32/27 of the lab's 10.0.1.0/24: clear of the router, the MN's
+    own addresses at .100 and the local source at .205; INT-21)."""
+    if subnet.prefixlen > 29:
+        return subnet
+    return list(subnet.subnets(prefixlen_diff=3))[1]
 
 
 class Tunnels:
@@ -81,6 +108,9 @@ class Tunnels:
         self._text: dict[ipaddress.IPv6Address, str] = {}  # CoAs as sendto(2) wants them
         # the binding cache entry of a home address, for the steering of each packet
         self.node_of: Callable[[ipaddress.IPv6Address], ha_core.MobileNode | None] | None = None
+        # RFC 5555 §4.5: each IPv4 home address's /32 routed into the device too, its
+        # packets tunnelled to the CoA of its IPv6 home address's binding (§4.5.1)
+        self.hoa_of4: dict[bytes, ipaddress.IPv6Address] = {}  # packed IPv4 HoA: IPv6 HoA
 
     def fds(self) -> list[int]:
         return [] if self.fd is None else [self.fd]
@@ -112,12 +142,15 @@ class Tunnels:
         self.fd = fd
         return True
 
-    def _route(self, hoa: ipaddress.IPv6Address, *, delete: bool = False) -> bool:
+    def _route(
+        self, hoa: ipaddress.IPv6Address | ipaddress.IPv4Address, *, delete: bool = False
+    ) -> bool:
         from harness.lab import rtnl
 
-        msg = rtnl.route(f"{hoa}/128", oif=self.ifindex, delete=delete)
+        net = f"{hoa}/{hoa.max_prefixlen}"
+        msg = rtnl.route(net, oif=self.ifindex, delete=delete)
         try:
-            self._rtnl.request(msg, f"route {hoa}/128", ignore=(errno.ESRCH,) if delete else ())
+            self._rtnl.request(msg, f"route {net}", ignore=(errno.ESRCH,) if delete else ())
         except OSError as exc:
             self.log(f"cannot {'remove' if delete else 'add'} the route of {hoa}: {exc}")
             return False
@@ -146,6 +179,16 @@ class Tunnels:
             del self.route_of[hoa.packed]
             self._route(hoa, delete=True)
 
+    def bind4(self, hoa: ipaddress.IPv6Address, address: ipaddress.IPv4Address | None) -> None:
+        """The IPv4 home address of `hoa` (None: none now): its /32 into the device."""
+        for old in [a for a, h in self.hoa_of4.items() if h == hoa]:
+            del self.hoa_of4[old]
+            self._route(ipaddress.IPv4Address(old), delete=True)
+        if address is None or self.faults.has(Fault.HA_IPV4_NO_TUNNEL):
+            return
+        if self._device() and self._route(address):
+            self.hoa_of4[address.packed] = hoa
+
     def close(self) -> None:
         if self.fd is not None:
             os.close(self.fd)  # a TUN device that is not persistent goes, its routes with it
@@ -155,6 +198,7 @@ class Tunnels:
             self._rtnl = None
         self.coa_of.clear()
         self.route_of.clear()
+        self.hoa_of4.clear()
 
     def from_tun(self, fd: int) -> None:
         while True:
@@ -162,6 +206,9 @@ class Tunnels:
                 inner = os.read(fd, 65535)
             except (BlockingIOError, InterruptedError):
                 return
+            if self.tx is not None and len(inner) >= 20 and inner[0] >> 4 == 4:
+                self._ipv4_to_coa(inner)
+                continue
             if self.tx is None or len(inner) < 40 or inner[0] >> 4 != 6:
                 continue
             key = self.route_of.get(inner[24:40])
@@ -177,7 +224,38 @@ class Tunnels:
                 if isinstance(coa, ipaddress.IPv6Address):
                     self.encapsulate(inner, coa)
 
-    def encapsulate(self, inner: bytes, coa: ipaddress.IPv6Address) -> None:
+    def _ipv4_to_coa(self, inner: bytes) -> None:
+        """RFC 5555 §4.5.1: an IPv4 packet for an IPv4 home address, IPv4-in-IPv6 to the
+        CoA of the binding its IPv6 home address's route serves."""
+        hoa = self.hoa_of4.get(inner[16:20])
+        key = self.route_of.get(hoa.packed) if hoa is not None else None
+        coa = self.coa_of.get(key) if key is not None else None
+        if isinstance(coa, ipaddress.IPv6Address):
+            self.encapsulate(inner, coa, IPPROTO_IPV4_IN_IPV6)
+
+    def from_coa4(self, sock: socket.socket) -> None:
+        """The reverse tunnel of IPv4 (RFC 5555 §4.5.1, RFC 6275 §10.4.5 likewise): from a
+        bound CoA, with the IPv4 home address of that binding as inner source."""
+        while True:
+            try:
+                inner, addr = sock.recvfrom(65535)
+            except (BlockingIOError, InterruptedError):
+                return
+            if len(inner) >= 40 and inner[0] >> 4 == 6 and inner[6] == IPPROTO_IPV4_IN_IPV6:
+                inner = inner[40:]  # delivered with its outer header
+            if len(inner) < 20 or inner[0] >> 4 != 4 or self.fd is None:
+                continue
+            src = ipaddress.IPv6Address(addr[0].split("%", 1)[0])
+            hoa = self.hoa_of4.get(inner[12:16])
+            if hoa is None or self.faults.has(Fault.HA_NO_REVERSE_TUNNEL):
+                continue
+            if any(h == hoa and c == src for (h, _bid), c in self.coa_of.items()):
+                with contextlib.suppress(OSError):
+                    os.write(self.fd, inner)
+
+    def encapsulate(
+        self, inner: bytes, coa: ipaddress.IPv6Address, nh: int = IPPROTO_IPV6_IN_IPV6
+    ) -> None:
         """RFC 2473 in IPv6, from the HA's address to `coa`: the outer header packed from
         the addresses' octets, no text conversion on this per-copy path (the fan-out)."""
         if self.tx is None:
@@ -187,9 +265,7 @@ class Tunnels:
             if len(self._text) > 65536:  # CoAs of bindings long gone
                 self._text.clear()
             dst = self._text[coa] = str(coa)
-        outer = IPV6_HEADER.pack(
-            0x60000000, len(inner), IPPROTO_IPV6_IN_IPV6, 64, self.address.packed, coa.packed
-        )
+        outer = IPV6_HEADER.pack(0x60000000, len(inner), nh, 64, self.address.packed, coa.packed)
         with contextlib.suppress(OSError):
             self.tx.sendto(outer + inner, (dst, 0, 0, 0))
 

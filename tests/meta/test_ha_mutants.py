@@ -40,6 +40,8 @@ DNS_REGISTERS = DNS + "test_dns_update_option_registers_the_home_address"
 DNS_R = DNS + "test_r_flag_removes_that_home_address_only"
 DNS_ZONE = DNS + "test_zone_holds_exactly_the_registered_home_addresses"
 DNS_MALFORMED = DNS + "test_malformed_dns_update_option_is_not_reported_performed"
+V4 = "suites/ha/test_dual_stack.py::"
+V4_PROPERTY = V4 + "test_any_ipv4_home_address_option_gets_a_consistent_answer"
 
 # mutant -> the suite tests that must catch it
 KILLS: dict[str, tuple[str, ...]] = {
@@ -153,6 +155,18 @@ KILLS: dict[str, tuple[str, ...]] = {
     "dns-expiry-keeps": (DNS + "test_binding_expiry_removes_the_dns_entry",),
     "dns-any-name": (DNS + "test_home_agents_own_name_is_not_updated_for_a_mobile_node",),
     "dns-restart": (DNS + "test_retransmitted_bus_do_not_restart_a_pending_update",),
+    # issue 13: IPv4 home addresses over IPv6 transport (suites/ha/test_dual_stack.py)
+    "ipv4-no-ack": (V4 + "test_dynamic_ipv4_home_address_is_assigned_and_kept",),
+    "ipv4-no-dynamic": (V4 + "test_dynamic_ipv4_home_address_is_assigned_and_kept",),
+    "ipv4-exhausted-128": (V4 + "test_exhausted_pool_gives_132",),
+    "ipv4-taken-accepted": (V4 + "test_ipv4_home_address_of_another_node_is_refused",),
+    "ipv4-zero-prefix-accepted": (V4 + "test_zero_prefix_len_is_an_error", V4_PROPERTY),
+    "ipv4-failure-prefix-len": (
+        V4 + "test_ipv4_home_address_of_another_node_is_refused",
+        V4 + "test_exhausted_pool_gives_132",
+        V4_PROPERTY,
+    ),
+    "ipv4-no-tunnel": (V4 + "test_ipv4_traffic_follows_the_ipv4_home_address",),
     # issue 12: multiple care-of addresses and flow bindings (suites/ha/test_mcoa_flows.py)
     "flows-ignored": (
         FLOW_PROPERTY,

@@ -1,0 +1,136 @@
+"""The tester's side of RFC 5555 at a home agent over IPv6 transport (draft §6, DSMIPv6): the
+IPv4 Home Address option of its BUs (§3.1.1), the IPv4 Address Acknowledgement of the HA's
+BAs (§3.2.1), and IPv4 datagrams from the lab's correspondent to an IPv4 home address, seen
+IPv4-in-IPv6 in the HA's tunnel to the care-of address (§4.5.1).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from dataclasses import dataclass
+from typing import Any
+
+from scapy.layers.inet import IP, UDP
+from scapy.layers.inet6 import IPv6, MIP6OptUnknown
+from scapy.packet import Packet
+
+from harness.tester.conversation import Predicate, from_src, inbound, to_dst
+from harness.tester.home_agent import HomeAgentUnderTest
+from harness.wire import compact
+from harness.wire.mobility import MIP6OptIPv4HomeAddress
+from harness.wire.numbers import MobOpt
+
+IPV4_IN_IPV6 = 4  # the Next Header of an IPv4 packet in IPv6 (RFC 2473)
+UNSPECIFIED = "0.0.0.0"
+PORT = 40400  # the correspondent's UDP port for IPv4 probes
+
+
+def ipv4_hoa(address: str = UNSPECIFIED, prefix_len: int = 32, p_flag: bool = False) -> Packet:
+    """An IPv4 Home Address option: 0.0.0.0 asks for a dynamic address (RFC 5555 §4.4.2)."""
+    return MIP6OptIPv4HomeAddress(prefix_len=prefix_len, flags=int(p_flag), address=address)
+
+
+def raw_ipv4_hoa(data: bytes) -> Packet:
+    """An IPv4 Home Address option with exactly `data` after its Length (malformed ones)."""
+    return MIP6OptUnknown(otype=int(MobOpt.IPV4_HOME_ADDRESS), olen=len(data), odata=data)
+
+
+@dataclass(frozen=True)
+class IPv4Ack:
+    """The IPv4 Address Acknowledgement of a BA (RFC 5555 §3.2.1)."""
+
+    status: int
+    prefix_len: int
+    reserved: int
+    address: ipaddress.IPv4Address
+
+    @property
+    def accepted(self) -> bool:
+        return self.status < 128
+
+
+def ipv4_ack(ba: compact.MobilityMessage) -> IPv4Ack | None:
+    for opt in ba.options:
+        if opt.otype == MobOpt.IPV4_ADDRESS_ACK and len(opt.data) == 6:
+            return IPv4Ack(
+                opt.data[0], opt.data[1] >> 2, opt.data[1] & 3, ipaddress.IPv4Address(opt.data[2:])
+            )
+    return None
+
+
+def usable_ipv4_hoa(addr: ipaddress.IPv4Address) -> bool:
+    """An address an IPv4 home address can be: unicast, not 0/8, loopback, link-local,
+    240/4 or the limited broadcast."""
+    return not (
+        addr.is_multicast
+        or addr.is_reserved
+        or addr.is_loopback
+        or addr.is_link_local
+        or addr in ipaddress.IPv4Network("0.0.0.0/8")
+    )
+
+
+def tunnelled4(ha: HomeAgentUnderTest, coa: str, hoa4: str, payload: bytes) -> Predicate:
+    """The correspondent's IPv4 datagram for `hoa4`, IPv4-in-IPv6 from the HA to `coa`
+    (RFC 5555 §4.5.1: an IPv4 packet to an MN in an IPv6 network goes in IPv6)."""
+
+    def test(pkt: Any) -> bool:
+        outer = pkt.getlayer(IPv6)
+        if outer is None or outer.nh != IPV4_IN_IPV6 or IP not in outer:
+            return False
+        inner = outer[IP]
+        return inner.dst == hoa4 and UDP in inner and bytes(inner[UDP].payload) == payload
+
+    return (
+        inbound
+        & from_src(ha.address)
+        & to_dst(coa)
+        & Predicate(test, f"an IPv4 datagram for {hoa4} inside IPv6 ({len(payload)} octets)")
+    )
+
+
+class Correspondent4:
+    """A UDP socket of the lab's correspondent node, IPv4."""
+
+    def __init__(self, ha: HomeAgentUnderTest) -> None:
+        self.ha = ha
+        self.address = str(ha.lab.plan.cn.host4)
+        self.sock = ha.lab.socket("cn", socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("0.0.0.0", PORT))
+
+    def __enter__(self) -> Correspondent4:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.sock.close()
+
+    def send(self, hoa4: str, payload: bytes) -> None:
+        self.sock.sendto(payload, (hoa4, PORT))
+
+    def received(self, within: float) -> list[tuple[bytes, str]]:
+        """The datagrams that reach it within `within` seconds: (payload, source)."""
+        self.sock.settimeout(within)
+        out = []
+        try:
+            while True:
+                data, addr = self.sock.recvfrom(65535)
+                out.append((data, addr[0]))
+                self.sock.settimeout(0.05)
+        except (TimeoutError, OSError):
+            pass
+        return out
+
+
+def reverse4(ha: HomeAgentUnderTest, coa: str, hoa4: str, cn4: str, payload: bytes) -> Packet:
+    """An IPv4 datagram from the IPv4 home address to the correspondent, IPv4-in-IPv6 from
+    the care-of address to the HA (the reverse tunnel, RFC 5555 §4.4.3)."""
+    return IPv6(
+        bytes(
+            IPv6(src=coa, dst=ha.address, nh=IPV4_IN_IPV6)
+            / IP(src=hoa4, dst=cn4)
+            / UDP(sport=PORT, dport=PORT)
+            / payload
+        )
+    )
+

@@ -1,0 +1,135 @@
+"""The reference HA's IPv4 home addresses (RFC 5555 §3.1.1, §3.2.1, §4.5; INT-21), sans-I/O:
+the core with the tester's scapy-built BUs, a model of the pool, and the faults' hook."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
+from scapy.layers.inet6 import HAO, IPv6, IPv6ExtHdrDestOpt
+
+from harness.faults import Fault, Faults
+from harness.reference import ha_hooks
+from harness.reference.ha_core import HomeAgentCore, IPv4Ack, IPv4Bound, SendBindingAck
+from harness.wire.mobility import BindingUpdate, MIP6OptIPv4HomeAddress
+from tests.unit.test_reference_ha_core import COA, HA, NOW, core, only
+
+POOL = ipaddress.IPv4Network("10.0.1.32/29")  # six hosts: .33 .. .38
+OWN = ipaddress.IPv4Address("10.0.1.33")  # the HA's own is never handed out
+
+
+def v4core(**kw: object) -> HomeAgentCore:
+    return core(ipv4_pool=POOL, ipv4_address=OWN, **kw)
+
+
+def bu(hoa: str, seq: int = 1, *, lifetime: int = 25, **opt: Any) -> bytes:
+    pkt = (
+        IPv6(src=COA, dst=HA)
+        / IPv6ExtHdrDestOpt(options=[HAO(hoa=hoa)])
+        / BindingUpdate(
+            seq=seq, mhtime=lifetime, flags=0x300, options=[MIP6OptIPv4HomeAddress(**opt)]
+        )
+    )
+    return bytes(pkt)
+
+
+def ack(actions: Sequence[object]) -> IPv4Ack:
+    (ba,) = only(actions, SendBindingAck)
+    assert ba.ipv4 is not None
+    return ba.ipv4
+
+
+def hoa(n: int) -> str:
+    return f"2001:db8:1::{0x100 + n:x}"
+
+
+def test_dynamic_addresses_skip_the_has_own_and_run_out_with_132() -> None:
+    ha = v4core()
+    got = [ack(ha.receive(bu(hoa(i)), NOW)) for i in range(6)]
+    assert [a.status for a in got] == [0, 0, 0, 0, 0, 132]
+    assigned = [a.address for a in got[:5]]
+    assert OWN not in assigned and len(set(assigned)) == 5
+    assert got[5].prefix_len == 0  # §3.2.1: zero in a failure
+    # a deregistration frees its address for the next MN
+    ha.receive(bu(hoa(0), 2, lifetime=0), NOW)
+    assert ack(ha.receive(bu(hoa(9)), NOW)).address == assigned[0]
+
+
+def test_static_address_checks() -> None:
+    ha = v4core()
+    first = ack(ha.receive(bu(hoa(1)), NOW))
+    cases = {
+        str(first.address): 130,  # another MN's
+        str(OWN): 130,  # the HA's own
+        "192.0.2.1": 130,  # not on the home link's pool
+        "224.0.0.1": 131,
+        "255.255.255.255": 131,
+        "127.0.0.1": 131,
+        "0.0.0.1": 131,
+    }
+    for i, (address, status) in enumerate(cases.items()):
+        got = ack(ha.receive(bu(hoa(10 + i), address=address), NOW))
+        assert (got.status, got.prefix_len) == (status, 0), address
+    free = ack(ha.receive(bu(hoa(30), address="10.0.1.38"), NOW))
+    assert (free.status, free.prefix_len, str(free.address)) == (0, 32, "10.0.1.38")
+
+
+def test_prefix_len_zero_and_prefix_requests_fail() -> None:
+    ha = v4core()
+    assert ack(ha.receive(bu(hoa(1), prefix_len=0), NOW)).status == 128
+    assert ack(ha.receive(bu(hoa(2), flags=1), NOW)).status == 133
+    assert ack(core().receive(bu(hoa(3)), NOW)).status == 129  # no pool: no IPv4 here
+
+
+def test_ipv4_bound_follows_the_node() -> None:
+    ha = v4core()
+    (bound,) = only(ha.receive(bu(hoa(1)), NOW), IPv4Bound)
+    assert bound.address is not None and bound.address in POOL
+    assert not only(ha.receive(bu(hoa(1), 2, address=str(bound.address)), NOW), IPv4Bound)
+    (gone,) = only(ha.receive(bu(hoa(1), 3, lifetime=0), NOW), IPv4Bound)
+    assert gone.address is None
+    (again,) = only(ha.receive(bu(hoa(2), lifetime=1), NOW), IPv4Bound)
+    (expired,) = only(ha.tick(NOW + 10), IPv4Bound)
+    assert expired == IPv4Bound(again.hoa, None)
+
+
+@given(st.lists(st.tuples(st.integers(0, 7), st.booleans()), max_size=30))
+def test_no_address_is_ever_held_twice(ops: list[tuple[int, bool]]) -> None:
+    """Model: registrations (0.0.0.0) and deregistrations of eight MNs in any order; the
+    addresses held are distinct, in the pool, never the HA's own, and 132 only when every
+    other pool address is held."""
+    ha, seqs = v4core(), [0] * 8
+    for n, register in ops:
+        seqs[n] += 1
+        out = ha.receive(bu(hoa(n), seqs[n], lifetime=25 if register else 0), NOW)
+        held = [node.ipv4_hoa for node in ha.nodes.values() if node.ipv4_hoa is not None]
+        assert len(held) == len(set(held)) and all(a in POOL and a != OWN for a in held)
+        answers = only(out, SendBindingAck)
+        v4 = answers[0].ipv4 if register and answers else None
+        if v4 is not None and v4.status == 132:
+            assert len(held) == len(list(POOL.hosts())) - 1
+
+
+def test_faults_bend_only_their_answer() -> None:
+    ha = v4core()
+    packet = bu(hoa(1))
+    actions = ha.receive(packet, NOW)
+    for fault, want in [
+        (Fault.HA_IPV4_NO_ACK, None),
+        (Fault.HA_IPV4_NO_DYNAMIC, 132),
+    ]:
+        (ba,) = only(ha_hooks.reaction(Faults.of(fault), packet, actions), SendBindingAck)
+        assert (ba.ipv4.status if ba.ipv4 is not None else None) == want
+    zero = bu(hoa(2), prefix_len=0)
+    (ba,) = only(
+        ha_hooks.reaction(
+            Faults.of(Fault.HA_IPV4_ZERO_PREFIX_ACCEPTED), zero, ha.receive(zero, NOW)
+        ),
+        SendBindingAck,
+    )
+    assert ba.ipv4 is not None and ba.ipv4.status == 0
+    (ba,) = only(ha_hooks.reaction(Faults.of(), packet, actions), SendBindingAck)
+    assert ba.ipv4 is not None and ba.ipv4.status == 0
