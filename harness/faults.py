@@ -175,6 +175,8 @@ class Fault(Enum):
     MN_FLOW_FROM_COA = ("mn", "flow-from-coa")
     MN_FLOW_TUNNEL_PRIMARY = ("mn", "flow-tunnel-primary")
     MN_SAME_FID_PRI = ("mn", "same-fid-pri")
+    MN_IGNORE_NEW_IFACE = ("mn", "ignore-new-iface")
+    MN_NEW_IFACE_ALONE = ("mn", "new-iface-alone")
 
     @property
     def role(self) -> Role:
@@ -786,6 +788,15 @@ CATALOGUE: dict[Fault, FaultSpec] = {
     ),
     Fault.MN_SAME_FID_PRI: FaultSpec(
         "RFC6089-2", "gives every flow FID-PRI 1 (RFC 6089 §4.2: unique per flow)"
+    ),
+    Fault.MN_IGNORE_NEW_IFACE: FaultSpec(
+        "DMM-MIF-1",
+        "leaves an interface that comes up while it runs alone: no address, no use (draft §7.1)",
+    ),
+    Fault.MN_NEW_IFACE_ALONE: FaultSpec(
+        "DMM-MIF-2",
+        "registers a new interface's address with the home link's home agent though no home "
+        "agent is in use (draft §7.1: none involved)",
     ),
     Fault.MN_FLOW_FROM_COA: FaultSpec(
         "DMM-MIF-3",

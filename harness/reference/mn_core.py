@@ -720,6 +720,8 @@ class MobileNodeCore:
                 out += self._send_bu(now, b, fresh=True, lifetime=0 if dereg else None)
             elif b.iface != iface and b.phase is not Phase.DEREGISTERING and old is None:
                 out += self._register_interface(now, b, iface)
+        if self.config.faults.has(Fault.MN_NEW_IFACE_ALONE) and old is None and not self.bindings:
+            out += self._register_alone(now, iface, new_address)
         return out + self._sync_data_plane()
 
     def _leave_link(self, now: float, iface: str, old: AttachedLink, coa: IPv6) -> list[Action]:
@@ -761,6 +763,17 @@ class MobileNodeCore:
             Log(f"{iface} registered with {b.ha} for {b.hoa} (BID {self.bid_of(iface)})"),
             *self._send_bu(now, b, fresh=True),
         ]
+
+    def _register_alone(self, now: float, iface: str, coa: IPv6) -> list[Action]:
+        """A fault only: the first interface's address registered with its home link's HA
+        from the new interface, though no home agent is in use."""
+        first = next((link for name, link in self.links.items() if name != iface), None)
+        entry = self.ha_cache.get(first.prefix) if first is not None else None
+        if first is None or entry is None:
+            return []
+        b = Binding(first.address, first.prefix, entry.address, coa, iface, seq=1)
+        self.bindings[b.hoa] = b
+        return self._send_bu(now, b, fresh=True)
 
     def bid_of(self, iface: str) -> int:
         """The interface's BID: its rank among the MN's interfaces, from 1 (RFC 5648 §4.3:

@@ -362,6 +362,8 @@ class MobileNodeDaemon:
     def _adopt_new_interfaces(self) -> None:
         """An interface of --ifaces that has appeared since (draft §7.1: a new interface
         becomes active): managed from now on, its RS sent once its carrier is up."""
+        if self.faults.has(Fault.MN_IGNORE_NEW_IFACE):
+            return
         for iface in self.opts.ifaces:
             if iface not in self._ifindex and _exists(iface):
                 self.log(f"{iface} appeared")

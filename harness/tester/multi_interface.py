@@ -9,13 +9,15 @@ the flow policy `FLOWS`: what the tester asks it to move, checked on the wire af
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from scapy.layers.inet import UDP
 from scapy.layers.inet6 import IPv6
 
-from harness.tester.conversation import Predicate, mobility_message
+from harness.lab.nodes import Unreachable
+from harness.tester.conversation import Link, Predicate, mobility_message
 from harness.tester.fixtures import Captures
 from harness.tester.flows import FLAG_O, PORT_BASE
 from harness.tester.mobile_node import (
@@ -145,7 +147,6 @@ def second_interface_comes_up(mn: MobileNodeUnderTest) -> SecondInterface:
     coa0 = str(mn.world.mn_address(FIRST_VISITED))
     mn.link.mark()
     mn.lab.attach_new(SECOND_IFACE, SECOND_LINK)
-    prefix = mn.lab.plan.link(SECOND_LINK).prefix6
     pkt = in_time(
         mn.link,
         bu_with_bids(ha, str(mn.home)),
@@ -154,10 +155,43 @@ def second_interface_comes_up(mn: MobileNodeUnderTest) -> SecondInterface:
     )
     bu = mobility_message(pkt)
     assert bu is not None
-    coa1 = next((a for a in mn.world.mn_addresses(SECOND_IFACE) if a in prefix), None)
-    if coa1 is None:
-        raise AssertionError(f"the MN formed no address in {prefix} on {SECOND_IFACE}")
-    return SecondInterface(first, bu, {MN_IFACE: coa0, SECOND_IFACE: str(coa1)})
+    coa1 = second_address(mn, 0.0)
+    return SecondInterface(first, bu, {MN_IFACE: coa0, SECOND_IFACE: coa1})
+
+
+def second_address(mn: MobileNodeUnderTest, within: float) -> str:
+    """The address the MN formed on its second interface in that link's prefix (from the
+    kernel), waited for `within` seconds; none is the MN's failure (draft §7.1)."""
+    prefix = mn.lab.plan.link(SECOND_LINK).prefix6
+    deadline = time.monotonic() + within
+    while True:
+        found = [a for a in mn.world.mn_addresses(SECOND_IFACE) if a in prefix]
+        if found:
+            return str(found[0])
+        if time.monotonic() >= deadline:
+            raise AssertionError(
+                f"the MN formed no address in {prefix} on {SECOND_IFACE} within {within:g} s"
+            )
+        time.sleep(0.02)
+
+
+def attach_second_interface(mn: MobileNodeUnderTest, captures: Captures) -> tuple[Link, str]:
+    """The lab adds the second interface on link 3 (the MN on link 1, nothing moved); its
+    captured link and the address the MN formed there within the registration deadline."""
+    mn.link.mark()
+    mn.lab.attach_new(SECOND_IFACE, SECOND_LINK)
+    link = captures.watch_node(mn.lab, "mn", SECOND_IFACE)
+    return link, second_address(mn, mn.deadlines.registration)
+
+
+def reach_natively(mn: MobileNodeUnderTest, address: str) -> None:
+    """An echo to the correspondent from `address` through the second interface: the MN's
+    own address and routes there (a loss is the MN's failure; it sent no BU, so nothing
+    else is in the way)."""
+    try:
+        mn.lab.ping("mn", mn.lab.plan.cn.host6, ifname=SECOND_IFACE, src=address)
+    except Unreachable as exc:
+        raise AssertionError(f"no echo reply to {address} through {SECOND_IFACE}: {exc}") from None
 
 
 def flow_datagram(cn: str, port: int) -> Predicate:

@@ -5,7 +5,9 @@ with Flow Identification options (RFC 6089), judged on the wire.
 The SUT MN starts on access link 1, keeps a session while its first interface moves to link
 2 (so the home agent of link 1 is in use), then the lab gives it a second interface on link
 3 (harness/tester/multi_interface.py). The MN is told the flows to bind (`FLOWS`: one
-correspondent port per interface) through its profile's {flows}. Deadlines: INT-16.
+correspondent port per interface) through its profile's {flows}. Deadlines: INT-16. Not
+applicable unless the profile claims multi_interface (and mcoa, flow_bindings where a test
+needs them).
 """
 
 from __future__ import annotations
@@ -14,18 +16,35 @@ import pytest
 
 from harness.tester.conversation import mobility_message
 from harness.tester.fixtures import Captures
-from harness.tester.mobile_node import MobileNodeUnderTest, bu_from_mn, in_time
+from harness.tester.mobile_node import MobileNodeUnderTest, bu_any, bu_from_mn, in_time
 from harness.tester.multi_interface import (
     FLOW_PORTS,
     SECOND_IFACE,
+    attach_second_interface,
     bids_of,
     flows_of,
     has_alt_coa,
     new_session_of_the_flow,
     overwrite_flag,
+    reach_natively,
     second_interface_comes_up,
 )
 from harness.tester.world import MN_IFACE
+
+
+@pytest.mark.clause("DMM-MIF-1", "DMM-MIF-2")
+def test_a_new_interface_without_a_home_agent_in_use_is_used_natively(
+    multi_mn: MobileNodeUnderTest, captures: Captures
+) -> None:
+    """No session has moved, so no home agent is in use: the new interface forms an address
+    on its link and reaches the correspondent natively from it, and the MN sends no BU on
+    either interface (draft §7.1 "No home agent is involved")."""
+    second, address = attach_second_interface(multi_mn, captures)
+    reach_natively(multi_mn, address)
+    for link in (multi_mn.link, second):
+        link.expect_none(
+            bu_any(), multi_mn.deadlines.quiet, f"a BU after {SECOND_IFACE} came up, no HA in use"
+        )
 
 
 @pytest.mark.clause(
@@ -46,6 +65,7 @@ def test_a_new_interface_is_registered_under_a_bid_of_its_own(
     address (Length 20 with the address, RFC 5648 §4.3, §5.1), unique BIDs, BID-PRIs in
     1..127 (RFC 6089 §4.1), no Alternate Care-of Address option (§5.2) and O set (§5.9:
     the first registration of several bindings)."""
+    multi_mn.sut.features.require("mcoa", "the SUT mobile node")
     seen = second_interface_comes_up(multi_mn)
     bids = bids_of(seen.bu)
     assert all(b.length == 20 for b in bids), (
@@ -72,6 +92,7 @@ def test_flows_are_bound_to_their_interfaces_in_every_bu(multi_mn: MobileNodeUnd
     selector is the correspondent's port as the source port of what the HA forwards
     (INT-20); FID-PRIs are distinct (RFC 6089 §4.2); and the next BU carries the flows again
     (§5.2: a flow left out is deleted)."""
+    flow_bindings(multi_mn)
     seen = second_interface_comes_up(multi_mn)
     ha = multi_mn.ha_address(1)
     bid_of = {b.coa: b.bid for b in bids_of(seen.bu)}
@@ -90,6 +111,11 @@ def test_flows_are_bound_to_their_interfaces_in_every_bu(multi_mn: MobileNodeUnd
     nxt = mobility_message(pkt)
     assert nxt is not None
     _check_flows(nxt, expected, "the next BU")
+
+
+def flow_bindings(mn: MobileNodeUnderTest) -> None:
+    mn.sut.features.require("mcoa", "the SUT mobile node")
+    mn.sut.features.require("flow_bindings", "the SUT mobile node")
 
 
 def _check_flows(bu: object, expected: dict[int, int | None], what: str) -> None:
@@ -123,6 +149,7 @@ def test_a_new_session_of_a_moved_flow_uses_the_home_address_on_its_interface(
     interface uses the registered home address (draft §7.1 MUST), reverse-tunnelled to the
     home agent from the new interface's care-of address (the source address the
     interface's binding names, INT-20)."""
+    flow_bindings(multi_mn)
     seen = second_interface_comes_up(multi_mn)
     got = new_session_of_the_flow(multi_mn, seen, captures)
     home, coa, ha = str(multi_mn.home), seen.coa[SECOND_IFACE], multi_mn.ha_address(1)

@@ -18,6 +18,7 @@ BOOT = "suites/mn/test_bootstrap.py::"
 MCOA = "suites/mn/test_mcoa_flows.py::"
 NEW_IFACE = MCOA + "test_a_new_interface_is_registered_under_a_bid_of_its_own"
 FLOWS = MCOA + "test_flows_are_bound_to_their_interfaces_in_every_bu"
+NATIVE = MCOA + "test_a_new_interface_without_a_home_agent_in_use_is_used_natively"
 NEW_SESSION = MCOA + "test_a_new_session_of_a_moved_flow_uses_the_home_address_on_its_interface"
 FAULTS = by_name(Role.MN)
 ROLE = "mn"
@@ -84,6 +85,8 @@ KILLS: dict[str, tuple[str, ...]] = {
     "flow-to-primary": (FLOWS,),
     "flows-once": (FLOWS,),
     "same-fid-pri": (FLOWS,),
+    "ignore-new-iface": (NATIVE,),
+    "new-iface-alone": (NATIVE,),
     "flow-from-coa": (NEW_SESSION,),
     "flow-tunnel-primary": (NEW_SESSION,),
 }
