@@ -120,6 +120,7 @@ class Fault(Enum):
     HA_IPV4_ZERO_PREFIX_ACCEPTED = ("ha", "ipv4-zero-prefix-accepted")
     HA_IPV4_FAILURE_PREFIX_LEN = ("ha", "ipv4-failure-prefix-len")
     HA_IPV4_NO_TUNNEL = ("ha", "ipv4-no-tunnel")
+    HA_IGMP_STATE_IGNORED = ("ha", "igmp-state-ignored")
     # the Mobile Node (suites/mn/test_mobile_node.py, suites/interop)
     MN_NO_MCAST_OPTION = ("mn", "no-mcast-option")
     MN_NO_HAO = ("mn", "no-hao")
@@ -585,6 +586,11 @@ CATALOGUE: dict[Fault, FaultSpec] = {
         "RFC5555-5",
         "acknowledges the IPv4 home address but tunnels none of its packets to the care-of "
         "address (RFC 5555 §4.5.1)",
+    ),
+    Fault.HA_IGMP_STATE_IGNORED: FaultSpec(
+        "DMM-V4-4",
+        "echoes the IGMPv3 form of the Multicast State option but neither joins nor forwards "
+        "by it: no IPv4 multicast reaches the care-of address (draft §8)",
     ),
     Fault.HA_DNS_ANY_NAME: FaultSpec(
         "RFC5026-5",

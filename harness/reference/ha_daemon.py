@@ -55,9 +55,9 @@ plane's (ha_dataplane.py):
 
 Not done yet: the MN-ID option check (RFC 4283); IPv4 care-of addresses, BUs in UDP over
 IPv4 and NAT detection (RFC 5555 §4.2; the lab has no IPv4-only access link yet); IGMPv3
-queries and IPv4 multicast forwarding (the IGMPv3 form of the Multicast State option is
-installed and echoed, nothing is forwarded by it); the RFC 3810 startup queries (the first
-query goes at once, the next after a whole Query Interval).
+General Queries to the mobile nodes (draft §8; the IGMPv3 form of the Multicast State option
+is installed, echoed, joined on the uplink and forwarded by, IPv4-in-IPv6); the RFC 3810
+startup queries (the first query goes at once, the next after a whole Query Interval).
 
 Deliberate faults for the suite's own tests (the catalogue: harness/faults.py): Options.faults,
 from DMMCONF_HA_MUTANT=<name>, switches them on; the daemon consults them at its hook points

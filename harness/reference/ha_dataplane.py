@@ -9,6 +9,8 @@ due for an MLD General Query. The daemon (ha_daemon.py, ha_io.py) does the socke
 * The copies (draft §3, §6): a multicast packet goes into the tunnel of every binding whose
   state admits (group, source), one copy per binding, none natively on the access link,
   never for a group of link-local scope; a checksum its sender left to offload is completed.
+  IPv4 groups likewise by the state of the option's IGMPv3 form (draft §8), joined on the
+  uplink and copied IPv4-in-IPv6 (copies4; RFC 5555 §4.5.1).
 * The steering of unicast packets for a home address among its bindings (RFC 6089 §5.3.6,
   RFC 5648): the first matching active flow binding, else the lowest BID-PRI.
 * The query schedule (draft §6, RFC 6275 §10.4.3, INT-7): a General Query to the CoA of each
@@ -25,13 +27,15 @@ from dataclasses import dataclass
 from harness.faults import NO_FAULTS, Fault, Faults
 from harness.reference import ha_core, ha_mcoa
 from harness.reference import multicast as mcast
-from harness.wire import ipv6, traffic_selector
+from harness.wire import ipv4, ipv6, traffic_selector
 
 IPv6 = ipaddress.IPv6Address
+IPv4 = ipaddress.IPv4Address
 # A binding's multicast service as the data plane sees it: where to, and what it admits.
-Served = tuple[ipaddress.IPv4Address | IPv6, mcast.BindingMulticast]
-# A membership on the uplink: (group, source), source None for any source.
-Membership = tuple[IPv6, IPv6 | None]
+Served = tuple[IPv4 | IPv6, mcast.BindingMulticast]
+# A membership on the uplink: (group, source), source None for any source; IPv6 groups of
+# the MLDv2 form of the state, IPv4 ones of its IGMPv3 form (draft §8).
+Membership = tuple[IPv6 | IPv4, IPv6 | IPv4 | None]
 
 
 def group_served(group: IPv6, faults: Faults = NO_FAULTS) -> bool:
@@ -49,6 +53,15 @@ def join_set(served: Iterable[Served], faults: Faults = NO_FAULTS) -> set[Member
                 wanted |= {(group, src) for src in gstate.sources if isinstance(src, IPv6)}
             else:
                 wanted.add((group, None))
+        if faults.has(Fault.HA_IGMP_STATE_IGNORED):
+            continue
+        for group4, gstate in state.igmp.groups.items():  # draft §8: the IGMPv3 form
+            if not isinstance(group4, IPv4) or not ha_core.served_scope(group4, faults):
+                continue
+            if gstate.mode is mcast.Mode.INCLUDE:
+                wanted |= {(group4, src) for src in gstate.sources if isinstance(src, IPv4)}
+            else:
+                wanted.add((group4, None))
     return wanted
 
 
@@ -78,9 +91,32 @@ def wants(
 @dataclass(frozen=True)
 class Copies:
     packet: bytes  # what goes into the tunnels
-    group: IPv6
+    group: IPv6 | IPv4
     coas: tuple[IPv6, ...]  # one copy each
     native: bool  # a copy on the access link too (a fault only)
+
+
+def copies4(
+    packet: bytes,
+    checksum_not_ready: bool,
+    served: Iterable[Served],
+    faults: Faults = NO_FAULTS,
+) -> Copies | None:
+    """What becomes of an IPv4 packet seen on the uplink or the access link (draft §8: the
+    reception state of the IGMPv3 form; RFC 5555 §4.5.1: IPv4 in IPv6 to an IPv6 CoA)."""
+    if len(packet) < 20 or packet[0] >> 4 != 4 or not 224 <= packet[16] < 240:
+        return None
+    group, source = IPv4(packet[16:20]), IPv4(packet[12:16])
+    if faults.has(Fault.HA_IGMP_STATE_IGNORED) or not ha_core.served_scope(group, faults):
+        return None  # 224.0.0.0/24 stays on its link
+    if checksum_not_ready:
+        packet = ipv4.complete_checksum(packet)
+    coas = tuple(
+        coa
+        for coa, state in served
+        if isinstance(coa, IPv6) and state.igmp.admits(group, source)
+    )
+    return Copies(packet, group, coas, False)
 
 
 def copies(

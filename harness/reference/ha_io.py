@@ -28,7 +28,12 @@ from typing import Any
 
 from harness.faults import NO_FAULTS, Fault, Faults
 from harness.netproto import advertiser
-from harness.netproto.packet import ETH_P_IPV6, checksum_left_to_offload, open_packet_socket
+from harness.netproto.packet import (
+    ETH_P_IP,
+    ETH_P_IPV6,
+    checksum_left_to_offload,
+    open_packet_socket,
+)
 from harness.reference import ha_core, ha_dataplane, ha_hooks
 from harness.reference.ha_dataplane import Membership, Served
 
@@ -307,6 +312,7 @@ class MulticastForwarder:
         self.faults = faults
         self.joined: set[Membership] = set()
         self.joiner: socket.socket | None = None
+        self.joiner4: socket.socket | None = None  # IPv4 groups (draft §8, the IGMPv3 form)
         self.sniffers: list[socket.socket] = []
         self.native: socket.socket | None = None  # the access link's, for a fault only
         self.ifindex = 0
@@ -320,23 +326,25 @@ class MulticastForwarder:
             self.log(f"no uplink {self.uplink}: {exc}; multicast is not forwarded")
             return
         self.joiner = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        self.joiner4 = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         for name in (self.uplink, self.access):
             if name is None:
                 continue
-            try:
-                sniffer = open_packet_socket(name, ETH_P_IPV6)
-            except OSError as exc:
-                self.log(f"cannot watch {name} for multicast data: {exc}")
-                continue
-            self.sniffers.append(sniffer)
-            if name == self.access:
-                self.native = sniffer
+            for ethertype in (ETH_P_IPV6, ETH_P_IP):
+                try:
+                    sniffer = open_packet_socket(name, ethertype)
+                except OSError as exc:
+                    self.log(f"cannot watch {name} for multicast data: {exc}")
+                    continue
+                self.sniffers.append(sniffer)
+                if name == self.access and ethertype == ETH_P_IPV6:
+                    self.native = sniffer
 
     def close(self) -> None:
-        for s in [self.joiner, *self.sniffers]:
+        for s in [self.joiner, self.joiner4, *self.sniffers]:
             if s is not None:
                 s.close()
-        self.joiner, self.sniffers, self.native = None, [], None
+        self.joiner, self.joiner4, self.sniffers, self.native = None, None, [], None
         self.joined.clear()
 
     def sync(self, served: list[Served]) -> None:
@@ -349,12 +357,12 @@ class MulticastForwarder:
         for group, source in join:
             self._member(group, source, join=True)
 
-    def _member(
-        self, group: ipaddress.IPv6Address, source: ipaddress.IPv6Address | None, join: bool
-    ) -> None:
+    def _member(self, group: Any, source: Any, join: bool) -> None:
         from harness.netproto import sockopts
 
-        assert self.joiner is not None
+        joiner = self.joiner if group.version == 6 else self.joiner4
+        level = socket.IPPROTO_IPV6 if group.version == 6 else socket.IPPROTO_IP
+        assert joiner is not None
         if source is None:
             opt = sockopts.MCAST_JOIN_GROUP if join else sockopts.MCAST_LEAVE_GROUP
             value = sockopts.group_req(self.ifindex, group)
@@ -362,7 +370,7 @@ class MulticastForwarder:
             opt = sockopts.MCAST_JOIN_SOURCE_GROUP if join else sockopts.MCAST_LEAVE_SOURCE_GROUP
             value = sockopts.group_source_req(self.ifindex, group, source)
         try:
-            self.joiner.setsockopt(socket.IPPROTO_IPV6, opt, value)
+            joiner.setsockopt(level, opt, value)  # the MCAST_* numbers serve both levels
         except OSError as exc:
             self.log(f"cannot {'join' if join else 'leave'} ({source}, {group}): {exc}")
             return
@@ -379,6 +387,14 @@ class MulticastForwarder:
             except (BlockingIOError, InterruptedError):
                 return
             if addr[2] == socket.PACKET_OUTGOING:
+                continue
+            if addr[1] == ETH_P_IP:  # draft §8, RFC 5555 §4.5.1: IPv4 in IPv6
+                plan4 = ha_dataplane.copies4(
+                    packet, checksum_left_to_offload(anc), served, self.faults
+                )
+                if plan4 is not None:
+                    for coa in plan4.coas:
+                        tunnels.encapsulate(plan4.packet, coa, IPPROTO_IPV4_IN_IPV6)
                 continue
             plan = ha_dataplane.copies(packet, checksum_left_to_offload(anc), served, self.faults)
             if plan is None:

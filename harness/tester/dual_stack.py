@@ -15,11 +15,20 @@ from scapy.layers.inet import IP, UDP
 from scapy.layers.inet6 import IPv6, MIP6OptUnknown
 from scapy.packet import Packet
 
-from harness.tester.conversation import Predicate, from_src, inbound, to_dst
+from harness import verdicts
+from harness.lab.topology import Lab
+from harness.tester.conversation import (
+    ExpectationFailed,
+    Link,
+    Predicate,
+    from_src,
+    inbound,
+    to_dst,
+)
 from harness.tester.home_agent import HomeAgentUnderTest
 from harness.wire import compact
-from harness.wire.mobility import MIP6OptIPv4HomeAddress
-from harness.wire.numbers import MobOpt
+from harness.wire.mobility import IgmpGroupRecord, MIP6OptIPv4HomeAddress, MIP6OptMulticastState
+from harness.wire.numbers import IGMPV3_REPORT, MobOpt
 
 IPV4_IN_IPV6 = 4  # the Next Header of an IPv4 packet in IPv6 (RFC 2473)
 UNSPECIFIED = "0.0.0.0"
@@ -134,3 +143,68 @@ def reverse4(ha: HomeAgentUnderTest, coa: str, hoa4: str, cn4: str, payload: byt
         )
     )
 
+
+
+# ----------------------------------------------------------------- IPv4 multicast (draft §8)
+
+REACH_TRIES, REACH_EACH = 10, 0.3  # a source's datagrams until one reaches the HA's link
+
+
+def state4(*records: tuple[int, str, tuple[str, ...]]) -> MIP6OptMulticastState:
+    """A Multicast State option in its IGMPv3 form (draft §8, type 0x22) of (record type,
+    group, sources) records."""
+    return MIP6OptMulticastState(
+        report_type=IGMPV3_REPORT,
+        records=[IgmpGroupRecord(rtype=t, maddr=g, sources=list(s)) for t, g, s in records],
+    )
+
+
+@dataclass
+class Source4:
+    """A real IPv4 multicast sender: a UDP socket in a lab node."""
+
+    node: str
+    address: str
+    sock: socket.socket
+
+    def send(self, group: str, payload: bytes) -> None:
+        self.sock.sendto(payload, (group, PORT))
+
+
+def open_source4(lab: Lab, node: str, address: object) -> Source4:
+    from harness.netproto import sockopts
+
+    sock = lab.socket(node, socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.IPPROTO_IP, sockopts.IP_MULTICAST_TTL, 16)
+    ifindex = lab.ifindex(node, "eth0")
+    sock.setsockopt(socket.IPPROTO_IP, sockopts.IP_MULTICAST_IF, sockopts.ip_mreqn(ifindex))
+    return Source4(node, str(address), sock)
+
+
+def carries4(group: str, payload: bytes) -> Predicate:
+    """An IPv4 datagram to `group` with `payload`, not inside IPv6."""
+
+    def test(pkt: Any) -> bool:
+        if IPv6 in pkt or IP not in pkt:
+            return False
+        ip = pkt[IP]
+        return ip.dst == group and UDP in ip and bytes(ip[UDP].payload) == payload
+
+    return inbound & Predicate(test, f"an IPv4 datagram to {group} ({len(payload)} octets)")
+
+
+def reach_ha4(watch: Link, source: Source4, group: str, tag: str) -> bytes:
+    """Datagrams tagged `tag` from `source` to `group` until one is seen on `watch` (the
+    HA's uplink or access link); its payload. Inconclusive if none is: the lab's trouble."""
+    for i in range(REACH_TRIES):
+        payload = f"{tag}-{i}".encode()
+        source.send(group, payload)
+        try:
+            watch.expect(carries4(group, payload), within=REACH_EACH)
+            return payload
+        except ExpectationFailed:
+            continue
+    verdicts.inconclusive(
+        f"no IPv4 datagram from {source.node} ({source.address}) to {group} reached the home "
+        f"agent's {watch.iface} in {REACH_TRIES * REACH_EACH:g} s: the lab did not deliver"
+    )

@@ -31,8 +31,11 @@ from harness.tester.dual_stack import (
     IPv4Ack,
     ipv4_ack,
     ipv4_hoa,
+    open_source4,
     raw_ipv4_hoa,
+    reach_ha4,
     reverse4,
+    state4,
     tunnelled4,
     usable_ipv4_hoa,
 )
@@ -42,10 +45,13 @@ from harness.tester.home_agent import (
     FLAG_H,
     LIFETIME,
     HomeAgentUnderTest,
+    binding,
     deregister,
     expect_ba,
     expect_in_time,
 )
+from harness.tester.multicast_state import IS_EX, IS_IN
+from harness.tester.sources import Wire
 from harness.wire import compact
 from harness.wire.mobility import BindingUpdate, MIP6OptIPv4HomeAddress
 
@@ -310,3 +316,35 @@ def test_ipv4_traffic_follows_the_ipv4_home_address(
             mn_link.expect(tunnelled4(ha, ha.coa, hoa4, late), within=ha.reaction_window,
                            since=mark)  # fmt: skip
             raise AssertionError(f"{hoa4} is still tunnelled after its deregistration")
+
+
+@pytest.mark.clause("DMM-V4-4", "DMM-V4-5", "DMM-HA-19")
+def test_igmpv3_state_admits_ipv4_multicast_into_the_tunnel(
+    home_agent: HomeAgentUnderTest, mn_link: Link, wire: Wire
+) -> None:
+    """The Multicast State option in its IGMPv3 form (type 0x22) initialises the binding's
+    IPv4 reception state (draft §8): INCLUDE {remote source} for the SSM group, EXCLUDE {}
+    for the ASM group. The remote source's SSM datagrams and the home link's source's ASM
+    datagrams reach the care-of address IPv4-in-IPv6; the home link's source's datagrams to
+    the SSM group, whose source list lacks it, do not."""
+    ha, lab = home_agent, home_agent.lab
+    ssm, asm = str(lab.plan.ssm_group4), str(lab.plan.asm_group4)
+    remote = open_source4(lab, "src", lab.plan.mcast_source.host4)
+    local = open_source4(lab, "cdn", lab.plan.cdn4)
+    option = state4((IS_IN, ssm, (remote.address,)), (IS_EX, asm, ()))
+    with (
+        contextlib.closing(remote.sock),
+        contextlib.closing(local.sock),
+        binding(ha, mn_link, option),
+    ):
+        # the home link's source first: its datagrams reach the HA whatever it joined
+        for source, group, watch in ((local, asm, wire.access), (remote, ssm, wire.uplink)):
+            mark = mn_link.mark()
+            payload = reach_ha4(watch, source, group, f"v4-{source.node}")
+            expect_in_time(mn_link, tunnelled4(ha, ha.coa, group, payload),
+                           ha.reaction_window, since=mark)  # fmt: skip
+        mark = mn_link.mark()
+        payload = reach_ha4(wire.access, local, ssm, "v4-unlisted")
+        mn_link.expect_none(
+            tunnelled4(ha, ha.coa, ssm, payload), during=ha.reaction_window, since=mark
+        )

@@ -133,3 +133,51 @@ def test_faults_bend_only_their_answer() -> None:
     assert ba.ipv4 is not None and ba.ipv4.status == 0
     (ba,) = only(ha_hooks.reaction(Faults.of(), packet, actions), SendBindingAck)
     assert ba.ipv4 is not None and ba.ipv4.status == 0
+
+
+def _udp4(src: str, dst: str) -> bytes:
+    from scapy.layers.inet import IP, UDP
+
+    return bytes(IP(src=src, dst=dst, ttl=8) / UDP(sport=1, dport=2) / b"data")
+
+
+def test_igmpv3_state_gives_ipv4_joins_and_copies() -> None:
+    """Draft §8: the IGMPv3 form initialises the binding's IPv4 reception state; the data
+    plane joins by it and copies IPv4 multicast into the tunnel by it, never 224.0.0.0/24."""
+    from harness.reference import ha_dataplane
+    from harness.wire.mobility import IgmpGroupRecord, MIP6OptMulticastState
+    from harness.wire.numbers import IGMPV3_REPORT
+
+    option = MIP6OptMulticastState(
+        report_type=IGMPV3_REPORT,
+        records=[
+            IgmpGroupRecord(rtype=1, maddr="232.1.1.1", sources=["198.51.100.18"]),
+            IgmpGroupRecord(rtype=2, maddr="239.1.1.1", sources=[]),
+        ],
+    )
+    ha = v4core()
+    pkt = (
+        IPv6(src=COA, dst=HA)
+        / IPv6ExtHdrDestOpt(options=[HAO(hoa=hoa(1))])
+        / BindingUpdate(seq=1, mhtime=25, flags=0x300, options=[option])
+    )
+    ha.receive(bytes(pkt), NOW)
+    served = [(b.coa, b.multicast) for b in ha.bindings()]
+    group, source = ipaddress.IPv4Address("232.1.1.1"), ipaddress.IPv4Address("198.51.100.18")
+    assert ha_dataplane.join_set(served) == {
+        (group, source),
+        (ipaddress.IPv4Address("239.1.1.1"), None),
+    }
+    coa = ipaddress.IPv6Address(COA)
+    for src, dst, want in [
+        ("198.51.100.18", "232.1.1.1", (coa,)),
+        ("10.0.1.205", "232.1.1.1", ()),  # not in the INCLUDE list
+        ("10.0.1.205", "239.1.1.1", (coa,)),
+        ("10.0.1.205", "239.9.9.9", ()),  # no state
+        ("10.0.1.205", "224.0.0.251", ()),  # link-local scope
+    ]:
+        plan = ha_dataplane.copies4(_udp4(src, dst), False, served)
+        assert (plan.coas if plan is not None else ()) == want, (src, dst)
+    ignored = Faults.of(Fault.HA_IGMP_STATE_IGNORED)
+    assert not ha_dataplane.join_set(served, ignored)
+    assert ha_dataplane.copies4(_udp4("198.51.100.18", "232.1.1.1"), False, served, ignored) is None
