@@ -121,6 +121,7 @@ class Fault(Enum):
     HA_IPV4_FAILURE_PREFIX_LEN = ("ha", "ipv4-failure-prefix-len")
     HA_IPV4_NO_TUNNEL = ("ha", "ipv4-no-tunnel")
     HA_IGMP_STATE_IGNORED = ("ha", "igmp-state-ignored")
+    HA_NO_IGMP_QUERIER = ("ha", "no-igmp-querier")
     # the Mobile Node (suites/mn/test_mobile_node.py, suites/interop)
     MN_NO_MCAST_OPTION = ("mn", "no-mcast-option")
     MN_NO_HAO = ("mn", "no-hao")
@@ -591,6 +592,11 @@ CATALOGUE: dict[Fault, FaultSpec] = {
         "DMM-V4-4",
         "echoes the IGMPv3 form of the Multicast State option but neither joins nor forwards "
         "by it: no IPv4 multicast reaches the care-of address (draft §8)",
+    ),
+    Fault.HA_NO_IGMP_QUERIER: FaultSpec(
+        "DMM-V4-1",
+        "sends no IGMPv3 General Query to a mobile node with IPv4 multicast state (draft §8: "
+        "the HA is its IGMP querier)",
     ),
     Fault.HA_DNS_ANY_NAME: FaultSpec(
         "RFC5026-5",

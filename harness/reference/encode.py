@@ -137,6 +137,37 @@ def icmpv6_checksum(src: ipaddress.IPv6Address, dst: ipaddress.IPv6Address, msg:
     return transport_checksum(src, dst, 58, msg)
 
 
+def igmp_general_query(
+    src: ipaddress.IPv4Address, *, max_response: float, query_interval: float
+) -> bytes:
+    """A whole IPv4 packet: an IGMPv3 General Query (RFC 3376 §4.1: Group Address 0, no
+    sources) from `src` to 224.0.0.1 with TTL 1 and the IP Router Alert option (§4)."""
+    from harness.netproto import igmp
+    from harness.netproto.mld import Timers
+    from harness.wire.ipv4 import internet_checksum
+
+    timers = Timers(query_interval=query_interval, query_response_interval=max_response)
+    body = igmp.igmp3_query(None, [], timers)
+    header = bytearray(
+        struct.pack(
+            "!BBHHHBBH4s4s",
+            0x46,  # version 4, IHL 6: the Router Alert option's word
+            0xC0,  # DSCP CS6, RFC 3376 §4 "Internetwork Control"
+            24 + len(body),
+            0,
+            0,
+            1,  # TTL 1
+            2,  # IGMP
+            0,
+            src.packed,
+            igmp.ALL_SYSTEMS.packed,
+        )
+        + igmp.ROUTER_ALERT
+    )
+    struct.pack_into("!H", header, 10, internet_checksum(bytes(header)))
+    return bytes(header) + body
+
+
 def mld_general_query(
     src: ipaddress.IPv6Address,
     *,

@@ -32,6 +32,10 @@ plane's (ha_dataplane.py):
   then RetransTimer (RFC 4861 §10, scaled by --time-scale, at least DAD_MIN_WAIT) for a
   Neighbor Advertisement of the home address, read on a raw ICMPv6 socket; one answers
   status 134.
+* The IGMP querier for mobile nodes with IPv4 multicast state (draft §8): IGMPv3 General
+  Queries from --address4 to 224.0.0.1 (TTL 1, Router Alert), IPv4-in-IPv6 to the CoA, on
+  the MLD querier's timers (INT-21); the IGMPv3 form of the Multicast State option is joined
+  on the uplink and forwarded by, likewise IPv4-in-IPv6.
 * Router Advertisements on the access link with the H flag, the R flag and the Home Agent
   Information option (RFC 6275 §7), from harness.netproto.advertiser.RouterAdvertiser, when
   --ra-interval MIN,MAX is given.
@@ -54,10 +58,10 @@ plane's (ha_dataplane.py):
   as inner source is written back to the device (ha_io.Tunnels.bind4, from_coa4).
 
 Not done yet: the MN-ID option check (RFC 4283); IPv4 care-of addresses, BUs in UDP over
-IPv4 and NAT detection (RFC 5555 §4.2; the lab has no IPv4-only access link yet); IGMPv3
-General Queries to the mobile nodes (draft §8; the IGMPv3 form of the Multicast State option
-is installed, echoed, joined on the uplink and forwarded by, IPv4-in-IPv6); the RFC 3810
-startup queries (the first query goes at once, the next after a whole Query Interval).
+IPv4 and NAT detection (RFC 5555 §4.2; the lab has no IPv4-only access link yet); IGMP
+Reports through the tunnel are not read (only BUs change the state, as for MLD, INT-7); the
+RFC 3810 startup queries (the first query goes at once, the next after a whole Query
+Interval).
 
 Deliberate faults for the suite's own tests (the catalogue: harness/faults.py): Options.faults,
 from DMMCONF_HA_MUTANT=<name>, switches them on; the daemon consults them at its hook points
@@ -195,6 +199,10 @@ class HomeAgentDaemon:
         self.querier = QuerySchedule(
             opts.mld_query_interval, opts.mld_query_response_interval, self.faults
         )
+        # Draft §8: the IGMP querier for mobile nodes with IPv4 state, on the MLD timers
+        self.querier4 = QuerySchedule(
+            opts.mld_query_interval, opts.mld_query_response_interval, self.faults
+        )
         self.advertiser: Any = None
         self.link_local: ipaddress.IPv6Address | None = None
         self.access_ifindex = 0
@@ -317,6 +325,7 @@ class HomeAgentDaemon:
         if binding is None:
             self._served.pop(key, None)
             self.querier.drop(key)
+            self.querier4.drop(key)
             return
         state = binding.multicast
         # HA_IGNORE_LEAVE serves bindings left with no state too
@@ -325,15 +334,18 @@ class HomeAgentDaemon:
         else:
             self._served.pop(key, None)
         self.querier.update(key, binding.coa, bool(state.mld.groups), time.monotonic())
+        igmp = bool(state.igmp.groups) and not self.faults.has(Fault.HA_NO_IGMP_QUERIER)
+        self.querier4.update(key, binding.coa, igmp, time.monotonic())
 
     def _timeout(self) -> float | None:
         waits = []
         deadline = self.core.next_deadline()
         if deadline is not None:
             waits.append(max(0.0, deadline - time.time()) + 0.001)
-        due = self.querier.next_due()
-        if due is not None:
-            waits.append(max(0.0, due - time.monotonic()))
+        for querier in (self.querier, self.querier4):
+            due = querier.next_due()
+            if due is not None:
+                waits.append(max(0.0, due - time.monotonic()))
         if self._dads:
             nearest = min(deadline for deadline, _ in self._dads.values())
             waits.append(max(0.0, nearest - time.monotonic()))
@@ -495,6 +507,15 @@ class HomeAgentDaemon:
                 self._send(query, str(encode.ALL_NODES), self.access_ifindex)
             else:
                 self.tunnels.encapsulate(query, coa)
+        if self.opts.address4 is None:
+            return
+        for coa in self.querier4.due(now):  # draft §8: IGMPv3, IPv4-in-IPv6 (RFC 5555 §4.5.1)
+            query4 = encode.igmp_general_query(
+                self.opts.address4,
+                max_response=self.opts.mld_query_response_interval,
+                query_interval=self.opts.mld_query_interval,
+            )
+            self.tunnels.encapsulate(query4, coa, IPPROTO_IPV4_IN_IPV6)
 
     def _drain(self, s: socket.socket, proto: int) -> None:
         while True:

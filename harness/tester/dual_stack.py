@@ -208,3 +208,43 @@ def reach_ha4(watch: Link, source: Source4, group: str, tag: str) -> bytes:
         f"no IPv4 datagram from {source.node} ({source.address}) to {group} reached the home "
         f"agent's {watch.iface} in {REACH_TRIES * REACH_EACH:g} s: the lab did not deliver"
     )
+
+
+def igmp_query_to(ha: HomeAgentUnderTest, coa: str) -> Predicate:
+    """An IGMP Membership Query (RFC 3376 §4.1) IPv4-in-IPv6 from the HA to `coa`."""
+
+    def test(pkt: Any) -> bool:
+        outer = pkt.getlayer(IPv6)
+        if outer is None or outer.nh != IPV4_IN_IPV6:
+            return False
+        inner = bytes(outer.payload)
+        ihl = (inner[0] & 0x0F) * 4 if inner and inner[0] >> 4 == 4 else 0
+        return ihl >= 20 and inner[9] == 2 and len(inner) > ihl and inner[ihl] == 0x11
+
+    return inbound & from_src(ha.address) & to_dst(coa) & Predicate(test, "an IGMP Query")
+
+
+@dataclass(frozen=True)
+class IgmpQuery:
+    """What a tunnelled IGMP Query says (RFC 3376 §4.1)."""
+
+    dst: str
+    ttl: int
+    router_alert: bool
+    group: str
+    sources: int
+    length: int
+
+
+def tunnelled_igmp(pkt: Any) -> IgmpQuery:
+    inner = bytes(pkt.getlayer(IPv6).payload)
+    ihl = (inner[0] & 0x0F) * 4
+    msg = inner[ihl:]
+    return IgmpQuery(
+        str(ipaddress.IPv4Address(inner[16:20])),
+        inner[8],
+        bytes([0x94, 0x04]) in inner[20:ihl],
+        str(ipaddress.IPv4Address(msg[4:8])),
+        int.from_bytes(msg[10:12], "big") if len(msg) >= 12 else -1,
+        len(msg),
+    )

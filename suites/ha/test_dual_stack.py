@@ -29,6 +29,7 @@ from harness.tester.dual_stack import (
     UNSPECIFIED,
     Correspondent4,
     IPv4Ack,
+    igmp_query_to,
     ipv4_ack,
     ipv4_hoa,
     open_source4,
@@ -37,6 +38,7 @@ from harness.tester.dual_stack import (
     reverse4,
     state4,
     tunnelled4,
+    tunnelled_igmp,
     usable_ipv4_hoa,
 )
 from harness.tester.ha_registration import vector_frame
@@ -44,6 +46,7 @@ from harness.tester.home_agent import (
     FLAG_A,
     FLAG_H,
     LIFETIME,
+    MARGIN,
     HomeAgentUnderTest,
     binding,
     deregister,
@@ -348,3 +351,27 @@ def test_igmpv3_state_admits_ipv4_multicast_into_the_tunnel(
         mn_link.expect_none(
             tunnelled4(ha, ha.coa, ssm, payload), during=ha.reaction_window, since=mark
         )
+
+
+@pytest.mark.clause("DMM-V4-1", "DMM-V4-2")
+def test_igmp_general_queries_reach_the_coa_through_the_tunnel(
+    home_agent: HomeAgentUnderTest, mn_link: Link
+) -> None:
+    """Draft §8: the HA is the IGMP querier of a mobile node with IPv4 multicast state:
+    IGMPv3 General Queries IPv4-in-IPv6 to the CoA (to 224.0.0.1, TTL 1, Router Alert,
+    Group Address 0, no sources; RFC 3376 §4, §4.1), the first within the profile's query
+    interval after the BA, the next within one and a half (the MLD timers, INT-21)."""
+    ha = home_agent
+    interval = ha.timers.mld_query_interval
+    coa = ha.other_coas[3]
+    option = state4((IS_EX, "239.1.1.7", ()))
+    with binding(ha, mn_link, option, coa=coa):
+        queries = [mn_link.expect(igmp_query_to(ha, coa), within=interval + MARGIN)]
+        queries.append(mn_link.expect(igmp_query_to(ha, coa), within=1.5 * interval + MARGIN))
+    for pkt in queries:
+        q = tunnelled_igmp(pkt)
+        assert (q.dst, q.ttl, q.group, q.sources) == ("224.0.0.1", 1, "0.0.0.0", 0), (
+            f"not an IGMPv3 General Query as RFC 3376 §4.1 has it: {q}"
+        )
+        assert q.length >= 12, f"a {q.length}-octet query is IGMPv1/v2, not v3 (RFC 3376 §7.1)"
+        assert q.router_alert, "the query carries no IP Router Alert option (RFC 3376 §4)"

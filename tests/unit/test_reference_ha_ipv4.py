@@ -181,3 +181,20 @@ def test_igmpv3_state_gives_ipv4_joins_and_copies() -> None:
     ignored = Faults.of(Fault.HA_IGMP_STATE_IGNORED)
     assert not ha_dataplane.join_set(served, ignored)
     assert ha_dataplane.copies4(_udp4("198.51.100.18", "232.1.1.1"), False, served, ignored) is None
+
+
+def test_igmp_general_query_packet() -> None:
+    """RFC 3376 §4, §4.1: to 224.0.0.1, TTL 1, Router Alert, a valid header checksum, and
+    an IGMPv3 General Query scapy reads as one."""
+    from scapy.layers.igmp import IGMPv3, IGMPv3_MQ
+    from scapy.layers.inet import IP
+
+    from harness.reference import encode
+    from harness.wire import ipv4
+
+    raw = encode.igmp_general_query(OWN, max_response=0.1, query_interval=1)
+    assert ipv4.header_checksum_ok(raw) and raw[8] == 1 and raw[20:24] == b"\x94\x04\x00\x00"
+    pkt = IP(raw)
+    assert pkt.dst == "224.0.0.1" and pkt.src == str(OWN)
+    assert pkt[IGMPv3].type == 0x11 and pkt[IGMPv3_MQ].gaddr == "0.0.0.0"
+    assert pkt[IGMPv3_MQ].numsrc == 0 and ipv4.internet_checksum(raw[24:]) == 0
