@@ -122,6 +122,7 @@ class Fault(Enum):
     HA_IPV4_NO_TUNNEL = ("ha", "ipv4-no-tunnel")
     HA_IGMP_STATE_IGNORED = ("ha", "igmp-state-ignored")
     HA_NO_IGMP_QUERIER = ("ha", "no-igmp-querier")
+    HA_NO_PROXY_ARP = ("ha", "no-proxy-arp")
     # the Mobile Node (suites/mn/test_mobile_node.py, suites/interop)
     MN_NO_MCAST_OPTION = ("mn", "no-mcast-option")
     MN_NO_HAO = ("mn", "no-hao")
@@ -597,6 +598,11 @@ CATALOGUE: dict[Fault, FaultSpec] = {
         "DMM-V4-1",
         "sends no IGMPv3 General Query to a mobile node with IPv4 multicast state (draft §8: "
         "the HA is its IGMP querier)",
+    ),
+    Fault.HA_NO_PROXY_ARP: FaultSpec(
+        "RFC5555-13",
+        "does not answer ARP on the home link for the IPv4 home addresses it serves: a "
+        "neighbour on the home link cannot reach a mobile node's (RFC 5555 §4.5)",
     ),
     Fault.HA_DNS_ANY_NAME: FaultSpec(
         "RFC5026-5",

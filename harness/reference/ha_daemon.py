@@ -55,7 +55,9 @@ plane's (ha_dataplane.py):
   INT-21) and answers with the IPv4 Address Acknowledgement; each assigned address's /32 is
   routed into the TUN device and its packets go IPv4-in-IPv6 (next header 4) to the CoA of
   the IPv6 home address's binding; IPv4-in-IPv6 from that CoA with the IPv4 home address
-  as inner source is written back to the device (ha_io.Tunnels.bind4, from_coa4).
+  as inner source is written back to the device (ha_io.Tunnels.bind4, from_coa4). The
+  access interface's proxy_arp is on while the daemon runs, so that the kernel answers ARP
+  on the home link for those addresses (§4.5); the value before is restored at the end.
 
 Not done yet: the MN-ID option check (RFC 4283); IPv4 care-of addresses, BUs in UDP over
 IPv4 and NAT detection (RFC 5555 §4.2; the lab has no IPv4-only access link yet); IGMP
@@ -209,6 +211,7 @@ class HomeAgentDaemon:
         self.ghosts: list[Served] = []  # kept by a fault only (ha_hooks.ghosts)
         self.dns: ha_dns.DnsUpdater | None = None
         self._served: dict[tuple[ipaddress.IPv6Address, int], Served] = {}  # see served()
+        self._proxy_arp_was: str | None = None  # the access link's proxy_arp before ours
 
     # ------------------------------------------------------------------ sockets
 
@@ -231,6 +234,27 @@ class HomeAgentDaemon:
         self.tunnels.node_of = self.core.nodes.get
         self.multicast.open()
         self._open_access_link()
+        if self.opts.address4 is not None and not self.faults.has(Fault.HA_NO_PROXY_ARP):
+            self._proxy_arp()
+
+    def _proxy_arp(self) -> None:
+        """RFC 5555 §4.5: the HA answers ARP on the home link for the IPv4 home addresses
+        it serves; the kernel does it for every address routed elsewhere (their /32 into
+        the TUN device) once proxy_arp is on for the access interface."""
+        self._proxy_arp_was = self._set_proxy_arp("1")
+
+    def _set_proxy_arp(self, value: str) -> str | None:
+        """Write the access interface's proxy_arp; its value before (None: not written)."""
+        path = f"/proc/sys/net/ipv4/conf/{self.opts.iface}/proxy_arp"
+        try:
+            with open(path, encoding="ascii") as f:
+                before = f.read().strip()
+            with open(path, "w", encoding="ascii") as f:
+                f.write(value)
+        except OSError as exc:
+            self.log(f"cannot set proxy ARP for IPv4 home addresses ({path}): {exc}")
+            return None
+        return before
 
     def _open_access_link(self) -> None:
         """The access interface: its link-local address (the MLD querier's source, RFC 3810
@@ -293,6 +317,9 @@ class HomeAgentDaemon:
         self._nd = nd
 
     def close(self) -> None:
+        if self._proxy_arp_was is not None:  # the next HA on this link starts as we did
+            self._set_proxy_arp(self._proxy_arp_was)
+            self._proxy_arp_was = None
         if self._nd is not None:
             self._nd.close()
             self._nd = None

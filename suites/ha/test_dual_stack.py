@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import os
+import subprocess
 from collections.abc import Iterator
 
 import pytest
@@ -58,6 +59,7 @@ from harness.tester.sources import Wire
 from harness.wire import compact
 from harness.wire.mobility import BindingUpdate, MIP6OptIPv4HomeAddress
 
+ARP_RETRY = 1.0  # the neighbour's ARP may need one retransmission (Linux: 1 s), the lab's time
 POOL_LIMIT = 256  # dynamic requests after which an HA that never says 132 is inconclusive
 
 
@@ -375,3 +377,29 @@ def test_igmp_general_queries_reach_the_coa_through_the_tunnel(
         )
         assert q.length >= 12, f"a {q.length}-octet query is IGMPv1/v2, not v3 (RFC 3376 §7.1)"
         assert q.router_alert, "the query carries no IP Router Alert option (RFC 3376 §4)"
+
+
+@pytest.mark.clause("RFC5555-13")
+def test_home_link_neighbours_reach_the_ipv4_home_address(
+    home_agent: HomeAgentUnderTest, mn_link: Link
+) -> None:
+    """A host on the home link sends to a registered IPv4 home address, which is on its
+    own subnet: it asks for it with ARP, the HA answers for it (§4.5: proxy for address
+    resolution), and the datagram reaches the care-of address IPv4-in-IPv6."""
+    ha, lab = home_agent, home_agent.lab
+    neighbour = open_source4(lab, "cdn", lab.plan.cdn4)
+    with registered(ha, mn_link) as hoas, contextlib.closing(neighbour.sock):
+        ack = dynamic(ha, mn_link, hoas)
+        if not ack.accepted:
+            verdicts.inconclusive(f"no IPv4 home address was assigned (status {ack.status})")
+        hoa4 = str(ack.address)
+        if ipaddress.IPv4Address(hoa4) not in lab.plan.link(1).subnet4:
+            verdicts.inconclusive(f"{hoa4} is not on the home link's subnet: nothing to resolve")
+        # resolved afresh: an entry cached from an earlier binding of the address proves nothing
+        argv = ["ip", "-n", lab.ns("cdn"), "neigh", "flush", "to", hoa4]
+        subprocess.run(argv, check=True, capture_output=True, timeout=10)
+        payload = os.urandom(12)
+        mark = mn_link.mark()
+        neighbour.send(hoa4, payload)
+        expect_in_time(mn_link, tunnelled4(ha, ha.coa, hoa4, payload),
+                       ha.reaction_window + ARP_RETRY, since=mark)  # fmt: skip

@@ -169,6 +169,7 @@ KILLS: dict[str, tuple[str, ...]] = {
     "ipv4-no-tunnel": (V4 + "test_ipv4_traffic_follows_the_ipv4_home_address",),
     "igmp-state-ignored": (V4 + "test_igmpv3_state_admits_ipv4_multicast_into_the_tunnel",),
     "no-igmp-querier": (V4 + "test_igmp_general_queries_reach_the_coa_through_the_tunnel",),
+    "no-proxy-arp": (V4 + "test_home_link_neighbours_reach_the_ipv4_home_address",),
     # issue 12: multiple care-of addresses and flow bindings (suites/ha/test_mcoa_flows.py)
     "flows-ignored": (
         FLOW_PROPERTY,
