@@ -34,6 +34,13 @@ def register(sub: Any) -> None:
         help="the access link of each MN interface at start (default 1: mn0 on link 1)",
     )
     up.add_argument(
+        "--ipv4-only",
+        default="",
+        metavar="L[,L...]",
+        help="access links (2..N) that are IPv4-only networks behind a NAT in their AR: no "
+        "IPv6 address, RA or MLD there (default: none)",
+    )
+    up.add_argument(
         "--no-multicast-routing", action="store_true", help="no MLD proxy in the routers"
     )
     up.add_argument(
@@ -63,16 +70,19 @@ def run(args: argparse.Namespace) -> int:
     return _down(args, registry)
 
 
-def _up(args: argparse.Namespace, topology: Any) -> int:
+def _link_list(text: str, option: str) -> tuple[int, ...]:
     try:
-        links = tuple(int(x) for x in args.mn_links.split(",") if x.strip())
+        return tuple(int(x) for x in text.split(",") if x.strip())
     except ValueError:
-        raise UserError(
-            f"--mn-links: a comma-separated list of link numbers, not {args.mn_links!r}"
-        ) from None
+        raise UserError(f"{option}: a comma-separated list of link numbers, not {text!r}") from None
+
+
+def _up(args: argparse.Namespace, topology: Any) -> int:
+    links = _link_list(args.mn_links, "--mn-links")
     try:
         lab = topology.Lab(
             access_routers=args.access_routers,
+            ipv4_only=_link_list(args.ipv4_only, "--ipv4-only"),
             mn_links=links,
             multicast_routing=not args.no_multicast_routing,
             datapath=args.datapath,

@@ -41,7 +41,8 @@ class Advertisers:
         """A RouterAdvertiser on each AR's access interface, once that interface is
         operationally up (before that the kernel drops what is sent on a veth, for up to
         about 1 s: the first RAs would be lost)."""
-        for ar in self.nodes.routers:
+        speaking = [link for link in self.nodes.plan.access if not link.ipv4_only]
+        for ar in (link.name for link in speaking):
             index = self.nodes.ifindex(ar, "acc0")
             with rtnl.LinkWatch(self.nodes.ns(ar)) as watch:
                 watch.wait(
@@ -51,7 +52,7 @@ class Advertisers:
                     current=self.nodes.link_state(ar, index),
                 )
         min_i, max_i = self.intervals
-        for link in self.nodes.plan.access:
+        for link in speaking:  # an IPv4-only link hears no RA (plan.AccessLink.ipv4_only)
             params = ra.params_for_link(link, ha=self.ha_info, max_interval=max_i)
             adv = advertiser.RouterAdvertiser(
                 "acc0",
@@ -97,6 +98,8 @@ class Advertisers:
         """The RouterAdvertiser of access link `link`'s AR: `lab.ra(2).set_ha_info(False)`
         takes the home agent out of ar2's next RAs (reset() puts it back)."""
         self.nodes.check_link(link)
+        if self.nodes.plan.link(link).ipv4_only:
+            raise LabError(f"access link {link} is IPv4-only: no Router Advertisements there")
         if link not in self.running:
             why = "a manual lab has none" if self.manual else "router_advertisements=False"
             raise LabError(f"no Router Advertisements in this lab ({why})")

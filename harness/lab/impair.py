@@ -14,6 +14,14 @@ from harness.lab.nodes import LabError, LabUnavailable, Nodes
 NFT_TABLE = "dmm_impair"
 
 
+def nft_path() -> str:
+    """The nft program (Debian keeps it in /usr/sbin, which a user's PATH may lack)."""
+    nft = shutil.which("nft", path=os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin"]))
+    if nft is None:
+        raise LabUnavailable("nft (nftables) is not installed", hint="apt-get install nftables")
+    return nft
+
+
 class Impairments:
     """The loss on each access link of `nodes`' lab (`loss`: link -> share dropped)."""
 
@@ -43,9 +51,7 @@ class Impairments:
         self.apply()
 
     def apply(self) -> None:
-        nft = shutil.which("nft", path=os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin"]))
-        if nft is None:
-            raise LabUnavailable("nft (nftables) is not installed", hint="apt-get install nftables")
+        nft = nft_path()
         # Create-then-delete makes the delete safe when the table is not there; the whole
         # script is one transaction, so the new rules replace the old ones atomically.
         script = [f"table bridge {NFT_TABLE} {{}}", f"delete table bridge {NFT_TABLE}"]

@@ -608,7 +608,10 @@ class Router:
         timers: Timers,
         log: Any,
         datapath: str = datapaths.KERNEL,
+        ipv4_only: Sequence[str] = (),
     ) -> None:
+        """`ipv4_only`: downstream interfaces without IPv6 (an IPv4-only access link), where
+        only the IGMP half works."""
         self.ns, self.upstream_name, self.timers, self.log = ns, upstream, timers, log
         self.datapath = datapath  # IPv6's; IPv4 is always userspace
         self.downstream_names = list(downstream)
@@ -621,7 +624,11 @@ class Router:
                 self.links = Links(
                     ns, upstream, list(downstream), {n: socket.if_nametoindex(n) for n in names}
                 )
-                self.families.append(Mld(self.links, timers, log, datapath))
+                down6 = [n for n in downstream if n not in ipv4_only]
+                links6 = Links(
+                    ns, upstream, down6, {n: self.links.ifindex[n] for n in [upstream, *down6]}
+                )
+                self.families.append(Mld(links6, timers, log, datapath))
                 self.families.append(Igmp(self.links, timers, log))
         except BaseException:
             self.close()
@@ -667,7 +674,13 @@ class Proxy:
         self.datapath = config.get("datapath", datapaths.KERNEL)
         for r in config["routers"]:
             self.routers[r["ns"]] = Router(
-                r["ns"], r["upstream"], r["downstream"], self.timers, self.log, self.datapath
+                r["ns"],
+                r["upstream"],
+                r["downstream"],
+                self.timers,
+                self.log,
+                self.datapath,
+                r.get("ipv4_only", ()),
             )
         self.sel = selectors.DefaultSelector()
         for router in self.routers.values():
@@ -749,9 +762,13 @@ class Proxy:
             return {"ok": False, "error": f"no router {req.get('ns')!r}"}
         if op == "query":
             name = req.get("ifname")
-            targets = router.down_ifs if name is None else [router.ifindex[name]]
+            version = int(req.get("version", 6))
+            family = router.family(version)
+            targets = family.down_ifs if name is None else [router.ifindex[name]]
+            if any(ifi not in family.down_ifs for ifi in targets):
+                return {"ok": False, "error": f"{name}: no {family.name} there"}
             for ifi in targets:
-                router.send_query(ifi, int(req.get("version", 6)))
+                router.send_query(ifi, version)
             return {"ok": True}
         if op == "release":
             for fam in router.families:

@@ -38,8 +38,13 @@ class MulticastRouting:
             }
         ]
         routers += [
-            {"ns": self.nodes.ns(ar), "upstream": "up0", "downstream": ["acc0"]}
-            for ar in self.nodes.routers
+            {
+                "ns": self.nodes.ns(link.name),
+                "upstream": "up0",
+                "downstream": ["acc0"],
+                "ipv4_only": ["acc0"] if link.ipv4_only else [],
+            }
+            for link in self.nodes.plan.access
         ]
         t = self.timers
         return {

@@ -12,6 +12,7 @@ addresses may repeat); only the names carry the run's prefix. Documentation pref
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 DEFAULT_ACCESS_ROUTERS = 3
@@ -31,6 +32,10 @@ class AccessLink:
     uplink4: ipaddress.IPv4Network
     core4: ipaddress.IPv4Address
     ar_uplink4: ipaddress.IPv4Address
+    # An IPv4-only foreign network behind a NAT (draft §8, RFC 5555 §4.1): the AR speaks no
+    # IPv6 on the link (no address, no RA, no MLD) and masquerades the subnet on its uplink,
+    # which the core has no route to.
+    ipv4_only: bool = False
 
     @property
     def name(self) -> str:
@@ -99,17 +104,33 @@ class Plan:
     def services(self) -> tuple[ServiceLink, ...]:
         return (self.cn, self.mcast_source, self.dns, self.dhcp)
 
+    @property
+    def ipv4_only(self) -> tuple[int, ...]:
+        """The access links that are IPv4-only behind a NAT."""
+        return tuple(link.index for link in self.access if link.ipv4_only)
 
-def build(access_routers: int = DEFAULT_ACCESS_ROUTERS) -> Plan:
+
+def build(access_routers: int = DEFAULT_ACCESS_ROUTERS, ipv4_only: Iterable[int] = ()) -> Plan:
+    """The plan of a lab with `access_routers` access links; those named in `ipv4_only`
+    (2..N: link 1 is the home link) are IPv4-only behind a NAT."""
     if not 1 <= access_routers <= 15:
         raise ValueError(f"access routers: 1..15, not {access_routers}")
+    v4_only = set(ipv4_only)
+    if bad := sorted(i for i in v4_only if not 2 <= i <= access_routers):
+        raise ValueError(
+            f"IPv4-only links: 2..{access_routers} (link 1 is the home link), not {bad}"
+        )
     links = []
     for i in range(1, access_routers + 1):
         p6 = ipaddress.IPv6Network(f"2001:db8:{i}::/64")
         p4 = ipaddress.IPv4Network(f"10.0.{i}.0/24")
         up6 = ipaddress.IPv6Network(f"2001:db8:f{i:03x}::/64")
         up4 = ipaddress.IPv4Network(f"10.255.{i}.0/30")
-        links.append(AccessLink(i, p6, p4, p6[1], p4[1], up6, up6[1], up6[2], up4, up4[1], up4[2]))
+        links.append(
+            AccessLink(
+                i, p6, p4, p6[1], p4[1], up6, up6[1], up6[2], up4, up4[1], up4[2], i in v4_only
+            )
+        )
     return Plan(
         access=tuple(links),
         cn=_service("cn", 1),

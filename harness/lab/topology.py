@@ -118,6 +118,7 @@ class Lab:
         the_plan: plan.Plan | None = None,
         *,
         access_routers: int | None = None,
+        ipv4_only: Sequence[int] = (),
         runid: str | None = None,
         mn_links: Sequence[int] = (1,),
         configure_addresses: bool = True,
@@ -132,8 +133,10 @@ class Lab:
         ha_info: ra.HaInfo | None = HA_INFO,
         manual: bool = False,
     ) -> None:
-        if the_plan is None:
-            the_plan = plan.build(access_routers or plan.DEFAULT_ACCESS_ROUTERS)
+        if the_plan is None:  # ipv4_only: access links that are IPv4-only behind a NAT
+            the_plan = plan.build(access_routers or plan.DEFAULT_ACCESS_ROUTERS, ipv4_only)
+        elif ipv4_only:
+            raise ValueError("ipv4_only: give it to plan.build with the plan")
         for link in mn_links:
             check_link(len(the_plan.access), link)
         if len(mn_links) > len(the_plan.mn_iids):
@@ -235,6 +238,7 @@ class Lab:
             "access_routers": self.n,
             "mn_links": list(self.initial_mn_links),
             "configure_addresses": self.configure_addresses,
+            "ipv4_only": list(self.plan.ipv4_only),
         }
         self.record.save()
         self._trap_signals()

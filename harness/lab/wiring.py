@@ -8,9 +8,12 @@ from __future__ import annotations
 import os
 
 from harness.lab import netns, rtnl
-from harness.lab.nodes import SERVICE_NODES, MnIface, Nodes, mac
+from harness.lab.impair import nft_path
+from harness.lab.nodes import SERVICE_NODES, LabError, MnIface, Nodes, mac
+from harness.lab.plan import AccessLink
 
 MN_METRIC = 1024  # the MN's default route metric for mn0; mn<k> gets MN_METRIC + k
+NAT_TABLE = "dmmconf_nat"  # the NAT of an IPv4-only access link, in its AR
 
 
 class Wiring:
@@ -160,7 +163,8 @@ class Wiring:
 
         for link in p.access:
             ar = link.name
-            add(ar, "acc0", link.router6, link.prefix6.prefixlen)
+            if not link.ipv4_only:
+                add(ar, "acc0", link.router6, link.prefix6.prefixlen)
             add(ar, "acc0", link.router4, link.subnet4.prefixlen)
             add(ar, "up0", link.ar_uplink6, link.uplink6.prefixlen)
             add(ar, "up0", link.ar_uplink4, link.uplink4.prefixlen)
@@ -168,6 +172,8 @@ class Wiring:
             default(ar, link.core4)
             add("core", ar, link.core6, link.uplink6.prefixlen)
             add("core", ar, link.core4, link.uplink4.prefixlen)
+            if link.ipv4_only:  # behind its NAT: nothing outside routes to the link
+                continue
             batches["core"].append(
                 (rtnl.route(str(link.prefix6), gateway=link.ar_uplink6), f"route {link.prefix6}")
             )
@@ -187,6 +193,9 @@ class Wiring:
         add("cdn", "eth0", p.cdn4, l1.subnet4.prefixlen)
         default("cdn", l1.router6)
         default("cdn", l1.router4)
+        for link in p.access:
+            if link.ipv4_only:
+                self.ipv4_only(link)
         for node in self.nodes.nodes:
             with rtnl.Rtnl(self.nodes.ns(node)) as nl:
                 nl.add(rtnl.set_link(1, up=True), "lo up")
@@ -201,6 +210,26 @@ class Wiring:
                     nl.add(msg, what)
                 nl.commit()
 
+    def ipv4_only(self, link: AccessLink) -> None:
+        """Make `link` an IPv4-only network behind a NAT (plan.AccessLink.ipv4_only): its AR
+        gets no IPv6 on the access interface (the kernel's own link-local, MLD and NDP
+        included) and masquerades the link's subnet on its uplink (nftables)."""
+        ns = self.nodes.ns(link.name)
+        with netns.entered(ns):
+            netns.write_sysctl("net.ipv6.conf.acc0.disable_ipv6", 1)
+        nft = nft_path()
+        script = (
+            f"table ip {NAT_TABLE} {{\n"
+            "  chain postrouting {\n"
+            "    type nat hook postrouting priority srcnat; policy accept;\n"
+            f'    ip saddr {link.subnet4} oifname "up0" masquerade\n'
+            "  }\n"
+            "}\n"
+        )
+        res = netns.run(ns, [nft, "-f", "-"], input=script)
+        if res.returncode != 0:
+            raise LabError(f"{link.name}: nft refused the NAT: {res.stderr.strip()}")
+
     def mn_config(self, nl: rtnl.Rtnl, iface: MnIface, link: int | None) -> None:
         """Queue on `nl` (in mn) the swap of iface's addresses and default routes to `link`.
 
@@ -212,29 +241,34 @@ class Wiring:
         old = iface.configured
         if old is not None and old != link:
             was = self.nodes.plan.link(old)
-            for gw in (was.router6, was.router4):
+            for gw in self._gateways(was):
                 nl.add(
                     rtnl.route(None, gateway=gw, oif=index, metric=metric, delete=True),
                     f"delete default via {gw} on {iface.name}",
                 )
-            for address, plen in (
-                (self.nodes.plan.mn_address(old, n), was.prefix6.prefixlen),
-                (self.nodes.plan.mn_address4(old, n), was.subnet4.prefixlen),
-            ):
+            for address, plen in self._mn_addresses(was, n):
                 nl.add(rtnl.addr(index, address, plen, delete=True), f"delete {address}")
         if link is not None and old != link:
             new = self.nodes.plan.link(link)
-            for address, plen in (
-                (self.nodes.plan.mn_address(link, n), new.prefix6.prefixlen),
-                (self.nodes.plan.mn_address4(link, n), new.subnet4.prefixlen),
-            ):
+            for address, plen in self._mn_addresses(new, n):
                 nl.add(rtnl.addr(index, address, plen), f"address {address} on {iface.name}")
-            for gw in (new.router6, new.router4):
+            for gw in self._gateways(new):
                 nl.add(
                     rtnl.route(None, gateway=gw, oif=index, metric=metric),
                     f"default via {gw} on {iface.name}",
                 )
         iface.configured = link
+
+    @staticmethod
+    def _gateways(link: AccessLink) -> tuple[object, ...]:
+        return (link.router4,) if link.ipv4_only else (link.router6, link.router4)
+
+    def _mn_addresses(self, link: AccessLink, n: int) -> list[tuple[object, int]]:
+        plan = self.nodes.plan
+        out: list[tuple[object, int]] = [(plan.mn_address4(link.index, n), link.subnet4.prefixlen)]
+        if not link.ipv4_only:
+            out.insert(0, (plan.mn_address(link.index, n), link.prefix6.prefixlen))
+        return out
 
     def layout(self) -> tuple[list[str], dict[str, list[str]]]:
         """The links and each node's addresses, as `dmmconf lab up` shows them."""
@@ -243,14 +277,19 @@ class Wiring:
         links: list[str] = []
         for link in p.access:
             ar = link.name
+            v6 = "" if link.ipv4_only else f"{link.router6}/64 "
             addrs[ar] += [
-                f"acc0 {link.router6}/64 {link.router4}/{link.subnet4.prefixlen}",
+                f"acc0 {v6}{link.router4}/{link.subnet4.prefixlen}",
                 f"up0 {link.ar_uplink6}/64 {link.ar_uplink4}/30",
             ]
             addrs["core"].append(f"{ar} {link.core6}/64 {link.core4}/30")
+            what = (
+                f"IPv4-only {link.subnet4} behind {ar}'s NAT"
+                if link.ipv4_only
+                else f"{link.prefix6} {link.subnet4}"
+            )
             links += [
-                f"{ar}:acc0 -- sw:p-{ar} (br{link.index}, access link {link.index}: "
-                f"{link.prefix6} {link.subnet4})",
+                f"{ar}:acc0 -- sw:p-{ar} (br{link.index}, access link {link.index}: {what})",
                 f"{ar}:up0 -- core:{ar}",
             ]
         for svc, s in zip(SERVICE_NODES, p.services(), strict=True):
@@ -263,8 +302,6 @@ class Wiring:
             where = f"br{iface.link}" if iface.link else "detached"
             links.append(f"mn:{iface.name} -- sw:{iface.port} ({where})")
             if iface.configured:
-                addrs["mn"].append(
-                    f"{iface.name} {p.mn_address(iface.configured, iface.number)}/64 "
-                    f"{p.mn_address4(iface.configured, iface.number)}/24"
-                )
+                mine = self._mn_addresses(p.link(iface.configured), iface.number)
+                addrs["mn"].append(" ".join([iface.name, *(f"{a}/{plen}" for a, plen in mine)]))
         return links, {k: v for k, v in addrs.items() if v}
