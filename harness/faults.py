@@ -123,6 +123,8 @@ class Fault(Enum):
     HA_IGMP_STATE_IGNORED = ("ha", "igmp-state-ignored")
     HA_NO_IGMP_QUERIER = ("ha", "no-igmp-querier")
     HA_NO_PROXY_ARP = ("ha", "no-proxy-arp")
+    HA_NO_UDP4 = ("ha", "no-udp4")
+    HA_NO_NAT_DETECTION = ("ha", "no-nat-detection")
     # the Mobile Node (suites/mn/test_mobile_node.py, suites/interop)
     MN_NO_MCAST_OPTION = ("mn", "no-mcast-option")
     MN_NO_HAO = ("mn", "no-hao")
@@ -603,6 +605,15 @@ CATALOGUE: dict[Fault, FaultSpec] = {
         "RFC5555-13",
         "does not answer ARP on the home link for the IPv4 home addresses it serves: a "
         "neighbour on the home link cannot reach a mobile node's (RFC 5555 §4.5)",
+    ),
+    Fault.HA_NO_UDP4: FaultSpec(
+        "RFC5555-7",
+        "ignores BUs that come in UDP and IPv4 (RFC 5555 §4.2: the MN in an IPv4 network)",
+    ),
+    Fault.HA_NO_NAT_DETECTION: FaultSpec(
+        "RFC5555-9",
+        "leaves the NAT Detection option out of the BA when the IPv4 Care-of Address option "
+        "is not the BU's outer IPv4 source (RFC 5555 §4.2)",
     ),
     Fault.HA_DNS_ANY_NAME: FaultSpec(
         "RFC5026-5",

@@ -22,6 +22,7 @@ from harness.wire.mobility import (
     MIP6OptDNSUpdate,
     MIP6OptFlowIdentification,
     MIP6OptIPv4AddressAck,
+    MIP6OptNATDetection,
     MldAddressRecord,
     multicast_state_options,
 )
@@ -34,8 +35,11 @@ def binding_ack(action: SendBindingAck, config: HAConfig) -> Packet:
     key = config.keys.get(action.auth_spi) if action.auth_spi is not None else None
     if key is not None:  # RFC 4285 §5.1: last option
         options.append(MIP6OptMsgAuth(subtype=1, mspi=action.auth_spi, authdata=b"\x00" * 12))
-    ip = IPv6(src=str(config.address), dst=str(action.coa))
-    if action.hoa != action.coa:
+    if action.udp4 is not None:  # RFC 5555 §4.2, §4.5: to the home address, in UDP/IPv4
+        ip = IPv6(src=str(config.address), dst=str(action.hoa))
+    else:
+        ip = IPv6(src=str(config.address), dst=str(action.coa))
+    if action.hoa != action.coa and action.udp4 is None:
         ip = ip / IPv6ExtHdrRouting(type=2, segleft=1, addresses=[str(action.hoa)])
     pkt = ip / BindingAck(
         status=action.status, seq=action.seq, mhtime=action.lifetime, options=options
@@ -97,11 +101,16 @@ def _ba_options(action: SendBindingAck) -> list[Packet]:
         options.append(MIP6OptAltHATunnelAddress(address=str(action.data_plane)))
     if action.replay_timestamp is not None:
         options.append(MIP6OptReplayProtection(timestamp=action.replay_timestamp))
+    if action.udp4 is not None and action.udp4.nat:
+        # RFC 5555 §3.2.2, §4.2: a NAT was in the path; the refresh time suggested is §4.3's
+        # NATKATIMEOUT
+        options.append(MIP6OptNATDetection(refresh_time=NAT_KEEPALIVE))
     return options
 
 
 # --- MLDv2 General Query (RFC 3810 §5.1) ------------------------------------------------------
 
+NAT_KEEPALIVE = 110  # seconds, RFC 5555 §4.3 NATKATIMEOUT
 ALL_NODES = ipaddress.IPv6Address("ff02::1")
 ICMPV6_MLD_QUERY = 130
 ROUTER_ALERT_MLD = bytes([5, 2, 0, 0])  # RFC 2711 Router Alert, value 0: MLD (RFC 3810 §5)

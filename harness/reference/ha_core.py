@@ -130,6 +130,17 @@ class IPv4Ack:
 
 
 @dataclass(frozen=True)
+class Udp4:
+    """Where a BU in UDP and IPv4 came from (RFC 5555 §4.2): the outer source (V4ADDR) and
+    port the BA goes back to, and whether a NAT was in the path (the IPv4 Care-of Address
+    option differs from the outer source, or is missing)."""
+
+    address: IPv4
+    port: int
+    nat: bool
+
+
+@dataclass(frozen=True)
 class SendBindingAck:
     coa: ipaddress.IPv4Address | IPv6  # where the BA goes
     hoa: IPv6  # for the type 2 routing header
@@ -144,6 +155,7 @@ class SendBindingAck:
     data_plane: IPv6 | None = None
     auth_spi: int | None = None  # sign with this SA (RFC 4285 §5.1.1: BA answers in kind)
     replay_timestamp: int | None = None  # RFC 4285 §6, echoed or the HA's own on mismatch
+    udp4: Udp4 | None = None  # RFC 5555 §4.2: the BU came in UDP/IPv4, the BA goes so too
 
 
 @dataclass(frozen=True)
@@ -290,6 +302,8 @@ class HomeAgentCore:
         # (the newest BU of the home address: a retransmission replaces the one before).
         self._dad: dict[int, tuple[MobilityMessage, IPv6]] = {}
         self._dad_ids: dict[IPv6, int] = {}
+        # RFC 5555 §4.2: the UDP/IPv4 path of the last BU of each home address that came so
+        self._udp4: dict[IPv6, Udp4] = {}
         # RFC 4285 §6: the last accepted Timestamp of each home address, kept after its
         # bindings are gone (a replayed BU must not be accepted again).
         self._timestamps: dict[IPv6, int] = {}
@@ -322,8 +336,11 @@ class HomeAgentCore:
         heapq.heappush(self._expiries, (when, binding.hoa, binding.bid))
 
     # -- events --------------------------------------------------------------------------
-    def receive(self, packet: bytes, now: float) -> list[Action]:
-        """An IPv6 packet carrying a Mobility Header arrived."""
+    def receive(
+        self, packet: bytes, now: float, udp4: tuple[IPv4, int] | None = None
+    ) -> list[Action]:
+        """An IPv6 packet carrying a Mobility Header arrived; `udp4`: in UDP and IPv4 from
+        this (address, port) (RFC 5555 §4.2)."""
         try:
             msg = compact.parse_packet(packet)
         except compact.Malformed:
@@ -332,6 +349,40 @@ class HomeAgentCore:
         src = IPv6(msg.src_raw)
         hoa = IPv6(msg.hoa_raw) if msg.hoa_raw else src
         self._touched.add(hoa)
+        if udp4 is not None:
+            self._udp4[hoa] = self._udp4_path(msg, udp4)
+        else:
+            self._udp4.pop(hoa, None)
+        return self._over_udp(self._received(msg, packet, reaction, src, hoa, now))
+
+    def _udp4_path(self, msg: MobilityMessage, udp4: tuple[IPv4, int]) -> Udp4:
+        """RFC 5555 §4.2: a NAT was in the path when the IPv4 Care-of Address option is not
+        the outer source (the reference takes a missing option likewise, INT-21)."""
+        options = compact.parse_options(msg.body, compact.FIXED_PART[compact.MHType.BU])
+        opt = _first(options, MobOpt.IPV4_CARE_OF_ADDRESS)
+        said = IPv4(opt.data[2:6]) if opt is not None and len(opt.data) == 6 else None
+        return Udp4(udp4[0], udp4[1], said != udp4[0])
+
+    def _over_udp(self, actions: list[Action]) -> list[Action]:
+        """The BAs of home addresses whose last BU came in UDP/IPv4 go back that way."""
+        if not self._udp4:
+            return actions
+        return [
+            dataclasses.replace(a, udp4=self._udp4[a.hoa])
+            if isinstance(a, SendBindingAck) and a.hoa in self._udp4
+            else a
+            for a in actions
+        ]
+
+    def _received(
+        self,
+        msg: MobilityMessage,
+        packet: bytes,
+        reaction: compact.Reaction,
+        src: IPv6,
+        hoa: IPv6,
+        now: float,
+    ) -> list[Action]:
         if reaction.kind is ReactionKind.DISCARD:
             return []
         if reaction.kind is ReactionKind.ICMP_PARAMETER_PROBLEM:
@@ -340,7 +391,8 @@ class HomeAgentCore:
             return [SendBindingError(src, hoa, reaction.status or 2)]
         if reaction.status is not None and reaction.status >= 128:
             return [self._reject(msg, src, hoa, reaction.status)]
-        return self._binding_update(msg, src, hoa, now)
+        udp = self._udp4.get(hoa)
+        return self._binding_update(msg, src, hoa, now, via=udp.address if udp else None)
 
     def tick(self, now: float) -> list[Action]:
         """Expire bindings whose lifetime ran out (RFC 6275 §10.3.1)."""
@@ -369,7 +421,7 @@ class HomeAgentCore:
             del self._pending_hoa[ba.hoa]
         status = 0 if ok else 130  # RFC 5026 §8.1: 130 DNS update failed
         dns = DnsStatus(status, ba.dns.remove, ba.dns.fqdn)
-        return [SendBindingAck(**{**ba.__dict__, "dns": dns})]
+        return self._over_udp([SendBindingAck(**{**ba.__dict__, "dns": dns})])
 
     def dad_done(self, request_id: int, duplicate: bool, now: float) -> list[Action]:
         """The DAD of a DadRequest ended: another node answered for the home address
@@ -381,17 +433,28 @@ class HomeAgentCore:
         hoa = IPv6(msg.hoa_raw) if msg.hoa_raw else src
         self._touched.add(hoa)
         self._dad_ids.pop(hoa, None)
-        return self._binding_update(msg, src, hoa, now, dad=not duplicate)
+        udp = self._udp4.get(hoa)
+        via = udp.address if udp else None
+        return self._over_udp(
+            self._binding_update(msg, src, hoa, now, dad=not duplicate, via=via)
+        )
 
     # -- Binding Update processing -------------------------------------------------------
     def _reject(self, msg: MobilityMessage, coa: IPv6, hoa: IPv6, status: int) -> SendBindingAck:
         return SendBindingAck(coa, hoa, msg.seq, status, 0)
 
     def _binding_update(
-        self, msg: MobilityMessage, src: IPv6, hoa: IPv6, now: float, dad: bool | None = None
+        self,
+        msg: MobilityMessage,
+        src: IPv6,
+        hoa: IPv6,
+        now: float,
+        dad: bool | None = None,
+        via: IPv4 | None = None,
     ) -> list[Action]:
         """`dad`: None for a BU just received; True once DAD found the home address unique,
-        False once it found a duplicate (RFC 6275 §10.3.1)."""
+        False once it found a duplicate (RFC 6275 §10.3.1). `via`: the outer IPv4 source of
+        a BU in UDP/IPv4, the care-of address its packets go to (RFC 5555 §4.2, §4.5)."""
         cfg = self.config
         options = compact.parse_options(msg.body, compact.FIXED_PART[compact.MHType.BU])
         flags = msg.bu_flags  # the Reserved bits are left out (RFC 6275 §6.1.7)
@@ -401,6 +464,8 @@ class HomeAgentCore:
         alt = _first(options, MobOpt.ALTERNATE_COA)
         if alt is not None and len(alt.data) == 16:
             coa = IPv6(alt.data)  # RFC 6275 §6.2.5
+        if via is not None:
+            coa = via  # RFC 5555 §4.2: V4ADDR, the CoA or the NAT's address
         if not unicast_routable(coa) and not cfg.faults.has(Fault.HA_ACCEPT_BAD_COA):
             return []  # RFC 6275 §6.1.7: silently discarded
 

@@ -59,8 +59,14 @@ plane's (ha_dataplane.py):
   access interface's proxy_arp is on while the daemon runs, so that the kernel answers ARP
   on the home link for those addresses (§4.5); the value before is restored at the end.
 
-Not done yet: the MN-ID option check (RFC 4283); IPv4 care-of addresses, BUs in UDP over
-IPv4 and NAT detection (RFC 5555 §4.2; the lab has no IPv4-only access link yet); IGMP
+* BUs in UDP and IPv4 (RFC 5555 §4.2) on port 4191 of --address4: the core binds the
+  outer IPv4 source as care-of address and detects a NAT (the IPv4 Care-of Address option
+  is not that source); the BA goes back in UDP from that port, to the home address, with
+  the NAT Detection option when a NAT was in the path.
+
+Not done yet: the MN-ID option check (RFC 4283); the tunnel to an IPv4 care-of address
+(IPv6 and IPv4 in IPv4, or in UDP behind a NAT, RFC 5555 §4.5.1; the binding is made, its
+packets are not sent), NAT keepalives and the F flag (§4.3, §4.5); IGMP
 Reports through the tunnel are not read (only BUs change the state, as for MLD, INT-7); the
 RFC 3810 startup queries (the first query goes at once, the next after a whole Query
 Interval).
@@ -106,6 +112,7 @@ from harness.reference.ha_dataplane import QuerySchedule, Served
 from harness.reference.ha_io import FaultyRouterAdvertiser, MulticastForwarder, Tunnels, ipv6_header
 
 IPPROTO_DSTOPTS, IPPROTO_MH, IPPROTO_IPV6_IN_IPV6, IPPROTO_IPV4_IN_IPV6 = 60, 135, 41, 4
+DSMIP_PORT = 4191  # RFC 5555 §8: BUs and tunnelled packets in UDP/IPv4
 ICMP6_MAX = 1280  # RFC 4443 §2.4: the error packet must not exceed the minimum MTU
 READY_LINE = "dmmconf ha: ready"
 # RFC defaults of the timers (seconds), multiplied by --time-scale when not given.
@@ -212,6 +219,7 @@ class HomeAgentDaemon:
         self.dns: ha_dns.DnsUpdater | None = None
         self._served: dict[tuple[ipaddress.IPv6Address, int], Served] = {}  # see served()
         self._proxy_arp_was: str | None = None  # the access link's proxy_arp before ours
+        self._udp4: socket.socket | None = None  # RFC 5555 §4.2, the DSMIPv6 port
 
     # ------------------------------------------------------------------ sockets
 
@@ -230,6 +238,13 @@ class HomeAgentDaemon:
         tunnel4 = socket.socket(socket.AF_INET6, socket.SOCK_RAW, IPPROTO_IPV4_IN_IPV6)
         tunnel4.setblocking(False)
         self._rx.append((tunnel4, IPPROTO_IPV4_IN_IPV6))
+        if self.opts.address4 is not None:  # RFC 5555 §4.2: BUs in UDP/IPv4
+            udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            udp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            udp.bind((str(self.opts.address4), DSMIP_PORT))  # the BA's source is HA_V4ADDR
+            udp.setblocking(False)
+            self._rx.append((udp, DSMIP_PORT))
+            self._udp4 = udp
         self.tunnels = Tunnels(self.opts.address, self._tx, self.log, self.faults)
         self.tunnels.node_of = self.core.nodes.get
         self.multicast.open()
@@ -420,6 +435,8 @@ class HomeAgentDaemon:
                         self.tunnels.from_coa(r)
                     elif proto == IPPROTO_IPV4_IN_IPV6:
                         self.tunnels.from_coa4(r)
+                    elif proto == DSMIP_PORT:
+                        self._drain_udp4(r)
                     elif proto is not None:
                         self._drain(r, proto)
                 self._dns_results()
@@ -621,7 +638,16 @@ class HomeAgentDaemon:
             action = ha_hooks.action(self.faults, original, time.time())
             if action is None:
                 continue
-            if isinstance(action, SendBindingAck):
+            if isinstance(action, SendBindingAck) and action.udp4 is not None:
+                pkt = encode.binding_ack_bytes(action, self.core.config)
+                if self._udp4 is not None:  # RFC 5555 §4.2: the way the BU came
+                    with contextlib.suppress(OSError):
+                        self._udp4.sendto(pkt, (str(action.udp4.address), action.udp4.port))
+                self.log(
+                    f"BA in UDP to {action.udp4.address}:{action.udp4.port} for {action.hoa}: "
+                    f"status {action.status}, seq {action.seq}, NAT {action.udp4.nat}"
+                )
+            elif isinstance(action, SendBindingAck):
                 pkt = encode.binding_ack_bytes(action, self.core.config)
                 self._send(bytes(pkt), str(action.coa))
                 self.log(
@@ -653,6 +679,22 @@ class HomeAgentDaemon:
             elif isinstance(action, IPv4Bound):
                 self.log(f"IPv4 home address of {action.hoa}: {action.address}")
                 self.tunnels.bind4(action.hoa, action.address)
+
+    def _drain_udp4(self, s: socket.socket) -> None:
+        """RFC 5555 §4.2: an IPv6 packet with a Mobility Header inside UDP and IPv4."""
+        while True:
+            try:
+                data, (src, port) = s.recvfrom(65535)
+            except (BlockingIOError, InterruptedError):
+                return
+            if len(data) < 40 or data[0] >> 4 != 6 or self.faults.has(Fault.HA_NO_UDP4):
+                continue
+            origin = (ipaddress.IPv4Address(src), port)
+
+            def step(data: bytes = data, origin: Any = origin) -> list[Action]:
+                return self.core.receive(data, time.time(), udp4=origin)
+
+            self._react(data, step)
 
     def _binding_error(self, action: SendBindingError) -> bytes:
         from scapy.layers.inet6 import IPv6

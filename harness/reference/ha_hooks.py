@@ -111,6 +111,8 @@ def _ipv4_request(packet: bytes) -> tuple[int, str] | None:
 def action(faults: Faults, a: Action, now: float) -> Action | None:
     """One action as the faulty HA performs it; None: not at all."""
     if isinstance(a, SendBindingAck):
+        if faults.has(Fault.HA_NO_NAT_DETECTION) and a.udp4 is not None and a.udp4.nat:
+            a = dataclasses.replace(a, udp4=dataclasses.replace(a.udp4, nat=False))
         if faults.has(Fault.HA_WRONG_SEQ) and a.status == 0:
             return dataclasses.replace(a, seq=(a.seq + 1) & 0xFFFF)
         if faults.has(Fault.HA_LONG_LIFETIME) and a.status == 0 and a.lifetime:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +28,12 @@ from harness.tester.conversation import (
 )
 from harness.tester.home_agent import HomeAgentUnderTest
 from harness.wire import compact
-from harness.wire.mobility import IgmpGroupRecord, MIP6OptIPv4HomeAddress, MIP6OptMulticastState
+from harness.wire.mobility import (
+    IgmpGroupRecord,
+    MIP6OptIPv4CareOfAddress,
+    MIP6OptIPv4HomeAddress,
+    MIP6OptMulticastState,
+)
 from harness.wire.numbers import IGMPV3_REPORT, MobOpt
 
 IPV4_IN_IPV6 = 4  # the Next Header of an IPv4 packet in IPv6 (RFC 2473)
@@ -248,3 +254,56 @@ def tunnelled_igmp(pkt: Any) -> IgmpQuery:
         int.from_bytes(msg[10:12], "big") if len(msg) >= 12 else -1,
         len(msg),
     )
+
+
+# ----------------------------------------------------------------- BUs in UDP/IPv4 (§4.2)
+
+DSMIP_PORT = 4191  # RFC 5555 §8
+
+
+class Udp4Mn:
+    """The tester as an MN in an IPv4 network (RFC 5555 §4.2): BUs inside UDP and IPv4
+    from the tester's IPv4 address to the HA's, the BAs read on the same socket."""
+
+    def __init__(self, ha: HomeAgentUnderTest) -> None:
+        self.ha = ha
+        self.ha4 = str(ha.lab.plan.link(1).router4)
+        self.sock = ha.lab.socket("mn", socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("0.0.0.0", 0))
+
+    def __enter__(self) -> Udp4Mn:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.sock.close()
+
+    def bu(self, hoa: str, seq: int, lifetime: int, v4coa: str | None) -> bytes:
+        """A BU whose IPv6 source is the home address (§4.2), with the IPv4 Care-of Address
+        option naming `v4coa` (None: without it), signed as the profile says."""
+        opts = (MIP6OptIPv4CareOfAddress(address=v4coa),) if v4coa else ()
+        return bytes(self.ha.bu(hoa, seq, lifetime, opts, coa=hoa))
+
+    def exchange(self, bu: bytes, seq: int, within: float) -> compact.MobilityMessage | None:
+        """Send `bu` in UDP to the HA's port 4191; its BA of sequence number `seq` from
+        that port within `within` seconds, or None."""
+        self.sock.sendto(bu, (self.ha4, DSMIP_PORT))
+        deadline = time.monotonic() + within
+        while (left := deadline - time.monotonic()) > 0:
+            self.sock.settimeout(left)
+            try:
+                data, (src, port) = self.sock.recvfrom(65535)
+            except (TimeoutError, OSError):
+                return None
+            if src != self.ha4 or port != DSMIP_PORT:
+                continue
+            try:
+                msg = compact.parse_packet(data)
+            except compact.Malformed:
+                continue
+            if msg.mhtype == compact.MHType.BA and msg.seq == seq:
+                return msg
+        return None
+
+
+def nat_detection(ba: compact.MobilityMessage) -> bool:
+    return any(o.otype == MobOpt.NAT_DETECTION for o in ba.options)

@@ -27,12 +27,15 @@ from scapy.packet import Packet
 from harness import verdicts
 from harness.tester.conversation import ExpectationFailed, Link
 from harness.tester.dual_stack import (
+    DSMIP_PORT,
     UNSPECIFIED,
     Correspondent4,
     IPv4Ack,
+    Udp4Mn,
     igmp_query_to,
     ipv4_ack,
     ipv4_hoa,
+    nat_detection,
     open_source4,
     raw_ipv4_hoa,
     reach_ha4,
@@ -46,8 +49,10 @@ from harness.tester.ha_registration import vector_frame
 from harness.tester.home_agent import (
     FLAG_A,
     FLAG_H,
+    FOREIGN_LINK,
     LIFETIME,
     MARGIN,
+    WITHIN,
     HomeAgentUnderTest,
     binding,
     deregister,
@@ -403,3 +408,56 @@ def test_home_link_neighbours_reach_the_ipv4_home_address(
         neighbour.send(hoa4, payload)
         expect_in_time(mn_link, tunnelled4(ha, ha.coa, hoa4, payload),
                        ha.reaction_window + ARP_RETRY, since=mark)  # fmt: skip
+
+
+# --- BUs in UDP and IPv4 (RFC 5555 §4.2), from the tester's IPv4 address ------------------
+
+
+def udp_ba(mn: Udp4Mn, ha: HomeAgentUnderTest, bu: bytes, seq: int) -> compact.MobilityMessage:
+    ba = mn.exchange(bu, seq, WITHIN + ha.reaction_window)
+    assert ba is not None, (
+        f"no BA in UDP from {mn.ha4} port {DSMIP_PORT} to a BU that came so (RFC 5555 §4.2: "
+        "the BA goes in UDP whenever the BU did)"
+    )
+    return ba
+
+
+@pytest.mark.clause("RFC5555-7", "DMM-HA-24")
+def test_bu_in_udp_ipv4_is_answered_in_udp(home_agent: HomeAgentUnderTest) -> None:
+    """A BU inside UDP/IPv4 to port 4191 (IPv6 source: the home address; the IPv4 Care-of
+    Address option: the tester's own IPv4 address, so no NAT): the BA comes back in UDP from
+    port 4191, accepting it (the binding cache entry for the IPv6 home address, §2.3.2.2),
+    without a NAT Detection option; the deregistration that follows finds the entry."""
+    ha = home_agent
+    hoa = ha.fresh_hoa()
+    with Udp4Mn(ha) as mn:
+        own = str(ha.lab.plan.mn_address4(FOREIGN_LINK))
+        ba = udp_ba(mn, ha, mn.bu(hoa, 1, LIFETIME, own), 1)
+        assert ba.ba_status == 0 and ba.lifetime > 0, (
+            f"BA status {ba.ba_status}, lifetime {ba.lifetime} for a BU in UDP/IPv4"
+        )
+        assert not nat_detection(ba), "a NAT Detection option though no NAT was in the path"
+        gone = udp_ba(mn, ha, mn.bu(hoa, 2, 0, own), 2)
+        assert gone.ba_status == 0, (
+            f"the deregistration got status {gone.ba_status}: no binding cache entry was made"
+        )
+
+
+@pytest.mark.clause("RFC5555-9")
+def test_nat_in_the_path_is_detected(home_agent: HomeAgentUnderTest) -> None:
+    """The IPv4 Care-of Address option names an address that is not the BU's outer IPv4
+    source (as a NAT would make it): the BA carries the NAT Detection option (§4.2, §3.2.2:
+    MUST when a NAT is detected)."""
+    ha = home_agent
+    hoa = ha.fresh_hoa()
+    with Udp4Mn(ha) as mn:
+        ba = udp_ba(mn, ha, mn.bu(hoa, 1, LIFETIME, "192.168.77.5"), 1)
+        try:
+            if ba.ba_status >= 128:
+                verdicts.inconclusive(f"the BU was refused (status {ba.ba_status})")
+            assert nat_detection(ba), (
+                "no NAT Detection option, though the IPv4 Care-of Address option (192.168.77.5)"
+                f" is not the BU's outer source ({ha.lab.plan.mn_address4(FOREIGN_LINK)})"
+            )
+        finally:
+            mn.exchange(mn.bu(hoa, 2, 0, "192.168.77.5"), 2, WITHIN)

@@ -170,6 +170,11 @@ KILLS: dict[str, tuple[str, ...]] = {
     "igmp-state-ignored": (V4 + "test_igmpv3_state_admits_ipv4_multicast_into_the_tunnel",),
     "no-igmp-querier": (V4 + "test_igmp_general_queries_reach_the_coa_through_the_tunnel",),
     "no-proxy-arp": (V4 + "test_home_link_neighbours_reach_the_ipv4_home_address",),
+    "no-udp4": (
+        V4 + "test_bu_in_udp_ipv4_is_answered_in_udp",
+        V4 + "test_nat_in_the_path_is_detected",
+    ),
+    "no-nat-detection": (V4 + "test_nat_in_the_path_is_detected",),
     # issue 12: multiple care-of addresses and flow bindings (suites/ha/test_mcoa_flows.py)
     "flows-ignored": (
         FLOW_PROPERTY,

@@ -198,3 +198,33 @@ def test_igmp_general_query_packet() -> None:
     assert pkt.dst == "224.0.0.1" and pkt.src == str(OWN)
     assert pkt[IGMPv3].type == 0x11 and pkt[IGMPv3_MQ].gaddr == "0.0.0.0"
     assert pkt[IGMPv3_MQ].numsrc == 0 and ipv4.internet_checksum(raw[24:]) == 0
+
+
+def test_bu_in_udp_ipv4_binds_the_outer_source_and_detects_a_nat() -> None:
+    """RFC 5555 §4.2: the CoA is the outer IPv4 source; the BA goes back in UDP to it, to
+    the home address without a routing header, with the NAT Detection option only when the
+    IPv4 Care-of Address option is not that source (or is missing, INT-21)."""
+    from harness.reference import encode
+    from harness.reference.ha_core import Udp4
+    from harness.wire import compact
+    from harness.wire.mobility import MIP6OptIPv4CareOfAddress
+    from harness.wire.numbers import MobOpt
+
+    outer = ipaddress.IPv4Address("10.0.2.100")
+    for named, nat in [("10.0.2.100", False), ("192.168.77.5", True), (None, True)]:
+        ha = v4core()
+        home = hoa(1)
+        opts = [MIP6OptIPv4CareOfAddress(address=named)] if named else []
+        pkt = (
+            IPv6(src=home, dst=HA)
+            / IPv6ExtHdrDestOpt(options=[HAO(hoa=home)])
+            / BindingUpdate(seq=1, mhtime=25, flags=0x300, options=opts)
+        )
+        (ba,) = only(ha.receive(bytes(pkt), NOW, udp4=(outer, 5555)), SendBindingAck)
+        assert ba.status == 0 and ba.coa == outer and ba.udp4 == Udp4(outer, 5555, nat)
+        msg = compact.parse_packet(encode.binding_ack_bytes(ba, ha.config))
+        assert ipaddress.IPv6Address(msg.dst_raw) == ipaddress.IPv6Address(home)
+        assert any(o.otype == MobOpt.NAT_DETECTION for o in msg.options) == nat
+        # the same home address over IPv6 again: the BA goes the IPv6 way
+        (back,) = only(ha.receive(bu(home, 2), NOW), SendBindingAck)
+        assert back.udp4 is None and back.coa == ipaddress.IPv6Address(COA)
