@@ -182,6 +182,7 @@ class Fault(Enum):
     MN_SAME_FID_PRI = ("mn", "same-fid-pri")
     MN_IGNORE_NEW_IFACE = ("mn", "ignore-new-iface")
     MN_NEW_IFACE_ALONE = ("mn", "new-iface-alone")
+    MN_LOST_IFACE_KEPT = ("mn", "lost-iface-kept")
 
     @property
     def role(self) -> Role:
@@ -826,6 +827,11 @@ CATALOGUE: dict[Fault, FaultSpec] = {
         "DMM-MIF-2",
         "registers a new interface's address with the home link's home agent though no home "
         "agent is in use (draft §7.1: none involved)",
+    ),
+    Fault.MN_LOST_IFACE_KEPT: FaultSpec(
+        "RFC5648-12",
+        "keeps the care-of address of an interface that lost its link registered (RFC 5648 "
+        "§5.4)",
     ),
     Fault.MN_FLOW_FROM_COA: FaultSpec(
         "DMM-MIF-3",

@@ -409,6 +409,8 @@ class MobileNodeCore:
     def carrier(self, now: float, iface: str, up: bool) -> list[Action]:
         """A carrier change: on carrier up, solicit an RA at once (RFC 4861 §6.3.7), which
         makes movement detection as fast as the router's answer."""
+        if not up and iface in self.links:
+            return self._interface_lost(now, iface)
         return [SendRouterSolicitation(iface)] if up and iface in self.iids else []
 
     def observed(self, now: float, sessions: set[IPv6], listening: ListenerState) -> list[Action]:
@@ -763,6 +765,28 @@ class MobileNodeCore:
             Log(f"{iface} registered with {b.ha} for {b.hoa} (BID {self.bid_of(iface)})"),
             *self._send_bu(now, b, fresh=True),
         ]
+
+    def _interface_lost(self, now: float, iface: str) -> list[Action]:
+        """An added interface lost its link (draft §7.1): its care-of address leaves the
+        bindings that named it. The next BU names only the others, O set, or is a plain BU
+        when one is left (RFC 5648 §4.2, §6.2: both replace every binding), and the flows
+        bound to it are left out, so the HA deletes them (RFC 6089 §5.3.4)."""
+        gone = self.links[iface].address
+        named = [
+            b
+            for b in self.bindings.values()
+            if b.iface != iface
+            and b.phase is not Phase.DEREGISTERING
+            and any(e.coa == gone for e in self._bid_entries(b))
+        ]
+        if not named or self.config.faults.has(Fault.MN_LOST_IFACE_KEPT):
+            return []
+        del self.links[iface]
+        out: list[Action] = [Log(f"{iface} lost its link: {gone} leaves the bindings")]
+        out.append(RemoveAddress(iface, gone))
+        for b in named:
+            out += self._send_bu(now, b, fresh=True)
+        return out
 
     def _register_alone(self, now: float, iface: str, coa: IPv6) -> list[Action]:
         """A fault only: the first interface's address registered with its home link's HA

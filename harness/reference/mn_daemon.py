@@ -76,6 +76,7 @@ IPPROTO_IPV6_IN_IPV6, IPPROTO_ROUTING, IPPROTO_MH = 41, 43, 135
 SO_MARK = 36
 ETH_P_IPV6 = 0x86DD
 TUNSETIFF, IFF_TUN, IFF_NO_PI = 0x400454CA, 0x0001, 0x1000
+SIOCGIFFLAGS, IFF_RUNNING = 0x8913, 0x40
 TUN_NAME = "dmmmn0"
 ROUTE_TABLE = 4242  # what the home addresses send goes into the tunnel device
 RULE_PRIORITY = 1000
@@ -156,6 +157,7 @@ class MobileNodeDaemon:
         self._flows: dict[tuple[ipaddress.IPv6Address, int], tuple[Any, Any]] = {}
         self._flow_rules: list[str] = []  # `ip rule del` lines of what FlowRoutes installed
         self._iface_rules: dict[ipaddress.IPv6Address, str] = {}
+        self._running: dict[str, bool] = {}  # carrier of the interfaces taken on later
         self._nl: Any = None
         self._air: nflog.NflogGroup | None = None
         self._bu_on_link_sent = False
@@ -339,7 +341,10 @@ class MobileNodeDaemon:
         elif r is self._nl:
             for iface, up in self._nl.drain():
                 self._adopt_new_interfaces()
-                if iface in self._ifindex:
+                # an added interface's loss is polled (_poll_carrier): its events are not
+                # reliable enough to drop a binding on
+                later = iface in self._ifindex and iface != self.opts.ifaces[0]
+                if iface in self._ifindex and (up or not later):
                     self.perform(self.core.carrier(now, iface, up))
         elif r is self._air:
             self._air_reports(now)
@@ -369,9 +374,20 @@ class MobileNodeDaemon:
                 self.log(f"{iface} appeared")
                 self.perform(self._open_iface(iface))  # its listener state is not watched
 
+    def _poll_carrier(self, now: float) -> None:
+        """The carrier of the interfaces taken on later, looked at directly (IFF_RUNNING):
+        rtnetlink's events for a veth made while the daemon runs were seen to go missing."""
+        for iface in list(self._ifindex)[1:]:
+            up = _running(iface)
+            if up is not None and self._running.get(iface, up) != up:
+                self.perform(self.core.carrier(now, iface, up))
+            if up is not None:
+                self._running[iface] = up
+
     def observe(self, now: float) -> None:
         if len(self._ifindex) < len(self.opts.ifaces):
             self._adopt_new_interfaces()
+        self._poll_carrier(now)
         sessions = active_session_addresses()
         listening = ListenerState()
         if self._listener is not None:
@@ -753,6 +769,15 @@ class MobileNodeDaemon:
             return
         self._send(packets.mld_report(state, ll), MLDV2_ROUTERS, self._ifindex[iface])
         self.log(f"reported {len(state.groups)} group(s) on {iface}")
+
+
+def _running(iface: str) -> bool | None:
+    """IFF_RUNNING of `iface` (its carrier), or None when it is not there."""
+    with contextlib.suppress(OSError), socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
+        req = struct.pack("16sH14x", iface.encode()[:15], 0)
+        flags = struct.unpack_from("16sH", fcntl.ioctl(s.fileno(), SIOCGIFFLAGS, req))[1]
+        return bool(flags & IFF_RUNNING)
+    return None
 
 
 def _exists(iface: str) -> bool:

@@ -24,6 +24,7 @@ from harness.tester.mobile_node import (
     ALT_COA,
     MobileNodeUnderTest,
     ba_for,
+    bu_from_mn,
     in_time,
     options_of,
     session_then_move,
@@ -157,6 +158,30 @@ def second_interface_comes_up(mn: MobileNodeUnderTest) -> SecondInterface:
     assert bu is not None
     coa1 = second_address(mn, 0.0)
     return SecondInterface(first, bu, {MN_IFACE: coa0, SECOND_IFACE: coa1})
+
+
+def second_interface_lost(
+    mn: MobileNodeUnderTest, seen: SecondInterface
+) -> compact.MobilityMessage:
+    """After the BA to the BU of both interfaces, the lab takes the second interface off its
+    link (carrier down): the MN's next BU to the home agent, within the registration
+    deadline (the MN sees the carrier go at once)."""
+    ha = mn.ha_address(1)
+    try:
+        mn.link.expect(ba_for(seen.bu.seq), mn.deadlines.ba, "the HA's BA to the bulk BU")
+    except AssertionError:
+        inconclusive("the reference HA did not acknowledge the BU of both interfaces")
+    mn.link.mark()
+    mn.lab.detach(SECOND_IFACE)
+    pkt = in_time(
+        mn.link,
+        bu_from_mn(to=ha, hoa=str(mn.home)),
+        mn.deadlines.registration,
+        f"a BU to {ha} after {SECOND_IFACE} lost its link",
+    )
+    msg = mobility_message(pkt)
+    assert msg is not None
+    return msg
 
 
 def second_address(mn: MobileNodeUnderTest, within: float) -> str:

@@ -28,6 +28,7 @@ from harness.tester.multi_interface import (
     overwrite_flag,
     reach_natively,
     second_interface_comes_up,
+    second_interface_lost,
 )
 from harness.tester.world import MN_IFACE
 
@@ -57,6 +58,7 @@ def test_a_new_interface_without_a_home_agent_in_use_is_used_natively(
     "RFC5648-2",
     "RFC5648-3",
     "RFC5648-4",
+    "RFC5648-11",
 )
 def test_a_new_interface_is_registered_under_a_bid_of_its_own(
     multi_mn: MobileNodeUnderTest,
@@ -83,6 +85,35 @@ def test_a_new_interface_is_registered_under_a_bid_of_its_own(
     assert all(1 <= p <= 127 for p in pris), f"BID-PRI {pris}: 0 is reserved (RFC 6089 §4.1)"
     assert not has_alt_coa(seen.bu), "an Alternate Care-of Address option beside BID options"
     assert overwrite_flag(seen.bu), "O flag clear in the first BU of several bindings"
+
+
+@pytest.mark.clause("RFC5648-12", "DMM-MIF-9")
+def test_an_interface_that_loses_its_link_leaves_the_bindings(
+    multi_mn: MobileNodeUnderTest,
+) -> None:
+    """Both interfaces registered, then the second loses its link: the MN's next BU to the
+    home agent no longer keeps its care-of address (deregisters its BID, or replaces every
+    binding without it) and binds no flow to it (RFC 5648 §4.2, §5.4, §6.2)."""
+    flow_bindings(multi_mn)
+    seen = second_interface_comes_up(multi_mn)
+    after = second_interface_lost(multi_mn, seen)
+    gone, bids = seen.coa[SECOND_IFACE], bids_of(after)
+    gone_bid = next((b.bid for b in bids_of(seen.bu) if b.coa == gone), None)
+    if after.lifetime == 0:
+        assert bids and {b.bid for b in bids} == {gone_bid}, (
+            f"a Lifetime-0 BU after {SECOND_IFACE} lost its link deregisters BIDs "
+            f"{[b.bid for b in bids]}, expected only {gone_bid} (RFC 5648 §5.4)"
+        )
+        return
+    assert all(b.coa != gone and b.bid != gone_bid for b in bids), (
+        f"the BU after {SECOND_IFACE} lost its link still names its BID {gone_bid} or "
+        f"care-of address {gone}: {bids}"
+    )
+    assert not bids or overwrite_flag(after), (
+        f"the BU names BIDs {[b.bid for b in bids]} without O: BID {gone_bid} stays bound"
+    )
+    stale = [f for f in flows_of(after) if f.bids is not None and gone_bid in f.bids]
+    assert not stale, f"flows still bound to the lost interface's BID {gone_bid}: {stale}"
 
 
 @pytest.mark.clause("DMM-MIF-9", "RFC6089-2", "RFC6089-3", "RFC6089-5")

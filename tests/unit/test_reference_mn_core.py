@@ -323,3 +323,13 @@ def test_a_flows_packets_leave_from_its_interfaces_care_of_address() -> None:
         inner = mn_packets.ipv6_header(8, 17, str(addr(1)), "2001:db8:c1::10") + udp
         outer = mn_packets.reverse_tunnel(inner, tunnel, Faults(), flows)
         assert outer is not None and ipaddress.IPv6Address(outer[8:24]) == coa
+
+
+def test_a_lost_interface_leaves_the_bindings() -> None:
+    c, _first, out = _multi()
+    [bu] = of(out, m.SendBindingUpdate)
+    c.binding_ack(2.01, bu.ha, bu.hoa, bu.seq, 0, 100)
+    lost = c.carrier(2.5, "mn1", False)
+    [after] = of(lost, m.SendBindingUpdate)
+    assert (after.bids, after.flows, after.lifetime) == ((), (), 100)  # a plain BU replaces all
+    assert c.carrier(2.6, "mn0", False) == []  # the binding's own interface: as before
