@@ -27,6 +27,12 @@ the core's; this module only does I/O:
   agent (reverse tunnelling, OPEN-2) and writes what the home agents tunnel to it into the
   device, which joins the bindings' groups so that applications keep receiving
   (docs/lab-facts.md: mirror membership).
+* Several interfaces (draft §7.1, INT-20): an interface of --ifaces that is not there at
+  start is taken on when it appears (polled), and its carrier is polled too (IFF_RUNNING);
+  its default route comes after the first interface's, and a rule routes what its own
+  address sends through it. The flows the HA accepted get a rule by port into a table whose
+  route takes the home address into the tunnel device; the daemon sends them from the
+  flow's care-of address (IPV6_PKTINFO, so that the kernel routes by that source).
 
 The packets are built and read in harness/reference/mn_packets.py, the kernel is asked
 through harness/reference/mn_kernel.py. Deliberate faults for the suite's own tests (the
