@@ -125,6 +125,7 @@ class Fault(Enum):
     HA_NO_PROXY_ARP = ("ha", "no-proxy-arp")
     HA_NO_UDP4 = ("ha", "no-udp4")
     HA_NO_NAT_DETECTION = ("ha", "no-nat-detection")
+    HA_NAT_TUNNEL_NOT_UDP = ("ha", "nat-tunnel-not-udp")
     # the Mobile Node (suites/mn/test_mobile_node.py, suites/interop)
     MN_NO_MCAST_OPTION = ("mn", "no-mcast-option")
     MN_NO_HAO = ("mn", "no-hao")
@@ -615,6 +616,11 @@ CATALOGUE: dict[Fault, FaultSpec] = {
         "RFC5555-9",
         "leaves the NAT Detection option out of the BA when the IPv4 Care-of Address option "
         "is not the BU's outer IPv4 source (RFC 5555 §4.2)",
+    ),
+    Fault.HA_NAT_TUNNEL_NOT_UDP: FaultSpec(
+        "RFC5555-8",
+        "tunnels the packets of a binding behind a NAT in IPv4 (protocol 41), not in UDP "
+        "(RFC 5555 §2.3.2.2, §4.5.1)",
     ),
     Fault.HA_DNS_ANY_NAME: FaultSpec(
         "RFC5026-5",

@@ -321,6 +321,10 @@ class HomeAgentCore:
         node = self.nodes.get(hoa)
         return node.bindings.get(bid) if node is not None else None
 
+    def udp4_path(self, hoa: IPv6) -> Udp4 | None:
+        """The UDP/IPv4 path of the home address's last BU, if it came so (RFC 5555 §4.2)."""
+        return self._udp4.get(hoa)
+
     def next_deadline(self) -> float | None:
         while self._expiries and self._stale(self._expiries[0]):
             heapq.heappop(self._expiries)

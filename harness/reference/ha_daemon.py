@@ -64,9 +64,12 @@ plane's (ha_dataplane.py):
   is not that source); the BA goes back in UDP from that port, to the home address, with
   the NAT Detection option when a NAT was in the path.
 
-Not done yet: the MN-ID option check (RFC 4283); the tunnel to an IPv4 care-of address
-(IPv6 and IPv4 in IPv4, or in UDP behind a NAT, RFC 5555 §4.5.1; the binding is made, its
-packets are not sent), NAT keepalives and the F flag (§4.3, §4.5); IGMP
+  Packets for a home address bound so go to the IPv4 care-of address in UDP from port 4191
+  when a NAT was detected, else inside IPv4 (protocol 41, from --address4) (§4.5.1).
+
+Not done yet: the MN-ID option check (RFC 4283); the reverse tunnel from an IPv4 care-of
+address (UDP or protocol 41 into the home network), IPv4 packets to an IPv4 care-of
+address, NAT keepalives and the F flag (RFC 5555 §4.3, §4.5); IGMP
 Reports through the tunnel are not read (only BUs change the state, as for MLD, INT-7); the
 RFC 3810 startup queries (the first query goes at once, the next after a whole Query
 Interval).
@@ -220,6 +223,7 @@ class HomeAgentDaemon:
         self._served: dict[tuple[ipaddress.IPv6Address, int], Served] = {}  # see served()
         self._proxy_arp_was: str | None = None  # the access link's proxy_arp before ours
         self._udp4: socket.socket | None = None  # RFC 5555 §4.2, the DSMIPv6 port
+        self._raw4: socket.socket | None = None  # IPv6 in IPv4 to IPv4 care-of addresses
 
     # ------------------------------------------------------------------ sockets
 
@@ -245,8 +249,13 @@ class HomeAgentDaemon:
             udp.setblocking(False)
             self._rx.append((udp, DSMIP_PORT))
             self._udp4 = udp
+            raw4 = socket.socket(socket.AF_INET, socket.SOCK_RAW, IPPROTO_IPV6_IN_IPV6)
+            raw4.bind((str(self.opts.address4), 0))  # the outer source: HA_V4ADDR
+            self._raw4 = raw4
         self.tunnels = Tunnels(self.opts.address, self._tx, self.log, self.faults)
         self.tunnels.node_of = self.core.nodes.get
+        self.tunnels.udp_path = self.core.udp4_path
+        self.tunnels.udp4, self.tunnels.raw4 = self._udp4, self._raw4
         self.multicast.open()
         self._open_access_link()
         if self.opts.address4 is not None and not self.faults.has(Fault.HA_NO_PROXY_ARP):
@@ -345,6 +354,9 @@ class HomeAgentDaemon:
         for s, _ in self._rx:
             s.close()
         self._rx = []
+        if self._raw4 is not None:
+            self._raw4.close()
+            self._raw4 = None
         if self._tx is not None:
             self._tx.close()
             self._tx = None

@@ -113,6 +113,11 @@ class Tunnels:
         self._text: dict[ipaddress.IPv6Address, str] = {}  # CoAs as sendto(2) wants them
         # the binding cache entry of a home address, for the steering of each packet
         self.node_of: Callable[[ipaddress.IPv6Address], ha_core.MobileNode | None] | None = None
+        # RFC 5555 §4.5.1: packets to an IPv4 care-of address go in UDP from the DSMIPv6
+        # port when a NAT was detected (the path of `udp_path`), else IPv6 in IPv4 (raw4)
+        self.udp_path: Callable[[ipaddress.IPv6Address], Any] | None = None
+        self.udp4: socket.socket | None = None
+        self.raw4: socket.socket | None = None
         # RFC 5555 §4.5: each IPv4 home address's /32 routed into the device too, its
         # packets tunnelled to the CoA of its IPv6 home address's binding (§4.5.1)
         self.hoa_of4: dict[bytes, ipaddress.IPv6Address] = {}  # packed IPv4 HoA: IPv6 HoA
@@ -166,7 +171,9 @@ class Tunnels:
         if key in self.coa_of:
             self.coa_of[key] = coa  # RFC 6275 §10.3.1: same binding, new care-of address
             return
-        if self.faults.has(Fault.HA_NO_TUNNEL) or not isinstance(coa, ipaddress.IPv6Address):
+        if self.faults.has(Fault.HA_NO_TUNNEL) or not isinstance(
+            coa, (ipaddress.IPv6Address, ipaddress.IPv4Address)
+        ):
             return
         if not self._device() or not self._route(hoa):
             return
@@ -221,13 +228,29 @@ class Tunnels:
                 continue
             node = self.node_of(key[0]) if self.node_of is not None else None
             if node is None or (len(node.bindings) == 1 and not node.flows):
-                self.encapsulate(inner, self.coa_of[key])  # one binding: nothing to choose
-                continue
-            # RFC 6089 §5.3.6, RFC 5648: which of the home address's bindings get it
-            bindings, flows = node.bindings.values(), node.flows.values()
-            for coa in ha_dataplane.steer(inner, bindings, flows, self.faults):
+                coas = [self.coa_of[key]]  # one binding: nothing to choose
+            else:  # RFC 6089 §5.3.6, RFC 5648: which of the home address's bindings get it
+                bindings, flows = node.bindings.values(), node.flows.values()
+                coas = ha_dataplane.steer(inner, bindings, flows, self.faults)
+            for coa in coas:
                 if isinstance(coa, ipaddress.IPv6Address):
                     self.encapsulate(inner, coa)
+                else:
+                    self.to_ipv4_coa(inner, key[0], coa)
+
+    def to_ipv4_coa(
+        self, inner: bytes, hoa: ipaddress.IPv6Address, coa: ipaddress.IPv4Address
+    ) -> None:
+        """RFC 5555 §4.5.1: to an IPv4 care-of address, in UDP from port 4191 to the BU's
+        source port when a NAT was in the path (§4.2), else in IPv4 (protocol 41)."""
+        path = self.udp_path(hoa) if self.udp_path is not None else None
+        sock, port = self.raw4, 0
+        udp = not self.faults.has(Fault.HA_NAT_TUNNEL_NOT_UDP)
+        if path is not None and path.nat and path.address == coa and udp:
+            sock, port = self.udp4, path.port  # behind a NAT (§4.2)
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.sendto(inner, (str(coa), port))
 
     def _ipv4_to_coa(self, inner: bytes) -> None:
         """RFC 5555 §4.5.1: an IPv4 packet for an IPv4 home address, IPv4-in-IPv6 to the

@@ -304,6 +304,43 @@ class Udp4Mn:
                 return msg
         return None
 
+    def tunnelled(self, hoa: str, payload: bytes, within: float) -> bool:
+        """Did an IPv6 packet to `hoa` carrying `payload` come in UDP from the HA's port
+        4191 within `within` seconds?"""
+        deadline = time.monotonic() + within
+        while (left := deadline - time.monotonic()) > 0:
+            self.sock.settimeout(left)
+            try:
+                data, (src, port) = self.sock.recvfrom(65535)
+            except (TimeoutError, OSError):
+                return False
+            if (src, port) == (self.ha4, DSMIP_PORT) and udp_tunnelled(data, hoa, payload):
+                return True
+        return False
+
+
+def udp_tunnelled(data: bytes, hoa: str, payload: bytes) -> bool:
+    """`data` (a UDP payload from the HA's port 4191) is an IPv6 packet to `hoa` whose UDP
+    payload is `payload` (RFC 5555 §4.1: IPv4, UDP, then the IPv6 packet)."""
+    try:
+        pkt = IPv6(data)
+    except Exception:  # noqa: BLE001 - anything scapy cannot read is not it
+        return False
+    return pkt.dst == hoa and UDP in pkt and bytes(pkt[UDP].payload) == payload
+
+
+def in_ipv4(ha4: str, own4: str, hoa: str, payload: bytes) -> Predicate:
+    """An IPv6 packet to `hoa` carrying `payload`, inside IPv4 (protocol 41) from the HA's
+    IPv4 address to `own4` (RFC 5555 §4.5.1 without a NAT)."""
+
+    def test(pkt: Any) -> bool:
+        ip = pkt.getlayer(IP)
+        if ip is None or ip.proto != 41 or ip.src != ha4 or ip.dst != own4:
+            return False
+        return udp_tunnelled(bytes(ip.payload), hoa, payload)
+
+    return inbound & Predicate(test, f"IPv6 to {hoa} in IPv4 from {ha4}")
+
 
 def nat_detection(ba: compact.MobilityMessage) -> bool:
     return any(o.otype == MobOpt.NAT_DETECTION for o in ba.options)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import os
+import socket
 import subprocess
 from collections.abc import Iterator
 
@@ -28,11 +29,13 @@ from harness import verdicts
 from harness.tester.conversation import ExpectationFailed, Link
 from harness.tester.dual_stack import (
     DSMIP_PORT,
+    PORT,
     UNSPECIFIED,
     Correspondent4,
     IPv4Ack,
     Udp4Mn,
     igmp_query_to,
+    in_ipv4,
     ipv4_ack,
     ipv4_hoa,
     nat_detection,
@@ -461,3 +464,36 @@ def test_nat_in_the_path_is_detected(home_agent: HomeAgentUnderTest) -> None:
             )
         finally:
             mn.exchange(mn.bu(hoa, 2, 0, "192.168.77.5"), 2, WITHIN)
+
+
+@pytest.mark.clause("RFC5555-8", "DMM-HA-24")
+@pytest.mark.parametrize("nat", [True, False], ids=["behind-a-nat", "no-nat"])
+def test_packets_reach_an_ipv4_care_of_address(
+    home_agent: HomeAgentUnderTest, mn_link: Link, nat: bool
+) -> None:
+    """After a BU in UDP/IPv4, the correspondent's IPv6 datagram to the home address reaches
+    the IPv4 care-of address (§4.5.1): in UDP from port 4191 to the BU's source port when a
+    NAT was detected (§2.3.2.2: the tunnel MUST use UDP encapsulation), else inside IPv4."""
+    ha, lab = home_agent, home_agent.lab
+    hoa = ha.fresh_hoa()
+    own = str(lab.plan.mn_address4(FOREIGN_LINK))
+    named = "192.168.77.5" if nat else own
+    cn = lab.socket("cn", socket.AF_INET6, socket.SOCK_DGRAM)
+    with Udp4Mn(ha) as mn, contextlib.closing(cn):
+        ba = udp_ba(mn, ha, mn.bu(hoa, 1, LIFETIME, named), 1)
+        try:
+            if ba.ba_status >= 128:
+                verdicts.inconclusive(f"the BU in UDP/IPv4 was refused (status {ba.ba_status})")
+            payload = os.urandom(12)
+            mark = mn_link.mark()
+            cn.sendto(payload, (hoa, PORT))
+            if nat:
+                assert mn.tunnelled(hoa, payload, ha.reaction_window), (
+                    f"the datagram to {hoa} did not come in UDP from {mn.ha4} port {DSMIP_PORT}"
+                    " though a NAT was detected"
+                )
+            else:
+                expect_in_time(mn_link, in_ipv4(mn.ha4, own, hoa, payload),
+                               ha.reaction_window, since=mark)  # fmt: skip
+        finally:
+            mn.exchange(mn.bu(hoa, 2, 0, named), 2, WITHIN)

@@ -175,6 +175,7 @@ KILLS: dict[str, tuple[str, ...]] = {
         V4 + "test_nat_in_the_path_is_detected",
     ),
     "no-nat-detection": (V4 + "test_nat_in_the_path_is_detected",),
+    "nat-tunnel-not-udp": (V4 + "test_packets_reach_an_ipv4_care_of_address[behind-a-nat]",),
     # issue 12: multiple care-of addresses and flow bindings (suites/ha/test_mcoa_flows.py)
     "flows-ignored": (
         FLOW_PROPERTY,
