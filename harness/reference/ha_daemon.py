@@ -67,8 +67,11 @@ plane's (ha_dataplane.py):
   Packets for a home address bound so go to the IPv4 care-of address in UDP from port 4191
   when a NAT was detected, else inside IPv4 (protocol 41, from --address4) (§4.5.1).
 
-Not done yet: the MN-ID option check (RFC 4283); the reverse tunnel from an IPv4 care-of
-address (UDP or protocol 41 into the home network), IPv4 packets to an IPv4 care-of
+  The reverse tunnel likewise: an IPv6 packet (not a Mobility Header) in UDP to port 4191
+  or in protocol 41, from the IPv4 care-of address of its home address's binding, goes to
+  the TUN device and on.
+
+Not done yet: the MN-ID option check (RFC 4283); IPv4 packets to and from an IPv4 care-of
 address, NAT keepalives and the F flag (RFC 5555 §4.3, §4.5); IGMP
 Reports through the tunnel are not read (only BUs change the state, as for MLD, INT-7); the
 RFC 3810 startup queries (the first query goes at once, the next after a whole Query
@@ -113,9 +116,11 @@ from harness.reference.ha_core import (
 )
 from harness.reference.ha_dataplane import QuerySchedule, Served
 from harness.reference.ha_io import FaultyRouterAdvertiser, MulticastForwarder, Tunnels, ipv6_header
+from harness.wire import ipv6
 
 IPPROTO_DSTOPTS, IPPROTO_MH, IPPROTO_IPV6_IN_IPV6, IPPROTO_IPV4_IN_IPV6 = 60, 135, 41, 4
 DSMIP_PORT = 4191  # RFC 5555 §8: BUs and tunnelled packets in UDP/IPv4
+RAW4 = -41  # the _rx tag of the IPv4 socket of protocol 41 (IPv6 in IPv4)
 ICMP6_MAX = 1280  # RFC 4443 §2.4: the error packet must not exceed the minimum MTU
 READY_LINE = "dmmconf ha: ready"
 # RFC defaults of the timers (seconds), multiplied by --time-scale when not given.
@@ -251,7 +256,9 @@ class HomeAgentDaemon:
             self._udp4 = udp
             raw4 = socket.socket(socket.AF_INET, socket.SOCK_RAW, IPPROTO_IPV6_IN_IPV6)
             raw4.bind((str(self.opts.address4), 0))  # the outer source: HA_V4ADDR
+            raw4.setblocking(False)
             self._raw4 = raw4
+            self._rx.append((raw4, RAW4))
         self.tunnels = Tunnels(self.opts.address, self._tx, self.log, self.faults)
         self.tunnels.node_of = self.core.nodes.get
         self.tunnels.udp_path = self.core.udp4_path
@@ -354,9 +361,7 @@ class HomeAgentDaemon:
         for s, _ in self._rx:
             s.close()
         self._rx = []
-        if self._raw4 is not None:
-            self._raw4.close()
-            self._raw4 = None
+        self._raw4 = None  # closed with the other receivers
         if self._tx is not None:
             self._tx.close()
             self._tx = None
@@ -449,6 +454,8 @@ class HomeAgentDaemon:
                         self.tunnels.from_coa4(r)
                     elif proto == DSMIP_PORT:
                         self._drain_udp4(r)
+                    elif proto == RAW4:
+                        self.tunnels.from_raw4(r)
                     elif proto is not None:
                         self._drain(r, proto)
                 self._dns_results()
@@ -702,6 +709,10 @@ class HomeAgentDaemon:
             if len(data) < 40 or data[0] >> 4 != 6 or self.faults.has(Fault.HA_NO_UDP4):
                 continue
             origin = (ipaddress.IPv4Address(src), port)
+            view = ipv6.parse(data)
+            if view is not None and view.upper != IPPROTO_MH:
+                self.tunnels.from_ipv4_coa(data, origin[0])  # §4.1: data, not signalling
+                continue
 
             def step(data: bytes = data, origin: Any = origin) -> list[Action]:
                 return self.core.receive(data, time.time(), udp4=origin)

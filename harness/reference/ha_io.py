@@ -252,6 +252,30 @@ class Tunnels:
             with contextlib.suppress(OSError):
                 sock.sendto(inner, (str(coa), port))
 
+    def from_ipv4_coa(self, inner: bytes, src: ipaddress.IPv4Address) -> None:
+        """The reverse tunnel from an IPv4 care-of address (RFC 5555 §4.4.3, §4.5.1; RFC 6275
+        §10.4.5 likewise): an IPv6 packet out of UDP or protocol 41 from a bound IPv4 CoA,
+        with that binding's home address as source, goes to the TUN device."""
+        if self.fd is None or len(inner) < 40 or inner[0] >> 4 != 6:
+            return
+        if self.faults.has(Fault.HA_NO_REVERSE_TUNNEL):
+            return
+        hoa = ipaddress.IPv6Address(inner[8:24])
+        if any(h == hoa and c == src for (h, _bid), c in self.coa_of.items()):
+            with contextlib.suppress(OSError):
+                os.write(self.fd, inner)
+
+    def from_raw4(self, sock: socket.socket) -> None:
+        """IPv6 in IPv4 (protocol 41) from an IPv4 care-of address."""
+        while True:
+            try:
+                packet, (src, _port) = sock.recvfrom(65535)
+            except (BlockingIOError, InterruptedError):
+                return
+            ihl = (packet[0] & 0x0F) * 4 if packet and packet[0] >> 4 == 4 else 0
+            if ihl:
+                self.from_ipv4_coa(packet[ihl:], ipaddress.IPv4Address(src))
+
     def _ipv4_to_coa(self, inner: bytes) -> None:
         """RFC 5555 §4.5.1: an IPv4 packet for an IPv4 home address, IPv4-in-IPv6 to the
         CoA of the binding its IPv6 home address's route serves."""

@@ -22,6 +22,7 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from scapy.layers.inet import IP, UDP
 from scapy.layers.inet6 import HAO, IPv6, IPv6ExtHdrDestOpt, MIP6OptUnknown
 from scapy.packet import Packet
 
@@ -495,5 +496,56 @@ def test_packets_reach_an_ipv4_care_of_address(
             else:
                 expect_in_time(mn_link, in_ipv4(mn.ha4, own, hoa, payload),
                                ha.reaction_window, since=mark)  # fmt: skip
+        finally:
+            mn.exchange(mn.bu(hoa, 2, 0, named), 2, WITHIN)
+
+
+@pytest.mark.clause("DMM-HA-1", "RFC6275-HA-14", "DMM-HA-24")
+@pytest.mark.parametrize("nat", [True, False], ids=["behind-a-nat", "no-nat"])
+def test_the_mn_reaches_the_correspondent_from_an_ipv4_care_of_address(
+    home_agent: HomeAgentUnderTest, mn_link: Link, nat: bool
+) -> None:
+    """After a BU in UDP/IPv4, the MN's IPv6 datagram from its home address, tunnelled to
+    the HA in UDP to port 4191 (behind a NAT) or inside IPv4 (protocol 41) from the care-of
+    address the binding holds, reaches the correspondent (RFC 5555 §4.4.3, §4.5.1); one in
+    IPv4 from another address is not forwarded (RFC 6275 §10.4.5: the tunnel's source must
+    be the binding's care-of address)."""
+    ha, lab = home_agent, home_agent.lab
+    hoa = ha.fresh_hoa()
+    own = str(lab.plan.mn_address4(FOREIGN_LINK))
+    named = "192.168.77.5" if nat else own
+    cn6 = str(lab.plan.cn.host6)
+    cn = lab.socket("cn", socket.AF_INET6, socket.SOCK_DGRAM)
+    cn.bind(("::", PORT))
+    with Udp4Mn(ha) as mn, contextlib.closing(cn):
+        ba = udp_ba(mn, ha, mn.bu(hoa, 1, LIFETIME, named), 1)
+        try:
+            if ba.ba_status >= 128:
+                verdicts.inconclusive(f"the BU in UDP/IPv4 was refused (status {ba.ba_status})")
+            spoofed = os.urandom(12)
+            if not nat:  # from an address the binding does not hold: dropped
+                forged = IPv6(src=hoa, dst=cn6) / UDP(sport=PORT, dport=PORT) / spoofed
+                mn_link.send(IP(src=str(ipaddress.IPv4Address(own) - 1), dst=mn.ha4, proto=41)
+                             / forged)  # fmt: skip
+            payload = os.urandom(12)
+            inner = IPv6(src=hoa, dst=cn6) / UDP(sport=PORT, dport=PORT) / payload
+            if nat:
+                mn.sock.sendto(bytes(inner), (mn.ha4, DSMIP_PORT))
+            else:
+                mn_link.send(IP(src=own, dst=mn.ha4, proto=41) / inner)
+            cn.settimeout(ha.reaction_window)
+            got = []
+            with contextlib.suppress(TimeoutError, OSError):
+                while (data := cn.recvfrom(65535))[0] != payload:
+                    got.append(data)
+                got.append(data)
+            assert got and got[-1][0] == payload and got[-1][1][0] == hoa, (
+                f"the MN's datagram from {hoa}, tunnelled to the HA "
+                f"{'in UDP' if nat else 'in IPv4'}, did not reach the correspondent"
+            )
+            assert spoofed not in [d for d, _ in got], (
+                "a datagram tunnelled in IPv4 from an address the binding does not hold was "
+                "forwarded"
+            )
         finally:
             mn.exchange(mn.bu(hoa, 2, 0, named), 2, WITHIN)

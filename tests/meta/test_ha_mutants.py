@@ -73,7 +73,11 @@ KILLS: dict[str, tuple[str, ...]] = {
     ),
     "reject-ba-options": (MALFORMED + "[ba-options-in-bu]",),
     "no-tunnel": (SUITE + "::test_packets_for_the_home_address_are_tunnelled_to_the_coa",),
-    "no-reverse-tunnel": (SUITE + "::test_reverse_tunnelled_packets_are_forwarded",),
+    "no-reverse-tunnel": (
+        SUITE + "::test_reverse_tunnelled_packets_are_forwarded",
+        V4 + "test_the_mn_reaches_the_correspondent_from_an_ipv4_care_of_address[behind-a-nat]",
+        V4 + "test_the_mn_reaches_the_correspondent_from_an_ipv4_care_of_address[no-nat]",
+    ),
     "no-mcast-forward": (
         SUITE + "::test_subscribed_multicast_data_is_tunnelled_to_the_coa",
         BOTH_SOURCES,
