@@ -184,6 +184,7 @@ class Fault(Enum):
     MN_IGNORE_NEW_IFACE = ("mn", "ignore-new-iface")
     MN_NEW_IFACE_ALONE = ("mn", "new-iface-alone")
     MN_LOST_IFACE_KEPT = ("mn", "lost-iface-kept")
+    MN_RETURNING_IFACE_IGNORED = ("mn", "returning-iface-ignored")
 
     @property
     def role(self) -> Role:
@@ -833,6 +834,10 @@ CATALOGUE: dict[Fault, FaultSpec] = {
         "DMM-MIF-2",
         "registers a new interface's address with the home link's home agent though no home "
         "agent is in use (draft §7.1: none involved)",
+    ),
+    Fault.MN_RETURNING_IFACE_IGNORED: FaultSpec(
+        "DMM-MIF-4",
+        "never registers again an interface that lost its link and came back (draft §7.1)",
     ),
     Fault.MN_LOST_IFACE_KEPT: FaultSpec(
         "RFC5648-12",

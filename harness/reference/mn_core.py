@@ -397,6 +397,7 @@ class MobileNodeCore:
         self.group_home: dict[ipaddress.IPv4Address | IPv6, Prefix] = {}
         self._routes: tuple[tuple[IPv6, IPv6, IPv6], ...] = ()
         self._flows: tuple[tuple[IPv6, int, IPv6, IPv6], ...] = ()
+        self._lost: set[str] = set()  # the returning-iface-ignored fault's memory
         self._mirrored = ListenerState()
         self.bootstraps: dict[str, Bootstrap] = {}  # by interface
 
@@ -782,6 +783,8 @@ class MobileNodeCore:
         if not named or self.config.faults.has(Fault.MN_LOST_IFACE_KEPT):
             return []
         del self.links[iface]
+        if self.config.faults.has(Fault.MN_RETURNING_IFACE_IGNORED):
+            self._lost.add(iface)  # the fault: never registered again
         out: list[Action] = [Log(f"{iface} lost its link: {gone} leaves the bindings")]
         out.append(RemoveAddress(iface, gone))
         for b in named:
@@ -816,6 +819,7 @@ class MobileNodeCore:
         ]
         if self.config.faults.has(Fault.MN_NEW_IFACE_UNREGISTERED):
             coas = [c for c in coas if c[0] == b.iface]  # the binding's own interface only
+        coas = [c for c in coas if c[0] not in self._lost]
         if len(coas) < 2:
             return ()
         zero_pri = self.config.faults.has(Fault.MN_BID_PRI_ZERO)

@@ -184,6 +184,23 @@ def second_interface_lost(
     return msg
 
 
+def second_interface_back(mn: MobileNodeUnderTest) -> compact.MobilityMessage:
+    """The lab puts the second interface back on its link: the MN's next BU with BID
+    options to the home agent in use, within the registration deadline."""
+    ha = mn.ha_address(1)
+    mn.link.mark()
+    mn.lab.attach(SECOND_IFACE, SECOND_LINK)
+    pkt = in_time(
+        mn.link,
+        bu_with_bids(ha, str(mn.home)),
+        mn.deadlines.registration,
+        f"a BU with BID options to {ha} after {SECOND_IFACE} came back to link {SECOND_LINK}",
+    )
+    msg = mobility_message(pkt)
+    assert msg is not None
+    return msg
+
+
 def second_address(mn: MobileNodeUnderTest, within: float) -> str:
     """The address the MN formed on its second interface in that link's prefix (from the
     kernel), waited for `within` seconds; none is the MN's failure (draft §7.1)."""

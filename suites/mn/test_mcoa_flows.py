@@ -27,6 +27,7 @@ from harness.tester.multi_interface import (
     new_session_of_the_flow,
     overwrite_flag,
     reach_natively,
+    second_interface_back,
     second_interface_comes_up,
     second_interface_lost,
 )
@@ -67,7 +68,7 @@ def test_a_new_interface_is_registered_under_a_bid_of_its_own(
     address (Length 20 with the address, RFC 5648 §4.3, §5.1), unique BIDs, BID-PRIs in
     1..127 (RFC 6089 §4.1), no Alternate Care-of Address option (§5.2) and O set (§5.9:
     the first registration of several bindings)."""
-    multi_mn.sut.features.require("mcoa", "the SUT mobile node")
+    mcoa(multi_mn)
     seen = second_interface_comes_up(multi_mn)
     bids = bids_of(seen.bu)
     assert all(b.length == 20 for b in bids), (
@@ -116,6 +117,23 @@ def test_an_interface_that_loses_its_link_leaves_the_bindings(
     assert not stale, f"flows still bound to the lost interface's BID {gone_bid}: {stale}"
 
 
+@pytest.mark.clause("DMM-MIF-4", "DMM-MIF-6")
+def test_an_interface_back_on_its_link_is_registered_again(multi_mn: MobileNodeUnderTest) -> None:
+    """The second interface loses its link and comes back to it: the MN registers its
+    care-of address again, under a BID no other care-of address of the BU has."""
+    mcoa(multi_mn)
+    seen = second_interface_comes_up(multi_mn)
+    second_interface_lost(multi_mn, seen)
+    again = second_interface_back(multi_mn)
+    coas = [b.coa for b in bids_of(again)]
+    assert seen.coa[SECOND_IFACE] in coas, (
+        f"the BU after {SECOND_IFACE} came back names care-of addresses {coas}, not "
+        f"{seen.coa[SECOND_IFACE]}"
+    )
+    numbers = [b.bid for b in bids_of(again)]
+    assert len(set(numbers)) == len(numbers), f"BIDs not unique: {numbers}"
+
+
 @pytest.mark.clause("DMM-MIF-9", "RFC6089-2", "RFC6089-3", "RFC6089-5")
 def test_flows_are_bound_to_their_interfaces_in_every_bu(multi_mn: MobileNodeUnderTest) -> None:
     """Each flow the MN was told to bind has a Flow Identification option (type 44) whose
@@ -144,8 +162,12 @@ def test_flows_are_bound_to_their_interfaces_in_every_bu(multi_mn: MobileNodeUnd
     _check_flows(nxt, expected, "the next BU")
 
 
-def flow_bindings(mn: MobileNodeUnderTest) -> None:
+def mcoa(mn: MobileNodeUnderTest) -> None:
     mn.sut.features.require("mcoa", "the SUT mobile node")
+
+
+def flow_bindings(mn: MobileNodeUnderTest) -> None:
+    mcoa(mn)
     mn.sut.features.require("flow_bindings", "the SUT mobile node")
 
 
