@@ -71,8 +71,10 @@ plane's (ha_dataplane.py):
   or in protocol 41, from the IPv4 care-of address of its home address's binding, goes to
   the TUN device and on.
 
-Not done yet: the MN-ID option check (RFC 4283); IPv4 packets to and from an IPv4 care-of
-address, NAT keepalives and the F flag (RFC 5555 §4.3, §4.5); IGMP
+  IPv4 packets of an IPv4 home address go the same ways (UDP, or IPv4 in IPv4, protocol 4).
+
+Not done yet: the MN-ID option check (RFC 4283); NAT keepalives and the F flag (RFC 5555
+§4.3, §4.5); IGMP
 Reports through the tunnel are not read (only BUs change the state, as for MLD, INT-7); the
 RFC 3810 startup queries (the first query goes at once, the next after a whole Query
 Interval).
@@ -229,6 +231,7 @@ class HomeAgentDaemon:
         self._proxy_arp_was: str | None = None  # the access link's proxy_arp before ours
         self._udp4: socket.socket | None = None  # RFC 5555 §4.2, the DSMIPv6 port
         self._raw4: socket.socket | None = None  # IPv6 in IPv4 to IPv4 care-of addresses
+        self._raw44: socket.socket | None = None  # IPv4 in IPv4 likewise
 
     # ------------------------------------------------------------------ sockets
 
@@ -259,10 +262,16 @@ class HomeAgentDaemon:
             raw4.setblocking(False)
             self._raw4 = raw4
             self._rx.append((raw4, RAW4))
+            raw44 = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_IPIP)
+            raw44.bind((str(self.opts.address4), 0))
+            raw44.setblocking(False)
+            self._raw44 = raw44
+            self._rx.append((raw44, RAW4))
         self.tunnels = Tunnels(self.opts.address, self._tx, self.log, self.faults)
         self.tunnels.node_of = self.core.nodes.get
         self.tunnels.udp_path = self.core.udp4_path
         self.tunnels.udp4, self.tunnels.raw4 = self._udp4, self._raw4
+        self.tunnels.raw44 = self._raw44
         self.multicast.open()
         self._open_access_link()
         if self.opts.address4 is not None and not self.faults.has(Fault.HA_NO_PROXY_ARP):
@@ -361,7 +370,7 @@ class HomeAgentDaemon:
         for s, _ in self._rx:
             s.close()
         self._rx = []
-        self._raw4 = None  # closed with the other receivers
+        self._raw4 = self._raw44 = None  # closed with the other receivers
         if self._tx is not None:
             self._tx.close()
             self._tx = None
@@ -706,9 +715,14 @@ class HomeAgentDaemon:
                 data, (src, port) = s.recvfrom(65535)
             except (BlockingIOError, InterruptedError):
                 return
-            if len(data) < 40 or data[0] >> 4 != 6 or self.faults.has(Fault.HA_NO_UDP4):
+            if self.faults.has(Fault.HA_NO_UDP4) or not data:
                 continue
             origin = (ipaddress.IPv4Address(src), port)
+            if data[0] >> 4 == 4:  # §4.1: an IPv4 packet from the IPv4 home address
+                self.tunnels.from_ipv4_coa(data, origin[0])
+                continue
+            if len(data) < 40 or data[0] >> 4 != 6:
+                continue
             view = ipv6.parse(data)
             if view is not None and view.upper != IPPROTO_MH:
                 self.tunnels.from_ipv4_coa(data, origin[0])  # §4.1: data, not signalling

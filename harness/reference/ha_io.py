@@ -118,6 +118,7 @@ class Tunnels:
         self.udp_path: Callable[[ipaddress.IPv6Address], Any] | None = None
         self.udp4: socket.socket | None = None
         self.raw4: socket.socket | None = None
+        self.raw44: socket.socket | None = None  # IPv4 in IPv4 (protocol 4)
         # RFC 5555 §4.5: each IPv4 home address's /32 routed into the device too, its
         # packets tunnelled to the CoA of its IPv6 home address's binding (§4.5.1)
         self.hoa_of4: dict[bytes, ipaddress.IPv6Address] = {}  # packed IPv4 HoA: IPv6 HoA
@@ -244,7 +245,7 @@ class Tunnels:
         """RFC 5555 §4.5.1: to an IPv4 care-of address, in UDP from port 4191 to the BU's
         source port when a NAT was in the path (§4.2), else in IPv4 (protocol 41)."""
         path = self.udp_path(hoa) if self.udp_path is not None else None
-        sock, port = self.raw4, 0
+        sock, port = (self.raw4 if inner[0] >> 4 == 6 else self.raw44), 0
         udp = not self.faults.has(Fault.HA_NAT_TUNNEL_NOT_UDP)
         if path is not None and path.nat and path.address == coa and udp:
             sock, port = self.udp4, path.port  # behind a NAT (§4.2)
@@ -256,17 +257,21 @@ class Tunnels:
         """The reverse tunnel from an IPv4 care-of address (RFC 5555 §4.4.3, §4.5.1; RFC 6275
         §10.4.5 likewise): an IPv6 packet out of UDP or protocol 41 from a bound IPv4 CoA,
         with that binding's home address as source, goes to the TUN device."""
-        if self.fd is None or len(inner) < 40 or inner[0] >> 4 != 6:
+        if self.fd is None or self.faults.has(Fault.HA_NO_REVERSE_TUNNEL):
             return
-        if self.faults.has(Fault.HA_NO_REVERSE_TUNNEL):
+        if len(inner) >= 40 and inner[0] >> 4 == 6:
+            hoa: ipaddress.IPv6Address | None = ipaddress.IPv6Address(inner[8:24])
+        elif len(inner) >= 20 and inner[0] >> 4 == 4:  # from the IPv4 home address
+            hoa = self.hoa_of4.get(inner[12:16])
+        else:
             return
-        hoa = ipaddress.IPv6Address(inner[8:24])
         if any(h == hoa and c == src for (h, _bid), c in self.coa_of.items()):
             with contextlib.suppress(OSError):
                 os.write(self.fd, inner)
 
     def from_raw4(self, sock: socket.socket) -> None:
-        """IPv6 in IPv4 (protocol 41) from an IPv4 care-of address."""
+        """IPv6 in IPv4 (protocol 41) or IPv4 in IPv4 (protocol 4) from an IPv4 care-of
+        address."""
         while True:
             try:
                 packet, (src, _port) = sock.recvfrom(65535)
@@ -284,6 +289,8 @@ class Tunnels:
         coa = self.coa_of.get(key) if key is not None else None
         if isinstance(coa, ipaddress.IPv6Address):
             self.encapsulate(inner, coa, IPPROTO_IPV4_IN_IPV6)
+        elif isinstance(coa, ipaddress.IPv4Address) and hoa is not None:
+            self.to_ipv4_coa(inner, hoa, coa)  # §4.5.1: in IPv4, or UDP behind a NAT
 
     def from_coa4(self, sock: socket.socket) -> None:
         """The reverse tunnel of IPv4 (RFC 5555 §4.5.1, RFC 6275 §10.4.5 likewise): from a

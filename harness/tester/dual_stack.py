@@ -305,8 +305,8 @@ class Udp4Mn:
         return None
 
     def tunnelled(self, hoa: str, payload: bytes, within: float) -> bool:
-        """Did an IPv6 packet to `hoa` carrying `payload` come in UDP from the HA's port
-        4191 within `within` seconds?"""
+        """Did an IPv6 (or IPv4) packet to `hoa` carrying `payload` come in UDP from the
+        HA's port 4191 within `within` seconds?"""
         deadline = time.monotonic() + within
         while (left := deadline - time.monotonic()) > 0:
             self.sock.settimeout(left)
@@ -320,26 +320,28 @@ class Udp4Mn:
 
 
 def udp_tunnelled(data: bytes, hoa: str, payload: bytes) -> bool:
-    """`data` (a UDP payload from the HA's port 4191) is an IPv6 packet to `hoa` whose UDP
-    payload is `payload` (RFC 5555 §4.1: IPv4, UDP, then the IPv6 packet)."""
+    """`data` (a UDP payload from the HA's port 4191, or what protocol 41 or 4 carries) is
+    an IPv6 or IPv4 packet to `hoa` whose UDP payload is `payload` (RFC 5555 §4.1)."""
+    if not data or data[0] >> 4 not in (4, 6):
+        return False
     try:
-        pkt = IPv6(data)
+        pkt = IPv6(data) if data[0] >> 4 == 6 else IP(data)
     except Exception:  # noqa: BLE001 - anything scapy cannot read is not it
         return False
     return pkt.dst == hoa and UDP in pkt and bytes(pkt[UDP].payload) == payload
 
 
 def in_ipv4(ha4: str, own4: str, hoa: str, payload: bytes) -> Predicate:
-    """An IPv6 packet to `hoa` carrying `payload`, inside IPv4 (protocol 41) from the HA's
-    IPv4 address to `own4` (RFC 5555 §4.5.1 without a NAT)."""
+    """An IPv6 (or IPv4) packet to `hoa` carrying `payload`, inside IPv4 (protocol 41, or
+    4) from the HA's IPv4 address to `own4` (RFC 5555 §4.5.1 without a NAT)."""
 
     def test(pkt: Any) -> bool:
         ip = pkt.getlayer(IP)
-        if ip is None or ip.proto != 41 or ip.src != ha4 or ip.dst != own4:
+        if ip is None or ip.proto not in (4, 41) or ip.src != ha4 or ip.dst != own4:
             return False
         return udp_tunnelled(bytes(ip.payload), hoa, payload)
 
-    return inbound & Predicate(test, f"IPv6 to {hoa} in IPv4 from {ha4}")
+    return inbound & Predicate(test, f"a packet to {hoa} in IPv4 from {ha4}")
 
 
 def nat_detection(ba: compact.MobilityMessage) -> bool:

@@ -66,7 +66,11 @@ from harness.tester.home_agent import (
 from harness.tester.multicast_state import IS_EX, IS_IN
 from harness.tester.sources import Wire
 from harness.wire import compact
-from harness.wire.mobility import BindingUpdate, MIP6OptIPv4HomeAddress
+from harness.wire.mobility import (
+    BindingUpdate,
+    MIP6OptIPv4CareOfAddress,
+    MIP6OptIPv4HomeAddress,
+)
 
 ARP_RETRY = 1.0  # the neighbour's ARP may need one retransmission (Linux: 1 s), the lab's time
 POOL_LIMIT = 256  # dynamic requests after which an HA that never says 132 is inconclusive
@@ -546,6 +550,52 @@ def test_the_mn_reaches_the_correspondent_from_an_ipv4_care_of_address(
             assert spoofed not in [d for d, _ in got], (
                 "a datagram tunnelled in IPv4 from an address the binding does not hold was "
                 "forwarded"
+            )
+        finally:
+            mn.exchange(mn.bu(hoa, 2, 0, named), 2, WITHIN)
+
+
+@pytest.mark.clause("DMM-HA-24", "RFC5555-5", "RFC5555-8")
+@pytest.mark.parametrize("nat", [True, False], ids=["behind-a-nat", "no-nat"])
+def test_ipv4_traffic_of_an_mn_in_an_ipv4_network(
+    home_agent: HomeAgentUnderTest, mn_link: Link, nat: bool
+) -> None:
+    """A BU in UDP/IPv4 asking for an IPv4 home address: the correspondent's IPv4 datagram
+    to it reaches the IPv4 care-of address in UDP (behind a NAT) or inside IPv4 (§4.5.1:
+    IPv4, [UDP], IPv4), and the MN's IPv4 datagram tunnelled back the same way reaches the
+    correspondent."""
+    ha, lab = home_agent, home_agent.lab
+    hoa = ha.fresh_hoa()
+    own = str(lab.plan.mn_address4(FOREIGN_LINK))
+    named = "192.168.77.5" if nat else own
+    with Udp4Mn(ha) as mn, Correspondent4(ha) as cn:
+        bu = bytes(ha.bu(hoa, 1, LIFETIME, (MIP6OptIPv4CareOfAddress(address=named),
+                                            ipv4_hoa()), coa=hoa))  # fmt: skip
+        ba = udp_ba(mn, ha, bu, 1)
+        try:
+            ack = ipv4_ack(ba)
+            if ba.ba_status >= 128 or ack is None or not ack.accepted:
+                verdicts.inconclusive(f"no IPv4 home address (BA {ba.ba_status}, {ack})")
+            hoa4, payload = str(ack.address), os.urandom(12)
+            mark = mn_link.mark()
+            cn.send(hoa4, payload)
+            if nat:
+                assert mn.tunnelled(hoa4, payload, ha.reaction_window), (
+                    f"the datagram to {hoa4} did not come in UDP from {mn.ha4} port {DSMIP_PORT}"
+                )
+            else:
+                expect_in_time(mn_link, in_ipv4(mn.ha4, own, hoa4, payload),
+                               ha.reaction_window, since=mark)  # fmt: skip
+            back = os.urandom(12)
+            inner = IP(src=hoa4, dst=cn.address) / UDP(sport=PORT, dport=PORT) / back
+            if nat:
+                mn.sock.sendto(bytes(inner), (mn.ha4, DSMIP_PORT))
+            else:
+                mn_link.send(IP(src=own, dst=mn.ha4, proto=4) / inner)
+            got = cn.received(ha.reaction_window)
+            assert (back, hoa4) in got, (
+                f"the MN's IPv4 datagram from {hoa4}, tunnelled to the HA, did not reach the "
+                f"correspondent (it got {len(got)})"
             )
         finally:
             mn.exchange(mn.bu(hoa, 2, 0, named), 2, WITHIN)

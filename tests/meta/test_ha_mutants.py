@@ -170,7 +170,11 @@ KILLS: dict[str, tuple[str, ...]] = {
         V4 + "test_exhausted_pool_gives_132",
         V4_PROPERTY,
     ),
-    "ipv4-no-tunnel": (V4 + "test_ipv4_traffic_follows_the_ipv4_home_address",),
+    "ipv4-no-tunnel": (
+        V4 + "test_ipv4_traffic_follows_the_ipv4_home_address",
+        V4 + "test_ipv4_traffic_of_an_mn_in_an_ipv4_network[behind-a-nat]",
+        V4 + "test_ipv4_traffic_of_an_mn_in_an_ipv4_network[no-nat]",
+    ),
     "igmp-state-ignored": (V4 + "test_igmpv3_state_admits_ipv4_multicast_into_the_tunnel",),
     "no-igmp-querier": (V4 + "test_igmp_general_queries_reach_the_coa_through_the_tunnel",),
     "no-proxy-arp": (V4 + "test_home_link_neighbours_reach_the_ipv4_home_address",),
@@ -179,7 +183,10 @@ KILLS: dict[str, tuple[str, ...]] = {
         V4 + "test_nat_in_the_path_is_detected",
     ),
     "no-nat-detection": (V4 + "test_nat_in_the_path_is_detected",),
-    "nat-tunnel-not-udp": (V4 + "test_packets_reach_an_ipv4_care_of_address[behind-a-nat]",),
+    "nat-tunnel-not-udp": (
+        V4 + "test_packets_reach_an_ipv4_care_of_address[behind-a-nat]",
+        V4 + "test_ipv4_traffic_of_an_mn_in_an_ipv4_network[behind-a-nat]",
+    ),
     # issue 12: multiple care-of addresses and flow bindings (suites/ha/test_mcoa_flows.py)
     "flows-ignored": (
         FLOW_PROPERTY,
