@@ -101,16 +101,20 @@ def _ba_options(action: SendBindingAck) -> list[Packet]:
         options.append(MIP6OptAltHATunnelAddress(address=str(action.data_plane)))
     if action.replay_timestamp is not None:
         options.append(MIP6OptReplayProtection(timestamp=action.replay_timestamp))
-    if action.udp4 is not None and action.udp4.nat:
-        # RFC 5555 §3.2.2, §4.2: a NAT was in the path; the refresh time suggested is §4.3's
-        # NATKATIMEOUT
-        options.append(MIP6OptNATDetection(refresh_time=NAT_KEEPALIVE))
+    if action.udp4 is not None and (action.udp4.detection_option or action.udp4.nat):
+        # RFC 5555 §4.2: in every BA to a BU in UDP; §3.2.2: the refresh time §4.3's
+        # NATKATIMEOUT behind a NAT, all ones without (no keepalives needed); F when the
+        # packets go in UDP though no NAT is in the path (the BU's F flag, accepted)
+        refresh = NAT_KEEPALIVE if action.udp4.nat else NO_KEEPALIVE
+        forced = action.udp4.forced and not action.udp4.nat
+        options.append(MIP6OptNATDetection(flags=int(forced), refresh_time=refresh))
     return options
 
 
 # --- MLDv2 General Query (RFC 3810 §5.1) ------------------------------------------------------
 
 NAT_KEEPALIVE = 110  # seconds, RFC 5555 §4.3 NATKATIMEOUT
+NO_KEEPALIVE = 0xFFFFFFFF  # RFC 5555 §3.2.2: no NAT was detected
 ALL_NODES = ipaddress.IPv6Address("ff02::1")
 ICMPV6_MLD_QUERY = 130
 ROUTER_ALERT_MLD = bytes([5, 2, 0, 0])  # RFC 2711 Router Alert, value 0: MLD (RFC 3810 §5)

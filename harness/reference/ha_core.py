@@ -33,6 +33,7 @@ from harness.wire.numbers import IGMPV3_REPORT, MLDV2_REPORT, BAStatus, MobOpt
 IPv6 = ipaddress.IPv6Address
 IPv4 = ipaddress.IPv4Address
 FLAG_O = 0x001  # RFC 5648 §4.2 Overwrite, in MobilityMessage.bu_flags
+FLAG_F = 0x004  # RFC 5555 §3.1.3 Force UDP encapsulation, likewise
 SEQ_WINDOW = 1 << 15  # RFC 6275 §9.5.1: "less than" modulo 2**16
 LIFETIME_UNIT = 4  # seconds per unit of the BU/BA Lifetime field (RFC 6275 §6.1.7)
 NTP_EPOCH_OFFSET = 2208988800  # seconds from 1900 to 1970 (RFC 4285 §6 timestamps)
@@ -138,6 +139,13 @@ class Udp4:
     address: IPv4
     port: int
     nat: bool
+    forced: bool = False  # the BU's F flag, accepted: UDP even without a NAT (§4.5)
+    detection_option: bool = True  # in the BA (§4.2); False only by a fault's hook
+
+    @property
+    def in_udp(self) -> bool:
+        """Do the binding's packets go in UDP (§4.5.1)?"""
+        return self.nat or self.forced
 
 
 @dataclass(frozen=True)
@@ -365,7 +373,7 @@ class HomeAgentCore:
         options = compact.parse_options(msg.body, compact.FIXED_PART[compact.MHType.BU])
         opt = _first(options, MobOpt.IPV4_CARE_OF_ADDRESS)
         said = IPv4(opt.data[2:6]) if opt is not None and len(opt.data) == 6 else None
-        return Udp4(udp4[0], udp4[1], said != udp4[0])
+        return Udp4(udp4[0], udp4[1], said != udp4[0], bool(msg.bu_flags & FLAG_F))
 
     def _over_udp(self, actions: list[Action]) -> list[Action]:
         """The BAs of home addresses whose last BU came in UDP/IPv4 go back that way."""

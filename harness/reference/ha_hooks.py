@@ -113,6 +113,8 @@ def action(faults: Faults, a: Action, now: float) -> Action | None:
     if isinstance(a, SendBindingAck):
         if faults.has(Fault.HA_NO_NAT_DETECTION) and a.udp4 is not None and a.udp4.nat:
             a = dataclasses.replace(a, udp4=dataclasses.replace(a.udp4, nat=False))
+        if faults.has(Fault.HA_NAT_DET_ONLY_BEHIND_NAT) and a.udp4 is not None:
+            a = dataclasses.replace(a, udp4=dataclasses.replace(a.udp4, detection_option=False))
         if faults.has(Fault.HA_WRONG_SEQ) and a.status == 0:
             return dataclasses.replace(a, seq=(a.seq + 1) & 0xFFFF)
         if faults.has(Fault.HA_LONG_LIFETIME) and a.status == 0 and a.lifetime:

@@ -247,8 +247,10 @@ class Tunnels:
         path = self.udp_path(hoa) if self.udp_path is not None else None
         sock, port = (self.raw4 if inner[0] >> 4 == 6 else self.raw44), 0
         udp = not self.faults.has(Fault.HA_NAT_TUNNEL_NOT_UDP)
-        if path is not None and path.nat and path.address == coa and udp:
-            sock, port = self.udp4, path.port  # behind a NAT (§4.2)
+        if path is not None and not path.nat and self.faults.has(Fault.HA_FORCED_UDP_IGNORED):
+            udp = False  # the F flag accepted, and then not followed
+        if path is not None and path.in_udp and path.address == coa and udp:
+            sock, port = self.udp4, path.port  # behind a NAT, or forced (§4.2, §4.5)
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.sendto(inner, (str(coa), port))

@@ -26,7 +26,7 @@ from harness.tester.conversation import (
     inbound,
     to_dst,
 )
-from harness.tester.home_agent import HomeAgentUnderTest
+from harness.tester.home_agent import FLAG_A, FLAG_H, HomeAgentUnderTest
 from harness.wire import compact
 from harness.wire.mobility import (
     IgmpGroupRecord,
@@ -259,6 +259,7 @@ def tunnelled_igmp(pkt: Any) -> IgmpQuery:
 # ----------------------------------------------------------------- BUs in UDP/IPv4 (§4.2)
 
 DSMIP_PORT = 4191  # RFC 5555 §8
+FLAG_F = 0x004  # RFC 5555 §3.1.3: Force UDP encapsulation, in the BU's flags
 
 
 class Udp4Mn:
@@ -277,11 +278,15 @@ class Udp4Mn:
     def __exit__(self, *_: object) -> None:
         self.sock.close()
 
-    def bu(self, hoa: str, seq: int, lifetime: int, v4coa: str | None) -> bytes:
+    def bu(
+        self, hoa: str, seq: int, lifetime: int, v4coa: str | None, *, force: bool = False
+    ) -> bytes:
         """A BU whose IPv6 source is the home address (§4.2), with the IPv4 Care-of Address
-        option naming `v4coa` (None: without it), signed as the profile says."""
+        option naming `v4coa` (None: without it), the F flag when `force` (§3.1.3), signed
+        as the profile says."""
         opts = (MIP6OptIPv4CareOfAddress(address=v4coa),) if v4coa else ()
-        return bytes(self.ha.bu(hoa, seq, lifetime, opts, coa=hoa))
+        flags = FLAG_A | FLAG_H | (FLAG_F if force else 0)
+        return bytes(self.ha.bu(hoa, seq, lifetime, opts, coa=hoa, flags=flags))
 
     def exchange(self, bu: bytes, seq: int, within: float) -> compact.MobilityMessage | None:
         """Send `bu` in UDP to the HA's port 4191; its BA of sequence number `seq` from
@@ -344,5 +349,23 @@ def in_ipv4(ha4: str, own4: str, hoa: str, payload: bytes) -> Predicate:
     return inbound & Predicate(test, f"a packet to {hoa} in IPv4 from {ha4}")
 
 
-def nat_detection(ba: compact.MobilityMessage) -> bool:
-    return any(o.otype == MobOpt.NAT_DETECTION for o in ba.options)
+NO_KEEPALIVE = 0xFFFFFFFF  # RFC 5555 §3.2.2: a Refresh Time of all ones, no NAT detected
+
+
+@dataclass(frozen=True)
+class NatDetection:
+    """The NAT Detection option of a BA (RFC 5555 §3.2.2)."""
+
+    forced: bool  # F: UDP encapsulation required
+    refresh: int
+
+    @property
+    def says_nat(self) -> bool:
+        return self.refresh != NO_KEEPALIVE
+
+
+def nat_detection(ba: compact.MobilityMessage) -> NatDetection | None:
+    for o in ba.options:
+        if o.otype == MobOpt.NAT_DETECTION and len(o.data) == 6:
+            return NatDetection(bool(o.data[0] & 0x80), int.from_bytes(o.data[2:6], "big"))
+    return None

@@ -430,12 +430,13 @@ def udp_ba(mn: Udp4Mn, ha: HomeAgentUnderTest, bu: bytes, seq: int) -> compact.M
     return ba
 
 
-@pytest.mark.clause("RFC5555-7", "DMM-HA-24")
+@pytest.mark.clause("RFC5555-7", "RFC5555-14", "DMM-HA-24")
 def test_bu_in_udp_ipv4_is_answered_in_udp(home_agent: HomeAgentUnderTest) -> None:
     """A BU inside UDP/IPv4 to port 4191 (IPv6 source: the home address; the IPv4 Care-of
     Address option: the tester's own IPv4 address, so no NAT): the BA comes back in UDP from
     port 4191, accepting it (the binding cache entry for the IPv6 home address, §2.3.2.2),
-    without a NAT Detection option; the deregistration that follows finds the entry."""
+    with the NAT Detection option (§4.2: MUST for a BU in UDP) saying no NAT (a Refresh
+    Time of all ones, INT-21); the deregistration that follows finds the entry."""
     ha = home_agent
     hoa = ha.fresh_hoa()
     with Udp4Mn(ha) as mn:
@@ -444,7 +445,13 @@ def test_bu_in_udp_ipv4_is_answered_in_udp(home_agent: HomeAgentUnderTest) -> No
         assert ba.ba_status == 0 and ba.lifetime > 0, (
             f"BA status {ba.ba_status}, lifetime {ba.lifetime} for a BU in UDP/IPv4"
         )
-        assert not nat_detection(ba), "a NAT Detection option though no NAT was in the path"
+        det = nat_detection(ba)
+        assert det is not None, "no NAT Detection option in the BA to a BU in UDP (§4.2)"
+        with verdicts.by_interpretation("INT-21"):
+            assert not det.says_nat and not det.forced, (
+                f"the NAT Detection option says {det} though no NAT was in the path (§3.2.2: "
+                "a Refresh Time of all ones)"
+            )
         gone = udp_ba(mn, ha, mn.bu(hoa, 2, 0, own), 2)
         assert gone.ba_status == 0, (
             f"the deregistration got status {gone.ba_status}: no binding cache entry was made"
@@ -463,9 +470,11 @@ def test_nat_in_the_path_is_detected(home_agent: HomeAgentUnderTest) -> None:
         try:
             if ba.ba_status >= 128:
                 verdicts.inconclusive(f"the BU was refused (status {ba.ba_status})")
-            assert nat_detection(ba), (
-                "no NAT Detection option, though the IPv4 Care-of Address option (192.168.77.5)"
-                f" is not the BU's outer source ({ha.lab.plan.mn_address4(FOREIGN_LINK)})"
+            det = nat_detection(ba)
+            assert det is not None and det.says_nat, (
+                f"NAT Detection option {det}, though the IPv4 Care-of Address option "
+                f"(192.168.77.5) is not the BU's outer source "
+                f"({ha.lab.plan.mn_address4(FOREIGN_LINK)}; §3.2.2: all ones means no NAT)"
             )
         finally:
             mn.exchange(mn.bu(hoa, 2, 0, "192.168.77.5"), 2, WITHIN)
@@ -476,6 +485,23 @@ def test_nat_in_the_path_is_detected(home_agent: HomeAgentUnderTest) -> None:
 def test_packets_reach_an_ipv4_care_of_address(
     home_agent: HomeAgentUnderTest, mn_link: Link, nat: bool
 ) -> None:
+    packets_reach_an_ipv4_care_of_address(home_agent, mn_link, nat)
+
+
+@pytest.mark.clause("RFC5555-6")
+def test_forced_udp_encapsulation_is_refused_with_144_or_used(
+    home_agent: HomeAgentUnderTest, mn_link: Link
+) -> None:
+    """A BU in UDP with the F flag and no NAT in the path (§4.5): an HA that does not accept
+    forcing UDP answers 144 (read so only for a BU without RFC 4285 options, OPEN-12; a
+    signed BU refused is inconclusive); one that accepts sends the home address's packets
+    in UDP."""
+    packets_reach_an_ipv4_care_of_address(home_agent, mn_link, False, force=True)
+
+
+def packets_reach_an_ipv4_care_of_address(
+    home_agent: HomeAgentUnderTest, mn_link: Link, nat: bool, *, force: bool = False
+) -> None:
     """After a BU in UDP/IPv4, the correspondent's IPv6 datagram to the home address reaches
     the IPv4 care-of address (§4.5.1): in UDP from port 4191 to the BU's source port when a
     NAT was detected (§2.3.2.2: the tunnel MUST use UDP encapsulation), else inside IPv4."""
@@ -485,17 +511,19 @@ def test_packets_reach_an_ipv4_care_of_address(
     named = "192.168.77.5" if nat else own
     cn = lab.socket("cn", socket.AF_INET6, socket.SOCK_DGRAM)
     with Udp4Mn(ha) as mn, contextlib.closing(cn):
-        ba = udp_ba(mn, ha, mn.bu(hoa, 1, LIFETIME, named), 1)
+        ba = udp_ba(mn, ha, mn.bu(hoa, 1, LIFETIME, named, force=force), 1)
         try:
+            if force and ba.ba_status == 144 and ha.keys is None:
+                return  # §4.5: forcing UDP not accepted (OPEN-12)
             if ba.ba_status >= 128:
                 verdicts.inconclusive(f"the BU in UDP/IPv4 was refused (status {ba.ba_status})")
             payload = os.urandom(12)
             mark = mn_link.mark()
             cn.sendto(payload, (hoa, PORT))
-            if nat:
+            if nat or force:
                 assert mn.tunnelled(hoa, payload, ha.reaction_window), (
                     f"the datagram to {hoa} did not come in UDP from {mn.ha4} port {DSMIP_PORT}"
-                    " though a NAT was detected"
+                    f" though {'a NAT was detected' if nat else 'the BU forced UDP'}"
                 )
             else:
                 expect_in_time(mn_link, in_ipv4(mn.ha4, own, hoa, payload),

@@ -183,6 +183,8 @@ KILLS: dict[str, tuple[str, ...]] = {
         V4 + "test_nat_in_the_path_is_detected",
     ),
     "no-nat-detection": (V4 + "test_nat_in_the_path_is_detected",),
+    "forced-udp-ignored": (V4 + "test_forced_udp_encapsulation_is_refused_with_144_or_used",),
+    "nat-det-only-behind-nat": (V4 + "test_bu_in_udp_ipv4_is_answered_in_udp",),
     "nat-tunnel-not-udp": (
         V4 + "test_packets_reach_an_ipv4_care_of_address[behind-a-nat]",
         V4 + "test_ipv4_traffic_of_an_mn_in_an_ipv4_network[behind-a-nat]",

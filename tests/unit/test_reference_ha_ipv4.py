@@ -224,7 +224,8 @@ def test_bu_in_udp_ipv4_binds_the_outer_source_and_detects_a_nat() -> None:
         assert ba.status == 0 and ba.coa == outer and ba.udp4 == Udp4(outer, 5555, nat)
         msg = compact.parse_packet(encode.binding_ack_bytes(ba, ha.config))
         assert ipaddress.IPv6Address(msg.dst_raw) == ipaddress.IPv6Address(home)
-        assert any(o.otype == MobOpt.NAT_DETECTION for o in msg.options) == nat
+        (det,) = [o.data for o in msg.options if o.otype == MobOpt.NAT_DETECTION]
+        assert det[2:6] == (b"\x00\x00\x00\x6e" if nat else b"\xff" * 4)  # 110 s, or none
         # the same home address over IPv6 again: the BA goes the IPv6 way
         (back,) = only(ha.receive(bu(home, 2), NOW), SendBindingAck)
         assert back.udp4 is None and back.coa == ipaddress.IPv6Address(COA)
