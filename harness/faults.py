@@ -126,8 +126,6 @@ class Fault(Enum):
     HA_NO_UDP4 = ("ha", "no-udp4")
     HA_NO_NAT_DETECTION = ("ha", "no-nat-detection")
     HA_NAT_TUNNEL_NOT_UDP = ("ha", "nat-tunnel-not-udp")
-    HA_FORCED_UDP_IGNORED = ("ha", "forced-udp-ignored")
-    HA_NAT_DET_ONLY_BEHIND_NAT = ("ha", "nat-det-only-behind-nat")
     # the Mobile Node (suites/mn/test_mobile_node.py, suites/interop)
     MN_NO_MCAST_OPTION = ("mn", "no-mcast-option")
     MN_NO_HAO = ("mn", "no-hao")
@@ -187,6 +185,7 @@ class Fault(Enum):
     MN_NEW_IFACE_ALONE = ("mn", "new-iface-alone")
     MN_LOST_IFACE_KEPT = ("mn", "lost-iface-kept")
     MN_RETURNING_IFACE_IGNORED = ("mn", "returning-iface-ignored")
+    MN_MOVE_IGNORED = ("mn", "move-ignored")
 
     @property
     def role(self) -> Role:
@@ -625,16 +624,6 @@ CATALOGUE: dict[Fault, FaultSpec] = {
         "tunnels the packets of a binding behind a NAT in IPv4 (protocol 41), not in UDP "
         "(RFC 5555 §2.3.2.2, §4.5.1)",
     ),
-    Fault.HA_FORCED_UDP_IGNORED: FaultSpec(
-        "RFC5555-6",
-        "accepts a BU's F flag (forced UDP encapsulation) but tunnels in IPv4 when no NAT "
-        "is in the path (RFC 5555 §4.5)",
-    ),
-    Fault.HA_NAT_DET_ONLY_BEHIND_NAT: FaultSpec(
-        "RFC5555-14",
-        "puts the NAT Detection option in the BA to a BU in UDP only when a NAT was detected "
-        "(RFC 5555 §4.2: whenever the BU came in UDP)",
-    ),
     Fault.HA_DNS_ANY_NAME: FaultSpec(
         "RFC5026-5",
         "updates any name of its domain for any mobile node, the home agent's own among "
@@ -846,6 +835,10 @@ CATALOGUE: dict[Fault, FaultSpec] = {
         "DMM-MIF-2",
         "registers a new interface's address with the home link's home agent though no home "
         "agent is in use (draft §7.1: none involved)",
+    ),
+    Fault.MN_MOVE_IGNORED: FaultSpec(
+        "DMM-MIF-9",
+        "takes no notice of a new flow policy while it runs: no BU moves the flows (draft §7.1)",
     ),
     Fault.MN_RETURNING_IFACE_IGNORED: FaultSpec(
         "DMM-MIF-4",

@@ -7,6 +7,7 @@ is described in harness/reference/mn_daemon.py.
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Any
 
 from harness.errors import UserError
@@ -56,7 +57,12 @@ def register(sub: Any) -> None:
         metavar="IFACE=PORT",
         help="bind the sessions with a correspondent's PORT to interface IFACE (RFC 6089)",
     )
-    p.add_argument("--workdir", default=None, help="working directory (accepted)")
+    p.add_argument(
+        "--workdir",
+        default=None,
+        help="working directory: a new flow policy written to its file 'flows' (IFACE=PORT "
+        "words) is taken while the MN runs",
+    )
     p.set_defaults(func=run)
 
 
@@ -99,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
         ha_fqdn=args.ha_fqdn,
         dhcp=args.dhcp,
         flows=tuple(flows),
+        flows_file=None if args.workdir is None else os.path.join(args.workdir, "flows"),
         faults=mn_daemon.faults_from_env(),
     )
     return mn_daemon.main(opts)

@@ -398,6 +398,7 @@ class MobileNodeCore:
         self._routes: tuple[tuple[IPv6, IPv6, IPv6], ...] = ()
         self._flows: tuple[tuple[IPv6, int, IPv6, IPv6], ...] = ()
         self._lost: set[str] = set()  # the returning-iface-ignored fault's memory
+        self.flows: tuple[FlowPolicy, ...] = self.config.flows  # set_flows() changes it
         self._mirrored = ListenerState()
         self.bootstraps: dict[str, Bootstrap] = {}  # by interface
 
@@ -435,6 +436,18 @@ class MobileNodeCore:
                 out.append(Log(f"listener state of {b.hoa} changed: new BU to {b.ha}"))
                 out += self._send_bu(now, b, fresh=True)
         return out + self._sync_data_plane()
+
+    def set_flows(self, now: float, flows: tuple[FlowPolicy, ...]) -> list[Action]:
+        """A new flow policy (a command, draft §7.1 "move flows"): every binding with BIDs
+        sends it at once in a BU (RFC 6089 §5.2: flows added, modified or left out)."""
+        if self.config.faults.has(Fault.MN_MOVE_IGNORED) or flows == self.flows:
+            return []
+        self.flows = flows
+        out: list[Action] = [Log(f"flow policy now {[(f.iface, f.port) for f in flows]}")]
+        for b in self.bindings.values():
+            if b.phase is not Phase.DEREGISTERING and self._bid_entries(b):
+                out += self._send_bu(now, b, fresh=True)
+        return out
 
     def router_advertisement(self, now: float, ra: RouterAdvert) -> list[Action]:
         if self.config.faults.has(Fault.MN_BU_TO_CURRENT_HA) and ra.ha_address is not None:
@@ -838,7 +851,7 @@ class MobileNodeCore:
         BU carries every flow binding; FID-PRI unique per flow, §4.2)."""
         registered = {e.bid for e in bids}
         out = []
-        for n, policy in enumerate(self.config.flows, start=1):
+        for n, policy in enumerate(self.flows, start=1):
             if policy.iface not in self.iids:
                 continue
             bid = self.bid_of(policy.iface)

@@ -118,6 +118,7 @@ class Options:
     ha_fqdn: str | None = None
     dhcp: bool = False  # bootstrapping by DHCPv6 (draft §7, RFC 6610)
     flows: tuple[mn_core.FlowPolicy, ...] = ()  # flows bound to an interface (RFC 6089)
+    flows_file: str | None = None  # a new policy written here is taken (IFACE=PORT words)
     faults: Faults = NO_FAULTS  # deliberate faults (harness/faults.py); none in the reference
 
 
@@ -164,6 +165,7 @@ class MobileNodeDaemon:
         self._flow_rules: list[str] = []  # `ip rule del` lines of what FlowRoutes installed
         self._iface_rules: dict[ipaddress.IPv6Address, str] = {}
         self._running: dict[str, bool] = {}  # carrier of the interfaces taken on later
+        self._flows_seen: float | None = None  # mtime of the flows file taken last
         self._nl: Any = None
         self._air: nflog.NflogGroup | None = None
         self._bu_on_link_sent = False
@@ -390,10 +392,35 @@ class MobileNodeDaemon:
             if up is not None:
                 self._running[iface] = up
 
+    def _poll_flows_file(self, now: float) -> None:
+        """A new flow policy (the profile's move_flows command writes it): IFACE=PORT words;
+        one that does not parse is logged and left."""
+        path = self.opts.flows_file
+        if path is None:
+            return
+        try:
+            mtime = os.stat(path).st_mtime
+            if mtime == self._flows_seen:
+                return
+            self._flows_seen = mtime
+            with open(path) as f:
+                words = f.read().split()
+        except OSError:
+            return
+        policy = []
+        for word in words:
+            iface, _, port = word.partition("=")
+            if iface not in self.opts.ifaces or not port.isdigit() or not 0 < int(port) < 65536:
+                self.log(f"{path}: {word!r} is not IFACE=PORT: policy left as it was")
+                return
+            policy.append(mn_core.FlowPolicy(iface, int(port)))
+        self.perform(self.core.set_flows(now, tuple(policy)))
+
     def observe(self, now: float) -> None:
         if len(self._ifindex) < len(self.opts.ifaces):
             self._adopt_new_interfaces()
         self._poll_carrier(now)
+        self._poll_flows_file(now)
         sessions = active_session_addresses()
         listening = ListenerState()
         if self._listener is not None:

@@ -490,6 +490,20 @@ class ProfileSut(SutAdapter):
                 _LIVE.discard(self)
             return outcome
 
+    def move_flows(self, flows: tuple[str, ...], timeout: float = 5.0) -> None:
+        """Run the profile's [commands].move_flows with `flows` ("IFACE=PORT" words) in the
+        SUT's namespace; not applicable without that command; a failure is the SUT's."""
+        template = self.profile.commands.move_flows
+        if template is None or self._placement is None:
+            from harness.verdicts import not_applicable
+
+            not_applicable(f"{self.name}: no [commands].move_flows in its profile")
+        command = self.profile.render("move_flows", {**self._values, "flows": flows})
+        argv = namespace_argv(self._placement.netns, ["/bin/sh", "-c", command])
+        status = _run_once(argv, timeout, str(self.workdir))
+        if status != 0:
+            raise AssertionError(f"{self.name}: [commands].move_flows ended with {status}")
+
     def _close_log(self) -> None:
         if self._log is not None:
             with contextlib.suppress(OSError):

@@ -332,6 +332,7 @@ class Commands:
     start: str
     stop: str | None = None
     stop_timeout: float = 5.0
+    move_flows: str | None = None  # an MN told a new flow policy ({flows}) while it runs
 
 
 @dataclass(frozen=True)
@@ -374,9 +375,15 @@ class Profile:
                 out["key_file"] = key_file
         return out
 
-    def render(self, which: Literal["start", "stop"], values: Mapping[str, Any]) -> str:
+    def render(
+        self, which: Literal["start", "stop", "move_flows"], values: Mapping[str, Any]
+    ) -> str:
         """The shell command for `which`, each value shell-quoted (a sequence: one word each)."""
-        template = self.commands.start if which == "start" else self.commands.stop
+        template = {
+            "start": self.commands.start,
+            "stop": self.commands.stop,
+            "move_flows": self.commands.move_flows,
+        }[which]
         if template is None:
             raise ValueError(f"profile {self.source}: [commands].{which} is not set")
         return render(template, values, where=f"profile {self.source}: [commands].{which}")
@@ -439,7 +446,7 @@ _TOP_FIELDS = {
     "keys",
 }
 _SECTIONS = ("commands", "ready", "features", "timers", "keys")
-_COMMAND_FIELDS = ("start", "stop", "stop_timeout")
+_COMMAND_FIELDS = ("start", "stop", "stop_timeout", "move_flows")
 _KEY_FIELDS = ("spi", "key", "mn_id", "key_file_format")
 _PLACEMENT_RE = re.compile(r"^ar([1-9][0-9]?)$")
 
@@ -603,7 +610,11 @@ def _commands(r: _Reader, doc: Mapping[str, Any], role: str, keys: Keys | None) 
     stop_timeout = 5.0
     if "stop_timeout" in table:
         stop_timeout = r.number(table, "stop_timeout", "[commands].stop_timeout")
-    return Commands(start=start, stop=stop, stop_timeout=stop_timeout)
+    move_flows: str | None = None
+    if "move_flows" in table:
+        move_flows = r.string(table, "move_flows", "[commands].move_flows", required=True)
+        _check_template(r, move_flows, "[commands].move_flows", role, keys)
+    return Commands(start=start, stop=stop, stop_timeout=stop_timeout, move_flows=move_flows)
 
 
 def _ready(r: _Reader, doc: Mapping[str, Any], role: str, keys: Keys | None) -> Readiness:
@@ -874,6 +885,13 @@ FIELD_DOCS: tuple[tuple[str, str, str, str], ...] = (
     ),
     ("[commands].stop", "string", "no", "a command that stops it (default: SIGTERM)"),
     ("[commands].stop_timeout", "seconds", "no", "SIGKILL after this long (default 5)"),
+    (
+        "[commands].move_flows",
+        "string",
+        "no",
+        "an MN: a command that gives the running MN a new flow policy, {flows} (RFC 6089 flow "
+        "mobility, draft §7.1); without it the tests that move flows are not applicable",
+    ),
     (
         "[ready].log_regex",
         "string",

@@ -30,7 +30,7 @@ from harness.tester.mobile_node import (
     session_then_move,
 )
 from harness.tester.world import MN_IFACE
-from harness.verdicts import inconclusive
+from harness.verdicts import inconclusive, not_applicable
 from harness.wire import compact
 from harness.wire.mobility import (
     FIDSubOptBindingReference,
@@ -46,6 +46,9 @@ FIRST_VISITED = 2  # where the first interface moves, so that a home agent is in
 # correspondent's port (INT-20)
 FLOW_PORTS = {SECOND_IFACE: PORT_BASE + 1, MN_IFACE: PORT_BASE + 2}
 FLOWS = tuple(f"{iface}={port}" for iface, port in FLOW_PORTS.items())
+# the same flows, each moved to the other interface (a command while the MN runs)
+MOVED_FLOW_PORTS = {MN_IFACE: FLOW_PORTS[SECOND_IFACE], SECOND_IFACE: FLOW_PORTS[MN_IFACE]}
+MOVED_FLOWS = tuple(f"{iface}={port}" for iface, port in MOVED_FLOW_PORTS.items())
 
 
 @dataclass(frozen=True)
@@ -195,6 +198,33 @@ def second_interface_back(mn: MobileNodeUnderTest) -> compact.MobilityMessage:
         bu_with_bids(ha, str(mn.home)),
         mn.deadlines.registration,
         f"a BU with BID options to {ha} after {SECOND_IFACE} came back to link {SECOND_LINK}",
+    )
+    msg = mobility_message(pkt)
+    assert msg is not None
+    return msg
+
+
+def flows_moved(mn: MobileNodeUnderTest, seen: SecondInterface) -> compact.MobilityMessage:
+    """After the BA to the BU of both interfaces, the tester tells the MN (its profile's
+    move_flows command) to swap the interfaces of the two flows (`MOVED_FLOWS`): the MN's
+    next BU with BID options to the home agent in use, within the registration deadline
+    (a BU is due at once; no RFC timer bounds it, INT-16's margin does)."""
+    from harness.sut.adapters import ProfileSut
+
+    if not isinstance(mn.sut, ProfileSut):
+        not_applicable("the SUT is not started from a profile: no move_flows command")
+    ha = mn.ha_address(1)
+    try:
+        mn.link.expect(ba_for(seen.bu.seq), mn.deadlines.ba, "the HA's BA to the bulk BU")
+    except AssertionError:
+        inconclusive("the reference HA did not acknowledge the BU of both interfaces")
+    mn.link.mark()
+    mn.sut.move_flows(MOVED_FLOWS)
+    pkt = in_time(
+        mn.link,
+        bu_with_bids(ha, str(mn.home)),
+        mn.deadlines.registration,
+        f"a BU with BID options to {ha} after the MN was told to move its flows",
     )
     msg = mobility_message(pkt)
     assert msg is not None

@@ -19,9 +19,11 @@ from harness.tester.fixtures import Captures
 from harness.tester.mobile_node import MobileNodeUnderTest, bu_any, bu_from_mn, in_time
 from harness.tester.multi_interface import (
     FLOW_PORTS,
+    MOVED_FLOW_PORTS,
     SECOND_IFACE,
     attach_second_interface,
     bids_of,
+    flows_moved,
     flows_of,
     has_alt_coa,
     new_session_of_the_flow,
@@ -160,6 +162,21 @@ def test_flows_are_bound_to_their_interfaces_in_every_bu(multi_mn: MobileNodeUnd
     nxt = mobility_message(pkt)
     assert nxt is not None
     _check_flows(nxt, expected, "the next BU")
+
+
+@pytest.mark.clause("DMM-MIF-9", "RFC6089-2", "RFC6089-5")
+def test_flows_moved_by_command_are_rebound_in_the_next_bu(
+    multi_mn: MobileNodeUnderTest,
+) -> None:
+    """Both interfaces registered, then the MN is told to swap the interfaces of its two
+    flows: its next BU binds each flow to its new interface's BID (draft §7.1 "move flows by
+    sending BU with flow identification mobility option")."""
+    flow_bindings(multi_mn)
+    seen = second_interface_comes_up(multi_mn)
+    moved = flows_moved(multi_mn, seen)
+    bid_of = {b.coa: b.bid for b in bids_of(moved)}
+    expected = {port: bid_of.get(seen.coa[iface]) for iface, port in MOVED_FLOW_PORTS.items()}
+    _check_flows(moved, expected, "the BU after the flows were moved")
 
 
 def mcoa(mn: MobileNodeUnderTest) -> None:

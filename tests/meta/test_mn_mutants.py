@@ -87,6 +87,7 @@ KILLS: dict[str, tuple[str, ...]] = {
     "same-fid-pri": (FLOWS,),
     "ignore-new-iface": (NATIVE,),
     "new-iface-alone": (NATIVE,),
+    "move-ignored": (MCOA + "test_flows_moved_by_command_are_rebound_in_the_next_bu",),
     "returning-iface-ignored": (MCOA + "test_an_interface_back_on_its_link_is_registered_again",),
     "lost-iface-kept": (MCOA + "test_an_interface_that_loses_its_link_leaves_the_bindings",),
     "flow-from-coa": (NEW_SESSION,),

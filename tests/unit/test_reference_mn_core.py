@@ -333,3 +333,13 @@ def test_a_lost_interface_leaves_the_bindings() -> None:
     [after] = of(lost, m.SendBindingUpdate)
     assert (after.bids, after.flows, after.lifetime) == ((), (), 100)  # a plain BU replaces all
     assert c.carrier(2.6, "mn0", False) == []  # the binding's own interface: as before
+
+
+def test_a_new_flow_policy_is_sent_at_once() -> None:
+    c, _first, out = _multi()
+    [bu] = of(out, m.SendBindingUpdate)
+    c.binding_ack(2.01, bu.ha, bu.hoa, bu.seq, 0, 100)
+    swapped = (m.FlowPolicy("mn0", 7001), m.FlowPolicy("mn1", 7002))
+    [moved] = of(c.set_flows(2.1, swapped), m.SendBindingUpdate)
+    assert moved.flows == (m.FlowEntry(1, 1, (1,), 7001), m.FlowEntry(2, 2, (2,), 7002))
+    assert c.set_flows(2.2, swapped) == []  # the same policy: nothing to send
