@@ -126,6 +126,8 @@ class Fault(Enum):
     HA_NO_UDP4 = ("ha", "no-udp4")
     HA_NO_NAT_DETECTION = ("ha", "no-nat-detection")
     HA_NAT_TUNNEL_NOT_UDP = ("ha", "nat-tunnel-not-udp")
+    HA_FORCED_UDP_IGNORED = ("ha", "forced-udp-ignored")
+    HA_NAT_DET_ONLY_BEHIND_NAT = ("ha", "nat-det-only-behind-nat")
     # the Mobile Node (suites/mn/test_mobile_node.py, suites/interop)
     MN_NO_MCAST_OPTION = ("mn", "no-mcast-option")
     MN_NO_HAO = ("mn", "no-hao")
@@ -623,6 +625,16 @@ CATALOGUE: dict[Fault, FaultSpec] = {
         "RFC5555-8",
         "tunnels the packets of a binding behind a NAT in IPv4 (protocol 41), not in UDP "
         "(RFC 5555 §2.3.2.2, §4.5.1)",
+    ),
+    Fault.HA_FORCED_UDP_IGNORED: FaultSpec(
+        "RFC5555-6",
+        "accepts a BU's F flag (forced UDP encapsulation) but tunnels in IPv4 when no NAT "
+        "is in the path (RFC 5555 §4.5)",
+    ),
+    Fault.HA_NAT_DET_ONLY_BEHIND_NAT: FaultSpec(
+        "RFC5555-14",
+        "puts the NAT Detection option in the BA to a BU in UDP only when a NAT was detected "
+        "(RFC 5555 §4.2: whenever the BU came in UDP)",
     ),
     Fault.HA_DNS_ANY_NAME: FaultSpec(
         "RFC5026-5",
