@@ -128,6 +128,7 @@ class Fault(Enum):
     HA_NAT_TUNNEL_NOT_UDP = ("ha", "nat-tunnel-not-udp")
     HA_FORCED_UDP_IGNORED = ("ha", "forced-udp-ignored")
     HA_NAT_DET_ONLY_BEHIND_NAT = ("ha", "nat-det-only-behind-nat")
+    HA_DNS_NO_A_RECORD = ("ha", "dns-no-a-record")
     # the Mobile Node (suites/mn/test_mobile_node.py, suites/interop)
     MN_NO_MCAST_OPTION = ("mn", "no-mcast-option")
     MN_NO_HAO = ("mn", "no-hao")
@@ -635,6 +636,11 @@ CATALOGUE: dict[Fault, FaultSpec] = {
         "RFC5555-14",
         "puts the NAT Detection option in the BA to a BU in UDP only when a NAT was detected "
         "(RFC 5555 §4.2: whenever the BU came in UDP)",
+    ),
+    Fault.HA_DNS_NO_A_RECORD: FaultSpec(
+        "DMM-HA-2",
+        "registers a dual-stack MN's AAAA record but not the A record of its IPv4 home "
+        "address (draft §8, INT-21)",
     ),
     Fault.HA_DNS_ANY_NAME: FaultSpec(
         "RFC5026-5",

@@ -90,6 +90,7 @@ class MobileNode:
     flows: dict[int, Flow] = field(default_factory=dict)
     ipv4_hoa: IPv4 | None = None
     fqdn: str | None = None  # the name registered in the DNS for the home address
+    dns_hoa4: IPv4 | None = None  # the IPv4 home address registered under it (an A record)
     spi: int | None = None
 
 
@@ -225,7 +226,8 @@ class DadRequest:
 @dataclass(frozen=True)
 class DnsRequest:
     """Ask the DNS server (RFC 2136): add (remove=False) or delete the AAAA record `fqdn` ->
-    `hoa`; answer with HomeAgentCore.dns_done(request_id, ok). `fqdn` is absolute text;
+    `hoa` (and the A record -> `hoa4` when given: draft §8, the MN's IPv4 home address in
+    the DNS too); answer with HomeAgentCore.dns_done(request_id, ok). `fqdn` is absolute text;
     `why` says what asked for it (register, remove: the R flag, deregister, expiry)."""
 
     request_id: int
@@ -233,6 +235,7 @@ class DnsRequest:
     hoa: IPv6
     remove: bool
     why: str = "register"
+    hoa4: IPv4 | None = None  # its A record too: the MN's IPv4 home address (dual stack)
 
 
 @dataclass(frozen=True)
@@ -714,7 +717,8 @@ class HomeAgentCore:
         if node.ipv4_hoa is not None:
             out.append(IPv4Bound(node.hoa, None))  # RFC 5555 §4.5: its IPv4 entry goes too
         if node.fqdn is not None and why:
-            out.append(DnsRequest(next(self._request_ids), node.fqdn, node.hoa, True, why))
+            rid = next(self._request_ids)
+            out.append(DnsRequest(rid, node.fqdn, node.hoa, True, why, node.dns_hoa4))
         return out
 
     def _dns_request(self, node: MobileNode, opt: Option, dereg: bool) -> DnsRequest | int:
@@ -730,11 +734,12 @@ class HomeAgentCore:
             return 129
         remove = dereg or bool(opt.data[1] & 0x80)  # RFC 5026 §8.1: Status ignored in a BU
         why = "deregister" if dereg else "remove" if remove else "register"
+        hoa4 = node.dns_hoa4 if remove else node.ipv4_hoa
         if remove and node.fqdn == fqdn:
-            node.fqdn = None
+            node.fqdn, node.dns_hoa4 = None, None
         elif not remove:
-            node.fqdn = fqdn
-        return DnsRequest(next(self._request_ids), fqdn, node.hoa, remove, why)
+            node.fqdn, node.dns_hoa4 = fqdn, node.ipv4_hoa
+        return DnsRequest(next(self._request_ids), fqdn, node.hoa, remove, why, hoa4)
 
     def _flows(self, node: MobileNode, options: list[Option], dereg: bool) -> tuple[FidStatus, ...]:
         """RFC 6089 §5.3.2-§5.3.4 after the BID options (§5.3.1); `dereg`: an RFC 6275

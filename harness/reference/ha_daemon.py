@@ -88,6 +88,7 @@ catches each.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import ipaddress
 import select
 import signal
@@ -514,8 +515,11 @@ class HomeAgentDaemon:
         if ha_hooks.dns_skipped(self.faults, request):
             self.perform(self.core.dns_done(request.request_id, True))
             return
+        if self.faults.has(Fault.HA_DNS_NO_A_RECORD):
+            request = dataclasses.replace(request, hoa4=None)
         verb = "remove" if request.remove else "add"
-        self.log(f"DNS {verb} {request.fqdn} AAAA {request.hoa} ({request.why})")
+        a = f" A {request.hoa4}" if request.hoa4 is not None else ""
+        self.log(f"DNS {verb} {request.fqdn} AAAA {request.hoa}{a} ({request.why})")
         self.dns.submit(request)
 
     def _dns_results(self) -> None:

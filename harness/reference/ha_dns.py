@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import dns.exception
 
@@ -84,23 +85,37 @@ class DnsUpdater:
     def _work(self) -> None:
         while (item := self._todo.get()) is not None:
             request, deadline = item
-            self._done.put(self._update(request, deadline - time.monotonic()))
+            self._done.put(self._update(request, deadline))
             self._wake()
 
-    def _update(self, request: DnsRequest, remaining: float) -> DnsResult:
+    def _update(self, request: DnsRequest, deadline: float) -> DnsResult:
+        rid = request.request_id
+        if deadline - time.monotonic() <= 0:
+            return DnsResult(rid, False, "deadline passed before it could be sent")
+        # the AAAA record, then the A record of a dual-stack MN's IPv4 home address (draft §8)
+        addresses = [a for a in (request.hoa, request.hoa4) if a is not None]
+        whys = []
+        for address in addresses:
+            result = self._one(request, address, deadline - time.monotonic())
+            if not result.ok:
+                return result
+            whys.append(result.why)
+        return DnsResult(rid, True, "; ".join(whys))
+
+    def _one(self, request: DnsRequest, address: Any, remaining: float) -> DnsResult:
         rid = request.request_id
         if remaining <= 0:
             return DnsResult(rid, False, "deadline passed before it could be sent")
         try:
             if not request.remove:
                 result = bind.dns_update(
-                    self.server, self.zone, self.key, request.fqdn, request.hoa,
+                    self.server, self.zone, self.key, request.fqdn, address,
                     port=self.port, timeout=remaining, check=False, replace=False,
                 )  # fmt: skip
             else:
-                address = None if self.remove_all else request.hoa
+                which = None if self.remove_all else address
                 result = bind.dns_remove(
-                    self.server, self.zone, self.key, request.fqdn, address,
+                    self.server, self.zone, self.key, request.fqdn, which,
                     port=self.port, timeout=remaining, check=False,
                 )  # fmt: skip
         except dns.exception.Timeout:

@@ -122,6 +122,15 @@ class LabDns:
         """The AAAA records the server holds for `fqdn` now."""
         return {ipaddress.IPv6Address(a) for a in self._ask(fqdn, "AAAA")}
 
+    def a(self, fqdn: str) -> set[ipaddress.IPv4Address]:
+        """The A records the server holds for `fqdn` now (a dual-stack MN's, draft §8)."""
+        try:
+            with netns.entered(self.lab.ns("dns")):
+                found = bind.lookup_a(self.address, fqdn, timeout=QUERY_TIMEOUT)
+        except (dns.exception.DNSException, OSError) as exc:
+            not_run(f"the lab's named did not answer the tester ({fqdn} A): {exc}")
+        return {ipaddress.IPv4Address(a) for a in found}
+
     def healthy(self) -> None:
         """The server answers for its zone (else the test cannot judge the HA: not-run)."""
         if not self._ask(self.domain, "SOA"):

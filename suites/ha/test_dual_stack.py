@@ -27,7 +27,9 @@ from scapy.layers.inet6 import HAO, IPv6, IPv6ExtHdrDestOpt, MIP6OptUnknown
 from scapy.packet import Packet
 
 from harness import verdicts
+from harness.sut.profile import MN_FQDN
 from harness.tester.conversation import ExpectationFailed, Link
+from harness.tester.dns import LabDns, answered, ba_deadline, dns_answer, dns_option, settled
 from harness.tester.dual_stack import (
     DSMIP_PORT,
     PORT,
@@ -627,3 +629,40 @@ def test_ipv4_traffic_of_an_mn_in_an_ipv4_network(
             )
         finally:
             mn.exchange(mn.bu(hoa, 2, 0, named), 2, WITHIN)
+
+
+@pytest.mark.clause("DMM-HA-2", "DMM-HA-7")
+@pytest.mark.interpretation("INT-21")
+def test_dns_update_registers_the_ipv4_home_address_too(
+    home_agent: HomeAgentUnderTest, mn_link: Link, ha_dns: LabDns, dns_link: Link
+) -> None:
+    """A BU with the DNS Update option and the IPv4 Home Address option (0.0.0.0): the HA
+    puts the assigned IPv4 home address in the DNS as an A record of the MN's name beside
+    its AAAA (draft §8: the MN's IPv4 home address in the DNS, done by the HA that updates
+    it, RFC 5026 §6), and the deregistration removes it (draft §6)."""
+    ha = home_agent
+    ha.sut.features.require("dns_update", "the SUT home agent")
+    ha_dns.healthy()
+    hoa, fqdn = ha.fresh_hoa(), MN_FQDN + "."
+    ba = answered(ha, mn_link, hoa, 1, LIFETIME, ipv4_hoa(), dns_option(fqdn))
+    ack, answer = ipv4_ack(ba), dns_answer(ba)
+    try:
+        if ba.ba_status >= 128 or ack is None or not ack.accepted:
+            verdicts.inconclusive(f"no IPv4 home address was assigned (BA {ba.ba_status}, {ack})")
+        if answer is None or not answer.performed:
+            verdicts.inconclusive(f"the DNS update was not performed: {answer}")
+        held = ha_dns.a(fqdn)
+        assert ack.address in held, (
+            f"named holds A {sorted(map(str, held))} for {fqdn}, not the IPv4 home address "
+            f"{ack.address}"
+        )
+        mark = dns_link.mark()
+        answered(ha, mn_link, hoa, 2, 0)
+        settled(dns_link, mark, ba_deadline(ha))
+        assert ack.address not in ha_dns.a(fqdn), (
+            f"named still holds A {ack.address} for {fqdn} after the deregistration"
+        )
+    finally:
+        with contextlib.suppress(ExpectationFailed, AssertionError):
+            answered(ha, mn_link, hoa, 3, 0)
+        ha_dns.forget(fqdn, hoa, *([str(ack.address)] if ack is not None else []))

@@ -183,6 +183,7 @@ KILLS: dict[str, tuple[str, ...]] = {
         V4 + "test_nat_in_the_path_is_detected",
     ),
     "no-nat-detection": (V4 + "test_nat_in_the_path_is_detected",),
+    "dns-no-a-record": (V4 + "test_dns_update_registers_the_ipv4_home_address_too",),
     "forced-udp-ignored": (V4 + "test_forced_udp_encapsulation_is_refused_with_144_or_used",),
     "nat-det-only-behind-nat": (V4 + "test_bu_in_udp_ipv4_is_answered_in_udp",),
     "nat-tunnel-not-udp": (

@@ -229,3 +229,28 @@ def test_bu_in_udp_ipv4_binds_the_outer_source_and_detects_a_nat() -> None:
         # the same home address over IPv6 again: the BA goes the IPv6 way
         (back,) = only(ha.receive(bu(home, 2), NOW), SendBindingAck)
         assert back.udp4 is None and back.coa == ipaddress.IPv6Address(COA)
+
+
+def test_dns_requests_carry_the_ipv4_home_address() -> None:
+    """Draft §8 (INT-21): the A record of the IPv4 home address goes with the AAAA record:
+    registered with it, removed with it by the deregistration."""
+    from harness.reference.ha_core import DnsRequest
+    from harness.wire.mobility import MIP6OptDNSUpdate
+
+    name = b"\x02mn\x03lab\x07example\x00"
+    ha = v4core(dns_domain="lab.example", dns_names=frozenset({"mn.lab.example."}))
+    pkt = (
+        IPv6(src=COA, dst=HA)
+        / IPv6ExtHdrDestOpt(options=[HAO(hoa=hoa(1))])
+        / BindingUpdate(
+            seq=1,
+            mhtime=25,
+            flags=0x300,
+            options=[MIP6OptIPv4HomeAddress(), MIP6OptDNSUpdate(mn_identity=name)],
+        )
+    )
+    (req,) = only(ha.receive(bytes(pkt), NOW), DnsRequest)
+    assert req.hoa4 is not None and req.hoa4 in POOL and not req.remove
+    ha.dns_done(req.request_id, ok=True)
+    (rm,) = only(ha.receive(bu(hoa(1), 2, lifetime=0), NOW), DnsRequest)
+    assert (rm.remove, rm.hoa4) == (True, req.hoa4)
