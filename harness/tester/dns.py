@@ -14,7 +14,8 @@ import contextlib
 import ipaddress
 import os
 import signal
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -221,11 +222,26 @@ UPDATE_ANSWER = Predicate(
 )
 
 
-def settled(dns_link: Link, since: int, within: float) -> None:
+def settled(
+    dns_link: Link, since: int, within: float, until: Callable[[], bool] | None = None
+) -> None:
     """Wait for the server's answer to an UPDATE sent since mark `since` (the HA's update
-    has been applied, or refused); none within `within` is left to the zone's verdict."""
-    with contextlib.suppress(AssertionError):
-        dns_link.expect(UPDATE_ANSWER, within=within, since=since)
+    has been applied, or refused); none within `within` is left to the zone's verdict.
+    With `until`, wait for answer after answer (an HA may send one UPDATE per record)
+    until `until()` holds or `within` has passed."""
+    deadline = time.monotonic() + within
+    start: int | None = since
+    while until is None or not until():
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        try:
+            dns_link.expect(UPDATE_ANSWER, within=left, since=start)
+        except AssertionError:
+            return
+        if until is None:
+            return
+        start = None  # the next answer after this one
 
 
 # ----------------------------------------------------------------- the BUs

@@ -658,7 +658,7 @@ def test_dns_update_registers_the_ipv4_home_address_too(
         )
         mark = dns_link.mark()
         answered(ha, mn_link, hoa, 2, 0)
-        settled(dns_link, mark, ba_deadline(ha))
+        settled(dns_link, mark, ba_deadline(ha), until=lambda: ack.address not in ha_dns.a(fqdn))
         assert ack.address not in ha_dns.a(fqdn), (
             f"named still holds A {ack.address} for {fqdn} after the deregistration"
         )

@@ -30,41 +30,21 @@ def test_serial_and_two_workers_agree(tmp_path: Path) -> None:
     shutil.copy(adapters.PROFILES_DIR / "reference-ha.toml", profile)
     # The HA suite only: the interop suite is a longer run of its own (it would be run twice)
     skip_interop = f"--ignore={Path(suites.__file__).parent / 'interop'}"
-    # both runs at once (each has its own labs, and they mostly wait on the wire): the test
-    # takes the time of the longer one
-    argv = [sys.executable, "-m", "harness.cli", "run", "--role", "ha", "--sut", str(profile)]
-    procs = {}
-    try:
-        for name, extra in (
-            ("serial", ["--serial", "--", skip_interop]),
-            ("xdist", ["--", "-n", "2", skip_interop]),
-        ):
-            argv = [
-                sys.executable,
-                "-m",
-                "harness.cli",
-                "run",
-                "--role",
-                "ha",
-                "--sut",
-                str(profile),
-            ]
-            with open(tmp_path / f"{name}.log", "w") as log:
-                procs[name] = subprocess.Popen(
-                    [*argv, "--report-dir", str(tmp_path / name), *extra],
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )
-        for proc in procs.values():
-            proc.wait(timeout=600)
-    finally:
-        for proc in procs.values():
-            proc.kill()
     runs = {}
-    for name, proc in procs.items():
-        log_tail = (tmp_path / f"{name}.log").read_text()[-2000:]
-        assert proc.returncode in (0, 1), log_tail
-        runs[name] = _verdicts(tmp_path / name)
+    for name, extra in (
+        ("serial", ["--serial", "--", skip_interop]),
+        ("xdist", ["--", "-n", "2", skip_interop]),
+    ):
+        out = tmp_path / name
+        argv = [sys.executable, "-m", "harness.cli", "run", "--role", "ha", "--sut", str(profile)]
+        res = subprocess.run(
+            [*argv, "--report-dir", str(out), *extra],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert res.returncode in (0, 1), res.stderr[-2000:]
+        runs[name] = _verdicts(out)
     serial_tests, serial_clauses = runs["serial"]
     xdist_tests, xdist_clauses = runs["xdist"]
     assert serial_tests, "the serial run judged no test"
