@@ -28,6 +28,7 @@ from harness.reference.ha_mcoa import Flow
 from harness.reference.multicast import BindingMulticast, echo_records
 from harness.wire import compact
 from harness.wire.compact import McastRecord, MobilityMessage, Option, ReactionKind
+from harness.wire.ipv4 import valid_home_address
 from harness.wire.numbers import IGMPV3_REPORT, MLDV2_REPORT, BAStatus, MobOpt
 
 IPv6 = ipaddress.IPv6Address
@@ -450,9 +451,7 @@ class HomeAgentCore:
         self._dad_ids.pop(hoa, None)
         udp = self._udp4.get(hoa)
         via = udp.address if udp else None
-        return self._over_udp(
-            self._binding_update(msg, src, hoa, now, dad=not duplicate, via=via)
-        )
+        return self._over_udp(self._binding_update(msg, src, hoa, now, dad=not duplicate, via=via))
 
     # -- Binding Update processing -------------------------------------------------------
     def _reject(self, msg: MobilityMessage, coa: IPv6, hoa: IPv6, status: int) -> SendBindingAck:
@@ -773,7 +772,7 @@ class HomeAgentCore:
             return IPv4Ack(133, 0, asked)  # §4.5: no prefix of any length is allocated
         held = {n.ipv4_hoa for n in self.nodes.values() if n is not node}
         if asked != IPv4(0):
-            if not ipv4_home_address_valid(asked):
+            if not valid_home_address(asked):
                 return IPv4Ack(131, 0, asked)  # invalid IPv4 address
             if asked not in pool or asked == self.config.ipv4_address or asked in held:
                 return IPv4Ack(130, 0, asked)  # §4.5: not this MN's to have (INT-21)
@@ -786,18 +785,6 @@ class HomeAgentCore:
                 return IPv4Ack(132, 0, asked)  # §4.5: dynamic assignment not available
             node.ipv4_hoa = free
         return IPv4Ack(0, 32, node.ipv4_hoa)
-
-
-def ipv4_home_address_valid(addr: IPv4) -> bool:
-    """RFC 5555 §4.5 "a valid unicast IPv4 address": not multicast, broadcast, reserved
-    (240/4), loopback, link-local or "this network" (0/8)."""
-    return not (
-        addr.is_multicast
-        or addr.is_reserved
-        or addr.is_loopback
-        or addr.is_link_local
-        or addr in ipaddress.IPv4Network("0.0.0.0/8")
-    )
 
 
 MAX_NAME = 255  # RFC 1035 §2.3.4: octets of a name in wire format

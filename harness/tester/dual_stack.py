@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,18 +75,6 @@ def ipv4_ack(ba: compact.MobilityMessage) -> IPv4Ack | None:
     return None
 
 
-def usable_ipv4_hoa(addr: ipaddress.IPv4Address) -> bool:
-    """An address an IPv4 home address can be: unicast, not 0/8, loopback, link-local,
-    240/4 or the limited broadcast."""
-    return not (
-        addr.is_multicast
-        or addr.is_reserved
-        or addr.is_loopback
-        or addr.is_link_local
-        or addr in ipaddress.IPv4Network("0.0.0.0/8")
-    )
-
-
 def tunnelled4(ha: HomeAgentUnderTest, coa: str, hoa4: str, payload: bytes) -> Predicate:
     """The correspondent's IPv4 datagram for `hoa4`, IPv4-in-IPv6 from the HA to `coa`
     (RFC 5555 §4.5.1: an IPv4 packet to an MN in an IPv6 network goes in IPv6)."""
@@ -148,7 +137,6 @@ def reverse4(ha: HomeAgentUnderTest, coa: str, hoa4: str, cn4: str, payload: byt
             / payload
         )
     )
-
 
 
 # ----------------------------------------------------------------- IPv4 multicast (draft §8)
@@ -288,19 +276,23 @@ class Udp4Mn:
         flags = FLAG_A | FLAG_H | (FLAG_F if force else 0)
         return bytes(self.ha.bu(hoa, seq, lifetime, opts, coa=hoa, flags=flags))
 
-    def exchange(self, bu: bytes, seq: int, within: float) -> compact.MobilityMessage | None:
-        """Send `bu` in UDP to the HA's port 4191; its BA of sequence number `seq` from
-        that port within `within` seconds, or None."""
-        self.sock.sendto(bu, (self.ha4, DSMIP_PORT))
+    def _from_ha(self, within: float) -> Iterator[bytes]:
+        """What comes in UDP from the HA's port 4191 within `within` seconds."""
         deadline = time.monotonic() + within
         while (left := deadline - time.monotonic()) > 0:
             self.sock.settimeout(left)
             try:
                 data, (src, port) = self.sock.recvfrom(65535)
             except (TimeoutError, OSError):
-                return None
-            if src != self.ha4 or port != DSMIP_PORT:
-                continue
+                return
+            if (src, port) == (self.ha4, DSMIP_PORT):
+                yield data
+
+    def exchange(self, bu: bytes, seq: int, within: float) -> compact.MobilityMessage | None:
+        """Send `bu` in UDP to the HA's port 4191; its BA of sequence number `seq` from
+        that port within `within` seconds, or None."""
+        self.sock.sendto(bu, (self.ha4, DSMIP_PORT))
+        for data in self._from_ha(within):
             try:
                 msg = compact.parse_packet(data)
             except compact.Malformed:
@@ -312,16 +304,7 @@ class Udp4Mn:
     def tunnelled(self, hoa: str, payload: bytes, within: float) -> bool:
         """Did an IPv6 (or IPv4) packet to `hoa` carrying `payload` come in UDP from the
         HA's port 4191 within `within` seconds?"""
-        deadline = time.monotonic() + within
-        while (left := deadline - time.monotonic()) > 0:
-            self.sock.settimeout(left)
-            try:
-                data, (src, port) = self.sock.recvfrom(65535)
-            except (TimeoutError, OSError):
-                return False
-            if (src, port) == (self.ha4, DSMIP_PORT) and udp_tunnelled(data, hoa, payload):
-                return True
-        return False
+        return any(udp_tunnelled(data, hoa, payload) for data in self._from_ha(within))
 
 
 def udp_tunnelled(data: bytes, hoa: str, payload: bytes) -> bool:

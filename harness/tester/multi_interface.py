@@ -10,6 +10,7 @@ the flow policy `FLOWS`: what the tester asks it to move, checked on the wire af
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -149,16 +150,12 @@ def second_interface_comes_up(mn: MobileNodeUnderTest) -> SecondInterface:
     except AssertionError:
         inconclusive("the reference HA did not acknowledge the first registration")
     coa0 = str(mn.world.mn_address(FIRST_VISITED))
-    mn.link.mark()
-    mn.lab.attach_new(SECOND_IFACE, SECOND_LINK)
-    pkt = in_time(
-        mn.link,
+    bu = _next_bu(
+        mn,
+        lambda: mn.lab.attach_new(SECOND_IFACE, SECOND_LINK),
         bu_with_bids(ha, str(mn.home)),
-        mn.deadlines.registration,
         f"a BU with BID options to {ha} after {SECOND_IFACE} came up on link {SECOND_LINK}",
     )
-    bu = mobility_message(pkt)
-    assert bu is not None
     coa1 = second_address(mn, 0.0)
     return SecondInterface(first, bu, {MN_IFACE: coa0, SECOND_IFACE: coa1})
 
@@ -170,38 +167,25 @@ def second_interface_lost(
     link (carrier down): the MN's next BU to the home agent, within the registration
     deadline (the MN sees the carrier go at once)."""
     ha = mn.ha_address(1)
-    try:
-        mn.link.expect(ba_for(seen.bu.seq), mn.deadlines.ba, "the HA's BA to the bulk BU")
-    except AssertionError:
-        inconclusive("the reference HA did not acknowledge the BU of both interfaces")
-    mn.link.mark()
-    mn.lab.detach(SECOND_IFACE)
-    pkt = in_time(
-        mn.link,
+    _bulk_acknowledged(mn, seen)
+    return _next_bu(
+        mn,
+        lambda: mn.lab.detach(SECOND_IFACE),
         bu_from_mn(to=ha, hoa=str(mn.home)),
-        mn.deadlines.registration,
         f"a BU to {ha} after {SECOND_IFACE} lost its link",
     )
-    msg = mobility_message(pkt)
-    assert msg is not None
-    return msg
 
 
 def second_interface_back(mn: MobileNodeUnderTest) -> compact.MobilityMessage:
     """The lab puts the second interface back on its link: the MN's next BU with BID
     options to the home agent in use, within the registration deadline."""
     ha = mn.ha_address(1)
-    mn.link.mark()
-    mn.lab.attach(SECOND_IFACE, SECOND_LINK)
-    pkt = in_time(
-        mn.link,
+    return _next_bu(
+        mn,
+        lambda: mn.lab.attach(SECOND_IFACE, SECOND_LINK),
         bu_with_bids(ha, str(mn.home)),
-        mn.deadlines.registration,
         f"a BU with BID options to {ha} after {SECOND_IFACE} came back to link {SECOND_LINK}",
     )
-    msg = mobility_message(pkt)
-    assert msg is not None
-    return msg
 
 
 def flows_moved(mn: MobileNodeUnderTest, seen: SecondInterface) -> compact.MobilityMessage:
@@ -213,20 +197,32 @@ def flows_moved(mn: MobileNodeUnderTest, seen: SecondInterface) -> compact.Mobil
 
     if not isinstance(mn.sut, ProfileSut):
         not_applicable("the SUT is not started from a profile: no move_flows command")
-    ha = mn.ha_address(1)
+    ha, sut = mn.ha_address(1), mn.sut
+    _bulk_acknowledged(mn, seen)
+    return _next_bu(
+        mn,
+        lambda: sut.move_flows(MOVED_FLOWS),
+        bu_with_bids(ha, str(mn.home)),
+        f"a BU with BID options to {ha} after the MN was told to move its flows",
+    )
+
+
+def _bulk_acknowledged(mn: MobileNodeUnderTest, seen: SecondInterface) -> None:
+    """The reference HA's BA to the BU of both interfaces; without it, inconclusive."""
     try:
         mn.link.expect(ba_for(seen.bu.seq), mn.deadlines.ba, "the HA's BA to the bulk BU")
     except AssertionError:
         inconclusive("the reference HA did not acknowledge the BU of both interfaces")
+
+
+def _next_bu(
+    mn: MobileNodeUnderTest, act: Callable[[], object], wanted: Predicate, what: str
+) -> compact.MobilityMessage:
+    """The MN's next BU matching `wanted` after `act()` (a change the lab or the tester
+    makes), within the registration deadline (INT-16)."""
     mn.link.mark()
-    mn.sut.move_flows(MOVED_FLOWS)
-    pkt = in_time(
-        mn.link,
-        bu_with_bids(ha, str(mn.home)),
-        mn.deadlines.registration,
-        f"a BU with BID options to {ha} after the MN was told to move its flows",
-    )
-    msg = mobility_message(pkt)
+    act()
+    msg = mobility_message(in_time(mn.link, wanted, mn.deadlines.registration, what))
     assert msg is not None
     return msg
 

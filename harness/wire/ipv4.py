@@ -114,3 +114,18 @@ def multicast_mac(group: ipaddress.IPv4Address | bytes) -> bytes:
     """The Ethernet destination of an IPv4 group: 01:00:5e and its low 23 bits."""
     raw = group.packed if isinstance(group, ipaddress.IPv4Address) else group
     return b"\x01\x00\x5e" + bytes([raw[1] & 0x7F]) + raw[2:4]
+
+
+_THIS_NETWORK = ipaddress.IPv4Network("0.0.0.0/8")
+
+
+def valid_home_address(addr: ipaddress.IPv4Address) -> bool:
+    """RFC 5555 §4.5 "a valid unicast IPv4 address": not multicast, reserved (240/4, the
+    limited broadcast included), loopback, link-local or "this network" (0/8)."""
+    return not (
+        addr.is_multicast
+        or addr.is_reserved
+        or addr.is_loopback
+        or addr.is_link_local
+        or addr in _THIS_NETWORK
+    )

@@ -49,7 +49,6 @@ from harness.tester.dual_stack import (
     state4,
     tunnelled4,
     tunnelled_igmp,
-    usable_ipv4_hoa,
 )
 from harness.tester.ha_registration import vector_frame
 from harness.tester.home_agent import (
@@ -68,6 +67,7 @@ from harness.tester.home_agent import (
 from harness.tester.multicast_state import IS_EX, IS_IN
 from harness.tester.sources import Wire
 from harness.wire import compact
+from harness.wire.ipv4 import valid_home_address
 from harness.wire.mobility import (
     BindingUpdate,
     MIP6OptIPv4CareOfAddress,
@@ -148,7 +148,7 @@ def test_dynamic_ipv4_home_address_is_assigned_and_kept(
     with registered(ha, mn_link) as hoas:
         ack = dynamic(ha, mn_link, hoas)
         assert ack.accepted, f"IPv4 Address Acknowledgement status {ack.status} for 0.0.0.0"
-        assert usable_ipv4_hoa(ack.address), f"the HA assigned {ack.address}"
+        assert valid_home_address(ack.address), f"the HA assigned {ack.address}"
         assert 0 < ack.prefix_len <= 32, f"Pref-len {ack.prefix_len} with success"
         again = acknowledged(
             asked(ha, mn_link, hoas, hoas[0][0], 2, ipv4_hoa(str(ack.address))), "refreshing it"
@@ -266,11 +266,11 @@ def check_answer(option: Packet, ba: compact.MobilityMessage) -> None:
     if ack.status >= 128:
         assert ack.prefix_len == 0, f"Pref-len {ack.prefix_len} in a failure ({ack.status})"
         return
-    assert usable_ipv4_hoa(ack.address), f"success with the address {ack.address}"
+    assert valid_home_address(ack.address), f"success with the address {ack.address}"
     if len(raw) == 8:
         assert raw[2] >> 2 != 0, f"success ({ack.status}) for Prefix-len 0 (§3.1.1: an error)"
         named = ipaddress.IPv4Address(raw[4:8])
-        if not usable_ipv4_hoa(named) and named != ipaddress.IPv4Address(UNSPECIFIED):
+        if not valid_home_address(named) and named != ipaddress.IPv4Address(UNSPECIFIED):
             with verdicts.by_interpretation("INT-21"):
                 raise AssertionError(f"success ({ack.status}) for the static address {named}")
 
