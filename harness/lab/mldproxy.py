@@ -60,7 +60,8 @@ import socket
 import struct
 import sys
 import time
-from collections.abc import Callable, Sequence
+import traceback
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -705,6 +706,7 @@ class Proxy:
                 raise SystemExit("parent process is gone") from None
             self.sel.register(self.parent, selectors.EVENT_READ, "parent")
         self.running = True
+        self.errors = 0  # handlers that raised (logged): see guarded
 
     def log(self, text: str) -> None:
         print(f"{time.monotonic():.3f} mldproxy: {text}", file=self.log_file, flush=True)
@@ -714,8 +716,9 @@ class Proxy:
             now = time.monotonic()
             families = [f for r in self.routers.values() for f in r.families]
             for fam in families:
-                fam.tick(now)
-                fam.sync(now)
+                with self.guarded(f"{fam.ns}: {fam.name} timers"):
+                    fam.tick(now)
+                    fam.sync(now)
             deadline = min((f.next_deadline(now) for f in families), default=now + 1)
             timeout = max(0.0, min(deadline - time.monotonic(), 1.0)) + 0.001
             for key, _ in self.sel.select(timeout):
@@ -723,13 +726,26 @@ class Proxy:
                 if key.data == "parent":
                     self.running = False
                 elif key.data == "control":
-                    self._control()
+                    with self.guarded("control request"):
+                        self._control()
                 elif isinstance(key.data, Family):
-                    key.data.on_socket(now)
-                    key.data.sync(now)
+                    with self.guarded(f"{key.data.ns}: {key.data.name} message"):
+                        key.data.on_socket(now)
+                        key.data.sync(now)
                 else:
                     fam, ifindex = key.data
-                    fam.on_frames(ifindex, now)
+                    with self.guarded(f"{fam.ns}: {fam.name} frames on {ifindex}"):
+                        fam.on_frames(ifindex, now)
+
+    @contextlib.contextmanager
+    def guarded(self, what: str) -> Iterator[None]:
+        """One packet or timer that trips the proxy over costs that packet, not the lab's
+        multicast for the rest of the run: logged with its traceback, counted in "state"."""
+        try:
+            yield
+        except Exception:  # noqa: BLE001 - the lab's routers must outlive a bad packet
+            self.errors += 1
+            self.log(f"{what}: {traceback.format_exc().strip()}")
 
     def _control(self) -> None:
         assert self.control is not None
@@ -737,16 +753,21 @@ class Proxy:
         with conn:
             conn.settimeout(2.0)
             buf = b""
-            while not buf.endswith(b"\n"):
-                chunk = conn.recv(4096)
-                if not chunk:
-                    break
-                buf += chunk
+            try:
+                while not buf.endswith(b"\n"):
+                    chunk = conn.recv(4096)
+                    if not chunk:
+                        break
+                    buf += chunk
+            except OSError as exc:  # an asker that never finished its request: not routing
+                self.log(f"control request: {exc}")
+                return
             try:
                 reply = self._handle(json.loads(buf or b"{}"))
             except Exception as exc:  # noqa: BLE001 - a bad request must not stop the proxy
                 reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
-            conn.sendall(json.dumps(reply).encode() + b"\n")
+            with contextlib.suppress(OSError):  # the asker gave up waiting (its timeout)
+                conn.sendall(json.dumps(reply).encode() + b"\n")
 
     def _handle(self, req: dict[str, Any]) -> dict[str, Any]:
         now = time.monotonic()
@@ -755,6 +776,7 @@ class Proxy:
             return {
                 "ok": True,
                 "datapath": self.datapath,
+                "errors": self.errors,
                 "routers": {ns: r.describe(now) for ns, r in self.routers.items()},
             }
         router = self.routers.get(req.get("ns", ""))

@@ -95,14 +95,8 @@ class MulticastRouting:
         if line.strip() != b"ready":
             self.proc.kill()
             self.proc.wait()
-            log = f"{registry.REGISTRY_DIR / self.nodes.runid}.mldproxy.log"
-            try:
-                with open(log, encoding="utf-8", errors="replace") as f:
-                    tail = f.read()[-2000:]
-            except OSError:
-                tail = ""
             why = "did not start in time" if not ready else "failed"
-            raise LabError(f"the MLD proxy {why}: {tail.strip() or 'no output'}")
+            raise LabError(f"the MLD proxy {why}: {self.log_tail(2000)}")
 
     def state(self) -> dict[str, Any]:
         """The proxies' listener state, upstream memberships and forwarding entries, by node:
@@ -111,6 +105,31 @@ class MulticastRouting:
         reply = self.request({"op": "state"})
         by_ns = {v: k for k, v in self.nodes.namespaces.items()}
         return {by_ns.get(ns, ns): st for ns, st in reply["routers"].items()}
+
+    def trouble(self) -> str | None:
+        """Why the proxy cannot be trusted to route right now, or None: it has exited, it
+        does not answer, or one of its handlers raised (logged, see mldproxy.Proxy.guarded).
+        A wait for multicast that fails then is the lab's failure, not the SUT's."""
+        if self.proc is None or self.control is None:
+            return None
+        rc = self.proc.poll()
+        if rc is not None:
+            return f"the MLD proxy exited with status {rc}: {self.log_tail()}"
+        try:
+            errors = int(self.request({"op": "state"}).get("errors", 0))
+        except (OSError, ValueError, LabError) as exc:
+            return f"the MLD proxy does not answer: {exc}"
+        if errors:
+            return f"the MLD proxy's handlers raised {errors} time(s): {self.log_tail()}"
+        return None
+
+    def log_tail(self, size: int = 1500) -> str:
+        log = f"{registry.REGISTRY_DIR / self.nodes.runid}.mldproxy.log"
+        try:
+            with open(log, encoding="utf-8", errors="replace") as f:
+                return f.read()[-size:].strip() or "no output"
+        except OSError:
+            return "no log"
 
     def query(self, link: int, version: int = 6) -> None:
         """Make link's AR send a General Query now, MLDv2 (version 6) or IGMPv3 (version

@@ -312,6 +312,11 @@ class Lab:
         """The MLD proxies' listener state, upstream memberships and MFC entries, by node."""
         return self.multicast.state()
 
+    def mcast_trouble(self) -> str | None:
+        """Why the lab's multicast routing is not to be trusted now (its proxy exited, does
+        not answer, or raised), or None."""
+        return self.multicast.trouble()
+
     def mld_query(self, link: int) -> None:
         """Make link's AR send an MLDv2 General Query now (listeners answer with reports)."""
         self.multicast.query(link)

@@ -7,6 +7,7 @@ group, ask for whole packets, read NFULNL_MSG_PACKET (linux/netfilter/nfnetlink_
 
 from __future__ import annotations
 
+import errno
 import socket
 import struct
 from collections.abc import Iterator
@@ -35,9 +36,12 @@ class NflogGroup:
     def __init__(self, group: int) -> None:
         self.group = group
         self._seq = 0
+        self.overruns = 0
         self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_NETFILTER)
         try:
             self.sock.bind((0, 0))
+            # room for a burst of Reports while the daemon is busy elsewhere
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
             self._config(_attr(NFULA_CFG_CMD, bytes([NFULNL_CFG_CMD_BIND])))
             mode = struct.pack("!IBB", 0xFFFF, NFULNL_COPY_PACKET, 0)
             self._config(_attr(NFULA_CFG_MODE, mode))
@@ -63,12 +67,19 @@ class NflogGroup:
         return self.sock.fileno()
 
     def packets(self) -> Iterator[tuple[int, bytes]]:
-        """(outgoing ifindex or 0, the network-layer packet) of everything waiting."""
+        """(outgoing ifindex or 0, the network-layer packet) of everything waiting. Packets
+        the kernel could not queue to a full socket are lost (`overruns` counts the times):
+        the reader goes on with what is there."""
         while True:
             try:
                 data = self.sock.recv(1 << 17)
             except (BlockingIOError, InterruptedError):
                 return
+            except OSError as exc:  # ENOBUFS: the socket overflowed, netlink(7)
+                if exc.errno != errno.ENOBUFS:
+                    raise
+                self.overruns += 1
+                continue
             off = 0
             while off + _NLMSG.size <= len(data):
                 length, mtype = struct.unpack_from("=IH", data, off)

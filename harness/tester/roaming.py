@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import verdicts
-from harness.apps.control import App, Event
+from harness.apps.control import App, AppExpectationFailed, Event
 from harness.lab import netns
 from harness.lab.fixtures import bring_up
 from harness.lab.topology import Lab
@@ -318,6 +318,44 @@ def subscribes_on_air(m: Mobility, group: str, since: int) -> str | None:
             return str(exc).splitlines()[0]
         return None  # no querier on the link: nothing asked, nothing to judge there
     return None
+
+
+def delivered(m: Mobility, rx: App, pred: Callable[[Event], bool], what: str) -> Event:
+    """`rx`'s datagram matching `pred` within DELIVERY. None coming while the lab's own
+    multicast routing is broken (its proxy exited or raised) is the lab's failure: the test
+    ends inconclusive, naming it. Otherwise the failure says what the lab's routers held
+    for the group then, so that a reader sees where the datagrams stopped."""
+    __tracebackhide__ = True
+    try:
+        return rx.wait_for(pred, DELIVERY, what)
+    except AppExpectationFailed as exc:
+        trouble = m.lab.mcast_trouble()
+        if trouble is not None:
+            verdicts.inconclusive(
+                f"the lab's multicast routing failed, so {what} could not be judged: {trouble}"
+            )
+        raise AppExpectationFailed(f"{exc}\n{routers_picture(m.lab)}") from None
+
+
+def routers_picture(lab: Lab) -> str:
+    """The lab's routers' listener state and forwarding entries, one line per router."""
+    try:
+        state = lab.mcast_state()
+    except Exception as exc:  # noqa: BLE001 - a picture for a failure message only
+        return f"the lab's routers: no state ({exc})"
+    lines = ["the lab's routers then:"]
+    for node, st in sorted(state.items()):
+        listeners = [
+            f"{e['ifname']} {e['group']} from "
+            + ("any" if e.get("any_source_for") else " ".join(sorted(e.get("sources", {}))))
+            for e in st.get("listeners", [])
+        ]
+        mfc = [f"({e['source']},{e['group']}) {e['iif']}->{e['oifs']}" for e in st.get("mfc", [])]
+        lines.append(
+            f"  {node}: listeners {'; '.join(listeners) or '-'} | joined upstream "
+            f"{' '.join(st.get('joined_upstream', [])) or '-'} | mfc {'; '.join(mfc) or '-'}"
+        )
+    return "\n".join(lines)
 
 
 def through_tunnel(group: str, source: str, air: int) -> Callable[[Event], bool]:

@@ -58,6 +58,7 @@ from harness.tester.roaming import (
     SIGNALLING,
     Mobility,
     check_group_away,
+    delivered,
     is_data,
     on_air,
     rtt_ok,
@@ -76,7 +77,7 @@ def test_application_and_session_survive_moves_through_three_links(
     world.source("src", group, rate=RATE)
     rx = world.receiver(group, source)
     session = world.session()
-    rx.wait_for(is_data(group, source), DELIVERY, "the first datagram, on link 1")
+    delivered(m, rx, is_data(group, source), "the first datagram, on link 1")
     session.wait_for(rtt_ok, DELIVERY)
     findings = m.sides.findings()
 
@@ -190,7 +191,7 @@ def test_local_cdn_group_follows_the_mn(mobility: Mobility, world: World) -> Non
     group, source = str(plan.ssm_group6), world.source_address("cdn")
     world.source("cdn", group, rate=RATE)
     rx = world.receiver(group, source)
-    rx.wait_for(is_data(group, source), DELIVERY, "the first datagram from the CDN")
+    delivered(m, rx, is_data(group, source), "the first datagram from the CDN")
     findings = m.sides.findings()
     for to in (2, 3):
         since = {i: link.mark() for i, link in m.links.items()}
@@ -238,7 +239,7 @@ def test_pending_deregistration_follows_the_mn_to_the_next_link(
     group, source = str(plan.ssm_group6), world.source_address("src")
     world.source("src", group, rate=RATE)
     rx = world.receiver(group, source)
-    rx.wait_for(is_data(group, source), DELIVERY, "the first datagram, on link 1")
+    delivered(m, rx, is_data(group, source), "the first datagram, on link 1")
     home, ha = m.addresses[HOME], m.ha(HOME)
     since = {i: link.mark() for i, link in m.links.items()}
     m.move(2)

@@ -379,6 +379,19 @@ def test_bring_up_and_tear_down_times() -> None:
     assert not (registry.REGISTRY_DIR / f"{the_lab.runid}.json").exists()
 
 
+def test_multicast_trouble_names_a_dead_proxy() -> None:
+    """The lab says when its multicast routing broke (harness/tester/roaming.py: delivered
+    turns a missing datagram into the lab's failure then, not the SUT's)."""
+    with own_lab() as the_lab:
+        assert the_lab.mcast_trouble() is None
+        proc = the_lab.multicast.proc
+        assert proc is not None
+        proc.kill()
+        proc.wait()
+        trouble = the_lab.mcast_trouble()
+        assert trouble is not None and "exited" in trouble
+
+
 _VICTIM = """
 import sys, time
 from harness.lab.topology import Lab
