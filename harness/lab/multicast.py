@@ -28,6 +28,7 @@ class MulticastRouting:
         self.datapath: str | None = None
         self.proc: subprocess.Popen[bytes] | None = None
         self.control: str | None = None
+        self.log_path: str | None = None  # the proxy's stderr (and debug log)
 
     def config(self) -> dict[str, Any]:
         routers = [
@@ -69,7 +70,8 @@ class MulticastRouting:
         config["control"] = self.control
         if not manual:
             config["parent_pid"] = os.getpid()
-        cfg_path, log_path = f"{base}.mldproxy.json", f"{base}.mldproxy.log"
+        cfg_path = f"{base}.mldproxy.json"
+        self.log_path = log_path = f"{base}.mldproxy.log"
         with open(cfg_path, "w", encoding="utf-8") as f:
             json.dump(config, f, indent=1)
         record.files += [cfg_path, log_path, self.control]
@@ -124,9 +126,11 @@ class MulticastRouting:
         return None
 
     def log_tail(self, size: int = 1500) -> str:
-        log = f"{registry.REGISTRY_DIR / self.nodes.runid}.mldproxy.log"
+        """The end of the proxy's log, for a message."""
+        if self.log_path is None:
+            return "no log"
         try:
-            with open(log, encoding="utf-8", errors="replace") as f:
+            with open(self.log_path, encoding="utf-8", errors="replace") as f:
                 return f.read()[-size:].strip() or "no output"
         except OSError:
             return "no log"
