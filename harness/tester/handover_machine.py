@@ -186,7 +186,7 @@ class Steps(Invariants):
         rx.send(f"leave {g}")
         e = rx.wait_for("left", DELIVERY, f"the leave of {g}")
         del self.groups[g]
-        self.left_at[g] = float(e["mono"])
+        self.left_at[g], self.left_wall[g] = float(e["mono"]), float(e["t"])
         self.record(self.left_at[g])
         if j.link == m.link:
             return

@@ -191,7 +191,8 @@ class MachineState(RuleBasedStateMachine):
         self.checked_bas: set[tuple[float, str, str]] = set()
         self.checked_bus = 0
         self.rx_seen: dict[str, int] = {}
-        self.left_at: dict[str, float] = {}
+        self.left_at: dict[str, float] = {}  # the application's "left" (monotonic)
+        self.left_wall: dict[str, float] = {}  # the same, wall clock (kernel time stamps')
         self.last_check = 0.0
 
     # ------------------------------------------------------------------ plan
