@@ -15,7 +15,7 @@ import contextlib
 import ipaddress
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
@@ -45,6 +45,12 @@ ELSEWHERE = "mn.elsewhere.example."  # a name outside the home domain
 
 def v6(addr: str) -> ipaddress.IPv6Address:
     return ipaddress.IPv6Address(addr)
+
+
+def removed(ha_dns: LabDns, hoa: str) -> Callable[[], bool]:
+    """Does named no longer hold `hoa` for FQDN? (what `settled` waits for, answer after
+    answer: the UPDATE of another binding may be answered first)"""
+    return lambda: v6(hoa) not in ha_dns.aaaa(FQDN)
 
 
 @contextlib.contextmanager
@@ -142,7 +148,7 @@ def test_deregistration_removes_the_dns_entry(
         options = (dns_option(FQDN),) if with_option else ()
         ba = answered(ha, mn_link, hoa, 2, 0, *options)
         assert ba.ba_status == 0, f"the deregistration got BA status {ba.ba_status}"
-        settled(dns_link, mark, ba_deadline(ha))
+        settled(dns_link, mark, ba_deadline(ha), until=removed(ha_dns, hoa))
         held = ha_dns.aaaa(FQDN)
         assert v6(hoa) not in held, f"named still holds {hoa} for {FQDN} after deregistration"
         if with_option:
@@ -170,7 +176,7 @@ def test_binding_expiry_removes_the_dns_entry(
             verdicts.inconclusive(f"named does not hold {hoa}: nothing to see removed")
         removal = dns_link.mark()
         granted = ba.lifetime * LIFETIME_UNIT
-        settled(dns_link, removal, granted + ba_deadline(ha))
+        settled(dns_link, removal, granted + ba_deadline(ha), until=removed(ha_dns, hoa))
         held = ha_dns.aaaa(FQDN)
         assert v6(hoa) not in held, (
             f"named still holds {hoa} for {FQDN} after its binding expired ({granted:g} s)"
@@ -391,7 +397,7 @@ def test_zone_holds_exactly_the_registered_home_addresses(
                 mark = dns_link.mark()
                 if op == "deregister":
                     ba = answered(ha, mn_link, hoas[i], seq[i], 0)
-                    settled(dns_link, mark, ba_deadline(ha))
+                    settled(dns_link, mark, ba_deadline(ha), until=removed(ha_dns, hoas[i]))
                     bound[i] = in_dns[i] = False
                 else:
                     opts = () if op == "refresh" else (dns_option(FQDN, remove=op == "remove"),)
