@@ -736,8 +736,7 @@ CATALOGUE: dict[Fault, FaultSpec] = {
     ),
     Fault.MN_BU_BURST: FaultSpec(
         "RFC6275-MN-11",
-        "sends every retransmission of a BU four times in a row (RFC 6275 §11.5.3: "
-        "MAX_UPDATE_RATE)",
+        "sends every BU eight times back to back (RFC 6275 §11.5.3: MAX_UPDATE_RATE)",
     ),
     Fault.MN_RETURN_HOME_SILENTLY: FaultSpec(
         "RFC6275-MN-12",

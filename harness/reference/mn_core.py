@@ -527,7 +527,7 @@ class MobileNodeCore:
                     fresh=False,
                     lifetime=0 if b.phase is Phase.DEREGISTERING else None,
                 )
-                out += again * (4 if self.config.faults.has(Fault.MN_BU_BURST) else 1)
+                out += again
             elif b.expires_at is not None and b.expires_at <= now and b.retransmit_at is None:
                 out.append(Log(f"binding of {b.hoa} at {b.ha} expired"))
                 out += self._drop(b)

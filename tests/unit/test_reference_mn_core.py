@@ -235,10 +235,6 @@ def test_faulty_retransmissions() -> None:
     same = faulty(Fault.MN_RETRANSMIT_SAME_SEQ)
     bu = registering(same)
     assert {s for _, s in retransmissions(same, 2.0)} == {bu.seq}
-    burst = faulty(Fault.MN_BU_BURST)
-    registering(burst)
-    sent = retransmissions(burst, 1.3)
-    assert len(sent) == 4 and len({t for t, _ in sent}) == 1
 
 
 def test_return_home_without_deregistration_is_a_fault() -> None:
