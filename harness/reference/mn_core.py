@@ -609,7 +609,8 @@ class MobileNodeCore:
         queries: list[LookupHomeAgent | RequestHomeInfo] = []
         if c.dns_server is not None and (c.ha_fqdn or c.domain):
             qid = self._rng.randrange(0x10000)
-            if c.ha_fqdn:  # RFC 5026 §5.1.1: by the home agent's name
+            if c.ha_fqdn and not c.faults.has(Fault.MN_IGNORE_HA_FQDN):
+                # RFC 5026 §5.1.1: by the home agent's name
                 queries.append(LookupHomeAgent(iface, qid, _absolute(c.ha_fqdn), "AAAA"))
             else:  # RFC 5026 §5.1.2: by service name
                 name = _absolute(f"_mip6._ipv6.{c.domain}")

@@ -18,6 +18,7 @@ from harness.lab.topology import Lab
 from harness.servers.bind import NamedServer
 from harness.servers.inlab import LabDhcp
 from harness.tester import bootstrap as boot
+from harness.tester.bootstrap import CONFIGURED_HA_LINK
 from harness.tester.mobile_node import (
     MobileNodeUnderTest,
     ba_for,
@@ -56,6 +57,20 @@ def _move(mn: MobileNodeUnderTest, link: int) -> None:
     mn.world.move(link)
 
 
+def _first_query_after_move(mn: MobileNodeUnderTest, link: int, what: str) -> boot.DnsQuery:
+    """Move to `link`; the MN's first DNS query there, due within the registration deadline."""
+    _move(mn, link)
+    pkt = in_time(
+        mn.link,
+        boot.dns_query(),
+        mn.deadlines.registration,
+        f"{what} after the move to link {link}",
+    )
+    q = boot.dns_query_of(pkt)
+    assert q is not None
+    return q
+
+
 @pytest.mark.clause("DMM-OVW-10", "DMM-OVW-11", "DMM-MN-8", "DMM-MN-10")
 def test_srv_lookup_on_each_link_without_home_agent_information(
     named: NamedServer, kea: LabDhcp, bare: MobileNodeUnderTest
@@ -65,20 +80,46 @@ def test_srv_lookup_on_each_link_without_home_agent_information(
     want = boot.srv_name(mn.lab)
     server = str(mn.lab.plan.dns.host6)
     for link in (2, 3):  # DMM-MN-8: on each new link
-        _move(mn, link)
-        pkt = in_time(
-            mn.link,
-            boot.dns_query(),
-            mn.deadlines.registration,
-            f"a DNS query for a home agent after the move to link {link}",
-        )
-        q = boot.dns_query_of(pkt)
-        assert q is not None
+        q = _first_query_after_move(mn, link, "a DNS query for a home agent")
         assert q.dst == server, f"DNS query to {q.dst}, not the configured server {server}"
         assert (q.qname, q.qtype) == (want, "SRV"), (
             f"first DNS query on link {link}: {q.qtype} {q.qname}, expected SRV {want} "
             "(RFC 5026 §5.1.2)"
         )
+
+
+@pytest.fixture
+def bare_named(named_ha_mn: MobileNodeUnderTest) -> Iterator[MobileNodeUnderTest]:
+    """The MN configured with link 2's home agent name, links 2 and 3 advertising none."""
+    with boot.home_agents_withheld(named_ha_mn, 2, 3):
+        yield named_ha_mn
+
+
+@pytest.mark.clause("DMM-MN-9", "DMM-OVW-11", "DMM-OVW-10")
+def test_configured_home_agent_name_is_looked_up_and_registered_with(
+    named: NamedServer, kea: LabDhcp, bare_named: MobileNodeUnderTest
+) -> None:
+    """Configured with the FQDN of link 2's home agent (suites/mn/conftest.py,
+    named_ha_mn), the MN on link 2, whose RAs carry no home agent, asks for that name's
+    AAAA (RFC 5026 §5.1.1), and then registers link 2's address with that home agent."""
+    mn = bare_named
+    ha_name = mn.lab.plan.link(CONFIGURED_HA_LINK).ha_fqdn.rstrip(".") + "."
+    ha = mn.ha_address(CONFIGURED_HA_LINK)
+    if str(ha) not in boot.aaaa_of(mn.lab, named, ha_name):
+        inconclusive(f"the lab's named does not hold {ha_name} AAAA {ha}")
+    q = _first_query_after_move(mn, CONFIGURED_HA_LINK, f"a DNS query for {ha_name}")
+    assert (q.qname, q.qtype) == (ha_name, "AAAA"), (
+        f"first DNS query on link 2: {q.qtype} {q.qname}, expected AAAA {ha_name}, the "
+        "configured home agent name (draft §7, RFC 5026 §5.1.1)"
+    )
+    home = mn.world.mn_address(CONFIGURED_HA_LINK)
+    session = mn.world.session()
+    session.wait_for("rtt", mn.deadlines.data, "a round trip from link 2")
+    mn.link.mark()
+    mn.world.move(3)
+    bu = mn.expect_bu(None, f"a BU for {home} to the named home agent {ha}", hoa=str(home))
+    assert bu.dst == ha, f"BU for {home} to {bu.dst}, not to {ha_name} ({ha})"
+    mn.link.expect(ba_for(bu.seq), mn.deadlines.ba, "the named home agent's BA")
 
 
 @pytest.mark.clause(
