@@ -168,6 +168,7 @@ class Fault(Enum):
     MN_DHCP_ORO_INCOMPLETE = ("mn", "dhcp-oro-incomplete")
     MN_IGNORE_DISCOVERED_HA = ("mn", "ignore-discovered-ha")
     MN_NO_DNS_UPDATE = ("mn", "no-dns-update")
+    MN_BOOTSTRAPPED_NOT_IN_DNS = ("mn", "bootstrapped-not-in-dns")
     MN_DNS_UPDATE_R_SET = ("mn", "dns-update-r-set")
     MN_DNS_IDENTITY_ADDRESS = ("mn", "dns-identity-address")
     MN_DNS_STATUS_NONZERO = ("mn", "dns-status-nonzero")
@@ -788,6 +789,12 @@ CATALOGUE: dict[Fault, FaultSpec] = {
     Fault.MN_NO_DNS_UPDATE: FaultSpec(
         "DMM-MN-16",
         "registration BUs carry no DNS Update option (draft §7)",
+    ),
+    Fault.MN_BOOTSTRAPPED_NOT_IN_DNS: FaultSpec(
+        "DMM-OVW-15",
+        "registers an address formed on a link where it bootstrapped without a DNS Update "
+        "option (and sends no DNS update of its own): the new home address never reaches the "
+        "DNS (draft §3, OPEN-4)",
     ),
     Fault.MN_DNS_UPDATE_R_SET: FaultSpec(
         "DMM-MN-17",

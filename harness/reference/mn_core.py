@@ -134,6 +134,7 @@ class HomeAgentEntry:
     address: IPv6
     prefix: Prefix
     expires: float | None  # None: the home link's entry, which does not expire (draft §3)
+    discovered: bool = False  # found by bootstrapping (draft §3, §7), not advertised
 
 
 @dataclass
@@ -684,7 +685,7 @@ class MobileNodeCore:
         self._home_seen = True
         lifetime = bs.ttl if bs.ttl is not None else self.config.discovered_lifetime
         expires = None if permanent else now + lifetime
-        self.ha_cache[bs.prefix] = HomeAgentEntry(address, bs.prefix, expires)
+        self.ha_cache[bs.prefix] = HomeAgentEntry(address, bs.prefix, expires, discovered=True)
         return [Log(f"home agent {address} discovered for {bs.prefix}")]
 
     def _needs_binding(self, address: IPv6, prefix: Prefix) -> bool:
@@ -936,7 +937,16 @@ class MobileNodeCore:
             return None
         if units == 0:
             return DnsUpdate(self.config.fqdn, True) if b.forget_dns else None
-        return DnsUpdate(self.config.fqdn, False) if b.phase is Phase.REGISTERING else None
+        if b.phase is not Phase.REGISTERING:
+            return None
+        entry = self.ha_cache.get(b.prefix)
+        if (
+            entry is not None
+            and entry.discovered
+            and self.config.faults.has(Fault.MN_BOOTSTRAPPED_NOT_IN_DNS)
+        ):
+            return None
+        return DnsUpdate(self.config.fqdn, False)
 
     def _sync_data_plane(self) -> list[Action]:
         out: list[Action] = []

@@ -10,6 +10,8 @@ makes the tests not-run; a profile that does not claim the feature, not-applicab
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -19,6 +21,8 @@ from harness.servers.bind import NamedServer
 from harness.servers.inlab import LabDhcp
 from harness.tester import bootstrap as boot
 from harness.tester.bootstrap import CONFIGURED_HA_LINK
+from harness.tester.dns import LabDns, dns_answer
+from harness.tester.ha_registration import message
 from harness.tester.mobile_node import (
     MobileNodeUnderTest,
     ba_for,
@@ -27,6 +31,8 @@ from harness.tester.mobile_node import (
     session_then_move,
 )
 from harness.verdicts import inconclusive
+
+ZONE_POLL = 0.02  # named has no change notification for the tester; ask with a deadline
 
 # Deadlines: mn.deadlines (harness/tester/mobile_node.py, INT-16). A query is due as soon
 # as the MN knows it is on a new link, which takes at most the next RA: the registration
@@ -175,6 +181,56 @@ def test_the_discovered_home_agent_registers_the_address_formed_there(
     bu = mn.expect_bu(None, f"a BU for {home} to the discovered home agent {ha}", hoa=str(home))
     assert bu.dst == ha, f"BU for {home} to {bu.dst}, not to link 2's home agent {ha}"
     mn.link.expect(ba_for(bu.seq), mn.deadlines.ba, "the discovered HA's BA")
+
+
+@pytest.mark.clause("DMM-OVW-15")
+@pytest.mark.interpretation("OPEN-4")
+def test_the_new_home_address_is_registered_in_the_dns(
+    named: NamedServer, kea: LabDhcp, bare: MobileNodeUnderTest
+) -> None:
+    """After bootstrapping on link 2 and registering link 2's address with the home agent
+    it found there, the lab's named holds an AAAA of the MN's FQDN for that address,
+    whoever sent the update (OPEN-4: the HA on the BU's DNS Update option, or the MN)."""
+    mn = bare
+    mn.sut.require("dns_update")
+    if not (mn.sut.claims("dns_bootstrap") or mn.sut.claims("dhcp_bootstrap")):
+        mn.sut.require("dns_bootstrap")
+    zone, fqdn = LabDns(mn.lab, named), boot.mn_fqdn(mn)
+    _move(mn, 2)
+    try:
+        mn.link.expect(boot.bootstrap_query(), mn.deadlines.registration)
+    except AssertionError:
+        inconclusive("the MN asked for no home agent on link 2: nothing was discovered")
+    home = mn.world.mn_address(2)
+    zone.forget(fqdn, str(home))  # an earlier test's record of the same address
+    if home in zone.aaaa(fqdn):
+        inconclusive(f"named still holds {fqdn} AAAA {home} from before the test")
+    try:
+        session = mn.world.session()
+        session.wait_for("rtt", mn.deadlines.data, "a round trip from link 2")
+        mn.link.mark()
+        mn.world.move(3)
+        ha = mn.ha_address(2)
+        bu = mn.expect_bu(None, f"a BU for {home} to the discovered home agent", hoa=str(home))
+        if bu.dst != ha:
+            inconclusive(f"BU for {home} to {bu.dst}, not link 2's home agent {ha} (DMM-OVW-14)")
+        ba = message(mn.link.expect(ba_for(bu.seq), mn.deadlines.ba, "the home agent's BA"))
+        answer = dns_answer(ba)
+        if answer is not None and not answer.performed:
+            inconclusive(
+                f"the lab's home agent {ha} could not update named: Status {answer.status}"
+            )
+        # the HA answers after its update (draft §6); an MN that updates named itself
+        # (OPEN-4) has the BA deadline again to do it
+        deadline = time.monotonic() + mn.deadlines.ba
+        while home not in zone.aaaa(fqdn):
+            assert time.monotonic() < deadline, (
+                f"named holds no AAAA {home} for {fqdn} after the registration of the new "
+                f"home address (draft §3; it holds {sorted(map(str, zone.aaaa(fqdn)))})"
+            )
+            threading.Event().wait(ZONE_POLL)
+    finally:
+        zone.forget(fqdn, str(home))
 
 
 @pytest.mark.clause(

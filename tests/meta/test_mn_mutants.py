@@ -71,6 +71,7 @@ KILLS: dict[str, tuple[str, ...]] = {
         BOOT + "test_the_discovered_home_agent_registers_the_address_formed_there",
     ),
     "no-dns-update": (BOOT + "test_registration_bu_carries_the_dns_update_option",),
+    "bootstrapped-not-in-dns": (BOOT + "test_the_new_home_address_is_registered_in_the_dns",),
     "dns-update-r-set": (BOOT + "test_registration_bu_carries_the_dns_update_option",),
     "dns-identity-address": (BOOT + "test_registration_bu_carries_the_dns_update_option",),
     "dns-status-nonzero": (BOOT + "test_registration_bu_carries_the_dns_update_option",),
