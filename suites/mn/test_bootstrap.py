@@ -10,6 +10,7 @@ makes the tests not-run; a profile that does not claim the feature, not-applicab
 
 from __future__ import annotations
 
+import ipaddress
 import threading
 import time
 from collections.abc import Iterator
@@ -61,6 +62,19 @@ def bare(mn: MobileNodeUnderTest) -> Iterator[MobileNodeUnderTest]:
 def _move(mn: MobileNodeUnderTest, link: int) -> None:
     mn.link.mark()
     mn.world.move(link)
+
+
+def _bootstrapped_on_link_2(mn: MobileNodeUnderTest) -> ipaddress.IPv6Address:
+    """Move to link 2 (no home agent advertised); the address the MN forms there once it
+    has asked DNS or DHCPv6 for a home agent (inconclusive if it asks neither)."""
+    if not (mn.sut.claims("dns_bootstrap") or mn.sut.claims("dhcp_bootstrap")):
+        mn.sut.require("dns_bootstrap")
+    _move(mn, 2)
+    try:
+        mn.link.expect(boot.bootstrap_query(), mn.deadlines.registration)
+    except AssertionError:
+        inconclusive("the MN asked for no home agent on link 2: nothing was discovered")
+    return mn.world.mn_address(2)
 
 
 def _first_query_after_move(mn: MobileNodeUnderTest, link: int, what: str) -> boot.DnsQuery:
@@ -165,14 +179,7 @@ def test_the_discovered_home_agent_registers_the_address_formed_there(
     """Link 2 advertises no home agent; after bootstrapping there the MN uses link 2's
     address as a home address: moving on with a session from it, it registers it with the
     home agent it discovered (ar2, the one DNS and DHCP name for link 2's prefix)."""
-    if not (mn.sut.claims("dns_bootstrap") or mn.sut.claims("dhcp_bootstrap")):
-        mn.sut.require("dns_bootstrap")
-    _move(mn, 2)
-    try:
-        mn.link.expect(boot.bootstrap_query(), mn.deadlines.registration)
-    except AssertionError:
-        inconclusive("the MN asked for no home agent on link 2: nothing was discovered")
-    home = mn.world.mn_address(2)
+    home = _bootstrapped_on_link_2(mn)
     session = mn.world.session()
     session.wait_for("rtt", mn.deadlines.data, "a round trip from link 2")
     mn.link.mark()
@@ -193,15 +200,8 @@ def test_the_new_home_address_is_registered_in_the_dns(
     whoever sent the update (OPEN-4: the HA on the BU's DNS Update option, or the MN)."""
     mn = bare
     mn.sut.require("dns_update")
-    if not (mn.sut.claims("dns_bootstrap") or mn.sut.claims("dhcp_bootstrap")):
-        mn.sut.require("dns_bootstrap")
     zone, fqdn = LabDns(mn.lab, named), boot.mn_fqdn(mn)
-    _move(mn, 2)
-    try:
-        mn.link.expect(boot.bootstrap_query(), mn.deadlines.registration)
-    except AssertionError:
-        inconclusive("the MN asked for no home agent on link 2: nothing was discovered")
-    home = mn.world.mn_address(2)
+    home = _bootstrapped_on_link_2(mn)
     zone.forget(fqdn, str(home))  # an earlier test's record of the same address
     if home in zone.aaaa(fqdn):
         inconclusive(f"named still holds {fqdn} AAAA {home} from before the test")
