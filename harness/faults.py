@@ -164,6 +164,7 @@ class Fault(Enum):
     MN_NO_BOOTSTRAP = ("mn", "no-bootstrap")
     MN_SRV_WRONG_NAME = ("mn", "srv-wrong-name")
     MN_IGNORE_HA_FQDN = ("mn", "ignore-ha-fqdn")
+    MN_IGNORE_LEARNED_DOMAIN = ("mn", "ignore-learned-domain")
     MN_DHCP_ID_TYPE_0 = ("mn", "dhcp-id-type-0")
     MN_DHCP_ORO_INCOMPLETE = ("mn", "dhcp-oro-incomplete")
     MN_IGNORE_DISCOVERED_HA = ("mn", "ignore-discovered-ha")
@@ -770,6 +771,11 @@ CATALOGUE: dict[Fault, FaultSpec] = {
         "DMM-MN-9",
         "configured with its home agent's FQDN, looks the home agent up by service name "
         "(SRV _mip6._ipv6.<domain>) instead of by that name (draft §7, RFC 5026 §5.1.1)",
+    ),
+    Fault.MN_IGNORE_LEARNED_DOMAIN: FaultSpec(
+        "DMM-OVW-12",
+        "looks the home agent up by SRV in its configured domain, not in the local domain the "
+        "link's RA names in its DNS Search List (draft §3, OPEN-10)",
     ),
     Fault.MN_DHCP_ID_TYPE_0: FaultSpec(
         "DMM-MN-14",

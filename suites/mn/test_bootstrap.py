@@ -142,6 +142,31 @@ def test_configured_home_agent_name_is_looked_up_and_registered_with(
     mn.link.expect(ba_for(bu.seq), mn.deadlines.ba, "the named home agent's BA")
 
 
+# A local domain the lab's link 2 advertises, unlike anything the MN is configured with
+LOCAL_DOMAIN = "visited2.example"
+
+
+@pytest.mark.clause("DMM-OVW-12", "DMM-MN-10")
+@pytest.mark.interpretation("OPEN-10")
+def test_srv_lookup_uses_the_domain_learned_on_the_link(
+    named: NamedServer, kea: LabDhcp, bare: MobileNodeUnderTest
+) -> None:
+    """Link 2's RAs carry no home agent and a DNS Search List (RFC 8106 §5.2) naming a
+    domain the MN was not configured with: its SRV query there is for that local domain
+    (draft §3 "MN gets the local domain name during link establishment", OPEN-10)."""
+    mn = bare
+    mn.sut.require("dns_bootstrap")
+    assert LOCAL_DOMAIN not in boot.srv_name(mn.lab)
+    mn.lab.ra(2).set_params(dns_search=(LOCAL_DOMAIN,))
+    want = f"_mip6._ipv6.{LOCAL_DOMAIN}."
+    q = _first_query_after_move(mn, 2, "a DNS query for a home agent")
+    assert q.qtype == "SRV", f"{q.qtype} {q.qname}: no lookup by service name (draft §7)"
+    assert q.qname == want, (
+        f"SRV query for {q.qname}, not for the domain the link advertised ({want}; "
+        "draft §3, OPEN-10: the RA's DNS Search List)"
+    )
+
+
 @pytest.mark.clause(
     "DMM-OVW-10", "DMM-OVW-13", "DMM-MN-11", "DMM-MN-12", "DMM-MN-13", "DMM-MN-14", "RFC6610-1"
 )

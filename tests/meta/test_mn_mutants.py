@@ -65,6 +65,7 @@ KILLS: dict[str, tuple[str, ...]] = {
     ),
     "srv-wrong-name": (BOOT + "test_srv_lookup_on_each_link_without_home_agent_information",),
     "ignore-ha-fqdn": (BOOT + "test_configured_home_agent_name_is_looked_up_and_registered_with",),
+    "ignore-learned-domain": (BOOT + "test_srv_lookup_uses_the_domain_learned_on_the_link",),
     "dhcp-id-type-0": (BOOT + "test_dhcpv6_information_request_asks_for_any_home_network",),
     "dhcp-oro-incomplete": (BOOT + "test_dhcpv6_information_request_asks_for_any_home_network",),
     "ignore-discovered-ha": (
