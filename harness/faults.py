@@ -163,10 +163,13 @@ class Fault(Enum):
     # the Mobile Node: bootstrapping and DNS update (issue 11, suites/mn/test_bootstrap.py)
     MN_NO_BOOTSTRAP = ("mn", "no-bootstrap")
     MN_SRV_WRONG_NAME = ("mn", "srv-wrong-name")
+    MN_IGNORE_HA_FQDN = ("mn", "ignore-ha-fqdn")
+    MN_IGNORE_LEARNED_DOMAIN = ("mn", "ignore-learned-domain")
     MN_DHCP_ID_TYPE_0 = ("mn", "dhcp-id-type-0")
     MN_DHCP_ORO_INCOMPLETE = ("mn", "dhcp-oro-incomplete")
     MN_IGNORE_DISCOVERED_HA = ("mn", "ignore-discovered-ha")
     MN_NO_DNS_UPDATE = ("mn", "no-dns-update")
+    MN_BOOTSTRAPPED_NOT_IN_DNS = ("mn", "bootstrapped-not-in-dns")
     MN_DNS_UPDATE_R_SET = ("mn", "dns-update-r-set")
     MN_DNS_IDENTITY_ADDRESS = ("mn", "dns-identity-address")
     MN_DNS_STATUS_NONZERO = ("mn", "dns-status-nonzero")
@@ -259,8 +262,7 @@ CATALOGUE: dict[Fault, FaultSpec] = {
     ),
     Fault.HA_FLOWS_IGNORED: FaultSpec(
         "DMM-HA-22",
-        "keeps the flow binding list but forwards every packet by BID-PRI alone (RFC 6089 "
-        "§5.3.6)",
+        "keeps the flow binding list but forwards every packet by BID-PRI alone (RFC 6089 §5.3.6)",
     ),
     Fault.HA_FLOW_ORDER_REVERSED: FaultSpec(
         "RFC6089-11",
@@ -513,8 +515,7 @@ CATALOGUE: dict[Fault, FaultSpec] = {
     ),
     Fault.HA_DNS_NO_UPDATE: FaultSpec(
         "DMM-HA-2",
-        "answers a DNS Update option (R clear) with Status 0 but sends no DNS update "
-        "(RFC 5026 §6)",
+        "answers a DNS Update option (R clear) with Status 0 but sends no DNS update (RFC 5026 §6)",
     ),
     Fault.HA_DNS_BA_WITHOUT_OPTION: FaultSpec(
         "DMM-HA-4",
@@ -550,8 +551,7 @@ CATALOGUE: dict[Fault, FaultSpec] = {
     ),
     Fault.HA_DNS_DEREG_KEPT: FaultSpec(
         "DMM-HA-7",
-        "keeps the DNS entry of a home address whose binding a deregistration BU ends "
-        "(draft §6)",
+        "keeps the DNS entry of a home address whose binding a deregistration BU ends (draft §6)",
     ),
     Fault.HA_DNS_EXPIRY_KEEPS: FaultSpec(
         "DMM-HA-8",
@@ -585,8 +585,7 @@ CATALOGUE: dict[Fault, FaultSpec] = {
     ),
     Fault.HA_IPV4_ZERO_PREFIX_ACCEPTED: FaultSpec(
         "RFC5555-11",
-        "takes a Prefix-len of 0 in the IPv4 Home Address option as 32 (RFC 5555 §3.1.1: an "
-        "error)",
+        "takes a Prefix-len of 0 in the IPv4 Home Address option as 32 (RFC 5555 §3.1.1: an error)",
     ),
     Fault.HA_IPV4_FAILURE_PREFIX_LEN: FaultSpec(
         "RFC5555-12",
@@ -767,6 +766,16 @@ CATALOGUE: dict[Fault, FaultSpec] = {
         "looks the home agent up as SRV _mip6._udp.<domain> instead of _mip6._ipv6 (draft §7, "
         "RFC 5026 §5.1.2)",
     ),
+    Fault.MN_IGNORE_HA_FQDN: FaultSpec(
+        "DMM-MN-9",
+        "configured with its home agent's FQDN, looks the home agent up by service name "
+        "(SRV _mip6._ipv6.<domain>) instead of by that name (draft §7, RFC 5026 §5.1.1)",
+    ),
+    Fault.MN_IGNORE_LEARNED_DOMAIN: FaultSpec(
+        "DMM-OVW-12",
+        "looks the home agent up by SRV in its configured domain, not in the local domain the "
+        "link's RA names in its DNS Search List (draft §3, OPEN-10)",
+    ),
     Fault.MN_DHCP_ID_TYPE_0: FaultSpec(
         "DMM-MN-14",
         "asks DHCPv6 for the visited domain's home network (VDINF, Id-type 0) instead of "
@@ -785,6 +794,12 @@ CATALOGUE: dict[Fault, FaultSpec] = {
     Fault.MN_NO_DNS_UPDATE: FaultSpec(
         "DMM-MN-16",
         "registration BUs carry no DNS Update option (draft §7)",
+    ),
+    Fault.MN_BOOTSTRAPPED_NOT_IN_DNS: FaultSpec(
+        "DMM-OVW-15",
+        "registers an address formed on a link where it bootstrapped without a DNS Update "
+        "option (and sends no DNS update of its own): the new home address never reaches the "
+        "DNS (draft §3, OPEN-4)",
     ),
     Fault.MN_DNS_UPDATE_R_SET: FaultSpec(
         "DMM-MN-17",
@@ -863,8 +878,7 @@ CATALOGUE: dict[Fault, FaultSpec] = {
     ),
     Fault.MN_LOST_IFACE_KEPT: FaultSpec(
         "RFC5648-12",
-        "keeps the care-of address of an interface that lost its link registered (RFC 5648 "
-        "§5.4)",
+        "keeps the care-of address of an interface that lost its link registered (RFC 5648 §5.4)",
     ),
     Fault.MN_FLOW_FROM_COA: FaultSpec(
         "DMM-MIF-3",

@@ -26,7 +26,13 @@ def register(sub: Any) -> None:
         "--dns-server", default=None, help="DNS server: find home agents by DNS (RFC 5026 §5)"
     )
     p.add_argument("--domain", default=None, help="DNS domain of the SRV lookup (RFC 5026 §5.1.2)")
-    p.add_argument("--ha-fqdn", default=None, help="look this home agent name up instead of SRV")
+    p.add_argument(
+        "--ha-fqdn",
+        nargs="?",
+        default=None,
+        const=None,
+        help="look this home agent name up instead of SRV (given bare: none)",
+    )
     p.add_argument(
         "--fqdn", default=None, help="the MN's FQDN: DNS Update option in its BUs (RFC 5026 §8.1)"
     )

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 from scapy.layers.inet6 import (
     ICMPv6ND_RA,
     ICMPv6NDOptAdvInterval,
+    ICMPv6NDOptDNSSL,
     ICMPv6NDOptHAInfo,
     ICMPv6NDOptMTU,
     ICMPv6NDOptPrefixInfo,
@@ -113,6 +114,10 @@ class RaParams:
     mtu: int | None = None
     adv_interval: bool = True  # send the Advertisement Interval option
     adv_interval_ms: int | None = None  # None: from max_interval (see advertisement_interval_ms)
+    # RFC 8106 §5.2 DNS Search List option: the link's domains (OPEN-10: how an MN learns
+    # the local domain during link establishment); none: left out
+    dns_search: tuple[str, ...] = ()
+    dns_search_lifetime: int | None = None  # None: 3 x MaxRtrAdvInterval (RFC 8106 §5.2)
 
 
 def params_for_link(link: AccessLink, ha: HaInfo | None = HaInfo(), **changes: object) -> RaParams:
@@ -221,6 +226,12 @@ def build_ra(params: RaParams) -> ICMPv6ND_RA:
                     "home agent lifetime would be 0 (the Router Lifetime); give HaInfo.lifetime"
                 )
             options.append(ICMPv6NDOptHAInfo(res=0, pref=p.ha.preference, lifetime=lifetime))
+    if p.dns_search:
+        dnssl_life = p.dns_search_lifetime
+        if dnssl_life is None:
+            dnssl_life = max(math.ceil(3 * p.max_interval), 1)
+        _check_range("DNSSL lifetime", dnssl_life, 0, 0xFFFFFFFF)
+        options.append(ICMPv6NDOptDNSSL(lifetime=dnssl_life, searchlist=list(p.dns_search)))
     for opt in options:
         ra = ra / opt
     return ra

@@ -121,6 +121,7 @@ class RouterAdvert:
     prefix: Prefix  # the autonomous /64 of the link
     ha_address: IPv6 | None = None  # the router's global address (R flag) when H is set
     ha_lifetime: float | None = None  # Home Agent Lifetime (or Router Lifetime), seconds
+    domains: tuple[str, ...] = ()  # the RA's DNS Search List (RFC 8106 §5.2; OPEN-10)
 
 
 class Phase(Enum):
@@ -134,6 +135,7 @@ class HomeAgentEntry:
     address: IPv6
     prefix: Prefix
     expires: float | None  # None: the home link's entry, which does not expire (draft §3)
+    discovered: bool = False  # found by bootstrapping (draft §3, §7), not advertised
 
 
 @dataclass
@@ -604,15 +606,23 @@ class MobileNodeCore:
             return [Log(f"home agent {address} cached for {ra.prefix} ({kind})")]
         return []
 
-    def _bootstrap(self, now: float, iface: str, prefix: Prefix) -> list[Action]:
+    def _bootstrap(
+        self, now: float, iface: str, prefix: Prefix, learned: tuple[str, ...] = ()
+    ) -> list[Action]:
+        """Draft §3: the local domain learned during link establishment (the RA's DNS
+        Search List, OPEN-10) names the SRV lookup; the configured domain otherwise."""
         c = self.config
         queries: list[LookupHomeAgent | RequestHomeInfo] = []
-        if c.dns_server is not None and (c.ha_fqdn or c.domain):
+        domain = c.domain
+        if learned and not c.faults.has(Fault.MN_IGNORE_LEARNED_DOMAIN):
+            domain = learned[0]
+        if c.dns_server is not None and (c.ha_fqdn or domain):
             qid = self._rng.randrange(0x10000)
-            if c.ha_fqdn:  # RFC 5026 §5.1.1: by the home agent's name
+            if c.ha_fqdn and not c.faults.has(Fault.MN_IGNORE_HA_FQDN):
+                # RFC 5026 §5.1.1: by the home agent's name
                 queries.append(LookupHomeAgent(iface, qid, _absolute(c.ha_fqdn), "AAAA"))
             else:  # RFC 5026 §5.1.2: by service name
-                name = _absolute(f"_mip6._ipv6.{c.domain}")
+                name = _absolute(f"_mip6._ipv6.{domain}")
                 queries.append(LookupHomeAgent(iface, qid, name, "SRV"))
         if c.dhcp:
             queries.append(RequestHomeInfo(iface, self._rng.randrange(1, 1 << 24)))
@@ -683,7 +693,7 @@ class MobileNodeCore:
         self._home_seen = True
         lifetime = bs.ttl if bs.ttl is not None else self.config.discovered_lifetime
         expires = None if permanent else now + lifetime
-        self.ha_cache[bs.prefix] = HomeAgentEntry(address, bs.prefix, expires)
+        self.ha_cache[bs.prefix] = HomeAgentEntry(address, bs.prefix, expires, discovered=True)
         return [Log(f"home agent {address} discovered for {bs.prefix}")]
 
     def _needs_binding(self, address: IPv6, prefix: Prefix) -> bool:
@@ -726,7 +736,7 @@ class MobileNodeCore:
         out.append(AddAddress(iface, new_address, ra.prefix.prefixlen))
         out.append(SetDefaultRoute(iface, ra.router))
         if ra.ha_address is None and ra.prefix not in self.ha_cache:
-            out += self._bootstrap(now, iface, ra.prefix)  # draft §3: no HA Information
+            out += self._bootstrap(now, iface, ra.prefix, ra.domains)  # draft §3: no HA Info
         for b in self.bindings.values():
             if b.iface == iface and b.coa != new_address:
                 # a pending deregistration moves with the MN too: its BA must reach the
@@ -935,7 +945,16 @@ class MobileNodeCore:
             return None
         if units == 0:
             return DnsUpdate(self.config.fqdn, True) if b.forget_dns else None
-        return DnsUpdate(self.config.fqdn, False) if b.phase is Phase.REGISTERING else None
+        if b.phase is not Phase.REGISTERING:
+            return None
+        entry = self.ha_cache.get(b.prefix)
+        if (
+            entry is not None
+            and entry.discovered
+            and self.config.faults.has(Fault.MN_BOOTSTRAPPED_NOT_IN_DNS)
+        ):
+            return None
+        return DnsUpdate(self.config.fqdn, False)
 
     def _sync_data_plane(self) -> list[Action]:
         out: list[Action] = []

@@ -212,7 +212,12 @@ def home_info_reply(data: bytes) -> tuple[int, tuple[ipaddress.IPv6Address, ...]
 
 def parse_ra(data: bytes, src: str, iface: str) -> mn_core.RouterAdvert | None:
     """The parts of an RA the core uses (RFC 4861 §4.2, RFC 6275 §7.1, §7.2, §7.4)."""
-    from scapy.layers.inet6 import ICMPv6ND_RA, ICMPv6NDOptHAInfo, ICMPv6NDOptPrefixInfo
+    from scapy.layers.inet6 import (
+        ICMPv6ND_RA,
+        ICMPv6NDOptDNSSL,
+        ICMPv6NDOptHAInfo,
+        ICMPv6NDOptPrefixInfo,
+    )
 
     try:
         ra = ICMPv6ND_RA(data)
@@ -238,12 +243,19 @@ def parse_ra(data: bytes, src: str, iface: str) -> mn_core.RouterAdvert | None:
         ha_lifetime = float(info.lifetime if info is not None else ra.routerlifetime)
         if ha_address == prefix.network_address:
             ha_address = None  # an R flag without a full address: not usable
+    domains: list[str] = []  # RFC 8106 §5.2 DNS Search List, lifetime 0: no longer valid
+    k = 1
+    while (dnssl := ra.getlayer(ICMPv6NDOptDNSSL, k)) is not None:
+        if dnssl.lifetime:
+            domains += [str(d).rstrip(".") for d in dnssl.searchlist if str(d).strip(".")]
+        k += 1
     return mn_core.RouterAdvert(
         iface=iface,
         router=ipaddress.IPv6Address(src.split("%", 1)[0]),
         prefix=prefix,
         ha_address=ha_address,
         ha_lifetime=ha_lifetime,
+        domains=tuple(domains),
     )
 
 

@@ -229,6 +229,10 @@ class Placement:
     # an MN's flow policy (RFC 6089, draft §7.1): "IFACE=PORT" words, the UDP and TCP traffic
     # to destination PORT bound to interface IFACE
     flows: tuple[str, ...] = ()
+    # the home agent names an MN is configured with for a lookup by name (RFC 5026 §5.1.1,
+    # draft §7): none unless a test configures one; a start command without {ha_names}
+    # cannot be given one
+    ha_names: tuple[str, ...] = ()
 
     @classmethod
     def for_ha(
@@ -277,6 +281,7 @@ class Placement:
         workdir: str | os.PathLike[str],
         home_link: int = 1,
         flows: Sequence[str] = (),
+        ha_names: Sequence[str] = (),
     ) -> Placement:
         if not ifaces:
             raise ValueError("an MN placement needs at least one interface")
@@ -297,6 +302,7 @@ class Placement:
             ha_fqdn=link.ha_fqdn,
             mn_fqdn=MN_FQDN,
             flows=tuple(flows),
+            ha_names=tuple(ha_names),
         )
 
 
@@ -963,6 +969,12 @@ PLACEHOLDER_DOCS: dict[str, tuple[str, str]] = {
         'an MN\'s flows to move (RFC 6089), "IFACE=PORT" words: its sessions with a '
         "correspondent's PORT go through interface IFACE; none unless a test gives the MN "
         "several interfaces",
+    ),
+    "ha_names": (
+        "both",
+        "the home agent names an MN is configured with, to look one up by name (RFC 5026 "
+        "§5.1.1), one word each; none unless a test configures one (a start command without "
+        "it makes such tests not-applicable)",
     ),
     "address4": ("ha", "its IPv4 address on the access link"),
     "uplink_iface": ("ha", "its interface towards the core"),

@@ -34,6 +34,9 @@ INFORMATION_REQUEST = 11  # RFC 8415 §7.3
 OPTION_CLIENTID, OPTION_ORO, OPTION_ELAPSED_TIME = 1, 6, 8  # RFC 8415 §21
 HNIDF, VDINF, IDINF, UDINF, HNP, HAA, HAF = 49, 50, 69, 70, 71, 72, 73  # RFC 6610 §6
 DNS_UPDATE = int(MobOpt.DNS_UPDATE)
+# The home agent whose name a test configures the MN with (RFC 5026 §5.1.1, {ha_names}):
+# access link 2's, whose AAAA the lab's named holds (harness/servers/bind.py)
+CONFIGURED_HA_LINK = 2
 
 
 # ----------------------------------------------------------------------- servers
@@ -307,12 +310,28 @@ def mn_fqdn(mn: MobileNodeUnderTest) -> str:
     return MN_FQDN
 
 
+def aaaa_of(lab: Lab, server: NamedServer, name: str) -> list[str]:
+    """What the lab's named answers for `name` AAAA now (a real query from its own
+    namespace); a server that does not answer ends the test not-run."""
+    import dns.exception
+
+    from harness.lab import netns
+    from harness.servers import bind
+
+    try:
+        with netns.entered(lab.ns("dns")):
+            return bind.lookup_aaaa(server.address, name, timeout=1.0)
+    except (dns.exception.DNSException, OSError) as exc:
+        not_run(f"the lab's named did not answer the tester ({name} AAAA): {exc}")
+
+
 def ha_on(lab: Lab, link: int) -> ipaddress.IPv6Address:
     return lab.plan.link(link).router6
 
 
 __all__ = [
     "DnsQuery",
+    "aaaa_of",
     "DnsUpdateOption",
     "InformationRequest",
     "bootstrap_query",

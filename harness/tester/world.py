@@ -117,6 +117,7 @@ class World:
         ifaces: tuple[str, ...] = (MN_IFACE,),
         flows: tuple[str, ...] = (),
         before_start: Callable[[adapters.SutAdapter], None] | None = None,
+        ha_names: tuple[str, ...] = (),
     ) -> adapters.SutAdapter:
         """The SUT MN on `ifaces` (the later ones may not exist yet: interfaces the lab adds
         while it runs) with the flow policy `flows` ("IFACE=PORT"); `before_start` sees the
@@ -133,6 +134,7 @@ class World:
                 ifaces=ifaces,
                 workdir=workdir,
                 flows=flows,
+                ha_names=ha_names,
             )
         )
         return self.mn

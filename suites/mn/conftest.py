@@ -20,9 +20,10 @@ from harness.lab.fixtures import bring_up
 from harness.lab.topology import Lab
 from harness.pytest_plugin import RunOptions
 from harness.sut.adapters import SutAdapter
+from harness.sut.profile import template_fields
 from harness.tester import bootstrap, multi_interface
 from harness.tester import world as mobility
-from harness.tester.bootstrap import DnsServerState
+from harness.tester.bootstrap import CONFIGURED_HA_LINK, DnsServerState
 from harness.tester.fixtures import Captures
 from harness.tester.mobile_node import MobileNodeUnderTest
 from harness.verdicts import not_applicable
@@ -85,6 +86,38 @@ def multi_mn(
     )
 
 
+@pytest.fixture
+def named_ha_mn(
+    mobility_lab: Lab,
+    lab_dns_server: DnsServerState,
+    run_options: RunOptions,
+    captures: Captures,
+    tmp_path: Path,
+) -> Iterator[MobileNodeUnderTest]:
+    """As `mn`, the SUT configured with the FQDN of access link 2's home agent ({ha_names}
+    of its profile); not applicable unless it claims dns_bootstrap and its start command
+    takes {ha_names}."""
+
+    def claimed(sut: SutAdapter) -> None:
+        sut.features.require("dns_bootstrap", "the SUT mobile node")
+        profile = getattr(sut, "profile", None)
+        start = profile.commands.start if profile is not None else ""
+        if "ha_names" not in template_fields(start, "[commands].start"):
+            not_applicable(
+                f"{sut.name}: its profile's [commands].start has no {{ha_names}}: it cannot be "
+                "configured with a home agent name (RFC 5026 §5.1.1)"
+            )
+
+    yield from _mobile_node(
+        mobility_lab,
+        run_options,
+        captures,
+        tmp_path,
+        before_start=claimed,
+        ha_names=(mobility_lab.plan.link(CONFIGURED_HA_LINK).ha_fqdn,),
+    )
+
+
 def _mobile_node(
     lab: Lab,
     run_options: RunOptions,
@@ -93,6 +126,7 @@ def _mobile_node(
     ifaces: tuple[str, ...] = (mobility.MN_IFACE,),
     flows: tuple[str, ...] = (),
     before_start: Callable[[SutAdapter], None] | None = None,
+    ha_names: tuple[str, ...] = (),
 ) -> Iterator[MobileNodeUnderTest]:
     if run_options.sut_role == "ha":
         not_applicable("the run tests the HA role (--sut-role ha)")
@@ -100,7 +134,7 @@ def _mobile_node(
     try:
         w.start_home_agents()
         link = captures.watch_node(lab, "mn", mobility.MN_IFACE)
-        sut = w.start_mobile_node(run_options.sut, ifaces, flows, before_start)
+        sut = w.start_mobile_node(run_options.sut, ifaces, flows, before_start, ha_names)
         home = w.mn_address(1)
         w.echo_server()
         yield MobileNodeUnderTest(w, sut, link, home)
