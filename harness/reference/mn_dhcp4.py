@@ -144,9 +144,10 @@ class Dhcp4Client:
         return out
 
     def ipv6_router(self, now: float, iface: str) -> list[Action]:
-        """An RA came on `iface`: the link has IPv6 and the MN's IPv6 machinery serves it."""
+        """An RA came on `iface`: the link has IPv6 and the MN's IPv6 machinery serves it
+        (a DHCPv4 exchange that a lost RA started stops; a lease already taken stays)."""
         link = self.links.get(iface)
-        if link is None or link.state is State.WAIT_RA:
+        if link is None or link.state in (State.WAIT_RA, State.SELECTING, State.REQUESTING):
             self.links[iface] = _Link(State.DUAL_STACK, None)
         return []
 
