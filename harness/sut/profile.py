@@ -77,8 +77,6 @@ FEATURES: dict[str, str] = {
     "dns_update": "DNS update of the home address (RFC 5026 §8)",
     "dns_remove_on_expiry": "removal of the DNS entry when a binding expires (draft §6 MAY)",
     "dhcp_bootstrap": "home network information from DHCPv6 (RFC 6610)",
-    "dhcpv4_bootstrap": "on an IPv4-only link, an IPv4 care-of address and home network "
-    "information by DHCPv4 (draft §8, draft-xia-mext-hioptv4); implied by ipv4",
     "dns_bootstrap": "home agent discovery by DNS, SRV or the HA's name (RFC 5026 §5.1)",
     "auth_rfc4285": "the Mobile IPv6 Authentication Protocol (RFC 4285)",
     "igmp": "IGMPv3 records in the Multicast State option (draft §8)",

@@ -8,7 +8,7 @@ OPTION_DSMIP6_HNINF naming the dual-stack home agent of link 1); no home agent r
 The MN starts on link 1 and is moved to link 3. Judged from the frames captured on the MN's
 interface: its DHCPv4 messages and what it then sends from the address it was given.
 
-A profile that claims neither `ipv4` nor `dhcpv4_bootstrap` makes these not-applicable; a
+A profile that does not claim `ipv4` makes these not-applicable; a
 kea-dhcp4 that is missing or does not start, not-run; a server that does not answer the MN,
 inconclusive (the lab's failure, never the SUT's).
 """
@@ -26,7 +26,7 @@ from harness.servers.kea import KeaDhcp4Server
 from harness.tester import dhcpv4 as v4
 from harness.tester import world as mobility
 from harness.tester.mobile_node import MobileNodeUnderTest, in_time
-from harness.verdicts import inconclusive, not_applicable
+from harness.verdicts import inconclusive
 from harness.wire import dhcp
 
 V4_ONLY = 3
@@ -49,12 +49,7 @@ def visited_kea(mobility_lab: Lab) -> Iterator[KeaDhcp4Server]:
 
 
 def _claims_ipv4(mn: MobileNodeUnderTest) -> None:
-    features = mn.sut.features
-    if not (features.claims("ipv4") or features.claims("dhcpv4_bootstrap")):
-        not_applicable(
-            "the SUT mobile node claims neither ipv4 nor dhcpv4_bootstrap: IPv4-only "
-            "foreign networks (draft §8) are not in its profile"
-        )
+    mn.sut.features.require("ipv4", "the SUT mobile node")
 
 
 def _leased(mn: MobileNodeUnderTest, kea: KeaDhcp4Server) -> tuple[Any, Any]:
