@@ -174,6 +174,12 @@ class Fault(Enum):
     MN_DNS_IDENTITY_ADDRESS = ("mn", "dns-identity-address")
     MN_DNS_STATUS_NONZERO = ("mn", "dns-status-nonzero")
     MN_NO_DNS_REMOVE = ("mn", "no-dns-remove")
+    # the Mobile Node: DHCPv4 on an IPv4-only link (issue 11, suites/mn/test_ipv4_bootstrap.py)
+    MN_NO_DHCPV4 = ("mn", "no-dhcpv4")
+    MN_NO_DHCPINFORM = ("mn", "no-dhcpinform")
+    MN_HNINF_WRONG_CODE = ("mn", "hninf-wrong-code")
+    MN_HNINF_ID_TYPE_0 = ("mn", "hninf-id-type-0")
+    MN_HNINF_NOT_REQUESTED = ("mn", "hninf-not-requested")
     # the Mobile Node: several interfaces and flows (suites/mn/test_mcoa_flows.py)
     MN_NEW_IFACE_UNREGISTERED = ("mn", "new-iface-unregistered")
     MN_NO_BID_OPTION = ("mn", "no-bid-option")
@@ -790,6 +796,30 @@ CATALOGUE: dict[Fault, FaultSpec] = {
         "DMM-OVW-14",
         "sends the bootstrapping queries but never uses their answers: no home agent for an "
         "address formed on such a link (draft §3)",
+    ),
+    Fault.MN_NO_DHCPV4: FaultSpec(
+        "DMM-V4-6",
+        "on an IPv4-only link, takes no IPv4 address (no DHCPv4 DISCOVER/REQUEST; draft §8)",
+    ),
+    Fault.MN_NO_DHCPINFORM: FaultSpec(
+        "DMM-V4-10",
+        "takes its IPv4 address on an IPv4-only link but sends no DHCPINFORM for home "
+        "network information (draft §8)",
+    ),
+    Fault.MN_HNINF_WRONG_CODE: FaultSpec(
+        "DMM-V4-11",
+        "puts the Home Network Information option under the configured code plus one "
+        "(draft §8, draft-xia-mext-hioptv4, INT-11)",
+    ),
+    Fault.MN_HNINF_ID_TYPE_0: FaultSpec(
+        "DMM-V4-11",
+        "sends the DHCPv4 Home Network Information option with Id-type 0 (visited domain) "
+        "instead of 2 (no preference; draft §7, INT-10)",
+    ),
+    Fault.MN_HNINF_NOT_REQUESTED: FaultSpec(
+        "DMM-V4-11",
+        "its DHCPINFORM's Parameter Request List does not ask for the Home Network "
+        "Information option (RFC 2131 §3.4, draft-xia-mext-hioptv4 §5)",
     ),
     Fault.MN_NO_DNS_UPDATE: FaultSpec(
         "DMM-MN-16",

@@ -42,6 +42,12 @@ def register(sub: Any) -> None:
         help="find home agents by DHCPv6 Information-request (RFC 6610, draft §7)",
     )
     p.add_argument(
+        "--dhcpv4",
+        action="store_true",
+        help="on a link without IPv6: an IPv4 address and home network information by DHCPv4 "
+        "(draft §8, draft-xia-mext-hioptv4)",
+    )
+    p.add_argument(
         "--bu-lifetime",
         type=float,
         default=400.0,
@@ -110,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
         domain=args.domain,
         ha_fqdn=args.ha_fqdn,
         dhcp=args.dhcp,
+        dhcpv4=args.dhcpv4,
         flows=tuple(flows),
         flows_file=None if args.workdir is None else os.path.join(args.workdir, "flows"),
         faults=mn_daemon.faults_from_env(),

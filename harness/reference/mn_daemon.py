@@ -60,10 +60,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.faults import NO_FAULTS, Fault, Faults, Role, UnknownFault
-from harness.reference import mn_core, mn_listener, nflog
+from harness.reference import mn_core, mn_dhcp4, mn_listener, nflog
 from harness.reference import mn_packets as packets
 from harness.reference.mn_core import MNConfig, MobileNodeCore
 from harness.reference.mn_kernel import (
+    CarrierWatch,
     LinkEvents,
     active_session_addresses,
     find_nft,
@@ -82,6 +83,8 @@ BU_BURST = 8  # copies of each BU the bu-burst fault sends
 IPPROTO_IPV6_IN_IPV6, IPPROTO_ROUTING, IPPROTO_MH = 41, 43, 135
 SO_MARK = 36
 ETH_P_IPV6 = 0x86DD
+ETH_P_IP = 0x0800
+DHCP4_CLIENT_PORT = 68  # RFC 2131 §4.1
 TUNSETIFF, IFF_TUN, IFF_NO_PI = 0x400454CA, 0x0001, 0x1000
 SIOCGIFFLAGS, IFF_RUNNING = 0x8913, 0x40
 TUN_NAME = "dmmmn0"
@@ -118,6 +121,7 @@ class Options:
     domain: str | None = None
     ha_fqdn: str | None = None
     dhcp: bool = False  # bootstrapping by DHCPv6 (draft §7, RFC 6610)
+    dhcpv4: bool = False  # DHCPv4 on links without IPv6 (draft §8; mn_dhcp4.py)
     flows: tuple[mn_core.FlowPolicy, ...] = ()  # flows bound to an interface (RFC 6089)
     flows_file: str | None = None  # a new policy written here is taken (IFACE=PORT words)
     faults: Faults = NO_FAULTS  # deliberate faults (harness/faults.py); none in the reference
@@ -172,6 +176,16 @@ class MobileNodeDaemon:
         self._mirror: Any = None
         self._listener: Any = None
         self._last_seen: tuple[frozenset[Any], Any] | None = None
+        # DHCPv4 on IPv4-only links (draft §8): its core, and per interface an AF_PACKET
+        # socket (the client has no address yet) and a UDP sink on port 68, so that the
+        # kernel answers the unicast DHCPACK to a DHCPINFORM with no ICMP error
+        self.v4 = (
+            mn_dhcp4.Dhcp4Client(mn_dhcp4.Dhcp4Config(opts.time_scale, faults=opts.faults))
+            if opts.dhcpv4
+            else None
+        )
+        self._v4_socks: dict[int, tuple[socket.socket, str]] = {}
+        self._v4_carrier: CarrierWatch | None = None
 
     # ------------------------------------------------------------------ set-up
 
@@ -201,6 +215,8 @@ class MobileNodeDaemon:
         self._open_tun()
         self._nft(add=True)
         self._nl = LinkEvents()
+        if self.v4 is not None:
+            self._v4_carrier = CarrierWatch(self.opts.ifaces)
         self._listener = mn_listener.KernelListenerWatch(list(self._ifindex))
         self._mirror = mn_listener.TunnelMirror(self._tun_index)
         return actions
@@ -225,6 +241,8 @@ class MobileNodeDaemon:
         ba.bind((iface, 0))
         ba.setblocking(False)
         self._ba[ba.fileno()] = (ba, iface)
+        if self.v4 is not None:
+            self._open_v4(iface)
         return self.core.add_interface(iface, mn_core.eui64_iid(mac))
 
     def _flush_global(self, iface: str) -> None:
@@ -273,13 +291,15 @@ class MobileNodeDaemon:
             self._listener.close()
         for sock in self._ra_socks.values():
             sock.close()
-        for sock, _ in self._ba.values():
+        for sock, _ in [*self._ba.values(), *self._v4_socks.values()]:
             sock.close()
         for s in (self._tx, self._tunnel_rx, self._dns, self._dhcp):
             if s is not None:
                 s.close()
         if self._nl is not None:
             self._nl.close()
+        if self._v4_carrier is not None:
+            self._v4_carrier.close()
         if self._air is not None:
             self._air.close()
         lines = [f"rule del priority {RULE_PRIORITY}" for _ in self._has]
@@ -317,6 +337,8 @@ class MobileNodeDaemon:
                     self.observe(now)
                     next_poll = now + POLL_INTERVAL
                 deadline = self.core.next_deadline()
+                if self.v4 is not None and (d4 := self.v4.next_deadline()) is not None:
+                    deadline = d4 if deadline is None else min(deadline, d4)
                 wake = next_poll if deadline is None else min(deadline, next_poll)
                 readers: list[Any] = [
                     wake_r,
@@ -328,11 +350,15 @@ class MobileNodeDaemon:
                     self._listener,
                     *([self._air] if self._air is not None else []),
                     *(s for s in (self._dns, self._dhcp) if s is not None),
+                    *(s for s, _ in self._v4_socks.values()),
+                    *([self._v4_carrier] if self._v4_carrier is not None else []),
                 ]
                 ready, _, _ = select.select(readers, [], [], max(0.0, wake - now))
                 for r in ready:
                     self._dispatch(r, wake_r)
                 self.perform(self.core.tick(time.monotonic()))
+                if self.v4 is not None:
+                    self._perform_v4(self.v4.tick(time.monotonic()))
         finally:
             signal.set_wakeup_fd(-1)
             wake_r.close()
@@ -354,6 +380,9 @@ class MobileNodeDaemon:
                 later = iface in self._ifindex and iface != self.opts.ifaces[0]
                 if iface in self._ifindex and (up or not later):
                     self.perform(self.core.carrier(now, iface, up))
+        elif r is self._v4_carrier and self.v4 is not None:
+            for iface, up in self._v4_carrier.drain():
+                self._perform_v4(self.v4.carrier(now, iface, up))
         elif r is self._air:
             self._air_reports(now)
         elif r is self._listener:
@@ -371,6 +400,8 @@ class MobileNodeDaemon:
             self._read_ra(r, self._ra[r.fileno()])
         elif isinstance(r, socket.socket) and r.fileno() in self._ba:
             self._read_ba(r)
+        elif isinstance(r, socket.socket) and r.fileno() in self._v4_socks:
+            self._read_v4(*self._v4_socks[r.fileno()])
 
     def _adopt_new_interfaces(self) -> None:
         """An interface of --ifaces that has appeared since (draft §7.1: a new interface
@@ -481,6 +512,8 @@ class MobileNodeDaemon:
                 continue
             now = time.monotonic()
             self.observe(now)  # the sessions as they are at the move
+            if self.v4 is not None:
+                self._perform_v4(self.v4.ipv6_router(now, iface))
             self.perform(self.core.router_advertisement(now, ra))
             if self.faults.has(Fault.MN_BU_ON_LINK):
                 self._bu_on_link(ra)
@@ -783,6 +816,56 @@ class MobileNodeDaemon:
             outer = packets.reverse_tunnel(packets.home_test_init(hoa, peer), self._has)
             if outer is not None:
                 self._send(outer, str(ipaddress.IPv6Address(outer[24:40])))
+
+    # ------------------------------------------------------------------ DHCPv4 (draft §8)
+
+    def _open_v4(self, iface: str) -> None:
+        raw = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_IP))
+        raw.bind((iface, 0))
+        raw.setblocking(False)
+        sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sink.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sink.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, iface.encode())
+        sink.bind(("0.0.0.0", DHCP4_CLIENT_PORT))
+        sink.setblocking(False)
+        for sock in (raw, sink):
+            self._v4_socks[sock.fileno()] = (sock, iface)
+
+    def _read_v4(self, sock: socket.socket, iface: str) -> None:
+        assert self.v4 is not None
+        while True:
+            try:
+                data, addr = sock.recvfrom(65535)
+            except (BlockingIOError, InterruptedError):
+                return
+            if sock.family != socket.AF_PACKET or addr[2] == socket.PACKET_OUTGOING:
+                continue  # the UDP sink only swallows
+            reply = mn_dhcp4.parse_reply(data, self._mac[iface])
+            if reply is not None:
+                self._perform_v4(self.v4.reply(time.monotonic(), iface, reply))
+
+    def _perform_v4(self, actions: list[mn_dhcp4.Action]) -> None:
+        for a in actions:
+            if isinstance(a, mn_core.Log):
+                self.log(a.text)
+            elif isinstance(a, mn_dhcp4.AddAddress4):
+                lines = [f"addr replace {a.address}/{a.prefixlen} dev {a.iface}"]
+                if a.router is not None:
+                    lines.append(f"route replace default via {a.router} dev {a.iface}")
+                ip_batch(lines, self.log, "-4")
+            elif isinstance(a, mn_dhcp4.RemoveAddress4):
+                ip_batch([f"addr del {a.address}/{a.prefixlen} dev {a.iface}"], self.log, "-4")
+            elif isinstance(a, mn_dhcp4.SendDhcp4):
+                sock = next((s for s, i in self._v4_socks.values() if i == a.iface), None)
+                if sock is None:
+                    continue
+                kinds = {1: "DISCOVER", 3: "REQUEST", 8: "INFORM"}
+                try:
+                    sock.send(mn_dhcp4.build_frame(a, self._mac[a.iface], self.faults))
+                except OSError as exc:
+                    self.log(f"cannot send DHCP{kinds[a.kind]} on {a.iface}: {exc}")
+                    continue
+                self.log(f"DHCPv4: {kinds[a.kind]} on {a.iface} ({a.xid:#x})")
 
     def _solicit(self, iface: str) -> None:
         sock = self._ra_socks.get(iface)

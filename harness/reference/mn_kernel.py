@@ -7,17 +7,19 @@ import contextlib
 import ipaddress
 import os
 import shutil
+import socket
+import struct
 import subprocess
 from collections.abc import Callable, Iterable
 
 
-def ip_batch(lines: list[str], log: Callable[[str], None]) -> None:
+def ip_batch(lines: list[str], log: Callable[[str], None], family: str = "-6") -> None:
     """Run `ip` commands in one process (`ip -batch`): a handover changes addresses, a route
     and a rule at once, and one fork is a few milliseconds."""
     if not lines:
         return
     res = subprocess.run(
-        ["ip", "-6", "-force", "-batch", "-"],
+        ["ip", family, "-force", "-batch", "-"],
         input="\n".join(lines) + "\n",
         capture_output=True,
         text=True,
@@ -119,6 +121,62 @@ class LinkEvents:
 
     def close(self) -> None:
         self._ipr.close()
+
+
+RTMGRP_LINK, RTM_NEWLINK, IFLA_IFNAME, IFF_RUNNING = 0x1, 16, 3, 0x40
+
+
+class CarrierWatch:
+    """Carrier changes of `ifaces` as (iface, up) pairs, read from an rtnetlink socket of
+    our own (struct-parsed; every message of every datagram). `LinkEvents` above, on
+    pyroute2 0.9's IPRoute.get(), was seen to deliver no RTM_NEWLINK of a handover at all
+    (2026-12), so the DHCPv4 client (draft §8) does not stand on it."""
+
+    def __init__(self, ifaces: Iterable[str]) -> None:
+        self.ifaces = set(ifaces)
+        self._sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
+        self._sock.bind((0, RTMGRP_LINK))
+        self._sock.setblocking(False)
+        self._carrier: dict[str, bool] = {}
+
+    def fileno(self) -> int:
+        return self._sock.fileno()
+
+    def drain(self) -> list[tuple[str, bool]]:
+        out: list[tuple[str, bool]] = []
+        while True:
+            try:
+                data = self._sock.recv(65536)
+            except (BlockingIOError, InterruptedError):
+                return out
+            off = 0
+            while off + 32 <= len(data):
+                length, kind = struct.unpack_from("=IH", data, off)
+                if length < 16:
+                    break
+                if kind == RTM_NEWLINK:
+                    flags = struct.unpack_from("=I", data, off + 24)[0]
+                    name = _ifname(data[off + 32 : off + length])
+                    up = bool(flags & IFF_RUNNING)
+                    if name in self.ifaces and self._carrier.get(name) != up:
+                        self._carrier[name] = up
+                        out.append((name, up))
+                off += (length + 3) & ~3
+
+    def close(self) -> None:
+        self._sock.close()
+
+
+def _ifname(attrs: bytes) -> str | None:
+    off = 0
+    while off + 4 <= len(attrs):
+        length, kind = struct.unpack_from("=HH", attrs, off)
+        if length < 4:
+            return None
+        if kind == IFLA_IFNAME:
+            return attrs[off + 4 : off + length].split(b"\0", 1)[0].decode(errors="replace")
+        off += (length + 3) & ~3
+    return None
 
 
 def nft_script(table: str, ifaces: tuple[str, ...], mark: int, group: int) -> str:

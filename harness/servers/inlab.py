@@ -12,6 +12,13 @@
   ar i's address as link-address, and the Reply names ar i as home agent and link i's
   prefix as home prefix. A DHCPINFORM from the MN goes straight to the server's IPv4
   address (RFC 2131 §3.4), whose subnet Kea picks by ciaddr: no DHCPv4 relay needed.
+* `visited_dhcp4(lab, link)`: on an IPv4-only access link (behind its AR's NAT, which the
+  `dhcp` host cannot answer through), the visited network's own DHCPv4 server, as a NAT
+  gateway has one: kea-dhcp4 in that AR on its access interface, leasing addresses from a
+  pool (the MN's IPv4 care-of address, draft §8) with the AR as router, and answering a
+  DHCPINFORM with OPTION_DSMIP6_HNINF naming the dual-stack home agent of the home link:
+  its IPv6 address, its IPv4 address as an IPv4-embedded IPv6 address (RFC 6610 §3.4,
+  RFC 6052), the home prefix and its FQDN.
 
 The daemons run in the lab's namespaces, so they go with it: `Lab.down()` and the
 reaper kill whatever is left in the namespaces they remove.
@@ -27,6 +34,7 @@ from typing import TYPE_CHECKING
 from harness.servers.bind import DNS_PORT, NamedServer, TsigKey, ZoneData, home_agents
 from harness.servers.kea import HomeNetworkInfo, KeaDhcp4Server, KeaDhcp6Server, LinkSubnet
 from harness.servers.relay import DhcpRelay6
+from harness.wire.dhcp import IPV4_EMBEDDING_WKP
 
 if TYPE_CHECKING:
     from harness.lab.topology import Lab
@@ -57,6 +65,36 @@ def lab_named(
     ]
     key = key or lab_tsig_key(lab)
     return NamedServer(lab.ns("dns"), addresses, zone=zone, port=port, key=key).start()
+
+
+VISITED_POOL = (100, 199)  # host numbers leased on an IPv4-only link
+
+
+def visited_home_info(lab: Lab, home: int = 1) -> HomeNetworkInfo:
+    """The dual-stack home agent of access link `home`, as an IPv4-only link is told of it."""
+    link = lab.plan.link(home)
+    embedded = ipaddress.IPv6Address(int(IPV4_EMBEDDING_WKP.network_address) | int(link.router4))
+    return HomeNetworkInfo(
+        ha_addresses=(link.router6, embedded),
+        home_prefixes=(link.prefix6,),
+        ha_fqdns=(f"{link.ha_fqdn}.",),
+    )
+
+
+def visited_dhcp4(lab: Lab, link: int, *, home: int = 1) -> KeaDhcp4Server:
+    """kea-dhcp4 for IPv4-only access link `link`, in its AR (not started)."""
+    access = lab.plan.link(link)
+    if not access.ipv4_only:
+        raise ValueError(f"access link {link} is not IPv4-only")
+    first, last = (access.subnet4[n] for n in VISITED_POOL)
+    return KeaDhcp4Server(
+        lab.ns(access.name),
+        RELAY_LOWER,
+        access.subnet4,
+        info=visited_home_info(lab, home),
+        pool=(str(first), str(last)),
+        router=access.router4,
+    )
 
 
 class LabDhcp:
@@ -133,4 +171,4 @@ class LabDhcp:
         self.stop()
 
 
-__all__ = ["LabDhcp", "lab_named", "lab_tsig_key"]
+__all__ = ["LabDhcp", "lab_named", "lab_tsig_key", "visited_dhcp4", "visited_home_info"]

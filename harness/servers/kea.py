@@ -474,6 +474,9 @@ class KeaDhcp4Server(_KeaServer):
         info: HomeNetworkInfo | None = None,
         links: Sequence[LinkSubnet] = (),
         code: int | None = None,
+        pool: tuple[str, str] | None = None,
+        router: ipaddress.IPv4Address | str | None = None,
+        lease_seconds: int = 3600,
         binary: str | None = None,
         ready_timeout: float = 10.0,
     ) -> None:
@@ -482,15 +485,29 @@ class KeaDhcp4Server(_KeaServer):
         )
         self.subnet = ipaddress.IPv4Network(subnet)
         self.code = dhcp.hninf_code() if code is None else code
+        # Addresses to lease on the server's own link (DISCOVER/REQUEST, RFC 2131 §3.1),
+        # e.g. ("10.0.3.100", "10.0.3.199"), with `router` as option 3; none: stateless only.
+        self.pool = pool
+        self.router = ipaddress.IPv4Address(str(router)) if router is not None else None
+        self.lease_seconds = lease_seconds
         for link in self.links:
             if link.subnet.version != 4:
                 raise ValueError(f"kea-dhcp4: {link.subnet} is not an IPv4 subnet")
 
     def _section(self, directory: Path) -> dict[str, Any]:
         defs, data = dhcp4_option_config(self.info, self.code)
-        subnets = [
-            {"id": 1, "subnet": str(self.subnet), "interface": self.interface, "option-data": data}
-        ]
+        own: dict[str, Any] = {
+            "id": 1,
+            "subnet": str(self.subnet),
+            "interface": self.interface,
+            "option-data": data,
+        }
+        if self.pool is not None:
+            own["pools"] = [{"pool": f"{self.pool[0]} - {self.pool[1]}"}]
+            own["valid-lifetime"] = self.lease_seconds
+        if self.router is not None:
+            own["option-data"] = [*data, {"name": "routers", "data": str(self.router)}]
+        subnets = [own]
         for n, link in enumerate(self.links, start=2):
             _, link_data = dhcp4_option_config(link.info, self.code)
             subnets.append({"id": n, "subnet": str(link.subnet), "option-data": link_data})

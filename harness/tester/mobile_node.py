@@ -31,6 +31,7 @@ ALT_COA, HOME_ADDRESS_OPT, MSG_AUTH = 3, 201, 9
 INITIAL_BINDACK_TIMEOUT = 1.0
 INITIAL_BINDACK_TIMEOUT_FIRST_REG = 1.5
 MAX_BINDACK_TIMEOUT = 32.0
+RTR_SOLICITATION_INTERVAL = 4.0  # RFC 4861 §10
 MAX_UPDATE_RATE = 3  # Mobility Header messages of one type to one node within a second
 TCP_INITIAL_RTO = 1.0  # RFC 6298 §2.1: a TCP sender retransmits within a few of these
 # The margin of every deadline (docs/interpretations.md INT-16 of the MN suite): a relative
@@ -96,6 +97,14 @@ class Deadlines:
         Query comes within one Query Interval, the Report within the Maximum Response
         Delay (RFC 3810 §6.2); twice, should one Query go unanswered (a lost Report)."""
         return (2 * self.query_interval + self.query_response_interval) * (1 + MARGIN)
+
+    @property
+    def dhcpv4(self) -> float:
+        """From a move onto an IPv4-only link to each of the MN's DHCPv4 messages (draft §8):
+        the link shows it has no IPv6 once the MN's Router Solicitations go unanswered
+        (RFC 4861 §6.3.7, §10: MAX_RTR_SOLICITATIONS x RTR_SOLICITATION_INTERVAL), and a
+        message may be a retransmission after the first timeouts (RFC 2131 §4.1: 4 s, 8 s)."""
+        return self.scaled(3 * RTR_SOLICITATION_INTERVAL + 4.0 + 8.0) * (1 + MARGIN) + LAB_SLACK
 
     @property
     def data(self) -> float:

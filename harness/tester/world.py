@@ -59,10 +59,11 @@ def ha_placement(lab: Lab, link: int, workdir: Path) -> Placement:
     )
 
 
-def mobility_lab() -> Lab:
+def mobility_lab(ipv4_only: tuple[int, ...] = ()) -> Lab:
     """The lab for runs with a real mobile node: the MN forms its own addresses (the lab
-    configures none on it), and the routers query MLD listeners every second."""
-    return Lab(configure_addresses=False, mld_timers=MLD_TIMERS)
+    configures none on it), and the routers query MLD listeners every second; the access
+    links in `ipv4_only` are IPv4-only behind a NAT (draft §8)."""
+    return Lab(configure_addresses=False, mld_timers=MLD_TIMERS, ipv4_only=ipv4_only)
 
 
 @dataclass
@@ -82,9 +83,9 @@ class World:
         links: tuple[int, ...] = (),
         also: Callable[[World], object] | None = None,
     ) -> None:
-        """A home agent on each access router, all started at once (`sut`: "reference" or
-        one HA profile, placed on every router in turn), and `also(self)` alongside (e.g.
-        the mobile node)."""
+        """A home agent on each access router but the IPv4-only ones, all started at once
+        (`sut`: "reference" or one HA profile, placed on every router in turn), and
+        `also(self)` alongside (e.g. the mobile node)."""
         profile = None
         if sut != "reference":
             profile = load_profile(sut)
@@ -103,7 +104,11 @@ class World:
             ha.start(ha_placement(self.lab, i, workdir))
             return ha
 
-        links = links or tuple(range(1, self.lab.n + 1))
+        # an IPv4-only access link (draft §8) has no IPv6 for a home agent to serve on: its
+        # router is the visited network's NAT gateway, never a home agent
+        links = links or tuple(
+            i for i in range(1, self.lab.n + 1) if i not in self.lab.plan.ipv4_only
+        )
         with ThreadPoolExecutor(len(links) + 1) as pool:
             futures = [pool.submit(one, i) for i in links]
             if also is not None:

@@ -20,6 +20,8 @@ NEW_IFACE = MCOA + "test_a_new_interface_is_registered_under_a_bid_of_its_own"
 FLOWS = MCOA + "test_flows_are_bound_to_their_interfaces_in_every_bu"
 NATIVE = MCOA + "test_a_new_interface_without_a_home_agent_in_use_is_used_natively"
 NEW_SESSION = MCOA + "test_a_new_session_of_a_moved_flow_uses_the_home_address_on_its_interface"
+V4 = "suites/mn/test_ipv4_bootstrap.py::"
+INFORM = V4 + "test_the_dhcpinform_carries_the_home_network_information_option"
 FAULTS = by_name(Role.MN)
 ROLE = "mn"
 
@@ -77,6 +79,12 @@ KILLS: dict[str, tuple[str, ...]] = {
     "dns-identity-address": (BOOT + "test_registration_bu_carries_the_dns_update_option",),
     "dns-status-nonzero": (BOOT + "test_registration_bu_carries_the_dns_update_option",),
     "no-dns-remove": (BOOT + "test_deregistration_asks_to_remove_the_dns_entry",),
+    # issue 11: DHCPv4 on an IPv4-only link (draft §8)
+    "no-dhcpv4": (V4 + "test_the_mn_takes_an_ipv4_care_of_address_on_an_ipv4_only_link",),
+    "no-dhcpinform": (V4 + "test_the_mn_asks_for_home_network_information_by_dhcpinform",),
+    "hninf-wrong-code": (INFORM,),
+    "hninf-id-type-0": (INFORM,),
+    "hninf-not-requested": (INFORM,),
     # issue 12: several interfaces and flows (draft §7.1, RFC 5648, RFC 6089)
     "new-iface-unregistered": (NEW_IFACE, FLOWS),
     "no-bid-option": (NEW_IFACE,),

@@ -1,0 +1,202 @@
+"""The tester's side of a mobile node on an IPv4-only link (draft §8): the visited network's
+DHCPv4 server, and the predicates and readers that judge the MN's DHCPv4 messages on the
+wire (RFC 2131, draft-xia-mext-hioptv4-01, RFC 6610 sub-options; INT-10, INT-11).
+
+Everything here reads captured frames (scapy's BOOTP/DHCP layers), never the reference's
+internals. The HNINF option is read under the code the run is configured with
+(DMMCONF_DHCPV4_HNINF_CODE, default 224: harness/wire/dhcp.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from scapy.layers.dhcp import BOOTP, DHCP
+from scapy.layers.inet import IP, UDP
+
+from harness.lab.topology import Lab
+from harness.servers._process import reap_dirs
+from harness.servers.inlab import visited_dhcp4
+from harness.servers.kea import KeaDhcp4Server
+from harness.tester.bootstrap import lab_servers_or_not_run
+from harness.tester.conversation import Predicate
+from harness.wire import dhcp
+
+DISCOVER, OFFER, REQUEST, ACK, NAK, INFORM = 1, 2, 3, 5, 6, 8  # RFC 2132 §9.6
+KINDS = {1: "DHCPDISCOVER", 2: "DHCPOFFER", 3: "DHCPREQUEST", 5: "DHCPACK", 6: "DHCPNAK"}
+KINDS[INFORM] = "DHCPINFORM"
+PARAM_REQUEST_LIST = 55
+SUBOPTION_CODES = frozenset(int(c) for c in dhcp.HOME_INFO_SUBOPTION_CODES)  # 49, 71, 72, 73
+
+
+@contextlib.contextmanager
+def visited_server(lab: Lab, link: int) -> Iterator[KeaDhcp4Server]:
+    """kea-dhcp4 of IPv4-only access link `link` (harness/servers/inlab.py), started; a
+    missing or failing kea-dhcp4 ends the test not-run."""
+    reap_dirs()
+    server = visited_dhcp4(lab, link)
+    with lab_servers_or_not_run("kea-dhcp4 of the IPv4-only link"):
+        server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _options(pkt: Any) -> list[Any]:
+    layer = pkt.getlayer(DHCP)
+    return list(layer.options) if layer is not None else []
+
+
+def message_type(pkt: Any) -> int | None:
+    for opt in _options(pkt):
+        if isinstance(opt, tuple) and opt[0] == "message-type":
+            return int(opt[1])
+    return None
+
+
+def _from_client(kind: int) -> Predicate:
+    def test(pkt: Any) -> bool:
+        udp = pkt.getlayer(UDP)
+        return (
+            getattr(pkt, "direction", 2) == 2
+            and udp is not None
+            and (udp.sport, udp.dport) == (dhcp.DHCP4_CLIENT_PORT, dhcp.DHCP4_SERVER_PORT)
+            and pkt.getlayer(BOOTP) is not None
+            and message_type(pkt) == kind
+        )
+
+    return Predicate(test, f"a {KINDS[kind]} from the MN")
+
+
+def _to_client(kinds: tuple[int, ...], xid: int) -> Predicate:
+    def test(pkt: Any) -> bool:
+        bootp = pkt.getlayer(BOOTP)
+        return (
+            getattr(pkt, "direction", 1) == 1
+            and bootp is not None
+            and bootp.op == 2
+            and int(bootp.xid) == xid
+            and message_type(pkt) in kinds
+        )
+
+    names = " or ".join(KINDS[k] for k in kinds)
+    return Predicate(test, f"a {names} for transaction {xid:#x}")
+
+
+def discover() -> Predicate:
+    return _from_client(DISCOVER)
+
+
+def request() -> Predicate:
+    return _from_client(REQUEST)
+
+
+def inform() -> Predicate:
+    return _from_client(INFORM)
+
+
+def offer_to(pkt: Any) -> Predicate:
+    """The server's DHCPOFFER to the MN's DHCPDISCOVER `pkt` (same xid)."""
+    return _to_client((OFFER,), int(pkt[BOOTP].xid))
+
+
+def answer_to(pkt: Any) -> Predicate:
+    """The server's ACK or NAK to the MN's message `pkt` (same xid)."""
+    return _to_client((ACK, NAK), int(pkt[BOOTP].xid))
+
+
+def from_ipv4(address: str) -> Predicate:
+    """Any IPv4 packet the MN sends from `address`."""
+
+    def test(pkt: Any) -> bool:
+        ip = pkt.getlayer(IP)
+        return getattr(pkt, "direction", 2) == 2 and ip is not None and ip.src == address
+
+    return Predicate(test, f"an IPv4 packet from {address}")
+
+
+def xid(pkt: Any) -> int:
+    return int(pkt[BOOTP].xid)
+
+
+def yiaddr(pkt: Any) -> str:
+    return str(pkt[BOOTP].yiaddr)
+
+
+def ciaddr(pkt: Any) -> str:
+    return str(pkt[BOOTP].ciaddr)
+
+
+def requested_codes(pkt: Any) -> list[int]:
+    """The Parameter Request List (option 55), as codes."""
+    for opt in _options(pkt):
+        if isinstance(opt, tuple) and opt[0] == "param_req_list":
+            value = opt[1]
+            return [int(c) for c in (value if isinstance(value, list | tuple) else [value])]
+    return []
+
+
+def options_with_code(pkt: Any, code: int) -> list[bytes]:
+    """The bodies of every option with this code, however scapy named it."""
+    from scapy.layers.dhcp import DHCPRevOptions
+
+    names = {code} | {n for n, (c, _) in DHCPRevOptions.items() if c == code}
+    out = []
+    for opt in _options(pkt):
+        if isinstance(opt, tuple) and len(opt) >= 2 and opt[0] in names:
+            value = opt[1]
+            out.append(value if isinstance(value, bytes) else bytes(value))
+    return out
+
+
+@dataclass(frozen=True)
+class HnInf:
+    """An OPTION_DSMIP6_HNINF body as the MN sent it, read without scapy's help."""
+
+    id_type: int | None
+    suboptions: tuple[tuple[int, bytes], ...]
+    problems: tuple[str, ...]
+
+    @classmethod
+    def read(cls, body: bytes) -> HnInf:
+        """Id-type (2 octets) then RFC 6610 sub-options (2-octet code and length, INT-11),
+        which must fill the body exactly and be HNIDF, HNP, HAA or HAF with their sizes."""
+        if len(body) < dhcp.HNINF_ID_TYPE_OCTETS:
+            return cls(None, (), (f"{len(body)} octets: no room for the 2-octet Id-type",))
+        (id_type,) = struct.unpack("!H", body[:2])
+        subs: list[tuple[int, bytes]] = []
+        problems: list[str] = []
+        rest = body[2:]
+        while rest:
+            if len(rest) < 4:
+                problems.append(f"{len(rest)} trailing octets: not a sub-option header")
+                break
+            code, length = struct.unpack("!HH", rest[:4])
+            if len(rest) < 4 + length:
+                problems.append(f"sub-option {code}: length {length} runs past the option")
+                break
+            value = rest[4 : 4 + length]
+            subs.append((code, value))
+            rest = rest[4 + length :]
+            if code not in SUBOPTION_CODES:
+                problems.append(f"sub-option {code} is not HNIDF, HNP, HAA or HAF (RFC 6610)")
+            elif code == dhcp.Dhcp6Opt.MIP6_HAA and length != 16:
+                problems.append(f"HAA of {length} octets, not 16 (RFC 6610 §3.4)")
+            elif code == dhcp.Dhcp6Opt.MIP6_HNP and length != 17:
+                problems.append(f"HNP of {length} octets, not 17 (RFC 6610 §3.3)")
+            elif code in (dhcp.Dhcp6Opt.MIP6_HNIDF, dhcp.Dhcp6Opt.MIP6_HAF):
+                try:
+                    dhcp.decode_fqdn(value)
+                except ValueError as exc:
+                    problems.append(f"sub-option {code}: not a domain name ({exc})")
+        return cls(id_type, tuple(subs), tuple(problems))
+
+
+def in_subnet(address: str, subnet: ipaddress.IPv4Network) -> bool:
+    return ipaddress.IPv4Address(address) in subnet
