@@ -154,6 +154,7 @@ def test_state_change_records_apply_to_the_bindings_state(
 
 
 @pytest.mark.clause("DMM-HA-12", "DMM-HA-19")
+@pytest.mark.interpretation("INT-3")
 def test_state_split_over_several_options_is_merged(
     home_agent: HomeAgentUnderTest, wire: Wire
 ) -> None:
