@@ -89,6 +89,8 @@ class Fault(Enum):
     # the Home Agent: issue 10 (true verdicts; faults the suite did not see)
     HA_NO_BA_WITHOUT_A = ("ha", "no-ba-without-a")
     HA_DROP_OPTION_WITH_UNKNOWN_RECORD = ("ha", "drop-option-with-unknown-record")
+    HA_DROP_IGMP_OPTION_WITH_UNKNOWN_RECORD = ("ha", "drop-igmp-option-with-unknown-record")
+    HA_IGNORE_IGMP_CHECKSUM = ("ha", "ignore-igmp-checksum")
     HA_REFUSE_PSEUDO_HEADER_CHECKSUM = ("ha", "refuse-pseudo-header-checksum")
     HA_QUERY_FROM_GLOBAL = ("ha", "query-from-global")
     HA_NO_EXPIRY = ("ha", "no-expiry")
@@ -471,6 +473,16 @@ CATALOGUE: dict[Fault, FaultSpec] = {
         "RFC3810-3",
         "installs nothing of a Multicast State option that holds a record of unknown type "
         "(RFC 3810 §5.2.12: that record is ignored, the rest processed)",
+    ),
+    Fault.HA_DROP_IGMP_OPTION_WITH_UNKNOWN_RECORD: FaultSpec(
+        "RFC3376-3",
+        "installs nothing of a Multicast State option in the IGMPv3 form (draft §8) that holds "
+        "a record of unknown type (RFC 3376 §4.2.12: that record is ignored, the rest processed)",
+    ),
+    Fault.HA_IGNORE_IGMP_CHECKSUM: FaultSpec(
+        "RFC3376-4",
+        "installs the records of a Multicast State option in the IGMPv3 form whose checksum is "
+        "wrong (RFC 3376 §4.2.2: verified before processing)",
     ),
     Fault.HA_REFUSE_PSEUDO_HEADER_CHECKSUM: FaultSpec(
         "RFC3810-5",

@@ -83,6 +83,14 @@ IGMP_STATE = MIP6OptMulticastState(
     report_type=0x22,
     records=[IgmpGroupRecord(rtype=1, maddr="232.1.1.1", sources=["198.51.100.7"])],
 )
+# Two groups, so that a record of unknown type in the first leaves one to install.
+IGMP_TWO_GROUPS = MIP6OptMulticastState(
+    report_type=0x22,
+    records=[
+        IgmpGroupRecord(rtype=1, maddr="232.1.1.1", sources=["198.51.100.7"]),
+        IgmpGroupRecord(rtype=2, maddr="239.1.2.3", sources=[]),
+    ],
+)
 
 # (name, description, source, packet, expected fields of the MH and of each option in order)
 GOLDEN: list[tuple[str, str, str, Callable[[], Packet], dict[str, Any]]] = [
@@ -592,6 +600,20 @@ MALFORMED: list[tuple[str, str, str, Callable[[], bytes], dict[str, Any]]] = [
         "Report checksum inside the option is wrong",
         "docs/interpretations.md point 2",
         lambda: _surgery(bu(MLD_STATE.copy()), _in_state(_bad_report_checksum)),
+        {"kind": "binding-ack", "status": 0, "multicast_installed": False},
+    ),
+    (
+        "igmp-unknown-record-type",
+        "IGMPv3 form (draft §8): record type 9 (RFC 3376 §4.2.12 defines 1-6)",
+        "RFC 3376 §4.2.12; docs/interpretations.md",
+        lambda: _surgery(bu(IGMP_TWO_GROUPS.copy()), _in_state(_unknown_record_type)),
+        {"kind": "binding-ack", "status": 0, "multicast_installed": True},
+    ),
+    (
+        "igmp-report-checksum-wrong",
+        "IGMPv3 form (draft §8): report checksum inside the option is wrong",
+        "RFC 3376 §4.2.2; docs/interpretations.md point 2",
+        lambda: _surgery(bu(IGMP_TWO_GROUPS.copy()), _in_state(_bad_report_checksum)),
         {"kind": "binding-ack", "status": 0, "multicast_installed": False},
     ),
     (

@@ -873,13 +873,18 @@ def parse_multicast_state(data: bytes, faults: Faults = NO_FAULTS) -> compact.Mc
     records of an unknown type are ignored, the rest processed (RFC 3810 §5.2.12, RFC 3376
     §4.2.12), whose Reserved fields are ignored (RFC 3810 §5.2.1); counts that overrun the
     body or octets after its records make it malformed. Faults read it otherwise."""
-    if faults.has(Fault.HA_DROP_OPTION_WITH_UNKNOWN_RECORD):
+    igmp = data[:1] == bytes([IGMPV3_REPORT])
+    if faults.has(Fault.HA_DROP_OPTION_WITH_UNKNOWN_RECORD) or (
+        igmp and faults.has(Fault.HA_DROP_IGMP_OPTION_WITH_UNKNOWN_RECORD)
+    ):
         state = compact.parse_multicast_state(data)  # an unknown type: the option is malformed
     else:
         state = compact.multicast_state_as_received(data)
     if faults.has(Fault.HA_REJECT_REPORT_RESERVED) and (data[1] or data[4:6] != b"\0\0"):
         raise compact.Malformed("Reserved fields not zero")
-    if faults.has(Fault.HA_IGNORE_MCAST_CHECKSUM):
+    if faults.has(Fault.HA_IGNORE_MCAST_CHECKSUM) or (
+        igmp and faults.has(Fault.HA_IGNORE_IGMP_CHECKSUM)
+    ):
         state = dataclasses.replace(state, checksum_ok=True)
     if faults.has(Fault.HA_DROP_AUX_RECORDS):
         state = dataclasses.replace(state, records=tuple(r for r in state.records if not r.auxdata))

@@ -556,14 +556,25 @@ _CLAUSES = {
     "mcast-aux-overflow": ("DMM-OPT-3",),
     "mcast-unknown-record-type": ("DMM-OPT-3", "RFC3810-3"),
     "mcast-report-checksum-wrong": ("DMM-OPT-3", "RFC3810-5"),
+    "igmp-unknown-record-type": ("DMM-OPT-3", "RFC3376-3"),
+    "igmp-report-checksum-wrong": ("DMM-OPT-3", "RFC3376-4"),
     "bid-length-6": ("RFC5648-6",),
     "fid-too-short": ("RFC6089-7",),
     "ba-options-in-bu": ("RFC6275-BU-3", "RFC6275-OPT-2"),
 }
-_FEATURES = {"bid-length-6": "mcoa", "fid-too-short": "flow_bindings"}
-# RFC 3810 §5.2.12: the records of a vector with a record of unknown type that a conformant
-# HA installs (the record of unknown type ignored, the rest processed).
-RECORDS_KEPT = {"mcast-unknown-record-type": ("ff0e::1234",)}
+# The IGMPv3 form of the option is the dual-stack HA's (draft §8): features "ipv4".
+_FEATURES = {
+    "bid-length-6": "mcoa",
+    "fid-too-short": "flow_bindings",
+    "igmp-unknown-record-type": "ipv4",
+    "igmp-report-checksum-wrong": "ipv4",
+}
+# RFC 3810 §5.2.12, RFC 3376 §4.2.12: the records of a vector with a record of unknown type
+# that a conformant HA installs (the record of unknown type ignored, the rest processed).
+RECORDS_KEPT = {
+    "mcast-unknown-record-type": ("ff0e::1234",),
+    "igmp-unknown-record-type": ("239.1.2.3",),
+}
 
 
 def _params() -> list[Any]:
@@ -625,8 +636,8 @@ def test_malformed_message_gets_its_reaction(
             groups = {r.maddr for st in states for r in st.records}
             if states and all(r.rtype in (1, 2) for st in states for r in st.records):
                 assert groups == set(kept), (
-                    f"the BA echoes {sorted(groups)}: RFC 3810 §5.2.12 ignores the record of "
-                    f"unknown type and processes the rest, {sorted(kept)}"
+                    f"the BA echoes {sorted(groups)}: RFC 3810 §5.2.12 (RFC 3376 §4.2.12) "
+                    f"ignores the record of unknown type and processes the rest, {sorted(kept)}"
                 )
             else:  # no echo, or a verbatim one (INT-6): it shows no installed state
                 verdicts.inconclusive("the BA shows no installed state to judge (INT-6)")

@@ -487,5 +487,8 @@ def test_malformed_vectors_get_their_reaction(vec: vectors.Vector) -> None:
         if vec.name == "mcast-unknown-record-type":  # RFC 3810 §5.2.12: the rest installed
             (changed,) = only(actions, MulticastChanged)
             assert {str(g) for g in changed.state.mld.groups} == {"ff0e::1234"}
+        elif vec.name == "igmp-unknown-record-type":  # RFC 3376 §4.2.12: the rest installed
+            (changed,) = only(actions, MulticastChanged)
+            assert {str(g) for g in changed.state.igmp.groups} == {"239.1.2.3"}
         elif vec.expect.get("multicast_installed") is False:
             assert not only(actions, MulticastChanged)
