@@ -143,6 +143,7 @@ class Fault(Enum):
     MN_STALE_MCAST = ("mn", "stale-mcast")
     MN_NO_REVERSE_TUNNEL = ("mn", "no-reverse-tunnel")
     MN_NO_AUTH = ("mn", "no-auth")
+    MN_MN_ID_AFTER_AUTH = ("mn", "mn-id-after-auth")
     MN_RO_COTI = ("mn", "ro-coti")
     MN_REPORT_ON_AIR = ("mn", "report-on-air")
     MN_IGNORE_135 = ("mn", "ignore-135")
@@ -697,6 +698,11 @@ CATALOGUE: dict[Fault, FaultSpec] = {
     ),
     Fault.MN_NO_AUTH: FaultSpec(
         "RFC4285-3", "sends its BUs without the MN-HA authentication option (RFC 4285 §5.1)"
+    ),
+    Fault.MN_MN_ID_AFTER_AUTH: FaultSpec(
+        "RFC4283-1",
+        "puts its Mobile Node Identifier option after the authentication option (RFC 4283 "
+        "§3.2: before any authentication-related option)",
     ),
     Fault.MN_RO_COTI: FaultSpec(
         "DMM-CN-1", "starts return routability with a Care-of Test Init (draft §6: disabled)"

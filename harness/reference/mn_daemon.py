@@ -700,7 +700,9 @@ class MobileNodeDaemon:
         return lines
 
     def _send_bu(self, bu: mn_core.SendBindingUpdate) -> None:
-        data = packets.binding_update(bu, self.opts.key, self.opts.spi, self.faults)
+        data = packets.binding_update(
+            bu, self.opts.key, self.opts.spi, self.faults, self.opts.mn_id
+        )
         if self.faults.has(Fault.MN_LATE_REGISTER) and bu.hoa not in active_session_addresses():
             # the fault: a binding nothing needs, registered LATE_REGISTER seconds late
             threading.Timer(LATE_REGISTER, self._send, (data, str(bu.ha))).start()

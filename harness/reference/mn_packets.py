@@ -26,11 +26,20 @@ def binding_update(
     key: bytes | None = None,
     spi: int | None = None,
     faults: Faults = NO_FAULTS,
+    mn_id: str | None = None,
 ) -> bytes:
     """The Binding Update (RFC 6275 §11.7.1): H and A set, a Home Address option, the CoA
-    in an Alternate Care-of Address option, the Multicast State (draft §4.1), and the
-    MN-HA authentication option last (RFC 4285) when there is a key."""
-    from scapy.layers.inet6 import HAO, IPv6, IPv6ExtHdrDestOpt, MIP6OptAltCoA, MIP6OptMsgAuth
+    in an Alternate Care-of Address option, the Multicast State (draft §4.1), and, when
+    there is a key, the MN's NAI in a Mobile Node Identifier option (RFC 4283 §3.2: before
+    any authentication option) and the MN-HA authentication option last (RFC 4285)."""
+    from scapy.layers.inet6 import (
+        HAO,
+        IPv6,
+        IPv6ExtHdrDestOpt,
+        MIP6OptAltCoA,
+        MIP6OptMNID,
+        MIP6OptMsgAuth,
+    )
 
     from harness.reference.mn_listener import option_records
     from harness.wire import auth
@@ -47,8 +56,13 @@ def binding_update(
     if dns_option is not None:
         options.append(dns_option)  # no alignment rule (RFC 5026 §8.1): after the others
     signed = key is not None and spi is not None and not faults.has(Fault.MN_NO_AUTH)
+    nai = [MIP6OptMNID(subtype=1, id=mn_id)] if signed and mn_id else []  # RFC 4283 §3
+    if not faults.has(Fault.MN_MN_ID_AFTER_AUTH):
+        options += nai
+        nai = []
     if signed:
         options.append(MIP6OptMsgAuth(subtype=1, mspi=spi, authdata=b"\x00" * 12))
+    options += nai
     ack = 0 if faults.has(Fault.MN_NO_ACK_FLAG) else 0x200
     flags = 0x100 | ack  # H, A (RFC 6275 §11.7.1)
     if bu.overwrite and bids:

@@ -45,7 +45,7 @@ from harness.tester.mobile_node import (
 )
 from harness.verdicts import inconclusive, not_applicable
 from harness.wire import auth
-from harness.wire.numbers import McastRecordType
+from harness.wire.numbers import McastRecordType, MobOpt
 
 # Every deadline and quiet window comes from mn.deadlines (harness/tester/mobile_node.py
 # Deadlines): the RFC timers scaled by the profile's [timers], the lab's router timers and
@@ -179,6 +179,26 @@ def test_bu_is_authenticated(mn: MobileNodeUnderTest) -> None:
             pkt = frame.packet
             break
     assert auth.verify(pkt.getlayer(IPv6), key), "the authenticator does not verify"
+
+
+@pytest.mark.clause("RFC4283-1")
+def test_mn_identifier_option_precedes_the_authentication_option(
+    mn: MobileNodeUnderTest,
+) -> None:
+    """RFC 4283 §3.2: a Mobile Node Identifier option, when the BU carries one, comes before
+    the authentication option. A BU without one leaves the clause not applicable."""
+    session_then_move(mn)
+    bu = mn.expect_bu(to=mn.ha_address(1))
+    types = [o.otype for o in options_of(bu) if o.otype not in (0, 1)]
+    if MobOpt.MN_ID not in types:
+        not_applicable("the MN's BU carries no Mobile Node Identifier option")
+    if MSG_AUTH not in types:
+        not_applicable("the MN's BU carries no authentication option to precede")
+    last_id = len(types) - 1 - types[::-1].index(MobOpt.MN_ID)
+    assert last_id < types.index(MSG_AUTH), (
+        f"the BU's options are {types}: the Mobile Node Identifier option ({MobOpt.MN_ID}) "
+        f"comes after the authentication option ({MSG_AUTH})"
+    )
 
 
 @pytest.mark.clause("DMM-OVW-31", "DMM-OVW-8")

@@ -38,6 +38,7 @@ KILLS: dict[str, tuple[str, ...]] = {
     "stale-mcast": (SUITE + "test_a_left_group_is_dropped_by_a_new_bu",),
     "no-reverse-tunnel": (SUITE + "test_session_traffic_leaves_through_the_home_agent",),
     "no-auth": (SUITE + "test_bu_is_authenticated",),
+    "mn-id-after-auth": (SUITE + "test_mn_identifier_option_precedes_the_authentication_option",),
     "ro-coti": (SUITE + "test_no_route_optimisation",),
     "report-in-tunnel": (SUITE + "test_no_tunnelled_report_before_the_has_query",),
     "ignore-135": (SUITE + "test_status_135_makes_the_mn_use_the_next_number",),
