@@ -61,6 +61,7 @@ class Fault(Enum):
     HA_FLOWS_BEFORE_BIDS = ("ha", "flows-before-bids")
     HA_BAD_BID_LENGTH_ACCEPTED = ("ha", "bad-bid-length-accepted")
     HA_FID_PRI_TAKEN_ACCEPTED = ("ha", "fid-pri-taken-accepted")
+    HA_MCAST_IGNORES_FLOWS = ("ha", "mcast-ignores-flows")
     # the Home Agent: multicast (suites/ha/test_multicast.py)
     HA_DROP_AUX_RECORDS = ("ha", "drop-aux-records")
     HA_CHANGES_REPLACE_STATE = ("ha", "changes-replace-state")
@@ -338,6 +339,11 @@ CATALOGUE: dict[Fault, FaultSpec] = {
         "RFC6089-11",
         "reports 0 for a flow whose FID-PRI another flow holds, which it does not install "
         "(INT-19: 129)",
+    ),
+    Fault.HA_MCAST_IGNORES_FLOWS: FaultSpec(
+        "DMM-HA-22",
+        "tunnels a group's data to the binding that holds its multicast state even when a "
+        "flow binding's traffic selector matches the data (OPEN-8; RFC 6089 §5.3.6)",
     ),
     Fault.HA_NO_TUNNEL: FaultSpec(
         "RFC6275-HA-9", "tunnels nothing to the care-of address (RFC 6275 §10.4.1)"

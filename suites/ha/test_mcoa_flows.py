@@ -27,8 +27,10 @@ from harness.tester.flows import (
     dports,
     expected_coas,
     flow,
+    group_copies,
     multi_homed,
     summary,
+    to_address,
     v4_dports,
 )
 from harness.tester.home_agent import HomeAgentUnderTest, expect_ba, expect_in_time
@@ -339,6 +341,46 @@ def test_multicast_of_a_bulk_registration_reaches_one_care_of_address(
             verdicts.inconclusive(
                 "OPEN-8: the group's data reached BID 2's CoA, not only the CoA that sent the "
                 "BU (another reading of the open point)"
+            )
+
+
+@pytest.mark.clause("DMM-HA-22", "DMM-HA-16")
+@pytest.mark.interpretation("OPEN-8")
+def test_a_flow_binding_naming_the_group_steers_its_multicast_data(
+    home_agent: HomeAgentUnderTest, wire: Wire
+) -> None:
+    """Three BIDs, the group's state sent from BID 1's CoA, data from the source behind the
+    core. OPEN-8 (proposed): the data goes to the CoA whose BU holds the state (BID 1) until
+    a flow binding whose traffic selector names the group as destination address (RFC 6088
+    §3.2) sends it to that flow's BID (RFC 6089 §5.3.6 for every packet forwarded to the
+    MN): BID 2's CoA, then BID 3's when the flow is moved there (§5.3.2.2), one copy and
+    none elsewhere; back to BID 1's when a BU leaves the flow out (§5.3.4). Each BU carries
+    the same state again. A SUT that serves the state on another binding before any flow
+    follows another reading of the open point's first part: inconclusive."""
+    flows(home_agent)
+    ha, group = home_agent, "ff0e::db8:93"
+    mstate = state((IS_EX, group, ()))
+    with multi_homed(ha, wire.mn, {1: 10, 2: 20, 3: 30}, mstate) as mh:
+        before = group_copies(wire, mh, group, "open8-state")
+        if before != {mh.coas[1]}:
+            verdicts.inconclusive(
+                f"OPEN-8: before any flow binding the group's data reached {sorted(before)}, "
+                f"not BID 1's CoA {mh.coas[1]} alone (another reading, or not served)"
+            )
+        steps = (
+            ("flow", flow(1, 5, [2], to_address(group)), 2),
+            ("moved", flow(1, 5, [3]), 3),
+            ("removed", None, 1),
+        )
+        for tag, option, where in steps:
+            got = mh.send(*mh.keep(), mstate, *(() if option is None else (option,)))
+            assert got.status == 0 and got.fids == ([] if option is None else [(1, 0)]), (
+                f"{tag}: BA {got}"
+            )
+            seen = group_copies(wire, mh, group, f"open8-{tag}")
+            assert seen == {mh.coas[where]}, (
+                f"{tag}: the group's data reached {sorted(seen) or 'no care-of address'}, "
+                f"expected BID {where}'s {mh.coas[where]} alone"
             )
 
 

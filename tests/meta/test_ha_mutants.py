@@ -227,6 +227,9 @@ KILLS: dict[str, tuple[str, ...]] = {
     "flows-before-bids": (FLOW_PROPERTY,),
     "bad-bid-length-accepted": (MALFORMED + "[bid-length-6]",),
     "fid-pri-taken-accepted": (MCOA + "test_a_second_flow_with_a_taken_fid_pri_is_refused",),
+    "mcast-ignores-flows": (
+        MCOA + "test_a_flow_binding_naming_the_group_steers_its_multicast_data",
+    ),
 }
 
 
