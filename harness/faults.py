@@ -197,6 +197,8 @@ class Fault(Enum):
     MN_IGNORE_NEW_IFACE = ("mn", "ignore-new-iface")
     MN_NEW_IFACE_ALONE = ("mn", "new-iface-alone")
     MN_LOST_IFACE_KEPT = ("mn", "lost-iface-kept")
+    MN_LOST_FIRST_IFACE_KEPT = ("mn", "lost-first-iface-kept")
+    MN_MOVED_IFACE_OLD_COA = ("mn", "moved-iface-old-coa")
     MN_RETURNING_IFACE_IGNORED = ("mn", "returning-iface-ignored")
     MN_MOVE_IGNORED = ("mn", "move-ignored")
 
@@ -915,6 +917,16 @@ CATALOGUE: dict[Fault, FaultSpec] = {
     Fault.MN_LOST_IFACE_KEPT: FaultSpec(
         "RFC5648-12",
         "keeps the care-of address of an interface that lost its link registered (RFC 5648 §5.4)",
+    ),
+    Fault.MN_LOST_FIRST_IFACE_KEPT: FaultSpec(
+        "RFC5648-12",
+        "keeps the binding on its first interface's care-of address when that interface loses "
+        "its link while another is registered: no BU from the other (RFC 5648 §5.4, §6.2)",
+    ),
+    Fault.MN_MOVED_IFACE_OLD_COA: FaultSpec(
+        "DMM-MIF-4",
+        "re-registers an added interface that moved to another link with the care-of address "
+        "it was first registered with (RFC 5648 §6.2: the BID option carries the new one)",
     ),
     Fault.MN_FLOW_FROM_COA: FaultSpec(
         "DMM-MIF-3",
