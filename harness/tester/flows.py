@@ -211,21 +211,37 @@ def tunnelled_probe(
     )
 
 
-def expected_coas(mh: MultiHomed, flows: Sequence[Any], port: int) -> set[str]:
-    """The tester's own reading of RFC 6089 §5.3.6 for a UDP probe to `port` from the CN:
-    the first flow (in FID-PRI order) whose destination-port selector holds it and that
-    names a bound BID; else the lowest BID-PRI. `flows`: the accepted FID options sent."""
+def expected_coas(
+    mh: MultiHomed,
+    flows: Sequence[Any],
+    port: int,
+    dst: str | None = None,
+    default: set[str] | None = None,
+) -> set[str]:
+    """The tester's own reading of RFC 6089 §5.3.6 for a UDP datagram to `port` (and to
+    `dst`: a group, OPEN-8): the first flow (in FID-PRI order) whose destination-port and
+    destination-address ranges hold it and that names a bound BID; else `default`, by
+    default the lowest BID-PRI's CoA. `flows`: the accepted FID options sent."""
     for opt in sorted(flows, key=lambda o: o.fid_pri):
         bids = next(s.bids for s in opt.suboptions if isinstance(s, FIDSubOptBindingReference))
         sel = next(s.selector[0] for s in opt.suboptions if isinstance(s, FIDSubOptTrafficSelector))
         live = {mh.coas[b] for b in bids if b in mh.coas}
         if not live or not isinstance(sel, IPv6BinaryTrafficSelector):
             continue
-        first = sel.start_dport
-        last = sel.end_dport if sel.end_dport is not None else first
-        if first is None or first <= port <= last:
+        if _holds(sel.start_dport, sel.end_dport, port) and (
+            dst is None or _holds(sel.start_dst, sel.end_dst, dst, ipaddress.ip_address)
+        ):
             return live
-    return {mh.default_coa()}
+    return {mh.default_coa()} if default is None else default
+
+
+def _holds(first: Any, last: Any, value: Any, key: Any = None) -> bool:
+    """Does a selector's range (first..last; last None: first alone; first None: any)
+    hold `value`?"""
+    if first is None:
+        return True
+    k = key or (lambda v: v)
+    return bool(k(first) <= k(value) <= k(last if last is not None else first))
 
 
 class Correspondent:
@@ -326,20 +342,26 @@ def group_copies(wire: Wire, mh: MultiHomed, group: str, tag: str) -> set[str]:
     reaches the HA's uplink (Wire.reach_ha, inconclusive if none does); the care-of
     addresses of `mh` whose tunnel carries it within the HA's reaction window from then
     (INT-15): the first copy awaited, every other CoA given the rest of the window."""
+    return set(group_copy_counts(wire, mh.coas.values(), group, tag))
+
+
+def group_copy_counts(wire: Wire, watch: Iterable[str], group: str, tag: str) -> dict[str, int]:
+    """As `group_copies`, over the care-of addresses of `watch`: how many copies of the
+    datagram each one's tunnel carried within the window (those with none left out)."""
     mark = wire.mn.mark()
     payload = wire.reach_ha(wire.src, group, tag)
     t0 = time.monotonic()
-    at = {c: tunnelled_to(wire.ha, c, group, payload) for c in sorted(set(mh.coas.values()))}
+    at = {c: tunnelled_to(wire.ha, c, group, payload) for c in sorted(set(watch))}
     try:
         wire.mn.expect(any_of(*at.values()), within=wire.forward_within, since=mark)
     except ExpectationFailed:
-        return set()
-    got = set()
-    for coa, predicate in at.items():
+        return {}
+    for predicate in at.values():
         left = max(0.0, wire.forward_within - (time.monotonic() - t0))
         try:
             wire.mn.expect(predicate, within=left, since=mark)
         except ExpectationFailed:
             continue
-        got.add(coa)
-    return got
+    frames = wire.mn.packets(since=mark)
+    counts = {coa: sum(1 for f in frames if predicate(f)) for coa, predicate in at.items()}
+    return {coa: n for coa, n in counts.items() if n}
