@@ -797,10 +797,12 @@ class MobileNodeCore:
         ]
 
     def _interface_lost(self, now: float, iface: str) -> list[Action]:
-        """An added interface lost its link (draft §7.1): its care-of address leaves the
-        bindings that named it. The next BU names only the others, O set, or is a plain BU
-        when one is left (RFC 5648 §4.2, §6.2: both replace every binding), and the flows
-        bound to it are left out, so the HA deletes them (RFC 6089 §5.3.4)."""
+        """An interface lost its link (draft §7.1): its care-of address leaves the bindings
+        that named it. The next BU names only the others, O set, or is a plain BU when one
+        is left (RFC 5648 §4.2, §6.2: both replace every binding), and the flows bound to it
+        are left out, so the HA deletes them (RFC 6089 §5.3.4). When it was the binding's
+        own interface, the binding goes on from the first other interface its BUs named
+        (that BU is sent from there); with no other, nothing changes (a handover)."""
         gone = self.links[iface].address
         live = [b for b in self.bindings.values() if b.phase is not Phase.DEREGISTERING]
         named = [
