@@ -5,7 +5,9 @@ packets by it), judged on the wire.
 The tester is a multi-homed mobile node: one home address registered with several BIDs, each
 on a care-of address of its own on the tester's interface (2001:db8:2::10..14, conftest.py);
 real UDP from the correspondent to the home address shows which care-of address the HA sends
-each flow to (harness/tester/flows.py). Deadlines: the HA's reaction window (INT-15).
+each flow to (harness/tester/flows.py), and a group's datagrams from the multicast source
+behind the core which care-of address gets the group's data (OPEN-8). Deadlines: the HA's
+reaction window (INT-15).
 """
 
 from __future__ import annotations
