@@ -61,6 +61,7 @@ class Fault(Enum):
     HA_FLOWS_BEFORE_BIDS = ("ha", "flows-before-bids")
     HA_BAD_BID_LENGTH_ACCEPTED = ("ha", "bad-bid-length-accepted")
     HA_FID_PRI_TAKEN_ACCEPTED = ("ha", "fid-pri-taken-accepted")
+    HA_MCAST_IGNORES_FLOWS = ("ha", "mcast-ignores-flows")
     # the Home Agent: multicast (suites/ha/test_multicast.py)
     HA_DROP_AUX_RECORDS = ("ha", "drop-aux-records")
     HA_CHANGES_REPLACE_STATE = ("ha", "changes-replace-state")
@@ -199,6 +200,8 @@ class Fault(Enum):
     MN_IGNORE_NEW_IFACE = ("mn", "ignore-new-iface")
     MN_NEW_IFACE_ALONE = ("mn", "new-iface-alone")
     MN_LOST_IFACE_KEPT = ("mn", "lost-iface-kept")
+    MN_LOST_FIRST_IFACE_KEPT = ("mn", "lost-first-iface-kept")
+    MN_MOVED_IFACE_OLD_COA = ("mn", "moved-iface-old-coa")
     MN_RETURNING_IFACE_IGNORED = ("mn", "returning-iface-ignored")
     MN_MOVE_IGNORED = ("mn", "move-ignored")
 
@@ -341,6 +344,11 @@ CATALOGUE: dict[Fault, FaultSpec] = {
         "RFC6089-11",
         "reports 0 for a flow whose FID-PRI another flow holds, which it does not install "
         "(INT-19: 129)",
+    ),
+    Fault.HA_MCAST_IGNORES_FLOWS: FaultSpec(
+        "DMM-HA-22",
+        "tunnels a group's data to the binding that holds its multicast state even when a "
+        "flow binding's traffic selector matches the data (OPEN-8; RFC 6089 §5.3.6)",
     ),
     Fault.HA_NO_TUNNEL: FaultSpec(
         "RFC6275-HA-9", "tunnels nothing to the care-of address (RFC 6275 §10.4.1)"
@@ -927,6 +935,16 @@ CATALOGUE: dict[Fault, FaultSpec] = {
     Fault.MN_LOST_IFACE_KEPT: FaultSpec(
         "RFC5648-12",
         "keeps the care-of address of an interface that lost its link registered (RFC 5648 §5.4)",
+    ),
+    Fault.MN_LOST_FIRST_IFACE_KEPT: FaultSpec(
+        "RFC5648-12",
+        "keeps the binding on its first interface's care-of address when that interface loses "
+        "its link while another is registered: no BU from the other (RFC 5648 §5.4, §6.2)",
+    ),
+    Fault.MN_MOVED_IFACE_OLD_COA: FaultSpec(
+        "DMM-MIF-4",
+        "re-registers an added interface that moved to another link with the care-of address "
+        "it was first registered with (RFC 5648 §6.2: the BID option carries the new one)",
     ),
     Fault.MN_FLOW_FROM_COA: FaultSpec(
         "DMM-MIF-3",

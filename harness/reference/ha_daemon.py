@@ -399,7 +399,7 @@ class HomeAgentDaemon:
         state = binding.multicast
         # HA_IGNORE_LEAVE serves bindings left with no state too
         if state.mld.groups or state.igmp.groups or self.faults.has(Fault.HA_IGNORE_LEAVE):
-            self._served[key] = (binding.coa, state)
+            self._served[key] = Served(binding.coa, state, self.core.nodes.get(hoa))
         else:
             self._served.pop(key, None)
         self.querier.update(key, binding.coa, bool(state.mld.groups), time.monotonic())
@@ -619,7 +619,9 @@ class HomeAgentDaemon:
             Fault.HA_REJECTED_BU_INSTALLS
         )
         before = (  # for those faults only: a walk over every binding costs O(cache) per BU
-            {(b.hoa, b.bid): (b.coa, b.multicast) for b in self.core.bindings()} if ghostly else {}
+            {(b.hoa, b.bid): Served(b.coa, b.multicast) for b in self.core.bindings()}
+            if ghostly
+            else {}
         )
         mcoa = ha_hooks.mcoa_before(self.faults, self.core.nodes, packet)
         actions = step()
@@ -642,7 +644,9 @@ class HomeAgentDaemon:
         multicast service."""
         keep = self.faults.has(Fault.HA_EXPIRY_KEEPS_MULTICAST)
         before = (
-            {(b.hoa, b.bid): (b.coa, b.multicast) for b in self.core.bindings()} if keep else {}
+            {(b.hoa, b.bid): Served(b.coa, b.multicast) for b in self.core.bindings()}
+            if keep
+            else {}
         )
         actions = self.core.tick(time.time())
         if keep and actions:

@@ -11,6 +11,11 @@ due for an MLD General Query. The daemon (ha_daemon.py, ha_io.py) does the socke
   never for a group of link-local scope; a checksum its sender left to offload is completed.
   IPv4 groups likewise by the state of the option's IGMPv3 form (draft §8), joined on the
   uplink and copied IPv4-in-IPv6 (copies4; RFC 5555 §4.5.1).
+  A binding whose mobile node has flow bindings sends its copy where the first active flow
+  binding whose traffic selector matches the packet says (OPEN-8; RFC 6089 §5.3.6 applies
+  to every packet forwarded to the MN): to that flow's BIDs' CoAs, one copy per CoA for the
+  mobile node however many of its bindings hold the group; no flow matching, to the
+  binding's own CoA.
 * The steering of unicast packets for a home address among its bindings (RFC 6089 §5.3.6,
   RFC 5648): the first matching active flow binding, else the lowest BID-PRI.
 * The query schedule (draft §6, RFC 6275 §10.4.3, INT-7): a General Query to the CoA of each
@@ -23,6 +28,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from harness.faults import NO_FAULTS, Fault, Faults
 from harness.reference import ha_core, ha_mcoa
@@ -31,8 +37,18 @@ from harness.wire import ipv4, ipv6, traffic_selector
 
 IPv6 = ipaddress.IPv6Address
 IPv4 = ipaddress.IPv4Address
-# A binding's multicast service as the data plane sees it: where to, and what it admits.
-Served = tuple[IPv4 | IPv6, mcast.BindingMulticast]
+
+
+class Served(NamedTuple):
+    """A binding's multicast service as the data plane sees it: where to, what it admits,
+    and the binding cache entry of its home address, whose flow bindings may send the data
+    elsewhere (OPEN-8; None: nothing to steer by)."""
+
+    coa: IPv4 | IPv6
+    state: mcast.BindingMulticast
+    node: ha_core.MobileNode | None = None
+
+
 # A membership on the uplink: (group, source), source None for any source; IPv6 groups of
 # the MLDv2 form of the state, IPv4 ones of its IGMPv3 form (draft §8).
 Membership = tuple[IPv6 | IPv4, IPv6 | IPv4 | None]
@@ -45,7 +61,7 @@ def group_served(group: IPv6, faults: Faults = NO_FAULTS) -> bool:
 def join_set(served: Iterable[Served], faults: Faults = NO_FAULTS) -> set[Membership]:
     """The memberships the bindings' IPv6 multicast state asks for."""
     wanted: set[Membership] = set()
-    for _coa, state in served:
+    for _coa, state, _node in served:
         for group, gstate in state.mld.groups.items():
             if not isinstance(group, IPv6) or not group_served(group, faults):
                 continue
@@ -113,7 +129,7 @@ def copies4(
         packet = ipv4.complete_checksum(packet)
     coas = tuple(
         coa
-        for coa, state in served
+        for coa, state, _node in served
         if isinstance(coa, IPv6) and state.igmp.admits(group, source)
     )
     return Copies(packet, group, coas, False)
@@ -138,11 +154,27 @@ def copies(
         return None  # link-local scope (or less) stays on the link (RFC 6275 §10.4.2)
     source = IPv6(packet[8:24])
     coas: list[IPv6] = []
-    for coa, state in served:
-        if isinstance(coa, IPv6) and wants(state, group, source, faults):
+    fields: traffic_selector.PacketFields | None = None
+    steered: set[tuple[IPv6, IPv6]] = set()  # (home address, CoA): one copy each
+    by_flows = not faults.has(Fault.HA_MCAST_IGNORES_FLOWS)
+    for coa, state, node in served:
+        if not isinstance(coa, IPv6) or not wants(state, group, source, faults):
+            continue
+        targets: list[IPv4 | IPv6] | None = None
+        if node is not None and node.flows and by_flows:  # OPEN-8, RFC 6089 §5.3.6
+            if fields is None:
+                fields = traffic_selector.packet_fields(packet)
+            targets = flow_targets(fields, node.bindings.values(), node.flows.values(), faults)
+        if node is None or targets is None:
             coas.append(coa)
-            if faults.has(Fault.HA_ONE_COPY_ONLY):
-                break
+        else:
+            for target in targets:
+                if isinstance(target, IPv6) and (node.hoa, target) not in steered:
+                    steered.add((node.hoa, target))
+                    coas.append(target)
+        if coas and faults.has(Fault.HA_ONE_COPY_ONLY):
+            del coas[1:]
+            break
     native = bool(coas) and faults.has(Fault.HA_NATIVE_ON_HOME_LINK)
     return Copies(packet, group, tuple(coas), native)
 
@@ -161,17 +193,34 @@ def steer(
     if not bound:
         return []
     fields = traffic_selector.packet_fields(packet)
-    order = sorted(flows, key=lambda f: f.fid_pri, reverse=faults.has(Fault.HA_FLOW_ORDER_REVERSED))
-    for flow in [] if faults.has(Fault.HA_FLOWS_IGNORED) else order:
-        live = [bound[bid].coa for bid in flow.bids if bid in bound]
-        if live and flow.selector.matches(fields):  # §4.3: an inactive entry is skipped
-            return live[:1] if faults.has(Fault.HA_FLOW_FIRST_BID_ONLY) else live
+    targets = flow_targets(fields, bound.values(), flows, faults)
+    if targets is not None:
+        return targets
 
     def rank(b: ha_core.Binding) -> tuple[int, int]:
         pri = b.bid_pri or 128
         return (-pri if faults.has(Fault.HA_DEFAULT_HIGHEST_BID_PRI) else pri, b.bid)
 
     return [min(bound.values(), key=rank).coa]
+
+
+def flow_targets(
+    fields: traffic_selector.PacketFields | None,
+    bindings: Iterable[ha_core.Binding],
+    flows: Iterable[ha_mcoa.Flow],
+    faults: Faults = NO_FAULTS,
+) -> list[IPv4 | IPv6] | None:
+    """RFC 6089 §5.3.6: the CoAs of the first active flow binding, in FID-PRI order, whose
+    traffic selector matches a packet's `fields` (one per bound BID); None when none does."""
+    if faults.has(Fault.HA_FLOWS_IGNORED):
+        return None
+    bound = {b.bid: b for b in bindings}
+    order = sorted(flows, key=lambda f: f.fid_pri, reverse=faults.has(Fault.HA_FLOW_ORDER_REVERSED))
+    for flow in order:
+        live = [bound[bid].coa for bid in flow.bids if bid in bound]
+        if live and flow.selector.matches(fields):  # §4.3: an inactive entry is skipped
+            return live[:1] if faults.has(Fault.HA_FLOW_FIRST_BID_ONLY) else live
+    return None
 
 
 def reverse_tunnel_target(

@@ -303,7 +303,7 @@ def ghosts(
             if carried:
                 ghost = mcast.BindingMulticast()
                 ghost.apply(carried)
-                out.append((a.coa, ghost))
+                out.append(Served(a.coa, ghost))
     return out
 
 
@@ -327,8 +327,8 @@ def expired(
     if not always and not faults.has(Fault.HA_EXPIRY_KEEPS_MULTICAST):
         return []
     return [
-        (coa, state)
-        for key, (coa, state) in before.items()
+        Served(coa, state)
+        for key, (coa, state, _node) in before.items()
         if key not in after and (state.mld.groups or state.igmp.groups)
     ]
 

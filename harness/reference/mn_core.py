@@ -43,7 +43,10 @@ What it decides:
   its care-of address and no Alternate Care-of Address option (RFC 5648 §5.2), O set (§5.9),
   and a Flow Identification option for each configured flow policy whose interface is
   registered (RFC 6089 §5.2: every BU refreshes the whole flow binding state). A new
-  interface that forms an address is registered at once.
+  interface that forms an address is registered at once, and again under its BID with its
+  new care-of address when it moves to another link (RFC 5648 §5.1, §6.2). An interface that
+  loses its link leaves the bindings (§5.4, §6.2); when it is the binding's own, the binding
+  goes on from an interface that still has a care-of address in it.
 * The data plane follows the bindings: a home address leaves the air interface for the
   tunnel when the MN moves away, and the tunnel carries traffic only once the BA has
   come (draft §3: the BA "completes the registration").
@@ -400,6 +403,7 @@ class MobileNodeCore:
         self._routes: tuple[tuple[IPv6, IPv6, IPv6], ...] = ()
         self._flows: tuple[tuple[IPv6, int, IPv6, IPv6], ...] = ()
         self._lost: set[str] = set()  # the returning-iface-ignored fault's memory
+        self._first_coa: dict[str, IPv6] = {}  # the moved-iface-old-coa fault's memory
         self.flows: tuple[FlowPolicy, ...] = self.config.flows  # set_flows() changes it
         self._mirrored = ListenerState()
         self.bootstraps: dict[str, Bootstrap] = {}  # by interface
@@ -744,7 +748,9 @@ class MobileNodeCore:
                 b.coa = new_address
                 dereg = b.phase is Phase.DEREGISTERING
                 out += self._send_bu(now, b, fresh=True, lifetime=0 if dereg else None)
-            elif b.iface != iface and b.phase is not Phase.DEREGISTERING and old is None:
+            elif b.iface != iface and b.phase is not Phase.DEREGISTERING:
+                # a new interface, or an added one on another link: its BID with its new
+                # care-of address (RFC 5648 §6.2 updates the binding of a known BID)
                 out += self._register_interface(now, b, iface)
         if self.config.faults.has(Fault.MN_NEW_IFACE_ALONE) and old is None and not self.bindings:
             out += self._register_alone(now, iface, new_address)
@@ -791,19 +797,32 @@ class MobileNodeCore:
         ]
 
     def _interface_lost(self, now: float, iface: str) -> list[Action]:
-        """An added interface lost its link (draft §7.1): its care-of address leaves the
-        bindings that named it. The next BU names only the others, O set, or is a plain BU
-        when one is left (RFC 5648 §4.2, §6.2: both replace every binding), and the flows
-        bound to it are left out, so the HA deletes them (RFC 6089 §5.3.4)."""
+        """An interface lost its link (draft §7.1): its care-of address leaves the bindings
+        that named it. The next BU names only the others, O set, or is a plain BU when one
+        is left (RFC 5648 §4.2, §6.2: both replace every binding), and the flows bound to it
+        are left out, so the HA deletes them (RFC 6089 §5.3.4). When it was the binding's
+        own interface, the binding goes on from the first other interface its BUs named
+        (that BU is sent from there); with no other, nothing changes (a handover)."""
         gone = self.links[iface].address
+        live = [b for b in self.bindings.values() if b.phase is not Phase.DEREGISTERING]
         named = [
             b
-            for b in self.bindings.values()
-            if b.iface != iface
-            and b.phase is not Phase.DEREGISTERING
-            and any(e.coa == gone for e in self._bid_entries(b))
+            for b in live
+            if b.iface != iface and any(e.coa == gone for e in self._bid_entries(b))
         ]
-        if not named or self.config.faults.has(Fault.MN_LOST_IFACE_KEPT):
+        if self.config.faults.has(Fault.MN_LOST_IFACE_KEPT):
+            named = []
+        # The binding's own interface lost: it goes on from another interface of its BUs.
+        heirs = {
+            b.hoa: rest[0]
+            for b in live
+            if b.iface == iface and b.coa == gone
+            for rest in [[e.coa for e in self._bid_entries(b) if e.coa not in (gone, None)]]
+            if rest
+        }
+        if self.config.faults.has(Fault.MN_LOST_FIRST_IFACE_KEPT):
+            heirs = {}
+        if not named and not heirs:
             return []
         del self.links[iface]
         if self.config.faults.has(Fault.MN_RETURNING_IFACE_IGNORED):
@@ -811,6 +830,12 @@ class MobileNodeCore:
         out: list[Action] = [Log(f"{iface} lost its link: {gone} leaves the bindings")]
         out.append(RemoveAddress(iface, gone))
         for b in named:
+            out += self._send_bu(now, b, fresh=True)
+        for hoa, coa in heirs.items():
+            b = self.bindings[hoa]
+            b.iface = next(name for name, link in self.links.items() if link.address == coa)
+            b.coa = coa
+            out.append(Log(f"{b.hoa}'s binding goes on from {b.iface} ({coa})"))
             out += self._send_bu(now, b, fresh=True)
         return out
 
@@ -847,6 +872,12 @@ class MobileNodeCore:
             return ()
         zero_pri = self.config.faults.has(Fault.MN_BID_PRI_ZERO)
         no_coa = self.config.faults.has(Fault.MN_BID_WITHOUT_COA)
+        if self.config.faults.has(Fault.MN_MOVED_IFACE_OLD_COA):
+            # the fault: an added interface's BID keeps the care-of address it was first
+            # registered with, wherever the interface has gone since
+            coas = [
+                (i, c if i == b.iface else self._first_coa.setdefault(i, c)) for i, c in coas
+            ]
         return tuple(
             BidEntry(
                 self.bid_of(iface),

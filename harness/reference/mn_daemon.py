@@ -28,7 +28,8 @@ the core's; this module only does I/O:
   device, which joins the bindings' groups so that applications keep receiving
   (docs/lab-facts.md: mirror membership).
 * Several interfaces (draft §7.1, INT-20): an interface of --ifaces that is not there at
-  start is taken on when it appears (polled), and its carrier is polled too (IFF_RUNNING);
+  start is taken on when it appears (polled), and its carrier is polled too (IFF_RUNNING;
+  the first interface's loss as well, so that its binding goes on from another one);
   its default route comes after the first interface's, and a rule routes what its own
   address sends through it. The flows the HA accepted get a rule by port into a table whose
   route takes the home address into the tunnel device; the daemon sends them from the
@@ -414,11 +415,13 @@ class MobileNodeDaemon:
                 self.perform(self._open_iface(iface))  # its listener state is not watched
 
     def _poll_carrier(self, now: float) -> None:
-        """The carrier of the interfaces taken on later, looked at directly (IFF_RUNNING):
-        rtnetlink's events for a veth made while the daemon runs were seen to go missing."""
-        for iface in list(self._ifindex)[1:]:
+        """The carrier of the interfaces, looked at directly (IFF_RUNNING): rtnetlink's
+        events for a veth made while the daemon runs were seen to go missing, and those of
+        the first interface's loss too. The first interface's carrier coming back is left
+        to rtnetlink's event (whose Router Solicitation it already sends)."""
+        for n, iface in enumerate(list(self._ifindex)):
             up = _running(iface)
-            if up is not None and self._running.get(iface, up) != up:
+            if up is not None and self._running.get(iface, up) != up and (n or not up):
                 self.perform(self.core.carrier(now, iface, up))
             if up is not None:
                 self._running[iface] = up
@@ -508,8 +511,8 @@ class MobileNodeDaemon:
             except (BlockingIOError, InterruptedError):
                 return
             ra = packets.parse_ra(data, addr[0], iface)
-            if ra is None:
-                continue
+            if ra is None or _running(iface) is False:
+                continue  # none, or it came before the interface lost its link
             now = time.monotonic()
             self.observe(now)  # the sessions as they are at the move
             if self.v4 is not None:
@@ -709,8 +712,11 @@ class MobileNodeDaemon:
             return
         # the fault's burst: the copies back to back in one loop, so that even a loaded
         # machine sends them within MAX_UPDATE_RATE's scaled window (INT-16: 10 ms)
+        # a binding gone on from an added interface: its BU routed by its care-of address
+        # (that interface's rule), not by the first interface's default route
+        src = bu.coa.packed if bu.iface != self.opts.ifaces[0] else None
         for _ in range(BU_BURST if self.faults.has(Fault.MN_BU_BURST) else 1):
-            self._send(data, str(bu.ha))
+            self._send(data, str(bu.ha), src=src)
         if self.faults.has(Fault.MN_TUNNEL_BEFORE_BA) and bu.lifetime:
             self._has[bu.hoa] = (bu.ha, bu.coa)
         if self.faults.has(Fault.MN_REPORT_IN_TUNNEL) and bu.lifetime:

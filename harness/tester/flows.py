@@ -1,7 +1,8 @@
 """The tester's side of multiple care-of addresses (RFC 5648) and flow bindings (RFC 6089)
 against a home agent under test: the BID, Flow Identification and Flow Summary options it
 sends, the BA's answers read back with the compact codec, and unicast probes from the
-correspondent whose arrival inside the HA's tunnel tells which care-of address got which flow.
+correspondent whose arrival inside the HA's tunnel tells which care-of address got which flow;
+likewise a group's data from the source behind the core (`group_copies`, OPEN-8).
 
 The tester decides where each probe must go with its own reading of RFC 6089 §5.3.6 over
 the scapy selectors it sent (`expected_coas`), not with the reference's matcher.
@@ -13,6 +14,7 @@ import contextlib
 import ipaddress
 import socket
 import struct
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,7 +23,14 @@ from scapy.layers.inet import UDP
 from scapy.packet import Packet
 
 from harness import verdicts
-from harness.tester.conversation import ExpectationFailed, Link, Predicate, from_src, inbound
+from harness.tester.conversation import (
+    ExpectationFailed,
+    Link,
+    Predicate,
+    any_of,
+    from_src,
+    inbound,
+)
 from harness.tester.home_agent import (
     FLAG_A,
     FLAG_H,
@@ -29,7 +38,7 @@ from harness.tester.home_agent import (
     expect_ba,
     expect_in_time,
 )
-from harness.tester.sources import ip6_layers
+from harness.tester.sources import Wire, ip6_layers, tunnelled_to
 from harness.wire import compact
 from harness.wire.mobility import (
     FIDSubOptBindingReference,
@@ -57,6 +66,12 @@ def dports(first: int, last: int | None = None) -> FIDSubOptTrafficSelector:
     """An IPv6 binary traffic selector (RFC 6088 §3.2) of destination ports first..last."""
     sel = IPv6BinaryTrafficSelector(start_dport=first, end_dport=last)
     return FIDSubOptTrafficSelector(selector=[sel])
+
+
+def to_address(address: str) -> FIDSubOptTrafficSelector:
+    """An IPv6 binary traffic selector (RFC 6088 §3.2) of one destination address: a
+    multicast group's data, for OPEN-8."""
+    return FIDSubOptTrafficSelector(selector=[IPv6BinaryTrafficSelector(start_dst=address)])
 
 
 def v4_dports(first: int) -> FIDSubOptTrafficSelector:
@@ -196,21 +211,37 @@ def tunnelled_probe(
     )
 
 
-def expected_coas(mh: MultiHomed, flows: Sequence[Any], port: int) -> set[str]:
-    """The tester's own reading of RFC 6089 §5.3.6 for a UDP probe to `port` from the CN:
-    the first flow (in FID-PRI order) whose destination-port selector holds it and that
-    names a bound BID; else the lowest BID-PRI. `flows`: the accepted FID options sent."""
+def expected_coas(
+    mh: MultiHomed,
+    flows: Sequence[Any],
+    port: int,
+    dst: str | None = None,
+    default: set[str] | None = None,
+) -> set[str]:
+    """The tester's own reading of RFC 6089 §5.3.6 for a UDP datagram to `port` (and to
+    `dst`: a group, OPEN-8): the first flow (in FID-PRI order) whose destination-port and
+    destination-address ranges hold it and that names a bound BID; else `default`, by
+    default the lowest BID-PRI's CoA. `flows`: the accepted FID options sent."""
     for opt in sorted(flows, key=lambda o: o.fid_pri):
         bids = next(s.bids for s in opt.suboptions if isinstance(s, FIDSubOptBindingReference))
         sel = next(s.selector[0] for s in opt.suboptions if isinstance(s, FIDSubOptTrafficSelector))
         live = {mh.coas[b] for b in bids if b in mh.coas}
         if not live or not isinstance(sel, IPv6BinaryTrafficSelector):
             continue
-        first = sel.start_dport
-        last = sel.end_dport if sel.end_dport is not None else first
-        if first is None or first <= port <= last:
+        if _holds(sel.start_dport, sel.end_dport, port) and (
+            dst is None or _holds(sel.start_dst, sel.end_dst, dst, ipaddress.ip_address)
+        ):
             return live
-    return {mh.default_coa()}
+    return {mh.default_coa()} if default is None else default
+
+
+def _holds(first: Any, last: Any, value: Any, key: Any = None) -> bool:
+    """Does a selector's range (first..last; last None: first alone; first None: any)
+    hold `value`?"""
+    if first is None:
+        return True
+    k = key or (lambda v: v)
+    return bool(k(first) <= k(value) <= k(last if last is not None else first))
 
 
 class Correspondent:
@@ -301,3 +332,36 @@ class Correspondent:
             except ExpectationFailed:
                 continue
         return False
+
+
+# --- A group's data from the source behind the core (OPEN-8) -----------------------------------
+
+
+def group_copies(wire: Wire, mh: MultiHomed, group: str, tag: str) -> set[str]:
+    """A datagram from the multicast source behind the core to `group`, sent until one
+    reaches the HA's uplink (Wire.reach_ha, inconclusive if none does); the care-of
+    addresses of `mh` whose tunnel carries it within the HA's reaction window from then
+    (INT-15): the first copy awaited, every other CoA given the rest of the window."""
+    return set(group_copy_counts(wire, mh.coas.values(), group, tag))
+
+
+def group_copy_counts(wire: Wire, watch: Iterable[str], group: str, tag: str) -> dict[str, int]:
+    """As `group_copies`, over the care-of addresses of `watch`: how many copies of the
+    datagram each one's tunnel carried within the window (those with none left out)."""
+    mark = wire.mn.mark()
+    payload = wire.reach_ha(wire.src, group, tag)
+    t0 = time.monotonic()
+    at = {c: tunnelled_to(wire.ha, c, group, payload) for c in sorted(set(watch))}
+    try:
+        wire.mn.expect(any_of(*at.values()), within=wire.forward_within, since=mark)
+    except ExpectationFailed:
+        return {}
+    for predicate in at.values():
+        left = max(0.0, wire.forward_within - (time.monotonic() - t0))
+        try:
+            wire.mn.expect(predicate, within=left, since=mark)
+        except ExpectationFailed:
+            continue
+    frames = wire.mn.packets(since=mark)
+    counts = {coa: sum(1 for f in frames if predicate(f)) for coa, predicate in at.items()}
+    return {coa: n for coa, n in counts.items() if n}

@@ -9,6 +9,7 @@ the flow policy `FLOWS`: what the tester asks it to move, checked on the wire af
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from harness.tester.flows import FLAG_O, PORT_BASE
 from harness.tester.mobile_node import (
     ALT_COA,
     MobileNodeUnderTest,
+    alt_coa,
     ba_for,
     bu_from_mn,
     in_time,
@@ -186,6 +188,113 @@ def second_interface_back(mn: MobileNodeUnderTest) -> compact.MobilityMessage:
         bu_with_bids(ha, str(mn.home)),
         f"a BU with BID options to {ha} after {SECOND_IFACE} came back to link {SECOND_LINK}",
     )
+
+
+@dataclass(frozen=True)
+class Moved:
+    """The second interface moved to another link: the first BU naming a care-of address
+    of that link's prefix for it, the MN's BUs to the home agent between the move and that
+    one, and the addresses the MN has on the interface in that prefix (from the kernel)."""
+
+    bu: compact.MobilityMessage
+    before: list[compact.MobilityMessage]
+    coa: str  # the new care-of address the BU names
+    formed: list[str]
+
+
+def second_interface_moves(
+    mn: MobileNodeUnderTest, seen: SecondInterface, to_link: int = FIRST_VISITED
+) -> Moved:
+    """After the BA to the BU of both interfaces, the lab moves the second interface from
+    link 3 to `to_link` (carrier down, the other bridge, carrier up): the MN's first BU to
+    the home agent in use whose BID options name a care-of address in `to_link`'s prefix
+    other than the first interface's, within the registration deadline (INT-16: movement
+    detection, the address and the BU)."""
+    ha, hoa = mn.ha_address(1), str(mn.home)
+    _bulk_acknowledged(mn, seen)
+    prefix = mn.lab.plan.link(to_link).prefix6
+    first = seen.coa[MN_IFACE]
+
+    def new_coas(msg: compact.MobilityMessage) -> list[str]:
+        return [
+            b.coa
+            for b in bids_of(msg)
+            if b.coa is not None and b.coa != first and ipaddress.ip_address(b.coa) in prefix
+        ]
+
+    def names_new(pkt: Any) -> bool:
+        msg = mobility_message(pkt)
+        return msg is not None and bool(new_coas(msg))
+
+    wanted = bu_with_bids(ha, hoa) & Predicate(
+        names_new, f"a BID option naming a care-of address in {prefix} other than {first}"
+    )
+    mark = mn.link.mark()
+    mn.lab.move(SECOND_IFACE, to_link)
+    what = f"a BU to {ha} naming {SECOND_IFACE}'s care-of address on link {to_link}"
+    bu = mobility_message(in_time(mn.link, wanted, mn.deadlines.registration, what, since=mark))
+    assert bu is not None
+    before = []
+    for pkt in mn.link.packets(since=mark):
+        msg = mobility_message(pkt)
+        if msg is None or not bu_from_mn(to=ha, hoa=hoa)(pkt):
+            continue
+        if msg.seq == bu.seq:
+            break
+        before.append(msg)
+    formed = [str(a) for a in mn.world.mn_addresses(SECOND_IFACE) if a in prefix]
+    return Moved(bu, before, new_coas(bu)[0], formed)
+
+
+def leaves_bid(msg: compact.MobilityMessage, bid: int) -> bool:
+    """Does this BU remove the binding of `bid` at the home agent (RFC 5648 §5.4, §6.2):
+    a Lifetime-0 BU naming it, a plain BU (it replaces every binding), or a BU with O set
+    that does not name it?"""
+    named = {b.bid for b in bids_of(msg)}
+    if msg.lifetime == 0:
+        return bid in named
+    return not named or (overwrite_flag(msg) and bid not in named)
+
+
+def care_of_address(msg: compact.MobilityMessage) -> str:
+    """The care-of address of a BU (RFC 6275 §11.7.1): its Alternate Care-of Address
+    option's, else its source address."""
+    return alt_coa(msg) or msg.src
+
+
+def first_interface_lost(
+    mn: MobileNodeUnderTest, seen: SecondInterface, captures: Captures
+) -> compact.MobilityMessage:
+    """After the BA to the BU of both interfaces, the lab takes the first interface off its
+    link (carrier down) while the second stays on link 3: the MN's first BU to the home
+    agent in use, seen on the second interface's link (the only one left), that leaves
+    the lost care-of address (a Lifetime-0 BU, or one that names it neither as its
+    care-of address nor in a BID option), within the registration deadline. A BU the MN
+    had under way as the link went (a retransmission or refresh that still names it) is
+    passed over: the MN sees the loss only then."""
+    ha = mn.ha_address(1)
+    gone = seen.coa[MN_IFACE]
+    second = captures.watch_node(mn.lab, "mn", SECOND_IFACE)
+    _bulk_acknowledged(mn, seen)
+
+    def leaves(pkt: Any) -> bool:
+        msg = mobility_message(pkt)
+        if msg is None:
+            return False
+        if msg.lifetime == 0:
+            return True
+        return care_of_address(msg) != gone and all(b.coa != gone for b in bids_of(msg))
+
+    wanted = bu_from_mn(to=ha, hoa=str(mn.home)) & Predicate(
+        leaves, f"a Lifetime 0, or no longer naming {gone}"
+    )
+    mark = second.mark()
+    mn.lab.detach(MN_IFACE)
+    what = f"a BU to {ha} on {SECOND_IFACE} leaving {gone} after {MN_IFACE} lost its link"
+    pkt = in_time(second, wanted, mn.deadlines.registration, what, since=mark)
+    msg = mobility_message(pkt)
+    assert msg is not None
+    return msg
 
 
 def flows_moved(mn: MobileNodeUnderTest, seen: SecondInterface) -> compact.MobilityMessage:

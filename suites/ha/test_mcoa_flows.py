@@ -5,7 +5,9 @@ packets by it), judged on the wire.
 The tester is a multi-homed mobile node: one home address registered with several BIDs, each
 on a care-of address of its own on the tester's interface (2001:db8:2::10..14, conftest.py);
 real UDP from the correspondent to the home address shows which care-of address the HA sends
-each flow to (harness/tester/flows.py). Deadlines: the HA's reaction window (INT-15).
+each flow to (harness/tester/flows.py), and a group's datagrams from the multicast source
+behind the core which care-of address gets the group's data (OPEN-8). Deadlines: the HA's
+reaction window (INT-15).
 """
 
 from __future__ import annotations
@@ -27,12 +29,16 @@ from harness.tester.flows import (
     dports,
     expected_coas,
     flow,
+    group_copies,
+    group_copy_counts,
     multi_homed,
     summary,
+    to_address,
     v4_dports,
 )
 from harness.tester.home_agent import HomeAgentUnderTest, expect_ba, expect_in_time
 from harness.tester.multicast_state import IS_EX, state
+from harness.tester.sources import PORT as MCAST_PORT
 from harness.tester.sources import Wire, tunnelled_to
 from harness.wire.mobility import FIDSubOptTrafficSelector
 
@@ -342,6 +348,46 @@ def test_multicast_of_a_bulk_registration_reaches_one_care_of_address(
             )
 
 
+@pytest.mark.clause("DMM-HA-22", "DMM-HA-16")
+@pytest.mark.interpretation("OPEN-8")
+def test_a_flow_binding_naming_the_group_steers_its_multicast_data(
+    home_agent: HomeAgentUnderTest, wire: Wire
+) -> None:
+    """Three BIDs, the group's state sent from BID 1's CoA, data from the source behind the
+    core. OPEN-8 (proposed): the data goes to the CoA whose BU holds the state (BID 1) until
+    a flow binding whose traffic selector names the group as destination address (RFC 6088
+    §3.2) sends it to that flow's BID (RFC 6089 §5.3.6 for every packet forwarded to the
+    MN): BID 2's CoA, then BID 3's when the flow is moved there (§5.3.2.2), one copy and
+    none elsewhere; back to BID 1's when a BU leaves the flow out (§5.3.4). Each BU carries
+    the same state again. A SUT that serves the state on another binding before any flow
+    follows another reading of the open point's first part: inconclusive."""
+    flows(home_agent)
+    ha, group = home_agent, "ff0e::db8:93"
+    mstate = state((IS_EX, group, ()))
+    with multi_homed(ha, wire.mn, {1: 10, 2: 20, 3: 30}, mstate) as mh:
+        before = group_copies(wire, mh, group, "open8-state")
+        if before != {mh.coas[1]}:
+            verdicts.inconclusive(
+                f"OPEN-8: before any flow binding the group's data reached {sorted(before)}, "
+                f"not BID 1's CoA {mh.coas[1]} alone (another reading, or not served)"
+            )
+        steps = (
+            ("flow", flow(1, 5, [2], to_address(group)), 2),
+            ("moved", flow(1, 5, [3]), 3),
+            ("removed", None, 1),
+        )
+        for tag, option, where in steps:
+            got = mh.send(*mh.keep(), mstate, *(() if option is None else (option,)))
+            assert got.status == 0 and got.fids == ([] if option is None else [(1, 0)]), (
+                f"{tag}: BA {got}"
+            )
+            seen = group_copies(wire, mh, group, f"open8-{tag}")
+            assert seen == {mh.coas[where]}, (
+                f"{tag}: the group's data reached {sorted(seen) or 'no care-of address'}, "
+                f"expected BID {where}'s {mh.coas[where]} alone"
+            )
+
+
 # --- Random sequences against the live HA -------------------------------------------------------
 
 COA_OF = {1: 0, 2: 1, 3: 2, 4: 3}  # BID -> index of its care-of address among the tester's
@@ -441,3 +487,129 @@ def _summary(table: dict[int, Any], but: int | None = None) -> tuple[Any, ...]:
 
 def _route(mh: MultiHomed, table: dict[int, Any], port: int) -> set[str]:
     return expected_coas(mh, list(table.values()), port)
+
+
+# Random sequences with multicast data (OPEN-8): BIDs, flows and the MN's groups change; the
+# state is the sender's binding's (every BU carries the whole state again, INT-7 snapshot).
+GROUPS = ("ff0e::db8:94", "ff0e::db8:95")
+SELECTORS = {
+    "group-a": lambda: to_address(GROUPS[0]),
+    "group-b": lambda: to_address(GROUPS[1]),
+    "data-port": lambda: dports(MCAST_PORT),
+    "other-port": lambda: dports(NO_ROUTE),
+}
+MCAST_OPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("bind"), st.integers(1, 3), st.integers(1, 127)),
+        st.tuples(st.just("unbind"), st.integers(1, 3)),
+        st.tuples(
+            st.just("flow"),
+            st.integers(1, 2),
+            st.integers(1, 60),
+            st.frozensets(st.integers(1, 3), min_size=1, max_size=2),
+            st.sampled_from(sorted(SELECTORS)),
+        ),
+        st.tuples(st.just("drop"), st.integers(1, 2)),
+        st.tuples(st.just("join"), st.sampled_from(GROUPS)),
+        st.tuples(st.just("leave"), st.sampled_from(GROUPS)),
+    ),
+    min_size=3,
+    max_size=5,
+)
+MCAST_PROPERTY = settings(PROPERTY, max_examples=2)
+
+
+@pytest.mark.clause("DMM-HA-22", "DMM-HA-16", "DMM-HA-23", "RFC6089-11")
+@pytest.mark.interpretation("OPEN-8")
+def test_random_changes_keep_every_group_datagram_on_its_binding(
+    home_agent: HomeAgentUnderTest, wire: Wire
+) -> None:
+    """Random sequences of BID registrations and deregistrations, flows added, moved or
+    dropped (selectors naming a group, the data's port, or another port) and groups joined
+    or left, each BU carrying the MN's whole multicast state from its first CoA: after every
+    step a datagram of each joined group from the source behind the core arrives exactly
+    once at each CoA the tester's model names and at no other: the first matching flow's
+    BIDs (OPEN-8, RFC 6089 §5.3.6), else the binding whose CoA sent the state."""
+    flows(home_agent)
+    ha = home_agent
+    every_coa = (ha.coa, *ha.other_coas)[:3]
+
+    @MCAST_PROPERTY
+    @given(ops=MCAST_OPS)
+    @example(
+        ops=[
+            ("bind", 2, 10),
+            ("flow", 1, 5, frozenset({2}), "group-a"),
+            ("join", GROUPS[1]),
+            ("flow", 2, 3, frozenset({1, 2}), "data-port"),
+            ("unbind", 1),
+        ]
+    )
+    def check(ops: list[tuple[Any, ...]]) -> None:
+        joined = {GROUPS[0]}
+        with multi_homed(ha, wire.mn, {1: 50}, _mstate(joined)) as mh:
+            table: dict[int, Any] = {}  # FID -> its Flow Identification option (the model)
+            done: list[str] = []
+            for op in ops:
+                answers = _mcast_step(mh, table, joined, op, every_coa)
+                if not answers:
+                    continue
+                done.append(repr(op))
+                for got in answers:
+                    assert got.status == 0, f"after {done}: BA status {got.status}"
+                    assert all(s == 0 for _, s in got.fids), f"after {done}: FIDs {got.fids}"
+                state_coa = {mh.coas[next(iter(mh.coas))]}
+                for group in sorted(joined):
+                    want = expected_coas(mh, list(table.values()), MCAST_PORT, group, state_coa)
+                    seen = group_copy_counts(wire, every_coa, group, f"seq{len(done)}")
+                    assert seen == dict.fromkeys(want, 1), (
+                        f"after {done}: a datagram of {group} reached {seen} (CoA: copies), "
+                        f"expected one copy at each of {sorted(want)}"
+                    )
+
+    check()
+
+
+def _mstate(joined: set[str]) -> Any:
+    return state(*((IS_EX, g, ()) for g in sorted(joined)))
+
+
+def _mcast_step(
+    mh: MultiHomed, table: dict[int, Any], joined: set[str], op: tuple[Any, ...], coas: Any
+) -> list[Any]:
+    """Carry `op` out; the answers of its BUs (none when it does not apply now). Every BU
+    but a deregistration carries the whole state; after one, a refresh carries it again."""
+    kind = op[0]
+    if kind in ("join", "leave"):
+        group = op[1]
+        if (group in joined) == (kind == "join"):
+            return []
+        if kind == "join":
+            joined.add(group)
+        else:
+            joined.discard(group)
+        return [mh.send(*mh.keep(), _mstate(joined), *_summary(table))]
+    if kind == "bind":
+        b, pri = op[1], op[2]
+        mh.coas[b], mh.pris[b] = coas[COA_OF[b]], pri
+        others = [bid(x, mh.pris[x]) for x in mh.coas if x != b]
+        return [mh.send(*others, bid(b, pri, mh.coas[b]), _mstate(joined), *_summary(table))]
+    if kind == "unbind":
+        b = op[1]
+        if b not in mh.coas or len(mh.coas) == 1:
+            return []
+        del mh.coas[b], mh.pris[b]
+        gone = mh.send(bid(b, 1), *_summary(table), lifetime=0)
+        return [gone, mh.send(*mh.keep(), _mstate(joined), *_summary(table))]
+    if kind == "flow":
+        fid, pri, wanted, sel = op[1:]
+        bids = sorted(b for b in wanted if b in mh.coas)
+        if not bids or any(f.fid_pri == pri for k, f in table.items() if k != fid):
+            return []  # RFC 6089 §4.2: FID-PRI unique per MN; BIDs must be bound
+        table[fid] = flow(fid, pri, bids, SELECTORS[sel]())
+        return [mh.send(*mh.keep(), table[fid], _mstate(joined), *_summary(table, but=fid))]
+    fid = op[1]
+    if fid not in table:
+        return []
+    del table[fid]
+    return [mh.send(*mh.keep(), _mstate(joined), *_summary(table))]

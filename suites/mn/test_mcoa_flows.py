@@ -23,15 +23,19 @@ from harness.tester.multi_interface import (
     SECOND_IFACE,
     attach_second_interface,
     bids_of,
+    care_of_address,
+    first_interface_lost,
     flows_moved,
     flows_of,
     has_alt_coa,
+    leaves_bid,
     new_session_of_the_flow,
     overwrite_flag,
     reach_natively,
     second_interface_back,
     second_interface_comes_up,
     second_interface_lost,
+    second_interface_moves,
 )
 from harness.tester.world import MN_IFACE
 
@@ -134,6 +138,83 @@ def test_an_interface_back_on_its_link_is_registered_again(multi_mn: MobileNodeU
     )
     numbers = [b.bid for b in bids_of(again)]
     assert len(set(numbers)) == len(numbers), f"BIDs not unique: {numbers}"
+
+
+@pytest.mark.clause("DMM-MIF-4", "RFC5648-11", "RFC5648-2")
+def test_an_added_interface_on_another_link_is_registered_with_its_new_care_of_address(
+    multi_mn: MobileNodeUnderTest,
+) -> None:
+    """Both interfaces registered, then the second moves from link 3 to link 2: the MN
+    registers the care-of address it forms there (draft §7.1 MUST, RFC 5648 §5.1: every
+    care-of address mapped to a BID) in a BID option with that address (Length 20), names
+    the old one in no BID option, and leaves no binding on the old one: the BID is the one
+    the interface had (RFC 5648 §6.2 updates its care-of address), or the BU has O set, or
+    a BU since the move removed the old BID (Lifetime 0 with it, a plain BU, O without it)."""
+    mcoa(multi_mn)
+    seen = second_interface_comes_up(multi_mn)
+    old_coa = seen.coa[SECOND_IFACE]
+    old_bid = next((b.bid for b in bids_of(seen.bu) if b.coa == old_coa), None)
+    moved = second_interface_moves(multi_mn, seen)
+    assert moved.coa in moved.formed, (
+        f"the BU names {moved.coa} for the moved interface, not an address the MN formed on "
+        f"{SECOND_IFACE} there ({moved.formed})"
+    )
+    bids = bids_of(moved.bu)
+    new = next(b for b in bids if b.coa == moved.coa)
+    assert new.length == 20, f"the BID option of the new care-of address has Length {new.length}"
+    assert all(b.coa != old_coa for b in bids), (
+        f"the BU after the move still names {SECOND_IFACE}'s old care-of address {old_coa}: "
+        f"{bids}"
+    )
+    numbers = [b.bid for b in bids]
+    assert len(set(numbers)) == len(numbers), f"BIDs not unique: {numbers}"
+    if old_bid is not None and new.bid != old_bid and not overwrite_flag(moved.bu):
+        assert any(leaves_bid(m, old_bid) for m in moved.before), (
+            f"the new care-of address is registered under BID {new.bid} without O, and no BU "
+            f"since the move removed BID {old_bid} of the old one {old_coa}"
+        )
+
+
+@pytest.mark.clause("RFC5648-12", "DMM-MIF-4")
+def test_the_first_interface_lost_leaves_the_binding_on_the_other(
+    multi_mn: MobileNodeUnderTest, captures: Captures
+) -> None:
+    """Both interfaces registered, then the first loses its link while the second stays on
+    link 3: within the registration deadline the MN sends a BU to the home agent on the
+    second interface that leaves the first one's care-of address: a Lifetime-0 BU of its
+    BID alone, or a BU that binds the second's care-of address and not the first's BID (a
+    plain BU from it, or BID options with O set; RFC 5648 §5.4, §6.2), binding no flow to
+    the lost BID."""
+    mcoa(multi_mn)
+    seen = second_interface_comes_up(multi_mn)
+    after = first_interface_lost(multi_mn, seen, captures)
+    gone, kept = seen.coa[MN_IFACE], seen.coa[SECOND_IFACE]
+    gone_bid = next((b.bid for b in bids_of(seen.bu) if b.coa == gone), None)
+    kept_bid = next((b.bid for b in bids_of(seen.bu) if b.coa == kept), None)
+    bids = bids_of(after)
+    if after.lifetime == 0:
+        assert bids and {b.bid for b in bids} == {gone_bid}, (
+            f"a Lifetime-0 BU after {MN_IFACE} lost its link deregisters BIDs "
+            f"{[b.bid for b in bids]}, expected only {gone_bid} (RFC 5648 §5.4)"
+        )
+        return
+    assert all(b.bid != gone_bid for b in bids), (
+        f"the BU after {MN_IFACE} lost its link still names its BID {gone_bid}: {bids}"
+    )
+    if not bids:
+        assert care_of_address(after) == kept, (
+            f"the plain BU after {MN_IFACE} lost its link binds {care_of_address(after)}, "
+            f"expected {SECOND_IFACE}'s care-of address {kept}"
+        )
+    else:
+        assert overwrite_flag(after), (
+            f"the BU names BIDs {[b.bid for b in bids]} without O: BID {gone_bid} stays bound"
+        )
+        assert any(b.bid == kept_bid or b.coa == kept for b in bids), (
+            f"the BU binds BIDs {bids}, not {SECOND_IFACE}'s ({kept_bid}, {kept})"
+        )
+    stale = [f for f in flows_of(after) if f.bids is not None and gone_bid in f.bids]
+    assert not stale, f"flows still bound to the lost interface's BID {gone_bid}: {stale}"
 
 
 @pytest.mark.clause("DMM-MIF-9", "RFC6089-2", "RFC6089-3", "RFC6089-5")

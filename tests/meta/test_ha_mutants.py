@@ -230,6 +230,10 @@ KILLS: dict[str, tuple[str, ...]] = {
     "flows-before-bids": (FLOW_PROPERTY,),
     "bad-bid-length-accepted": (MALFORMED + "[bid-length-6]",),
     "fid-pri-taken-accepted": (MCOA + "test_a_second_flow_with_a_taken_fid_pri_is_refused",),
+    "mcast-ignores-flows": (
+        MCOA + "test_a_flow_binding_naming_the_group_steers_its_multicast_data",
+        MCOA + "test_random_changes_keep_every_group_datagram_on_its_binding",
+    ),
 }
 
 

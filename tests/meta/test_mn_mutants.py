@@ -102,6 +102,12 @@ KILLS: dict[str, tuple[str, ...]] = {
     "move-ignored": (MCOA + "test_flows_moved_by_command_are_rebound_in_the_next_bu",),
     "returning-iface-ignored": (MCOA + "test_an_interface_back_on_its_link_is_registered_again",),
     "lost-iface-kept": (MCOA + "test_an_interface_that_loses_its_link_leaves_the_bindings",),
+    "lost-first-iface-kept": (
+        MCOA + "test_the_first_interface_lost_leaves_the_binding_on_the_other",
+    ),
+    "moved-iface-old-coa": (
+        MCOA + "test_an_added_interface_on_another_link_is_registered_with_its_new_care_of_address",
+    ),
     "flow-from-coa": (NEW_SESSION,),
     "flow-tunnel-primary": (NEW_SESSION,),
 }

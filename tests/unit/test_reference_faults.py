@@ -105,7 +105,7 @@ def served(*entries: tuple[ipaddress.IPv6Address, dict]) -> list[ha_dataplane.Se
     for coa, groups in entries:
         state = BindingMulticast()
         state.mld = ListenerState(dict(groups))
-        out.append((coa, state))
+        out.append(ha_dataplane.Served(coa, state))
     return out
 
 

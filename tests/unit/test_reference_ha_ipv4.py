@@ -162,7 +162,7 @@ def test_igmpv3_state_gives_ipv4_joins_and_copies() -> None:
         / BindingUpdate(seq=1, mhtime=25, flags=0x300, options=[option])
     )
     ha.receive(bytes(pkt), NOW)
-    served = [(b.coa, b.multicast) for b in ha.bindings()]
+    served = [ha_dataplane.Served(b.coa, b.multicast) for b in ha.bindings()]
     group, source = ipaddress.IPv4Address("232.1.1.1"), ipaddress.IPv4Address("198.51.100.18")
     assert ha_dataplane.join_set(served) == {
         (group, source),

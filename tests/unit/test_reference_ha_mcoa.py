@@ -17,7 +17,8 @@ from scapy.packet import Packet
 from harness.faults import NO_FAULTS, Fault, Faults, Role
 from harness.reference import ha_dataplane, ha_mcoa
 from harness.reference.ha_core import HAConfig, HomeAgentCore, SendBindingAck, TunnelDown
-from harness.tester.flows import bid, dports, flow, v4_dports
+from harness.tester.flows import bid, dports, flow, to_address, v4_dports
+from harness.tester.multicast_state import IS_EX, state
 from harness.wire import traffic_selector as ts
 from harness.wire.mobility import (
     BindingUpdate,
@@ -274,6 +275,57 @@ def test_malformed_selectors_are_refused() -> None:
             continue
         raise AssertionError(f"{data.hex()} parsed")
     assert not ts.supported(0) and ts.supported(1) and ts.supported(2)
+
+
+# --- OPEN-8: flow bindings steer multicast data too -----------------------------------------
+
+GROUP = "ff0e::db8:91"
+
+
+def mcast(dport: int = 5004, group: str = GROUP) -> bytes:
+    return bytes(IPv6(src=CN, dst=group) / UDP(sport=1234, dport=dport) / b"m")
+
+
+def copied(ha: HomeAgentCore, packet: bytes, faults: Faults = NO_FAULTS) -> list[str]:
+    node = ha.nodes[ipaddress.IPv6Address(HOA)]
+    served = [
+        ha_dataplane.Served(b.coa, b.multicast, node)
+        for b in node.bindings.values()
+        if b.multicast.mld.groups
+    ]
+    plan = ha_dataplane.copies(packet, False, served, faults)
+    assert plan is not None
+    return [str(c) for c in plan.coas]
+
+
+def test_flow_bindings_steer_multicast_data_of_the_state() -> None:
+    """OPEN-8: a group's data goes to the CoA of the binding with the state (BID 1, which
+    sent the BU) unless a flow binding's selector matches it: then to that flow's BIDs,
+    one copy each, whichever bindings hold the state."""
+    ha = core()
+    answer = ba(
+        ha,
+        bid(1, 20, COAS[0]),
+        bid(2, 10, COAS[1]),
+        bid(3, 30, COAS[2]),
+        state((IS_EX, GROUP, ())),
+        flags=0x301,
+    )
+    assert answer.status == 0
+    assert copied(ha, mcast()) == [COAS[0]]  # the state's binding, not the lowest BID-PRI's
+    ba(ha, *KEEP, flow(1, 5, [3], to_address(GROUP)), flow(2, 6, [2], dports(9)), seq=2)
+    assert copied(ha, mcast()) == [COAS[2]]
+    assert copied(ha, mcast(), Faults.parse(Role.HA, "mcast-ignores-flows")) == [COAS[0]]
+    assert copied(ha, mcast(9, "ff0e::db8:92")) == []  # no state for that group
+    ba(ha, *KEEP, flow(1, 5, [2, 3], None), MIP6OptFlowSummary(fids=[2]), seq=3)
+    assert copied(ha, mcast()) == [COAS[1], COAS[2]]
+    ba(ha, *KEEP, flow(3, 7, [1], dports(9)), seq=4)  # FIDs 1, 2 removed (§5.3.4)
+    assert copied(ha, mcast()) == [COAS[0]] and copied(ha, mcast(9)) == [COAS[0]]
+    # The state on two bindings, a flow naming one of them: one copy for the MN.
+    node = ha.nodes[ipaddress.IPv6Address(HOA)]
+    node.bindings[2].multicast = node.bindings[1].multicast
+    assert sorted(copied(ha, mcast())) == [COAS[0], COAS[1]]
+    assert copied(ha, mcast(9)) == [COAS[0]]
 
 
 def test_flow_entries_are_ordered_by_fid_pri() -> None:

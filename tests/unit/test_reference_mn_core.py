@@ -331,6 +331,44 @@ def test_a_lost_interface_leaves_the_bindings() -> None:
     assert c.carrier(2.6, "mn0", False) == []  # the binding's own interface: as before
 
 
+def test_an_added_interface_on_another_link_is_registered_with_its_new_care_of_address() -> None:
+    """RFC 5648 §6.2: mn1 moves from link 3 to link 2, its carrier loss seen or not: the
+    next BU with BIDs names BID 2 with mn1's new care-of address (Length 20)."""
+    link2 = m.RouterAdvert("mn1", A("fe80::2"), P("2001:db8:2::/64"), A("2001:db8:2::1"), 3.0)
+    mn1_old, mn1_new = P("2001:db8:3::/64")[IID + 1], P("2001:db8:2::/64")[IID + 1]
+    for lose_carrier in (False, True):
+        c, _first, out = _multi()
+        [bu] = of(out, m.SendBindingUpdate)
+        c.binding_ack(2.01, bu.ha, bu.hoa, bu.seq, 0, 100)
+        if lose_carrier:
+            c.carrier(2.5, "mn1", False)
+        [moved] = [b for b in of(c.router_advertisement(3.0, link2), m.SendBindingUpdate)]
+        assert moved.bids == (m.BidEntry(1, 1, addr(2)), m.BidEntry(2, 2, mn1_new))
+        assert moved.coa == addr(2) and moved.overwrite
+    c, _first, out = _multi(Fault.MN_MOVED_IFACE_OLD_COA)
+    [bu] = of(out, m.SendBindingUpdate)
+    c.binding_ack(2.01, bu.ha, bu.hoa, bu.seq, 0, 100)
+    [moved] = of(c.router_advertisement(3.0, link2), m.SendBindingUpdate)
+    assert moved.bids == (m.BidEntry(1, 1, addr(2)), m.BidEntry(2, 2, mn1_old))
+
+
+def test_the_first_interface_lost_leaves_the_binding_on_the_other() -> None:
+    """mn0, the binding's own interface, loses its link while mn1 is registered: a plain BU
+    from mn1's care-of address (RFC 5648 §6.2: it replaces every binding); the fault keeps
+    the binding where it was and sends nothing."""
+    mn1 = P("2001:db8:3::/64")[IID + 1]
+    c, _first, out = _multi()
+    [bu] = of(out, m.SendBindingUpdate)
+    c.binding_ack(2.01, bu.ha, bu.hoa, bu.seq, 0, 100)
+    [after] = of(c.carrier(2.5, "mn0", False), m.SendBindingUpdate)
+    assert (after.iface, after.coa, after.hoa, after.lifetime) == ("mn1", mn1, addr(1), 100)
+    assert (after.bids, after.flows) == ((), ())
+    c, _first, out = _multi(Fault.MN_LOST_FIRST_IFACE_KEPT)
+    [bu] = of(out, m.SendBindingUpdate)
+    c.binding_ack(2.01, bu.ha, bu.hoa, bu.seq, 0, 100)
+    assert not of(c.carrier(2.5, "mn0", False), m.SendBindingUpdate)
+
+
 def test_a_new_flow_policy_is_sent_at_once() -> None:
     c, _first, out = _multi()
     [bu] = of(out, m.SendBindingUpdate)
