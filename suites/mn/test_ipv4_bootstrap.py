@@ -8,13 +8,23 @@ OPTION_DSMIP6_HNINF naming the dual-stack home agent of link 1); no home agent r
 The MN starts on link 1 and is moved to link 3. Judged from the frames captured on the MN's
 interface: its DHCPv4 messages and what it then sends from the address it was given.
 
+With a session of its link-1 address open, the MN then registers its IPv4 care-of address
+with link 1's dual-stack home agent (RFC 5555 §4.2, draft §8, INT-22): judged on the same
+interface, its BU in UDP/IPv4 to the HA's port 4191 (through ar3's NAT), the options it
+carries, the IPv4 home address of the HA's BA in the MN's kernel, the A record at the lab's
+named, and the NAT keepalives.
+
 A profile that does not claim `ipv4` makes these not-applicable; a
 kea-dhcp4 that is missing or does not start, not-run; a server that does not answer the MN,
-inconclusive (the lab's failure, never the SUT's).
+or a reference home agent that does not answer or assign, inconclusive (the lab's failure,
+never the SUT's).
 """
 
 from __future__ import annotations
 
+import ipaddress
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,13 +33,18 @@ import pytest
 from harness.lab.fixtures import bring_up
 from harness.lab.topology import Lab
 from harness.servers.kea import KeaDhcp4Server
+from harness.tester import bootstrap as boot
 from harness.tester import dhcpv4 as v4
 from harness.tester import world as mobility
+from harness.tester.bootstrap import DnsServerState
+from harness.tester.dns import LabDns, dns_answer
 from harness.tester.mobile_node import MobileNodeUnderTest, in_time
-from harness.verdicts import inconclusive
+from harness.verdicts import by_interpretation, inconclusive
 from harness.wire import dhcp
 
 V4_ONLY = 3
+POLL = 0.05  # how often the MN's kernel state and the zone are looked at (seconds)
+IDLE = 3600.0  # seconds between an idle session's messages: none during a test
 
 
 @pytest.fixture(scope="module")
@@ -140,4 +155,198 @@ def test_the_dhcpinform_carries_the_home_network_information_option(
     assert code in asked, (
         f"Parameter Request List {asked} does not ask for option {code}: the server is not "
         "asked to return the home network information (RFC 2131 §3.4, draft-xia §5)"
+    )
+
+
+# ------------------------------------------------------------ RFC 5555: the IPv4 care-of address
+# The MN leaves link 1 (its reference home agent is dual-stack) for the IPv4-only link. With
+# a session of its link-1 address open it registers the IPv4 care-of address with that home
+# agent: a BU in UDP/IPv4 to the HA's IPv4 address, port 4191, through ar3's NAT (RFC 5555
+# §4.2, draft §8). Judged on the MN's interface: what it sends, and the HA's BA it receives.
+
+
+def _ha4(mn: MobileNodeUnderTest) -> str:
+    return str(mn.lab.plan.link(1).router4)
+
+
+def _registered4(
+    mn: MobileNodeUnderTest, kea: KeaDhcp4Server, *, idle: bool = False
+) -> tuple[str, Any]:
+    """With a session from link 1 open (`idle`: quiet after its first round trip), a move
+    to the IPv4-only link: the leased address and the MN's first BU in UDP/IPv4 to link 1's
+    home agent (the frame). No BU in time fails; a lab that gives no address or leaves the
+    session unopened is inconclusive."""
+    _claims_ipv4(mn)
+    app = mn.world.session()
+    try:
+        app.wait_for("rtt", mn.deadlines.data, "a first round trip on link 1")
+        if idle:
+            app.send(f"interval {IDLE}")
+            app.wait_for("interval", mn.deadlines.data, "the session going idle")
+    except AssertionError as exc:
+        inconclusive(f"the session from link 1 did not start: {exc}")
+    try:
+        _req, ack = _leased(mn, kea)
+    except AssertionError as exc:
+        inconclusive(f"the MN took no IPv4 address on the IPv4-only link: {exc}")
+    address = v4.yiaddr(ack)
+    allowed = mn.deadlines.dhcpv4 + mn.deadlines.registration
+    pkt = in_time(
+        mn.link,
+        v4.bu_in_udp4(_ha4(mn)),
+        allowed,
+        f"a BU in UDP/IPv4 to link 1's home agent ({_ha4(mn)}:{v4.DSMIP_PORT}) after the move "
+        "with an open session (draft §8, RFC 5555 §4.2)",
+    )
+    return address, pkt
+
+
+def _accepted4(mn: MobileNodeUnderTest, bu: Any) -> tuple[Any, Any]:
+    """The reference HA's BA to the MN's BU in UDP/IPv4 (frame, message); none, or one that
+    refuses it or assigns no IPv4 home address, is the lab's failure (inconclusive)."""
+    msg = v4.mobility(bu)
+    try:
+        frame = mn.link.expect(v4.ba_in_udp4(_ha4(mn), msg.seq), mn.deadlines.ba, "the HA's BA")
+    except AssertionError as exc:
+        inconclusive(f"link 1's reference home agent did not answer the BU in UDP/IPv4: {exc}")
+    ba = v4.mobility(frame)
+    if ba.ba_status >= 128:
+        inconclusive(f"link 1's reference home agent refused the BU: status {ba.ba_status}")
+    return frame, ba
+
+
+@pytest.mark.clause("DMM-V4-7")
+@pytest.mark.interpretation("OPEN-15")
+def test_the_mn_registers_its_ipv4_care_of_address_after_a_move_with_a_session(
+    visited_kea: KeaDhcp4Server, mn: MobileNodeUnderTest
+) -> None:
+    address, pkt = _registered4(mn, visited_kea)
+    msg = v4.mobility(pkt)
+    assert msg.src == str(mn.home), (
+        f"the BU's IPv6 source is {msg.src}, not the home address {mn.home} of link 1 "
+        "(RFC 5555 §4.2: IPv6 header src=V6HOA)"
+    )
+    coas = v4.ipv4_coa_options(msg)
+    assert coas == [address], (
+        f"IPv4 Care-of Address options {coas}, not the leased address {address} "
+        "(RFC 5555 §4.2, draft §8)"
+    )
+
+
+@pytest.mark.clause("DMM-V4-7")
+@pytest.mark.interpretation("OPEN-15")
+def test_the_mn_does_not_register_its_ipv4_care_of_address_without_a_session(
+    visited_kea: KeaDhcp4Server, mn: MobileNodeUnderTest
+) -> None:
+    address, _pkt = _inform(mn, visited_kea)
+    quiet = mn.deadlines.quiet
+    mn.link.expect_none(
+        v4.bu_in_udp4(_ha4(mn)),
+        quiet,
+        f"a BU in UDP/IPv4 from {address}, though no session of link 1 was open (draft §8)",
+    )
+
+
+@pytest.mark.clause("RFC5555-1", "DMM-V4-8")
+def test_the_bu_in_udp_carries_the_ipv4_home_address_option_asking_for_one(
+    visited_kea: KeaDhcp4Server, mn: MobileNodeUnderTest
+) -> None:
+    _address, pkt = _registered4(mn, visited_kea)
+    msg = v4.mobility(pkt)
+    hoas = v4.ipv4_hoa_options(msg)
+    assert hoas, "the BU carries no IPv4 Home Address option (RFC 5555 §4.4.2, draft §8)"
+    assert len(hoas) == 1, f"{len(hoas)} IPv4 Home Address options in one BU"
+    assert hoas[0].address == "0.0.0.0", (
+        f"IPv4 Home Address option with {hoas[0].address}: the MN has no static IPv4 home "
+        "address (its profile names none), so it MUST ask for 0.0.0.0 (RFC 5555 §4.4.2)"
+    )
+    assert v4.ipv4_coa_options(msg), "the BU carries no IPv4 Care-of Address option (draft §8)"
+
+
+@pytest.mark.clause("DMM-V4-8")
+def test_the_mn_takes_the_assigned_ipv4_home_address_into_use(
+    visited_kea: KeaDhcp4Server, mn: MobileNodeUnderTest
+) -> None:
+    _address, pkt = _registered4(mn, visited_kea)
+    _frame, ba = _accepted4(mn, pkt)
+    answer = v4.assigned_ipv4(ba)
+    if answer is None or answer[0] >= 128 or answer[1] == "0.0.0.0":
+        inconclusive(f"link 1's reference home agent assigned no IPv4 home address: {answer}")
+    hoa4 = answer[1]
+    deadline = time.monotonic() + mn.deadlines.ba
+    while hoa4 not in (held := v4.node_ipv4_addresses(mn.lab, "mn")):
+        with by_interpretation("INT-22"):  # "uses" read as the kernel's state
+            assert time.monotonic() < deadline, (
+                f"the MN does not use the IPv4 home address {hoa4} of the BA's IPv4 Address "
+                f"Acknowledgement: no interface of it has that address (it has {sorted(held)};"
+                " draft §8)"
+            )
+        threading.Event().wait(POLL)
+
+
+@pytest.mark.clause("DMM-V4-9")
+def test_the_ipv4_home_address_is_registered_in_the_dns(
+    visited_kea: KeaDhcp4Server, lab_dns_server: DnsServerState, mn: MobileNodeUnderTest
+) -> None:
+    """After the registration in UDP/IPv4 and its BA, the lab's named holds an A record of
+    the MN's FQDN for the IPv4 home address the BA assigned, whoever sent the update (the
+    HA on the BU's DNS Update option, or the MN itself, OPEN-4)."""
+    mn.sut.require("dns_update")
+    zone, fqdn = LabDns(mn.lab, lab_dns_server.require()), boot.mn_fqdn(mn)
+    zone.forget(fqdn, *map(str, zone.a(fqdn)))  # an earlier test's records
+    if before := zone.a(fqdn):
+        inconclusive(f"named still holds {fqdn} A {sorted(map(str, before))} from before")
+    hoa4 = ""
+    try:
+        _address, pkt = _registered4(mn, visited_kea)
+        _frame, ba = _accepted4(mn, pkt)
+        answer = v4.assigned_ipv4(ba)
+        if answer is None or answer[0] >= 128 or answer[1] == "0.0.0.0":
+            inconclusive(f"link 1's reference home agent assigned no IPv4 home address: {answer}")
+        hoa4 = answer[1]
+        update = dns_answer(ba)
+        if update is not None and not update.performed:
+            inconclusive(f"link 1's reference home agent could not update named: {update.status}")
+        deadline = time.monotonic() + mn.deadlines.ba
+        while ipaddress.IPv4Address(hoa4) not in (held := zone.a(fqdn)):
+            assert time.monotonic() < deadline, (
+                f"named holds no A {hoa4} for {fqdn} after the registration that assigned it "
+                f"(draft §8; it holds {sorted(map(str, held))})"
+            )
+            threading.Event().wait(POLL)
+    finally:
+        if hoa4:
+            zone.forget(fqdn, hoa4)
+
+
+@pytest.mark.clause("RFC5555-10")
+def test_the_nat_binding_is_refreshed_at_the_bas_refresh_time(
+    visited_kea: KeaDhcp4Server, mn: MobileNodeUnderTest
+) -> None:
+    """Behind ar3's NAT, with its session idle, the MN sends its next datagram to the HA
+    (a BU, the keepalive of RFC 5555 §4.3, or tunnelled data) within the refresh time of
+    the BA's NAT Detection option, scaled by the profile's time_scale."""
+    _address, pkt = _registered4(mn, visited_kea, idle=True)
+    _frame, ba = _accepted4(mn, pkt)
+    at = mn.link.frames(mn.link.cursor - 1)[0].mono  # the BA's frame
+    refresh = v4.nat_refresh(ba)
+    if refresh is None or refresh == v4.NO_KEEPALIVE:
+        inconclusive(
+            f"link 1's reference home agent saw no NAT (NAT Detection refresh {refresh}): "
+            "the lab's NAT was not in the path"
+        )
+    allowed = mn.deadlines.keepalive(refresh)
+    try:
+        mn.link.expect(v4.udp4_to(_ha4(mn)), 2 * allowed, "the MN's next datagram to the HA")
+    except AssertionError:
+        raise AssertionError(
+            f"no datagram from the MN to {_ha4(mn)}:{v4.DSMIP_PORT} within {2 * allowed:.2f} s "
+            f"of the BA whose NAT Detection option says refresh every {refresh} s "
+            f"({mn.deadlines.scaled(refresh):.2f} s scaled; RFC 5555 §4.3)"
+        ) from None
+    took = mn.link.frames(mn.link.cursor - 1)[0].mono - at
+    assert took <= allowed, (
+        f"the MN's next datagram to the HA came {took:.2f} s after the BA, allowed "
+        f"{allowed:.2f} s: the NAT Detection option's refresh time ({refresh} s, "
+        f"{mn.deadlines.scaled(refresh):.2f} s scaled) was not used (RFC 5555 §4.3)"
     )
