@@ -187,6 +187,7 @@ class Fault(Enum):
     MN_IPV4_HOA_UNUSED = ("mn", "ipv4-hoa-unused")
     MN_V4_BU_NO_DNS = ("mn", "v4-bu-no-dns")
     MN_NAT_KEEPALIVE_IGNORED = ("mn", "nat-keepalive-ignored")
+    MN_NO_UDP_TUNNEL = ("mn", "no-udp-tunnel")
     # the Mobile Node: several interfaces and flows (suites/mn/test_mcoa_flows.py)
     MN_NEW_IFACE_UNREGISTERED = ("mn", "new-iface-unregistered")
     MN_NO_BID_OPTION = ("mn", "no-bid-option")
@@ -856,6 +857,11 @@ CATALOGUE: dict[Fault, FaultSpec] = {
         "RFC5555-10",
         "behind a NAT, refreshes its binding only at the binding's own refresh time, not at "
         "the refresh time of the BA's NAT Detection option (RFC 5555 §4.3)",
+    ),
+    Fault.MN_NO_UDP_TUNNEL: FaultSpec(
+        "DMM-OVW-9",
+        "what a home address registered with an IPv4 care-of address sends is not tunnelled "
+        "in UDP to the home agent (RFC 5555 §4.1): the session's packets are dropped",
     ),
     Fault.MN_NO_DNS_UPDATE: FaultSpec(
         "DMM-MN-16",

@@ -609,7 +609,8 @@ class MobileNodeDaemon:
             if len(inner) >= 40 and inner[0] >> 4 == 6 and self._has4:
                 ha4 = self._has4.get(ipaddress.IPv6Address(inner[8:24]))
                 if ha4 is not None:  # RFC 5555 §4.1: in UDP to the HA's IPv4 address
-                    self._send_udp4(inner, ha4)
+                    if not self.faults.has(Fault.MN_NO_UDP_TUNNEL):
+                        self._send_udp4(inner, ha4)
                     continue
             outer = packets.reverse_tunnel(inner, self._has, self.faults, self._flows)
             if outer is not None:

@@ -336,3 +336,22 @@ def udp4_to(ha4: str) -> Predicate:
         )
 
     return Predicate(test, f"a datagram from the MN to {ha4} port {DSMIP_PORT}")
+
+
+def tunnelled_in_udp4(ha4: str, src: str, dst: str) -> Predicate:
+    """An IPv6 packet from `src` to `dst` (not a Mobility Header) that the MN sends inside
+    UDP/IPv4 to `ha4` port 4191 (RFC 5555 §4.1: the reverse tunnel from an IPv4 care-of
+    address)."""
+
+    def test(pkt: Any) -> bool:
+        if not udp4_to(ha4)(pkt):
+            return False
+        data = bytes(pkt[UDP].payload)
+        if len(data) < 40 or data[0] >> 4 != 6 or data[6] == 135:
+            return False
+        return (
+            str(ipaddress.IPv6Address(data[8:24])) == src
+            and str(ipaddress.IPv6Address(data[24:40])) == dst
+        )
+
+    return Predicate(test, f"a packet from {src} to {dst} in UDP/IPv4 to {ha4} port {DSMIP_PORT}")
