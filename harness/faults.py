@@ -841,7 +841,7 @@ CATALOGUE: dict[Fault, FaultSpec] = {
     ),
     Fault.MN_NO_IPV4_HOA_OPTION: FaultSpec(
         "RFC5555-1",
-        "its BUs in UDP/IPv4 carry no IPv4 Home Address option (RFC 5555 §4.4.2)",
+        "its BUs carry no IPv4 Home Address option (RFC 5555 §4.4.2)",
     ),
     Fault.MN_IPV4_HOA_UNUSED: FaultSpec(
         "DMM-V4-8",

@@ -1100,8 +1100,9 @@ class MobileNodeCore:
                 overwrite=bool(bids) and not self.config.faults.has(Fault.MN_NO_OVERWRITE),
                 coa4=b.coa4,
                 ha4=b.ha4 if b.coa4 is not None else None,
-                # RFC 5555 §4.4.2: the IPv4 home address it has, else 0.0.0.0 for one
-                hoa4=(b.hoa4 or UNSPECIFIED4) if b.coa4 is not None else None,
+                # RFC 5555 §4.4.2: the IPv4 home address it has (in every BU, from an
+                # IPv6 care-of address too), else 0.0.0.0 for one on an IPv4-only link
+                hoa4=b.hoa4 or (UNSPECIFIED4 if b.coa4 is not None else None),
             )
         ]
 

@@ -38,10 +38,9 @@ def binding_update(
 
     options: list[Any] = []
     bids = () if faults.has(Fault.MN_NO_BID_OPTION) else bu.bids
-    if bu.coa4 is not None:
-        options += ipv4_options(bu, faults)  # RFC 5555 §4.2: the CoA is the IPv4 one
-    elif not bids or faults.has(Fault.MN_ALT_COA_WITH_BID):
+    if bu.coa4 is None and (not bids or faults.has(Fault.MN_ALT_COA_WITH_BID)):
         options.append(MIP6OptAltCoA(acoa=str(bu.coa)))  # RFC 5648 §5.2: not with BIDs
+    options += ipv4_options(bu, faults)  # RFC 5555 §4.2: the IPv4 home and care-of addresses
     options += [*mcoa_options(bids), *flow_options(bu.flows)]
     if bu.multicast is not None and not faults.has(Fault.MN_NO_MCAST_OPTION):
         options += multicast_state_options(option_records(bu.multicast))
@@ -78,14 +77,15 @@ def binding_update(
 
 def ipv4_options(bu: mn_core.SendBindingUpdate, faults: Faults = NO_FAULTS) -> list[Any]:
     """RFC 5555 §4.2, §4.4.2: the IPv4 Home Address option (the MN's IPv4 home address, or
-    0.0.0.0 to be given one; a single address, prefix length 32) and the IPv4 Care-of
-    Address option."""
+    0.0.0.0 to be given one; a single address, prefix length 32) and, from an IPv4 care-of
+    address, the IPv4 Care-of Address option."""
     from harness.wire.mobility import MIP6OptIPv4CareOfAddress, MIP6OptIPv4HomeAddress
 
     out: list[Any] = []
     if bu.hoa4 is not None and not faults.has(Fault.MN_NO_IPV4_HOA_OPTION):
         out.append(MIP6OptIPv4HomeAddress(prefix_len=32, flags=0, address=str(bu.hoa4)))
-    out.append(MIP6OptIPv4CareOfAddress(address=str(bu.coa4)))
+    if bu.coa4 is not None:
+        out.append(MIP6OptIPv4CareOfAddress(address=str(bu.coa4)))
     return out
 
 

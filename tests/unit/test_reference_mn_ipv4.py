@@ -114,6 +114,13 @@ def test_back_on_an_ipv6_link_the_binding_takes_the_ipv6_care_of_address() -> No
     out = c.router_advertisement(1.5, _ra(2))
     [again] = _of(out, m.SendBindingUpdate)
     assert again.coa4 is None and again.coa == P("2001:db8:2::/64")[IID]
+    assert again.hoa4 == HOA4  # RFC 5555 §4.4.2: the IPv4 home address it has, in every BU
+    msg = compact.parse_packet(mn_packets.binding_update(again))
+    types = [
+        o.otype for o in compact.parse_options(msg.body, compact.FIXED_PART[compact.MHType.BU])
+    ]
+    assert MobOpt.IPV4_HOME_ADDRESS in types and MobOpt.IPV4_CARE_OF_ADDRESS not in types
+    assert MobOpt.ALTERNATE_COA in types
 
 
 def test_the_bu_in_udp_is_sent_from_the_home_address_with_both_options() -> None:
