@@ -188,6 +188,7 @@ class Fault(Enum):
     MN_V4_BU_NO_DNS = ("mn", "v4-bu-no-dns")
     MN_NAT_KEEPALIVE_IGNORED = ("mn", "nat-keepalive-ignored")
     MN_NO_UDP_TUNNEL = ("mn", "no-udp-tunnel")
+    MN_IPV4_HOA_NOT_TUNNELLED = ("mn", "ipv4-hoa-not-tunnelled")
     # the Mobile Node: several interfaces and flows (suites/mn/test_mcoa_flows.py)
     MN_NEW_IFACE_UNREGISTERED = ("mn", "new-iface-unregistered")
     MN_NO_BID_OPTION = ("mn", "no-bid-option")
@@ -862,6 +863,11 @@ CATALOGUE: dict[Fault, FaultSpec] = {
         "DMM-OVW-9",
         "what a home address registered with an IPv4 care-of address sends is not tunnelled "
         "in UDP to the home agent (RFC 5555 §4.1): the session's packets are dropped",
+    ),
+    Fault.MN_IPV4_HOA_NOT_TUNNELLED: FaultSpec(
+        "DMM-V4-8",
+        "what an application sends from the assigned IPv4 home address is not tunnelled in "
+        "UDP to the home agent (RFC 5555 §4.1): the address cannot be used",
     ),
     Fault.MN_NO_DNS_UPDATE: FaultSpec(
         "DMM-MN-16",

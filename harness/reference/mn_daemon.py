@@ -32,8 +32,8 @@ the core's; this module only does I/O:
   to the core; its BUs in UDP/IPv4 leave one UDP socket for the HA's port 4191, and what
   comes back on it is a BA (with the IPv4 Address Acknowledgement and NAT Detection options)
   or an IPv6 packet for the tunnel device; what a home address bound so sends goes in UDP
-  too. The IPv4 home address is put on the tunnel device (its IPv4 traffic is not carried
-  yet).
+  too. The IPv4 home address is put on the tunnel device with a rule that routes what it
+  sends there, and its IPv4 packets go in UDP to the HA and back (RFC 5555 §4.1, §4.5.1).
 * Several interfaces (draft §7.1, INT-20): an interface of --ifaces that is not there at
   start is taken on when it appears (polled), and its carrier is polled too (IFF_RUNNING);
   its default route comes after the first interface's, and a rule routes what its own
@@ -320,6 +320,8 @@ class MobileNodeDaemon:
         if self._air is not None:
             self._air.close()
         lines = [f"rule del priority {RULE_PRIORITY}" for _ in self._has]
+        if self._hoa4:
+            ip_batch([f"rule del priority {RULE_PRIORITY}" for _ in self._hoa4], self.log, "-4")
         lines += self._flow_rules + list(self._iface_rules.values())
         ip_batch(lines, self.log)
         if self._tun_fd is not None:
@@ -606,6 +608,9 @@ class MobileNodeDaemon:
                 inner = os.read(self._tun_fd, 65535)
             except (BlockingIOError, InterruptedError):
                 return
+            if len(inner) >= 20 and inner[0] >> 4 == 4 and self._hoa4:
+                self._ipv4_to_home_agent(inner)
+                continue
             if len(inner) >= 40 and inner[0] >> 4 == 6 and self._has4:
                 ha4 = self._has4.get(ipaddress.IPv6Address(inner[8:24]))
                 if ha4 is not None:  # RFC 5555 §4.1: in UDP to the HA's IPv4 address
@@ -931,7 +936,15 @@ class MobileNodeDaemon:
                 data, (src, port) = self._udp4.recvfrom(65535)
             except (BlockingIOError, InterruptedError):
                 return
-            if port != DSMIP_PORT or len(data) < 40 or data[0] >> 4 != 6:
+            if port != DSMIP_PORT or not data:
+                continue
+            if data[0] >> 4 == 4 and len(data) >= 20:  # §4.5.1: to an IPv4 home address
+                dst = ipaddress.IPv4Address(data[16:20])
+                if dst in self._hoa4.values() and ipaddress.IPv4Address(src) in self._has4.values():
+                    with contextlib.suppress(OSError):
+                        os.write(self._tun_fd, data)
+                continue
+            if len(data) < 40 or data[0] >> 4 != 6:
                 continue
             if data[6] in (IPPROTO_ROUTING, IPPROTO_MH):
                 self._binding_ack(data, udp4=True)
@@ -939,14 +952,34 @@ class MobileNodeDaemon:
                 with contextlib.suppress(OSError):
                     os.write(self._tun_fd, data)
 
+    def _ipv4_to_home_agent(self, inner: bytes) -> None:
+        """An IPv4 packet from an IPv4 home address: in UDP to the HA of its binding, when
+        that is one to an IPv4 care-of address (RFC 5555 §4.1: IPv4, UDP, IPv4)."""
+        src = ipaddress.IPv4Address(inner[12:16])
+        hoa = next((h for h, a in self._hoa4.items() if a == src), None)
+        ha4 = self._has4.get(hoa) if hoa is not None else None
+        if ha4 is not None and not self.faults.has(Fault.MN_IPV4_HOA_NOT_TUNNELLED):
+            self._send_udp4(inner, ha4)
+
     def _ipv4_home_address(self, a: mn_core.Ipv4HomeAddress) -> list[str]:
         """The IPv4 home address on the tunnel device (draft §8: the MN uses it), or
         removed when the binding ends."""
         old = self._hoa4.pop(a.hoa, None)
-        lines = [f"addr del {old}/32 dev {TUN_NAME}"] if old is not None else []
+        lines = []
+        if old is not None:
+            lines += [
+                f"rule del from {old}/32 lookup {ROUTE_TABLE} priority {RULE_PRIORITY}",
+                f"addr del {old}/32 dev {TUN_NAME}",
+            ]
         if a.address is not None:
+            # what the applications send from it goes into the device (RFC 5555 §4.1)
             self._hoa4[a.hoa] = a.address
-            lines.append(f"addr replace {a.address}/32 dev {TUN_NAME}")
+            sysctl(f"net/ipv4/conf/{TUN_NAME}/rp_filter", "0")  # its packets come from afar
+            lines += [
+                f"addr replace {a.address}/32 dev {TUN_NAME}",
+                f"route replace default dev {TUN_NAME} table {ROUTE_TABLE}",
+                f"rule add from {a.address}/32 lookup {ROUTE_TABLE} priority {RULE_PRIORITY}",
+            ]
         return lines
 
     def _solicit(self, iface: str) -> None:

@@ -338,10 +338,10 @@ def udp4_to(ha4: str) -> Predicate:
     return Predicate(test, f"a datagram from the MN to {ha4} port {DSMIP_PORT}")
 
 
-def tunnelled_in_udp4(ha4: str, src: str, dst: str) -> Predicate:
-    """An IPv6 packet from `src` to `dst` (not a Mobility Header) that the MN sends inside
-    UDP/IPv4 to `ha4` port 4191 (RFC 5555 §4.1: the reverse tunnel from an IPv4 care-of
-    address)."""
+def tunnelled_in_udp4(ha4: str, src: str, dst: str, sport: int | None = None) -> Predicate:
+    """An IPv6 packet from `src` to `dst` (not a Mobility Header; with `sport`, a TCP or UDP
+    segment from that port right after the IPv6 header) that the MN sends inside UDP/IPv4 to
+    `ha4` port 4191 (RFC 5555 §4.1: the reverse tunnel from an IPv4 care-of address)."""
 
     def test(pkt: Any) -> bool:
         if not udp4_to(ha4)(pkt):
@@ -349,9 +349,53 @@ def tunnelled_in_udp4(ha4: str, src: str, dst: str) -> Predicate:
         data = bytes(pkt[UDP].payload)
         if len(data) < 40 or data[0] >> 4 != 6 or data[6] == 135:
             return False
+        if sport is not None and (
+            data[6] not in (6, 17) or len(data) < 42 or int.from_bytes(data[40:42], "big") != sport
+        ):
+            return False
         return (
             str(ipaddress.IPv6Address(data[8:24])) == src
             and str(ipaddress.IPv6Address(data[24:40])) == dst
         )
 
-    return Predicate(test, f"a packet from {src} to {dst} in UDP/IPv4 to {ha4} port {DSMIP_PORT}")
+    port = f" port {sport}" if sport is not None else ""
+    return Predicate(
+        test, f"a packet from {src}{port} to {dst} in UDP/IPv4 to {ha4} port {DSMIP_PORT}"
+    )
+
+
+def ipv4_tunnelled_in_udp4(ha4: str, src: str, dst: str) -> Predicate:
+    """An IPv4 packet from `src` to `dst` that the MN sends inside UDP/IPv4 to `ha4` port
+    4191 (RFC 5555 §4.1: IPv4 traffic of an IPv4 home address from an IPv4 care-of
+    address)."""
+
+    def test(pkt: Any) -> bool:
+        if not udp4_to(ha4)(pkt):
+            return False
+        data = bytes(pkt[UDP].payload)
+        if len(data) < 20 or data[0] >> 4 != 4:
+            return False
+        return (
+            str(ipaddress.IPv4Address(data[12:16])) == src
+            and str(ipaddress.IPv4Address(data[16:20])) == dst
+        )
+
+    return Predicate(test, f"an IPv4 packet from {src} to {dst} in UDP to {ha4} port {DSMIP_PORT}")
+
+
+def ipv4_in_udp4_from(ha4: str, dst: str) -> Predicate:
+    """An IPv4 packet to `dst` that reaches the MN inside UDP/IPv4 from `ha4` port 4191
+    (RFC 5555 §4.5.1, behind a NAT)."""
+
+    def test(pkt: Any) -> bool:
+        ip, udp = pkt.getlayer(IP), pkt.getlayer(UDP)
+        if getattr(pkt, "direction", 1) != 1 or ip is None or udp is None:
+            return False
+        if ip.src != ha4 or udp.sport != DSMIP_PORT:
+            return False
+        data = bytes(udp.payload)
+        return (
+            len(data) >= 20 and data[0] >> 4 == 4 and str(ipaddress.IPv4Address(data[16:20])) == dst
+        )
+
+    return Predicate(test, f"an IPv4 packet to {dst} in UDP from {ha4} port {DSMIP_PORT}")

@@ -99,6 +99,9 @@ KILLS: dict[str, tuple[str, ...]] = {
     "v4-bu-no-dns": (V4 + "test_the_ipv4_home_address_is_registered_in_the_dns",),
     "nat-keepalive-ignored": (V4 + "test_the_nat_binding_is_refreshed_at_the_bas_refresh_time",),
     "no-udp-tunnel": (V4 + "test_session_traffic_leaves_in_udp_to_the_home_agent",),
+    "ipv4-hoa-not-tunnelled": (
+        V4 + "test_an_application_reaches_the_correspondent_from_the_ipv4_home_address",
+    ),
     # issue 12: several interfaces and flows (draft §7.1, RFC 5648, RFC 6089)
     "new-iface-unregistered": (NEW_IFACE, FLOWS),
     "no-bid-option": (NEW_IFACE,),
