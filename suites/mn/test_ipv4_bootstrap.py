@@ -11,8 +11,9 @@ interface: its DHCPv4 messages and what it then sends from the address it was gi
 With a session of its link-1 address open, the MN then registers its IPv4 care-of address
 with link 1's dual-stack home agent (RFC 5555 §4.2, draft §8, INT-22): judged on the same
 interface, its BU in UDP/IPv4 to the HA's port 4191 (through ar3's NAT), the options it
-carries, the IPv4 home address of the HA's BA in the MN's kernel, the A record at the lab's
-named, and the NAT keepalives.
+carries, the IPv4 home address of the HA's BA in the MN's kernel and in an application's
+use, the session's packets in UDP to the HA, the A record at the lab's named, and the NAT
+keepalives.
 
 A profile that does not claim `ipv4` makes these not-applicable; a
 kea-dhcp4 that is missing or does not start, not-run; a server that does not answer the MN,
