@@ -184,6 +184,15 @@ class Fault(Enum):
     MN_HNINF_WRONG_CODE = ("mn", "hninf-wrong-code")
     MN_HNINF_ID_TYPE_0 = ("mn", "hninf-id-type-0")
     MN_HNINF_NOT_REQUESTED = ("mn", "hninf-not-requested")
+    # the Mobile Node: an IPv4 care-of address (issue 13, suites/mn/test_ipv4_bootstrap.py)
+    MN_NO_V4_REGISTRATION = ("mn", "no-v4-registration")
+    MN_V4_REGISTER_ALWAYS = ("mn", "v4-register-always")
+    MN_NO_IPV4_HOA_OPTION = ("mn", "no-ipv4-hoa-option")
+    MN_IPV4_HOA_UNUSED = ("mn", "ipv4-hoa-unused")
+    MN_V4_BU_NO_DNS = ("mn", "v4-bu-no-dns")
+    MN_NAT_KEEPALIVE_IGNORED = ("mn", "nat-keepalive-ignored")
+    MN_NO_UDP_TUNNEL = ("mn", "no-udp-tunnel")
+    MN_IPV4_HOA_NOT_TUNNELLED = ("mn", "ipv4-hoa-not-tunnelled")
     # the Mobile Node: several interfaces and flows (suites/mn/test_mcoa_flows.py)
     MN_NEW_IFACE_UNREGISTERED = ("mn", "new-iface-unregistered")
     MN_NO_BID_OPTION = ("mn", "no-bid-option")
@@ -846,6 +855,45 @@ CATALOGUE: dict[Fault, FaultSpec] = {
         "DMM-V4-11",
         "its DHCPINFORM's Parameter Request List does not ask for the Home Network "
         "Information option (RFC 2131 §3.4, draft-xia-mext-hioptv4 §5)",
+    ),
+    Fault.MN_NO_V4_REGISTRATION: FaultSpec(
+        "DMM-V4-7",
+        "moved onto an IPv4-only link with an open session, does not register its IPv4 "
+        "care-of address with the dual-stack home agent (draft §8)",
+    ),
+    Fault.MN_V4_REGISTER_ALWAYS: FaultSpec(
+        "DMM-V4-7",
+        "registers its IPv4 care-of address with the home agent of the link left even when "
+        "no session of that link's address is open (draft §8, OPEN-15)",
+    ),
+    Fault.MN_NO_IPV4_HOA_OPTION: FaultSpec(
+        "RFC5555-1",
+        "its BUs carry no IPv4 Home Address option (RFC 5555 §4.4.2)",
+    ),
+    Fault.MN_IPV4_HOA_UNUSED: FaultSpec(
+        "DMM-V4-8",
+        "does not take the IPv4 home address of the BA's IPv4 Address Acknowledgement into "
+        "use (draft §8, RFC 5555 §4.4)",
+    ),
+    Fault.MN_V4_BU_NO_DNS: FaultSpec(
+        "DMM-V4-9",
+        "its registration BU in UDP/IPv4 carries no DNS Update option: its IPv4 home address "
+        "never reaches the DNS (draft §8)",
+    ),
+    Fault.MN_NAT_KEEPALIVE_IGNORED: FaultSpec(
+        "RFC5555-10",
+        "behind a NAT, refreshes its binding only at the binding's own refresh time, not at "
+        "the refresh time of the BA's NAT Detection option (RFC 5555 §4.3)",
+    ),
+    Fault.MN_NO_UDP_TUNNEL: FaultSpec(
+        "DMM-OVW-9",
+        "what a home address registered with an IPv4 care-of address sends is not tunnelled "
+        "in UDP to the home agent (RFC 5555 §4.1): the session's packets are dropped",
+    ),
+    Fault.MN_IPV4_HOA_NOT_TUNNELLED: FaultSpec(
+        "DMM-V4-8",
+        "what an application sends from the assigned IPv4 home address is not tunnelled in "
+        "UDP to the home agent (RFC 5555 §4.1): the address cannot be used",
     ),
     Fault.MN_NO_DNS_UPDATE: FaultSpec(
         "DMM-MN-16",

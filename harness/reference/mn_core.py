@@ -47,6 +47,13 @@ What it decides:
   new care-of address when it moves to another link (RFC 5648 §5.1, §6.2). An interface that
   loses its link leaves the bindings (§5.4, §6.2); when it is the binding's own, the binding
   goes on from an interface that still has a care-of address in it.
+* An IPv4-only link (draft §8, RFC 5555 §4.2-§4.4, INT-22): once DHCPv4 gave an IPv4
+  care-of address (`ipv4_link`), the address of the link left is registered with that
+  link's dual-stack home agent, at its IPv4 address, only while a session of it is open;
+  the BU goes in UDP/IPv4 with the IPv4 Care-of Address option and the IPv4 Home Address
+  option (0.0.0.0 until one is assigned). The BA's IPv4 Address Acknowledgement gives the
+  IPv4 home address the MN then configures; behind a NAT the binding is refreshed at the
+  NAT Detection option's refresh time (§4.3: the BU is the keepalive).
 * The data plane follows the bindings: a home address leaves the air interface for the
   tunnel when the MN moves away, and the tunnel carries traffic only once the BA has
   come (draft §3: the BA "completes the registration").
@@ -68,7 +75,10 @@ from harness.faults import NO_FAULTS, Fault, Faults
 from harness.reference.multicast import GroupState, ListenerState
 
 IPv6 = ipaddress.IPv6Address
+IPv4 = ipaddress.IPv4Address
 Prefix = ipaddress.IPv6Network
+UNSPECIFIED4 = IPv4(0)  # the IPv4 Home Address option's request for a dynamic one
+NO_KEEPALIVE = 0xFFFFFFFF  # a NAT Detection option's refresh time when none is needed
 
 LIFETIME_UNIT = 4  # seconds per unit of the BU/BA Lifetime field (RFC 6275 §6.1.7)
 STATUS_REJECTED = 128  # BA status >= 128: the BU was refused (RFC 6275 §6.1.8)
@@ -158,6 +168,10 @@ class Binding:
     expires_at: float | None = None
     acked_coa: IPv6 | None = None  # the CoA the HA last accepted: the tunnel's end
     forget_dns: bool = False  # its deregistration removes the DNS entry (draft §3)
+    coa4: IPv4 | None = None  # an IPv4 care-of address: BUs in UDP/IPv4 (RFC 5555 §4.2)
+    ha4: IPv4 | None = None  # the dual-stack home agent's IPv4 address they go to
+    hoa4: IPv4 | None = None  # the IPv4 home address the HA assigned (RFC 5555 §3.2.1)
+    keepalive: float | None = None  # the NAT binding's refresh time, real seconds (§4.3)
     flows_sent: bool = False  # a BU of it carried flow bindings (the flows-once fault)
     sent_flows: tuple[tuple[int, IPv6], ...] = ()  # (port, CoA) of the last BU's flows
     acked_flows: tuple[tuple[int, IPv6], ...] = ()  # ... of the last BU the HA accepted
@@ -279,6 +293,23 @@ class SendBindingUpdate:
     bids: tuple[BidEntry, ...] = ()  # none: a plain RFC 6275 BU (Alternate CoA option)
     flows: tuple[FlowEntry, ...] = ()
     overwrite: bool = False  # the O flag (RFC 5648 §4.2)
+    # RFC 5555 §4.2: with `coa4`, the BU goes in UDP/IPv4 to `ha4` port 4191, its IPv6
+    # source the home address (no Home Address option), with the IPv4 Care-of Address
+    # option and the IPv4 Home Address option naming `hoa4` (0.0.0.0: a dynamic one)
+    coa4: IPv4 | None = None
+    ha4: IPv4 | None = None
+    hoa4: IPv4 | None = None
+
+
+@dataclass(frozen=True)
+class Ipv4Ack:
+    """What a BA to a BU in UDP/IPv4 said (the daemon parses it): the IPv4 Address
+    Acknowledgement (RFC 5555 §3.2.1) and the NAT Detection option's refresh time (§3.2.2)."""
+
+    status: int | None = None  # None: no IPv4 Address Acknowledgement
+    address: IPv4 | None = None
+    prefixlen: int = 32
+    nat_refresh: int | None = None  # seconds; None: no NAT Detection option
 
 
 @dataclass(frozen=True)
@@ -306,6 +337,25 @@ class TunnelChanged:
     """The data plane's bindings changed: (hoa -> (ha, coa)) of the accepted ones."""
 
     routes: tuple[tuple[IPv6, IPv6, IPv6], ...]
+
+
+@dataclass(frozen=True)
+class Udp4TunnelChanged:
+    """The bindings to an IPv4 care-of address the HA accepted: (hoa, ha4) each. What
+    `hoa` sends goes in UDP to `ha4` port 4191, and what comes from there is written to
+    the tunnel device (RFC 5555 §4.1, §4.5)."""
+
+    routes: tuple[tuple[IPv6, IPv4], ...]
+
+
+@dataclass(frozen=True)
+class Ipv4HomeAddress:
+    """The IPv4 home address the HA assigned to the binding of `hoa` (None: none any more):
+    the MN configures it for its applications (draft §8, RFC 5555 §4.4)."""
+
+    hoa: IPv6
+    address: IPv4 | None
+    prefixlen: int = 32
 
 
 @dataclass(frozen=True)
@@ -348,6 +398,8 @@ Action = (
     | LookupHomeAgent
     | RequestHomeInfo
     | TunnelChanged
+    | Udp4TunnelChanged
+    | Ipv4HomeAddress
     | FlowRoutes
     | MulticastOnTunnel
     | AnnounceListening
@@ -401,6 +453,7 @@ class MobileNodeCore:
         # group -> prefix of the link it was joined on, for groups served by a binding
         self.group_home: dict[ipaddress.IPv4Address | IPv6, Prefix] = {}
         self._routes: tuple[tuple[IPv6, IPv6, IPv6], ...] = ()
+        self._routes4: tuple[tuple[IPv6, IPv4], ...] = ()
         self._flows: tuple[tuple[IPv6, int, IPv6, IPv6], ...] = ()
         self._lost: set[str] = set()  # the returning-iface-ignored fault's memory
         self._first_coa: dict[str, IPv6] = {}  # the moved-iface-old-coa fault's memory
@@ -472,17 +525,99 @@ class MobileNodeCore:
             return out
         return out + self._moved(now, ra, current)
 
-    def binding_ack(
-        self, now: float, ha: IPv6, hoa: IPv6, seq: int, status: int, lifetime: int
+    def ipv4_link(self, now: float, iface: str, coa4: IPv4, ha4: dict[IPv6, IPv4]) -> list[Action]:
+        """`iface` is on an IPv4-only link with the IPv4 care-of address `coa4` (DHCPv4,
+        draft §8); `ha4`: the IPv4 addresses of the dual-stack home agents the MN was told
+        of (the DHCPINFORM's home network information, INT-22). Like a move: the address of
+        the link left is registered with its home agent, in UDP/IPv4 with the IPv4 care-of
+        address, only while a session of it is open (draft §8, OPEN-15); the bindings that
+        were on `iface` move to the IPv4 care-of address."""
+        old = self.links.pop(iface, None)
+        out: list[Action] = [Log(f"{iface}: on an IPv4-only link, IPv4 care-of address {coa4}")]
+        self.bootstraps.pop(iface, None)
+        if old is not None:
+            out.append(RemoveAddress(iface, old.address))
+        if old is not None and old.address not in self.bindings:
+            out += self._leave_link4(now, iface, old, coa4, ha4)
+        for b in self.bindings.values():
+            if b.iface != iface or b.hoa == (old.address if old else None):
+                continue
+            if b.coa4 == coa4:
+                continue
+            address = ha4.get(b.ha)
+            if address is None:
+                out.append(Log(f"{b.ha} has no IPv4 address known: {b.hoa} not moved to {coa4}"))
+                continue
+            b.coa4, b.ha4, b.coa = coa4, address, b.hoa
+            dereg = b.phase is Phase.DEREGISTERING
+            out += self._send_bu(now, b, fresh=True, lifetime=0 if dereg else None)
+        return out + self._sync_data_plane()
+
+    def _leave_link4(
+        self, now: float, iface: str, old: AttachedLink, coa4: IPv4, ha4: dict[IPv6, IPv4]
     ) -> list[Action]:
-        out = self._binding_ack(now, ha, hoa, seq, status, lifetime)
+        """The MN left `old` for an IPv4-only link: draft §8, it registers the address of
+        `old` with that link's (dual-stack) home agent only if it has open sessions."""
+        entry = self.ha_cache.get(old.prefix)
+        if entry is not None and entry.expires is not None and entry.expires <= now:
+            entry = None
+        needed = old.address in self.sessions  # OPEN-15: open unicast sessions
+        if self.config.faults.has(Fault.MN_V4_REGISTER_ALWAYS):
+            needed = True
+        address = ha4.get(entry.address) if entry is not None else None
+        if not needed or entry is None or address is None:
+            self._forget_groups(old.prefix)
+            if entry is not None and entry.expires is not None and not needed:
+                del self.ha_cache[old.prefix]
+            why = (
+                "no session left"
+                if not needed
+                else "no home agent known"
+                if entry is None
+                else f"no IPv4 address known for {entry.address}"
+            )
+            return [Log(f"{old.address}: {why}, no binding over IPv4")]
+        if self.config.faults.has(Fault.MN_NO_V4_REGISTRATION):
+            return [Log(f"{old.address}: left unregistered on the IPv4-only link")]
+        b = Binding(
+            hoa=old.address,
+            prefix=old.prefix,
+            ha=entry.address,
+            coa=old.address,  # RFC 5555 §4.2: the inner IPv6 source is the home address
+            iface=iface,
+            seq=self._rng.randrange(0x10000),
+            coa4=coa4,
+            ha4=address,
+        )
+        b.multicast = self._binding_state(b)
+        self.bindings[b.hoa] = b
+        return [HomeAddressToTunnel(iface, b.hoa), *self._send_bu(now, b, fresh=True)]
+
+    def binding_ack(
+        self,
+        now: float,
+        ha: IPv6,
+        hoa: IPv6,
+        seq: int,
+        status: int,
+        lifetime: int,
+        ipv4: Ipv4Ack | None = None,
+    ) -> list[Action]:
+        out = self._binding_ack(now, ha, hoa, seq, status, lifetime, ipv4)
         if self.config.faults.has(Fault.MN_NO_REFRESH):
             for b in self.bindings.values():
                 b.refresh_at = None
         return out
 
     def _binding_ack(
-        self, now: float, ha: IPv6, hoa: IPv6, seq: int, status: int, lifetime: int
+        self,
+        now: float,
+        ha: IPv6,
+        hoa: IPv6,
+        seq: int,
+        status: int,
+        lifetime: int,
+        ipv4: Ipv4Ack | None = None,
     ) -> list[Action]:
         b = self.bindings.get(hoa)
         if self.config.faults.has(Fault.MN_ACCEPT_ANY_BA_SEQ) and b is not None:
@@ -513,8 +648,36 @@ class MobileNodeCore:
         granted = self.config.scaled(lifetime * LIFETIME_UNIT)
         b.expires_at = now + granted
         b.refresh_at = now + granted * self.config.refresh_share
-        out.append(Log(f"{ha} accepted {hoa} -> {b.coa} for {lifetime} units"))
+        out.append(Log(f"{ha} accepted {hoa} -> {b.coa4 or b.coa} for {lifetime} units"))
+        if b.coa4 is not None and ipv4 is not None:
+            out += self._ipv4_answer(now, b, ipv4)
         return out + self._sync_data_plane()
+
+    def _ipv4_answer(self, now: float, b: Binding, ipv4: Ipv4Ack) -> list[Action]:
+        """RFC 5555 §4.4: the IPv4 home address of the IPv4 Address Acknowledgement is the
+        MN's (draft §8); §4.3: behind a NAT, the binding is refreshed at the NAT Detection
+        option's refresh time (the BU is the keepalive) when that comes before the
+        binding's own refresh; all ones: no keepalives needed."""
+        out: list[Action] = []
+        refresh = ipv4.nat_refresh
+        b.keepalive = None
+        if refresh is not None and refresh != NO_KEEPALIVE:
+            b.keepalive = self.config.scaled(refresh)
+            if not self.config.faults.has(Fault.MN_NAT_KEEPALIVE_IGNORED):
+                assert b.refresh_at is not None
+                b.refresh_at = min(b.refresh_at, now + b.keepalive)
+        ok = ipv4.status is not None and ipv4.status < STATUS_REJECTED
+        address = ipv4.address if ok and ipv4.address != UNSPECIFIED4 else None
+        if address is None:
+            if ipv4.status is not None and not ok:
+                out.append(Log(f"{b.ha} refused an IPv4 home address: status {ipv4.status}"))
+            return out
+        if address != b.hoa4:
+            b.hoa4 = address
+            out.append(Log(f"IPv4 home address {address} assigned with {b.hoa}"))
+            if not self.config.faults.has(Fault.MN_IPV4_HOA_UNUSED):
+                out.append(Ipv4HomeAddress(b.hoa, address, ipv4.prefixlen))
+        return out
 
     def tick(self, now: float) -> list[Action]:
         out: list[Action] = self._bootstrap_tick(now)
@@ -742,10 +905,10 @@ class MobileNodeCore:
         if ra.ha_address is None and ra.prefix not in self.ha_cache:
             out += self._bootstrap(now, iface, ra.prefix, ra.domains)  # draft §3: no HA Info
         for b in self.bindings.values():
-            if b.iface == iface and b.coa != new_address:
+            if b.iface == iface and (b.coa != new_address or b.coa4 is not None):
                 # a pending deregistration moves with the MN too: its BA must reach the
                 # new link (RFC 6275 §11.7.1: the care-of address is the packet's source)
-                b.coa = new_address
+                b.coa, b.coa4, b.keepalive = new_address, None, None
                 dereg = b.phase is Phase.DEREGISTERING
                 out += self._send_bu(now, b, fresh=True, lifetime=0 if dereg else None)
             elif b.iface != iface and b.phase is not Phase.DEREGISTERING:
@@ -915,7 +1078,7 @@ class MobileNodeCore:
         b.phase = Phase.DEREGISTERING
         b.forget_dns = coa is None  # back home, the address is in use again (draft §3)
         if coa is not None:
-            b.coa = coa
+            b.coa, b.coa4 = coa, None
         return [
             Log(f"deregistering {b.hoa} at {b.ha}: {why}"),
             *self._send_bu(now, b, fresh=True, lifetime=0),
@@ -923,9 +1086,10 @@ class MobileNodeCore:
 
     def _drop(self, b: Binding) -> list[Action]:
         self.bindings.pop(b.hoa, None)
+        gone: list[Action] = [Ipv4HomeAddress(b.hoa, None)] if b.hoa4 is not None else []
         for g in [g for g, p in self.group_home.items() if p == b.prefix]:
             del self.group_home[g]
-        out: list[Action] = []
+        out: list[Action] = gone
         link = self.links.get(b.iface)
         if link is None or link.address != b.hoa:
             out.append(HomeAddressFromTunnel(b.hoa))
@@ -965,6 +1129,11 @@ class MobileNodeCore:
                 bids,
                 flows,
                 overwrite=bool(bids) and not self.config.faults.has(Fault.MN_NO_OVERWRITE),
+                coa4=b.coa4,
+                ha4=b.ha4 if b.coa4 is not None else None,
+                # RFC 5555 §4.4.2: the IPv4 home address it has (in every BU, from an
+                # IPv6 care-of address too), else 0.0.0.0 for one on an IPv4-only link
+                hoa4=b.hoa4 or (UNSPECIFIED4 if b.coa4 is not None else None),
             )
         ]
 
@@ -973,6 +1142,8 @@ class MobileNodeCore:
         MN's FQDN (R clear); draft §3: a deregistration of an address no longer used asks
         for its removal (R set). Refreshes carry none."""
         if self.config.fqdn is None:
+            return None
+        if b.coa4 is not None and self.config.faults.has(Fault.MN_V4_BU_NO_DNS):
             return None
         if units == 0:
             return DnsUpdate(self.config.fqdn, True) if b.forget_dns else None
@@ -993,12 +1164,25 @@ class MobileNodeCore:
             sorted(
                 (b.hoa, b.ha, b.acked_coa)
                 for b in self.bindings.values()
-                if b.acked_coa is not None and b.phase is not Phase.DEREGISTERING
+                if b.acked_coa is not None and b.phase is not Phase.DEREGISTERING and b.coa4 is None
             )
         )
         if routes != self._routes:
             self._routes = routes
             out.append(TunnelChanged(routes))
+        routes4 = tuple(
+            sorted(
+                (b.hoa, b.ha4)
+                for b in self.bindings.values()
+                if b.acked_coa is not None
+                and b.phase is not Phase.DEREGISTERING
+                and b.coa4 is not None
+                and b.ha4 is not None
+            )
+        )
+        if routes4 != self._routes4:
+            self._routes4 = routes4
+            out.append(Udp4TunnelChanged(routes4))
         flows = tuple(
             sorted(
                 (b.hoa, port, b.ha, coa)
@@ -1048,5 +1232,8 @@ __all__ = [
     "SendRouterSolicitation",
     "SetDefaultRoute",
     "TunnelChanged",
+    "Udp4TunnelChanged",
+    "Ipv4Ack",
+    "Ipv4HomeAddress",
     "eui64_iid",
 ]

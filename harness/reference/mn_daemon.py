@@ -27,6 +27,13 @@ the core's; this module only does I/O:
   agent (reverse tunnelling, OPEN-2) and writes what the home agents tunnel to it into the
   device, which joins the bindings' groups so that applications keep receiving
   (docs/lab-facts.md: mirror membership).
+* An IPv4-only link (draft §8, RFC 5555): with --dhcpv4, the DHCPv4 client's settling on
+  the link (its lease and the DHCPINFORM's home agents, harness/reference/mn_dhcp4.py) goes
+  to the core; its BUs in UDP/IPv4 leave one UDP socket for the HA's port 4191, and what
+  comes back on it is a BA (with the IPv4 Address Acknowledgement and NAT Detection options)
+  or an IPv6 packet for the tunnel device; what a home address bound so sends goes in UDP
+  too. The IPv4 home address is put on the tunnel device with a rule that routes what it
+  sends there, and its IPv4 packets go in UDP to the HA and back (RFC 5555 §4.1, §4.5.1).
 * Several interfaces (draft §7.1, INT-20): an interface of --ifaces that is not there at
   start is taken on when it appears (polled), and its carrier is polled too (IFF_RUNNING;
   the first interface's loss as well, so that its binding goes on from another one);
@@ -86,6 +93,7 @@ SO_MARK = 36
 ETH_P_IPV6 = 0x86DD
 ETH_P_IP = 0x0800
 DHCP4_CLIENT_PORT = 68  # RFC 2131 §4.1
+DSMIP_PORT = 4191  # RFC 5555 §8: BUs and tunnelled packets in UDP/IPv4
 TUNSETIFF, IFF_TUN, IFF_NO_PI = 0x400454CA, 0x0001, 0x1000
 SIOCGIFFLAGS, IFF_RUNNING = 0x8913, 0x40
 TUN_NAME = "dmmmn0"
@@ -187,6 +195,12 @@ class MobileNodeDaemon:
         )
         self._v4_socks: dict[int, tuple[socket.socket, str]] = {}
         self._v4_carrier: CarrierWatch | None = None
+        # RFC 5555 §4.2: BUs in UDP/IPv4 to a dual-stack HA's port 4191 and their BAs, and
+        # the home addresses tunnelled that way (hoa -> HA's IPv4 address), on one socket:
+        # one NAT binding for signalling and data
+        self._udp4: socket.socket | None = None
+        self._has4: dict[ipaddress.IPv6Address, ipaddress.IPv4Address] = {}
+        self._hoa4: dict[ipaddress.IPv6Address, ipaddress.IPv4Address] = {}
 
     # ------------------------------------------------------------------ set-up
 
@@ -218,6 +232,9 @@ class MobileNodeDaemon:
         self._nl = LinkEvents()
         if self.v4 is not None:
             self._v4_carrier = CarrierWatch(self.opts.ifaces)
+            self._udp4 = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            self._udp4.bind(("0.0.0.0", 0))
+            self._udp4.setblocking(False)
         self._listener = mn_listener.KernelListenerWatch(list(self._ifindex))
         self._mirror = mn_listener.TunnelMirror(self._tun_index)
         return actions
@@ -294,7 +311,7 @@ class MobileNodeDaemon:
             sock.close()
         for sock, _ in [*self._ba.values(), *self._v4_socks.values()]:
             sock.close()
-        for s in (self._tx, self._tunnel_rx, self._dns, self._dhcp):
+        for s in (self._tx, self._tunnel_rx, self._dns, self._dhcp, self._udp4):
             if s is not None:
                 s.close()
         if self._nl is not None:
@@ -304,6 +321,8 @@ class MobileNodeDaemon:
         if self._air is not None:
             self._air.close()
         lines = [f"rule del priority {RULE_PRIORITY}" for _ in self._has]
+        if self._hoa4:
+            ip_batch([f"rule del priority {RULE_PRIORITY}" for _ in self._hoa4], self.log, "-4")
         lines += self._flow_rules + list(self._iface_rules.values())
         ip_batch(lines, self.log)
         if self._tun_fd is not None:
@@ -350,7 +369,7 @@ class MobileNodeDaemon:
                     self._nl,
                     self._listener,
                     *([self._air] if self._air is not None else []),
-                    *(s for s in (self._dns, self._dhcp) if s is not None),
+                    *(s for s in (self._dns, self._dhcp, self._udp4) if s is not None),
                     *(s for s, _ in self._v4_socks.values()),
                     *([self._v4_carrier] if self._v4_carrier is not None else []),
                 ]
@@ -395,6 +414,8 @@ class MobileNodeDaemon:
             self._read_dns()
         elif r is self._dhcp:
             self._read_dhcp()
+        elif r is self._udp4:
+            self._read_udp4()
         elif r == self._tun_fd:
             self._from_tun()
         elif isinstance(r, socket.socket) and r.fileno() in self._ra:
@@ -522,47 +543,53 @@ class MobileNodeDaemon:
                 self._bu_on_link(ra)
 
     def _read_ba(self, sock: socket.socket) -> None:
-        from harness.wire import compact
-        from harness.wire.numbers import MHType
-
         while True:
             try:
                 frame, addr = sock.recvfrom(65535)
             except (BlockingIOError, InterruptedError):
                 return
-            if addr[2] == socket.PACKET_OUTGOING or len(frame) < 48:
+            if addr[2] == socket.PACKET_OUTGOING:
                 continue
-            if frame[6] not in (IPPROTO_ROUTING, IPPROTO_MH):
-                continue
-            try:
-                msg = compact.parse_packet(frame)
-            except compact.Malformed:
-                continue
-            if msg.mhtype != MHType.BA:
-                continue
-            hoa = msg.rh2_hoa or msg.dst  # no type 2 header when the MN is at home (§6.1.8)
-            if packets.ba_ignored(msg, self.faults):
-                continue
-            if (
-                self.opts.key is not None
-                and not self.faults.has(Fault.MN_ACCEPT_BAD_BA_AUTH)
-                and not self._ba_authentic(frame)
-            ):
-                self.log(f"BA from {msg.src} fails RFC 4285 verification: ignored")
-                continue
-            actions = self.core.binding_ack(
-                time.monotonic(),
-                ipaddress.IPv6Address(msg.src),
-                ipaddress.IPv6Address(hoa),
-                msg.seq,
-                msg.ba_status,
-                msg.lifetime,
-            )
-            self.perform(actions)
-            if self.faults.has(Fault.MN_RO_COTI) and msg.ba_status < 128:
-                self._send_coti(ipaddress.IPv6Address(hoa))
-            if self.faults.has(Fault.MN_RO_ON_REFRESH) and msg.ba_status < 128 and msg.lifetime:
-                self._send_hoti_on_refresh(ipaddress.IPv6Address(hoa))
+            self._binding_ack(frame)
+
+    def _binding_ack(self, frame: bytes, udp4: bool = False) -> None:
+        """A BA (an IPv6 packet: read on the link, or from the UDP payload of a dual-stack
+        HA, `udp4`, which also carries RFC 5555's options) to the core."""
+        from harness.wire import compact
+        from harness.wire.numbers import MHType
+
+        if len(frame) < 48 or frame[6] not in (IPPROTO_ROUTING, IPPROTO_MH):
+            return
+        try:
+            msg = compact.parse_packet(frame)
+        except compact.Malformed:
+            return
+        if msg.mhtype != MHType.BA:
+            return
+        hoa = msg.rh2_hoa or msg.dst  # no type 2 header when the MN is at home (§6.1.8)
+        if packets.ba_ignored(msg, self.faults):
+            return
+        if (
+            self.opts.key is not None
+            and not self.faults.has(Fault.MN_ACCEPT_BAD_BA_AUTH)
+            and not self._ba_authentic(frame)
+        ):
+            self.log(f"BA from {msg.src} fails RFC 4285 verification: ignored")
+            return
+        actions = self.core.binding_ack(
+            time.monotonic(),
+            ipaddress.IPv6Address(msg.src),
+            ipaddress.IPv6Address(hoa),
+            msg.seq,
+            msg.ba_status,
+            msg.lifetime,
+            packets.ipv4_ack(msg) if udp4 else None,
+        )
+        self.perform(actions)
+        if self.faults.has(Fault.MN_RO_COTI) and msg.ba_status < 128:
+            self._send_coti(ipaddress.IPv6Address(hoa))
+        if self.faults.has(Fault.MN_RO_ON_REFRESH) and msg.ba_status < 128 and msg.lifetime:
+            self._send_hoti_on_refresh(ipaddress.IPv6Address(hoa))
 
     def _ba_authentic(self, frame: bytes) -> bool:
         from scapy.layers.inet6 import IPv6, MIP6OptMsgAuth
@@ -584,6 +611,15 @@ class MobileNodeDaemon:
                 inner = os.read(self._tun_fd, 65535)
             except (BlockingIOError, InterruptedError):
                 return
+            if len(inner) >= 20 and inner[0] >> 4 == 4 and self._hoa4:
+                self._ipv4_to_home_agent(inner)
+                continue
+            if len(inner) >= 40 and inner[0] >> 4 == 6 and self._has4:
+                ha4 = self._has4.get(ipaddress.IPv6Address(inner[8:24]))
+                if ha4 is not None:  # RFC 5555 §4.1: in UDP to the HA's IPv4 address
+                    if not self.faults.has(Fault.MN_NO_UDP_TUNNEL):
+                        self._send_udp4(inner, ha4)
+                    continue
             outer = packets.reverse_tunnel(inner, self._has, self.faults, self._flows)
             if outer is not None:
                 # the route of the outer source: an added interface's care-of address
@@ -671,6 +707,10 @@ class MobileNodeDaemon:
                 after.append(functools.partial(self._send_dhcp, a))
             elif isinstance(a, mn_core.TunnelChanged):
                 self._has = {hoa: (ha, coa) for hoa, ha, coa in a.routes}
+            elif isinstance(a, mn_core.Udp4TunnelChanged):
+                self._has4 = dict(a.routes)
+            elif isinstance(a, mn_core.Ipv4HomeAddress):
+                ip_batch(self._ipv4_home_address(a), self.log, "-4")
             elif isinstance(a, mn_core.FlowRoutes):
                 ip += self._flow_routes(a)
             elif isinstance(a, mn_core.MulticastOnTunnel):
@@ -706,6 +746,13 @@ class MobileNodeDaemon:
         data = packets.binding_update(
             bu, self.opts.key, self.opts.spi, self.faults, self.opts.mn_id
         )
+        if bu.coa4 is not None and bu.ha4 is not None:
+            self._send_udp4(data, bu.ha4)
+            self.log(
+                f"BU in UDP to {bu.ha4}:{DSMIP_PORT} ({bu.ha}): hoa {bu.hoa} coa {bu.coa4} "
+                f"ipv4 hoa {bu.hoa4} seq {bu.seq} lifetime {bu.lifetime}"
+            )
+            return
         if self.faults.has(Fault.MN_LATE_REGISTER) and bu.hoa not in active_session_addresses():
             # the fault: a binding nothing needs, registered LATE_REGISTER seconds late
             threading.Timer(LATE_REGISTER, self._send, (data, str(bu.ha))).start()
@@ -863,6 +910,11 @@ class MobileNodeDaemon:
                 ip_batch(lines, self.log, "-4")
             elif isinstance(a, mn_dhcp4.RemoveAddress4):
                 ip_batch([f"addr del {a.address}/{a.prefixlen} dev {a.iface}"], self.log, "-4")
+            elif isinstance(a, mn_dhcp4.Ipv4Link):
+                has = mn_dhcp4.ha_ipv4_addresses(a.home)
+                now = time.monotonic()
+                self.observe(now)  # the sessions as they are at the move
+                self.perform(self.core.ipv4_link(now, a.iface, a.address, has))
             elif isinstance(a, mn_dhcp4.SendDhcp4):
                 sock = next((s for s, i in self._v4_socks.values() if i == a.iface), None)
                 if sock is None:
@@ -874,6 +926,69 @@ class MobileNodeDaemon:
                     self.log(f"cannot send DHCP{kinds[a.kind]} on {a.iface}: {exc}")
                     continue
                 self.log(f"DHCPv4: {kinds[a.kind]} on {a.iface} ({a.xid:#x})")
+
+    def _send_udp4(self, data: bytes, ha4: ipaddress.IPv4Address) -> None:
+        if self._udp4 is None:
+            return
+        try:
+            self._udp4.sendto(data, (str(ha4), DSMIP_PORT))
+        except OSError as exc:
+            self.log(f"cannot send in UDP to {ha4}:{DSMIP_PORT}: {exc}")
+
+    def _read_udp4(self) -> None:
+        """From a dual-stack HA's port 4191 (RFC 5555 §4.2, §4.5.1): a BA, or an IPv6
+        packet tunnelled to a home address bound to the IPv4 care-of address."""
+        assert self._udp4 is not None and self._tun_fd is not None
+        while True:
+            try:
+                data, (src, port) = self._udp4.recvfrom(65535)
+            except (BlockingIOError, InterruptedError):
+                return
+            if port != DSMIP_PORT or not data:
+                continue
+            if data[0] >> 4 == 4 and len(data) >= 20:  # §4.5.1: to an IPv4 home address
+                dst = ipaddress.IPv4Address(data[16:20])
+                if dst in self._hoa4.values() and ipaddress.IPv4Address(src) in self._has4.values():
+                    with contextlib.suppress(OSError):
+                        os.write(self._tun_fd, data)
+                continue
+            if len(data) < 40 or data[0] >> 4 != 6:
+                continue
+            if data[6] in (IPPROTO_ROUTING, IPPROTO_MH):
+                self._binding_ack(data, udp4=True)
+            elif ipaddress.IPv4Address(src) in self._has4.values():
+                with contextlib.suppress(OSError):
+                    os.write(self._tun_fd, data)
+
+    def _ipv4_to_home_agent(self, inner: bytes) -> None:
+        """An IPv4 packet from an IPv4 home address: in UDP to the HA of its binding, when
+        that is one to an IPv4 care-of address (RFC 5555 §4.1: IPv4, UDP, IPv4)."""
+        src = ipaddress.IPv4Address(inner[12:16])
+        hoa = next((h for h, a in self._hoa4.items() if a == src), None)
+        ha4 = self._has4.get(hoa) if hoa is not None else None
+        if ha4 is not None and not self.faults.has(Fault.MN_IPV4_HOA_NOT_TUNNELLED):
+            self._send_udp4(inner, ha4)
+
+    def _ipv4_home_address(self, a: mn_core.Ipv4HomeAddress) -> list[str]:
+        """The IPv4 home address on the tunnel device (draft §8: the MN uses it), or
+        removed when the binding ends."""
+        old = self._hoa4.pop(a.hoa, None)
+        lines = []
+        if old is not None:
+            lines += [
+                f"rule del from {old}/32 lookup {ROUTE_TABLE} priority {RULE_PRIORITY}",
+                f"addr del {old}/32 dev {TUN_NAME}",
+            ]
+        if a.address is not None:
+            # what the applications send from it goes into the device (RFC 5555 §4.1)
+            self._hoa4[a.hoa] = a.address
+            sysctl(f"net/ipv4/conf/{TUN_NAME}/rp_filter", "0")  # its packets come from afar
+            lines += [
+                f"addr replace {a.address}/32 dev {TUN_NAME}",
+                f"route replace default dev {TUN_NAME} table {ROUTE_TABLE}",
+                f"rule add from {a.address}/32 lookup {ROUTE_TABLE} priority {RULE_PRIORITY}",
+            ]
+        return lines
 
     def _solicit(self, iface: str) -> None:
         sock = self._ra_socks.get(iface)

@@ -9,8 +9,9 @@ address, unicast to the server that leased it, carrying the DHCPv4 Home Network
 Information option of draft-xia-mext-hioptv4 (OPTION_DSMIP6_HNINF, code from
 DMMCONF_DHCPV4_HNINF_CODE, default 224; INT-11) with Id-type 2, "no preferred home network"
 (draft §7, INT-10), and no sub-options, and asking for that code in its Parameter Request
-List (DMM-V4-11). The home agents the DHCPACK names are recorded (`home_info`); registering
-an IPv4 care-of address with them is RFC 5555's part (issue 13), not done here.
+List (DMM-V4-11). The home agents the DHCPACK names are recorded (`home_info`) and handed
+on (`Ipv4Link`): registering the IPv4 care-of address with them is the mobile node core's
+decision (RFC 5555 §4.2, `MobileNodeCore.ipv4_link`).
 
 `Dhcp4Client` is fed carrier changes, "an RA came on this interface", the server's replies
 (parsed by `parse_reply`) and the passing of time; it answers with actions that
@@ -93,7 +94,18 @@ class RemoveAddress4:
     prefixlen: int
 
 
-Action = SendDhcp4 | AddAddress4 | RemoveAddress4 | Log
+@dataclass(frozen=True)
+class Ipv4Link:
+    """`iface` is settled on an IPv4-only link: its IPv4 care-of address and what the
+    DHCPINFORM taught of the home network (empty when it taught nothing). The mobile node
+    core decides what to register (RFC 5555 §4.2, draft §8)."""
+
+    iface: str
+    address: IPv4
+    home: dhcp.HomeInfo
+
+
+Action = SendDhcp4 | AddAddress4 | RemoveAddress4 | Ipv4Link | Log
 
 
 @dataclass(frozen=True)
@@ -169,19 +181,25 @@ class Dhcp4Client:
             ]
             if self.config.faults.has(Fault.MN_NO_DHCPINFORM):
                 link.state, link.due = State.BOUND, None
-                return out
+                return [*out, Ipv4Link(iface, r.yiaddr, dhcp.HomeInfo())]
             return out + self._send(now, link, iface, State.INFORMING)
         if link.state is State.INFORMING and r.kind == 5:
             link.state, link.due = State.BOUND, None
             self.home_info[iface] = r.home
+            assert link.lease is not None
+            settled = Ipv4Link(iface, link.lease.yiaddr, r.home)
             if not r.has_hninf:
-                return [Log(f"{iface}: the DHCPACK to DHCPINFORM has no home network information")]
+                return [
+                    Log(f"{iface}: the DHCPACK to DHCPINFORM has no home network information"),
+                    settled,
+                ]
             return [
+                settled,
                 Log(
                     f"{iface}: home agents {', '.join(r.home.ha_addresses) or 'none'}"
                     f" (IPv4 {', '.join(r.home.ha_ipv4_addresses) or 'none'}),"
                     f" home prefixes {', '.join(r.home.home_prefixes) or 'none'}"
-                )
+                ),
             ]
         return []
 
@@ -255,6 +273,19 @@ class Dhcp4Client:
             return []
         lease = link.lease
         return [RemoveAddress4(iface, lease.yiaddr, lease.prefixlen)]
+
+
+def ha_ipv4_addresses(home: dhcp.HomeInfo) -> dict[ipaddress.IPv6Address, IPv4]:
+    """The IPv4 address of each dual-stack home agent the home network information names
+    (INT-22): its IPv6 addresses and its IPv4-embedded ones (RFC 6610 §3.4) paired in the
+    server's order."""
+    v6 = [
+        ipaddress.IPv6Address(a)
+        for a in home.ha_addresses
+        if ipaddress.IPv6Address(a) not in dhcp.IPV4_EMBEDDING_WKP
+    ]
+    v4 = [IPv4(a) for a in home.ha_ipv4_addresses]
+    return dict(zip(v6, v4, strict=False))
 
 
 # ---------------------------------------------------------------------- the wire

@@ -47,8 +47,9 @@ def binding_update(
 
     options: list[Any] = []
     bids = () if faults.has(Fault.MN_NO_BID_OPTION) else bu.bids
-    if not bids or faults.has(Fault.MN_ALT_COA_WITH_BID):
+    if bu.coa4 is None and (not bids or faults.has(Fault.MN_ALT_COA_WITH_BID)):
         options.append(MIP6OptAltCoA(acoa=str(bu.coa)))  # RFC 5648 §5.2: not with BIDs
+    options += ipv4_options(bu, faults)  # RFC 5555 §4.2: the IPv4 home and care-of addresses
     options += [*mcoa_options(bids), *flow_options(bu.flows)]
     if bu.multicast is not None and not faults.has(Fault.MN_NO_MCAST_OPTION):
         options += multicast_state_options(option_records(bu.multicast))
@@ -71,7 +72,10 @@ def binding_update(
         flags |= 0x01
     mh = BindingUpdate(seq=bu.seq, mhtime=bu.lifetime, flags=flags, options=options)
     pkt: Any
-    if faults.has(Fault.MN_NO_HAO):
+    if bu.coa4 is not None:
+        # RFC 5555 §4.2: in UDP/IPv4 the IPv6 source is the home address, no HAO
+        pkt = IPv6(src=str(bu.hoa), dst=str(bu.ha)) / mh
+    elif faults.has(Fault.MN_NO_HAO):
         pkt = IPv6(src=str(bu.coa), dst=str(bu.ha)) / mh
     else:
         pkt = (
@@ -83,6 +87,20 @@ def binding_update(
         assert key is not None
         pkt = auth.sign(pkt, key)
     return bytes(pkt)
+
+
+def ipv4_options(bu: mn_core.SendBindingUpdate, faults: Faults = NO_FAULTS) -> list[Any]:
+    """RFC 5555 §4.2, §4.4.2: the IPv4 Home Address option (the MN's IPv4 home address, or
+    0.0.0.0 to be given one; a single address, prefix length 32) and, from an IPv4 care-of
+    address, the IPv4 Care-of Address option."""
+    from harness.wire.mobility import MIP6OptIPv4CareOfAddress, MIP6OptIPv4HomeAddress
+
+    out: list[Any] = []
+    if bu.hoa4 is not None and not faults.has(Fault.MN_NO_IPV4_HOA_OPTION):
+        out.append(MIP6OptIPv4HomeAddress(prefix_len=32, flags=0, address=str(bu.hoa4)))
+    if bu.coa4 is not None:
+        out.append(MIP6OptIPv4CareOfAddress(address=str(bu.coa4)))
+    return out
 
 
 def mcoa_options(bids: Iterable[mn_core.BidEntry]) -> list[Any]:
@@ -346,6 +364,23 @@ def _with_home_address(report: bytes, hoa: ipaddress.IPv6Address) -> bytes:
         / rest
     )
     return bytes(IPv6(bytes(out)))
+
+
+def ipv4_ack(msg: Any) -> mn_core.Ipv4Ack:
+    """What a BA in UDP/IPv4 says of RFC 5555: its IPv4 Address Acknowledgement (§3.2.1:
+    Status, Pref-len in the high six bits, the address) and the refresh time of its NAT
+    Detection option (§3.2.2)."""
+    from harness.wire import compact
+    from harness.wire.numbers import MobOpt
+
+    status, address, prefixlen, refresh = None, None, 32, None
+    for opt in compact.parse_options(msg.body, compact.FIXED_PART[compact.MHType.BA]):
+        if opt.otype == MobOpt.IPV4_ADDRESS_ACK and len(opt.data) == 6:
+            status, prefixlen = opt.data[0], opt.data[1] >> 2
+            address = ipaddress.IPv4Address(opt.data[2:6])
+        elif opt.otype == MobOpt.NAT_DETECTION and len(opt.data) == 6:
+            refresh = struct.unpack_from("!I", opt.data, 2)[0]
+    return mn_core.Ipv4Ack(status, address, prefixlen, refresh)
 
 
 def ba_ignored(msg: Any, faults: Faults = NO_FAULTS) -> bool:

@@ -200,3 +200,202 @@ class HnInf:
 
 def in_subnet(address: str, subnet: ipaddress.IPv4Network) -> bool:
     return ipaddress.IPv4Address(address) in subnet
+
+
+# ----------------------------------------------------------------- RFC 5555 from the MN (§4.2)
+
+DSMIP_PORT = 4191  # RFC 5555 §8
+IPV4_HOME_ADDRESS, IPV4_CARE_OF_ADDRESS = 29, 32  # RFC 5555 §3.1.1, §3.1.2
+IPV4_ADDRESS_ACK, NAT_DETECTION = 30, 31  # RFC 5555 §3.2.1, §3.2.2 (OPEN-13)
+NO_KEEPALIVE = 0xFFFFFFFF  # §3.2.2: no NAT, no keepalives needed
+
+
+def _udp4_mobility(pkt: Any, outbound: bool) -> Any:
+    """The Mobility Header message inside a frame's UDP/IPv4 payload to (outbound) or from
+    port 4191, or None."""
+    from harness.wire import compact
+
+    ip, udp = pkt.getlayer(IP), pkt.getlayer(UDP)
+    if (
+        ip is None
+        or udp is None
+        or getattr(pkt, "direction", 2 if outbound else 1) != (2 if outbound else 1)
+    ):
+        return None
+    if (udp.dport if outbound else udp.sport) != DSMIP_PORT:
+        return None
+    data = bytes(udp.payload)
+    if len(data) < 40 or data[0] >> 4 != 6:
+        return None
+    try:
+        return compact.parse_packet(data)
+    except compact.Malformed:
+        return None
+
+
+def bu_in_udp4(ha4: str) -> Predicate:
+    """A Binding Update the MN sends in UDP/IPv4 to `ha4` port 4191 (RFC 5555 §4.2)."""
+    from harness.wire.numbers import MHType
+
+    def test(pkt: Any) -> bool:
+        msg = _udp4_mobility(pkt, outbound=True)
+        return msg is not None and msg.mhtype == MHType.BU and pkt[IP].dst == ha4
+
+    return Predicate(test, f"a Binding Update in UDP/IPv4 to {ha4} port {DSMIP_PORT}")
+
+
+def ba_in_udp4(ha4: str, seq: int) -> Predicate:
+    """The BA of sequence number `seq` from `ha4` port 4191, in UDP/IPv4."""
+    from harness.wire.numbers import MHType
+
+    def test(pkt: Any) -> bool:
+        msg = _udp4_mobility(pkt, outbound=False)
+        return msg is not None and msg.mhtype == MHType.BA and msg.seq == seq and pkt[IP].src == ha4
+
+    return Predicate(test, f"a Binding Acknowledgement (seq {seq}) in UDP/IPv4 from {ha4}")
+
+
+def mobility(pkt: Any) -> Any:
+    """The Mobility Header message a `bu_in_udp4`/`ba_in_udp4` frame carries."""
+    msg = _udp4_mobility(pkt, outbound=getattr(pkt, "direction", 2) == 2)
+    assert msg is not None
+    return msg
+
+
+def option_data(msg: Any, otype: int) -> list[bytes]:
+    """The data of each option of type `otype` in a BU or BA."""
+    from harness.wire import compact
+
+    fixed = compact.FIXED_PART[compact.MHType(msg.mhtype)]
+    return [o.data for o in compact.parse_options(msg.body, fixed) if o.otype == otype]
+
+
+@dataclass(frozen=True)
+class Ipv4HoaOption:
+    """An IPv4 Home Address option (RFC 5555 §3.1.1): Prefix-len (6 bits), P, the address."""
+
+    prefix_len: int
+    p_flag: bool
+    address: str
+
+
+def ipv4_hoa_options(msg: Any) -> list[Ipv4HoaOption]:
+    return [
+        Ipv4HoaOption(d[0] >> 2, bool(d[0] & 0x02), str(ipaddress.IPv4Address(d[2:6])))
+        for d in option_data(msg, IPV4_HOME_ADDRESS)
+        if len(d) == 6
+    ]
+
+
+def ipv4_coa_options(msg: Any) -> list[str]:
+    """The addresses of the IPv4 Care-of Address options (RFC 5555 §3.1.2)."""
+    found = option_data(msg, IPV4_CARE_OF_ADDRESS)
+    return [str(ipaddress.IPv4Address(d[2:6])) for d in found if len(d) == 6]
+
+
+def assigned_ipv4(ba: Any) -> tuple[int, str] | None:
+    """(Status, address) of a BA's IPv4 Address Acknowledgement (RFC 5555 §3.2.1)."""
+    for d in option_data(ba, IPV4_ADDRESS_ACK):
+        if len(d) == 6:
+            return d[0], str(ipaddress.IPv4Address(d[2:6]))
+    return None
+
+
+def nat_refresh(ba: Any) -> int | None:
+    """The refresh time (seconds) of a BA's NAT Detection option (RFC 5555 §3.2.2)."""
+    for d in option_data(ba, NAT_DETECTION):
+        if len(d) == 6:
+            return int(struct.unpack_from("!I", d, 2)[0])
+    return None
+
+
+def node_ipv4_addresses(lab: Lab, node: str) -> set[str]:
+    """Every IPv4 address configured on any interface of `node` (its kernel's state)."""
+    import socket as _socket
+
+    from pyroute2 import IPRoute
+
+    from harness.lab import netns
+
+    with netns.entered(lab.ns(node)), IPRoute() as ipr:
+        return {str(a.get_attr("IFA_ADDRESS")) for a in ipr.get_addr(family=_socket.AF_INET)}
+
+
+def udp4_to(ha4: str) -> Predicate:
+    """Any datagram the MN sends to `ha4` port 4191 (a BU or tunnelled data: either
+    refreshes the NAT's binding, RFC 5555 §4.3)."""
+
+    def test(pkt: Any) -> bool:
+        ip, udp = pkt.getlayer(IP), pkt.getlayer(UDP)
+        return (
+            getattr(pkt, "direction", 2) == 2
+            and ip is not None
+            and udp is not None
+            and ip.dst == ha4
+            and udp.dport == DSMIP_PORT
+        )
+
+    return Predicate(test, f"a datagram from the MN to {ha4} port {DSMIP_PORT}")
+
+
+def tunnelled_in_udp4(ha4: str, src: str, dst: str, sport: int | None = None) -> Predicate:
+    """An IPv6 packet from `src` to `dst` (not a Mobility Header; with `sport`, a TCP or UDP
+    segment from that port right after the IPv6 header) that the MN sends inside UDP/IPv4 to
+    `ha4` port 4191 (RFC 5555 §4.1: the reverse tunnel from an IPv4 care-of address)."""
+
+    def test(pkt: Any) -> bool:
+        if not udp4_to(ha4)(pkt):
+            return False
+        data = bytes(pkt[UDP].payload)
+        if len(data) < 40 or data[0] >> 4 != 6 or data[6] == 135:
+            return False
+        if sport is not None and (
+            data[6] not in (6, 17) or len(data) < 42 or int.from_bytes(data[40:42], "big") != sport
+        ):
+            return False
+        return (
+            str(ipaddress.IPv6Address(data[8:24])) == src
+            and str(ipaddress.IPv6Address(data[24:40])) == dst
+        )
+
+    port = f" port {sport}" if sport is not None else ""
+    return Predicate(
+        test, f"a packet from {src}{port} to {dst} in UDP/IPv4 to {ha4} port {DSMIP_PORT}"
+    )
+
+
+def ipv4_tunnelled_in_udp4(ha4: str, src: str, dst: str) -> Predicate:
+    """An IPv4 packet from `src` to `dst` that the MN sends inside UDP/IPv4 to `ha4` port
+    4191 (RFC 5555 §4.1: IPv4 traffic of an IPv4 home address from an IPv4 care-of
+    address)."""
+
+    def test(pkt: Any) -> bool:
+        if not udp4_to(ha4)(pkt):
+            return False
+        data = bytes(pkt[UDP].payload)
+        if len(data) < 20 or data[0] >> 4 != 4:
+            return False
+        return (
+            str(ipaddress.IPv4Address(data[12:16])) == src
+            and str(ipaddress.IPv4Address(data[16:20])) == dst
+        )
+
+    return Predicate(test, f"an IPv4 packet from {src} to {dst} in UDP to {ha4} port {DSMIP_PORT}")
+
+
+def ipv4_in_udp4_from(ha4: str, dst: str) -> Predicate:
+    """An IPv4 packet to `dst` that reaches the MN inside UDP/IPv4 from `ha4` port 4191
+    (RFC 5555 §4.5.1, behind a NAT)."""
+
+    def test(pkt: Any) -> bool:
+        ip, udp = pkt.getlayer(IP), pkt.getlayer(UDP)
+        if getattr(pkt, "direction", 1) != 1 or ip is None or udp is None:
+            return False
+        if ip.src != ha4 or udp.sport != DSMIP_PORT:
+            return False
+        data = bytes(udp.payload)
+        return (
+            len(data) >= 20 and data[0] >> 4 == 4 and str(ipaddress.IPv4Address(data[16:20])) == dst
+        )
+
+    return Predicate(test, f"an IPv4 packet to {dst} in UDP from {ha4} port {DSMIP_PORT}")

@@ -43,6 +43,9 @@ TCP_INITIAL_RTO = 1.0  # RFC 6298 §2.1: a TCP sender retransmits within a few o
 MARGIN = 0.1
 LAB_SLACK = 2.5
 LATE_FACTOR = 1.0
+# RFC 5555 §4.3 keepalives are timed between two frames of the MN's own interface (the BA
+# in, the next datagram out): the MN's scheduling on a loaded machine, not the lab's moves
+KEEPALIVE_SLACK = 0.5
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,13 @@ class Deadlines:
         (RFC 4861 §6.3.7, §10: MAX_RTR_SOLICITATIONS x RTR_SOLICITATION_INTERVAL), and a
         message may be a retransmission after the first timeouts (RFC 2131 §4.1: 4 s, 8 s)."""
         return self.scaled(3 * RTR_SOLICITATION_INTERVAL + 4.0 + 8.0) * (1 + MARGIN) + LAB_SLACK
+
+    def keepalive(self, refresh: float) -> float:
+        """From a BA with a NAT Detection option of refresh time `refresh` (protocol
+        seconds, RFC 5555 §3.2.2) to the MN's next datagram to the HA, both read on the MN's
+        own interface: the refresh time scaled, with the margin and KEEPALIVE_SLACK (no lab
+        stimulus lies between the two frames, only the MN's own timers and scheduling)."""
+        return self.scaled(refresh) * (1 + MARGIN) + KEEPALIVE_SLACK
 
     @property
     def data(self) -> float:

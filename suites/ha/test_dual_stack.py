@@ -460,6 +460,38 @@ def test_bu_in_udp_ipv4_is_answered_in_udp(home_agent: HomeAgentUnderTest) -> No
         )
 
 
+@pytest.mark.clause("DMM-HA-25")
+def test_bu_with_both_ipv4_options_gets_an_ipv4_home_address(
+    home_agent: HomeAgentUnderTest,
+) -> None:
+    """A BU in UDP/IPv4 with the IPv4 Care-of Address option and the IPv4 Home Address
+    option asking for one (0.0.0.0): the HA creates the binding (the BA accepts it) and
+    its BA carries the IPv4 Address Acknowledgement with a success status and an IPv4 home
+    address (draft §6). That IPv4 traffic then reaches the MN is judged by
+    `test_ipv4_traffic_of_an_mn_in_an_ipv4_network`."""
+    ha = home_agent
+    hoa = ha.fresh_hoa()
+    own = str(ha.lab.plan.mn_address4(FOREIGN_LINK))
+    with Udp4Mn(ha) as mn:
+        options = (MIP6OptIPv4CareOfAddress(address=own), ipv4_hoa())
+        ba = udp_ba(mn, ha, bytes(ha.bu(hoa, 1, LIFETIME, options, coa=hoa)), 1)
+        try:
+            assert ba.ba_status < 128 and ba.lifetime > 0, (
+                f"BA status {ba.ba_status}, lifetime {ba.lifetime}: no binding cache entry for "
+                "a BU with the IPv4 Care-of Address and IPv4 Home Address options (draft §6)"
+            )
+            ack = ipv4_ack(ba)
+            assert ack is not None, (
+                "the BA carries no IPv4 Address Acknowledgement option (draft §6, RFC 5555 §4.5)"
+            )
+            assert ack.accepted and ack.address != ipaddress.IPv4Address(0), (
+                f"IPv4 Address Acknowledgement status {ack.status}, address {ack.address}: no "
+                "IPv4 home address set for a request of 0.0.0.0 (draft §6)"
+            )
+        finally:
+            mn.exchange(mn.bu(hoa, 2, 0, own), 2, WITHIN)
+
+
 @pytest.mark.clause("RFC5555-9")
 def test_nat_in_the_path_is_detected(home_agent: HomeAgentUnderTest) -> None:
     """The IPv4 Care-of Address option names an address that is not the BU's outer IPv4
@@ -585,7 +617,7 @@ def test_the_mn_reaches_the_correspondent_from_an_ipv4_care_of_address(
             mn.exchange(mn.bu(hoa, 2, 0, named), 2, WITHIN)
 
 
-@pytest.mark.clause("DMM-HA-24", "RFC5555-5", "RFC5555-8")
+@pytest.mark.clause("DMM-HA-24", "DMM-HA-25", "RFC5555-5", "RFC5555-8")
 @pytest.mark.parametrize("nat", [True, False], ids=["behind-a-nat", "no-nat"])
 def test_ipv4_traffic_of_an_mn_in_an_ipv4_network(
     home_agent: HomeAgentUnderTest, mn_link: Link, nat: bool

@@ -163,7 +163,10 @@ KILLS: dict[str, tuple[str, ...]] = {
     "dns-any-name": (DNS + "test_home_agents_own_name_is_not_updated_for_a_mobile_node",),
     "dns-restart": (DNS + "test_retransmitted_bus_do_not_restart_a_pending_update",),
     # issue 13: IPv4 home addresses over IPv6 transport (suites/ha/test_dual_stack.py)
-    "ipv4-no-ack": (V4 + "test_dynamic_ipv4_home_address_is_assigned_and_kept",),
+    "ipv4-no-ack": (
+        V4 + "test_dynamic_ipv4_home_address_is_assigned_and_kept",
+        V4 + "test_bu_with_both_ipv4_options_gets_an_ipv4_home_address",
+    ),
     "ipv4-no-dynamic": (V4 + "test_dynamic_ipv4_home_address_is_assigned_and_kept",),
     "ipv4-exhausted-128": (V4 + "test_exhausted_pool_gives_132",),
     "ipv4-taken-accepted": (V4 + "test_ipv4_home_address_of_another_node_is_refused",),

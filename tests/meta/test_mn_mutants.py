@@ -86,6 +86,23 @@ KILLS: dict[str, tuple[str, ...]] = {
     "hninf-wrong-code": (INFORM,),
     "hninf-id-type-0": (INFORM,),
     "hninf-not-requested": (INFORM,),
+    # issue 13: registering the IPv4 care-of address (draft §8, RFC 5555)
+    "no-v4-registration": (
+        V4 + "test_the_mn_registers_its_ipv4_care_of_address_after_a_move_with_a_session",
+    ),
+    "v4-register-always": (
+        V4 + "test_the_mn_does_not_register_its_ipv4_care_of_address_without_a_session",
+    ),
+    "no-ipv4-hoa-option": (
+        V4 + "test_the_bu_in_udp_carries_the_ipv4_home_address_option_asking_for_one",
+    ),
+    "ipv4-hoa-unused": (V4 + "test_the_mn_takes_the_assigned_ipv4_home_address_into_use",),
+    "v4-bu-no-dns": (V4 + "test_the_ipv4_home_address_is_registered_in_the_dns",),
+    "nat-keepalive-ignored": (V4 + "test_the_nat_binding_is_refreshed_at_the_bas_refresh_time",),
+    "no-udp-tunnel": (V4 + "test_session_traffic_leaves_in_udp_to_the_home_agent",),
+    "ipv4-hoa-not-tunnelled": (
+        V4 + "test_an_application_reaches_the_correspondent_from_the_ipv4_home_address",
+    ),
     # issue 12: several interfaces and flows (draft §7.1, RFC 5648, RFC 6089)
     "new-iface-unregistered": (NEW_IFACE, FLOWS),
     "no-bid-option": (NEW_IFACE,),
