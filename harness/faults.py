@@ -97,6 +97,7 @@ class Fault(Enum):
     HA_NO_EXPIRY = ("ha", "no-expiry")
     HA_EXPIRY_KEEPS_MULTICAST = ("ha", "expiry-keeps-multicast")
     HA_FIRST_OPTION_ONLY = ("ha", "first-option-only")
+    HA_MCAST_STATE_FIRST_POSITION_ONLY = ("ha", "mcast-state-first-position-only")
     HA_SEQ_NO_WRAP = ("ha", "seq-no-wrap")
     HA_REVERSE_ANY_SOURCE = ("ha", "reverse-any-source")
     HA_FORWARD_BY_SOURCE = ("ha", "forward-by-source")
@@ -523,6 +524,11 @@ CATALOGUE: dict[Fault, FaultSpec] = {
     Fault.HA_FIRST_OPTION_ONLY: FaultSpec(
         "DMM-HA-12",
         "installs only the first Multicast State option of a BU (INT-3: all are merged)",
+    ),
+    Fault.HA_MCAST_STATE_FIRST_POSITION_ONLY: FaultSpec(
+        "RFC6275-OPT-1",
+        "reads a Multicast State option only when it is the BU's first option (RFC 6275 §6.2: "
+        "options other than the authorization data can be placed in any order)",
     ),
     Fault.HA_SEQ_NO_WRAP: FaultSpec(
         "RFC6275-HA-1",

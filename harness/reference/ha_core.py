@@ -605,6 +605,9 @@ class HomeAgentCore:
                     actions += self._removed(other)
 
         mcast = [o for o in options if compact.is_multicast_state(o, cfg.wire)]
+        if cfg.faults.has(Fault.HA_MCAST_STATE_FIRST_POSITION_ONLY):
+            real = [o for o in options if o.otype not in (0, 1)]  # Pad1, PadN
+            mcast = mcast if real and compact.is_multicast_state(real[0], cfg.wire) else []
         # OPEN-8: the state is the binding's whose CoA sent the BU (else the first BID's).
         mcast_bid = next((t[0] for t in targets if t[2] == coa), targets[0][0] if targets else 0)
         for bid, pri, target in targets:

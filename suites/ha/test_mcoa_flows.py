@@ -64,7 +64,7 @@ def flows(ha: HomeAgentUnderTest) -> None:
 # --- RFC 5648 ------------------------------------------------------------------------------------
 
 
-@pytest.mark.clause("DMM-HA-20", "RFC5648-9", "DMM-MIF-8")
+@pytest.mark.clause("DMM-HA-20", "RFC5648-9", "DMM-MIF-8", "DMM-INTRO-3")
 def test_bulk_registration_is_acknowledged_per_bid(
     home_agent: HomeAgentUnderTest, mn_link: Link
 ) -> None:

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 from scapy.layers.inet import UDP
-from scapy.layers.inet6 import ICMPv6ND_RA, ICMPv6NDOptPrefixInfo
+from scapy.layers.inet6 import ICMPv6ND_RA, ICMPv6NDOptPrefixInfo, MIP6OptAltCoA
 
 from harness import verdicts
 from harness.tester.conversation import ExpectationFailed, Link, Predicate, inbound, is_mh, to_dst
@@ -90,6 +90,8 @@ GROUPS = {
     "pseudo": "ff0e::db8:70",
     "reserved": "ff0e::db8:71",
     "expiry": "ff0e::db8:72",
+    "position-first": "ff0e::db8:73",
+    "position-later": "ff0e::db8:74",
 }
 
 
@@ -166,6 +168,23 @@ def test_state_split_over_several_options_is_merged(
     with binding(ha, wire.mn, *options):
         wire.expect_tunnelled(wire.cdn, ha.coa, g2, "split-second")
         wire.expect_tunnelled(wire.cdn, ha.coa, g1, "split-first")
+
+
+@pytest.mark.clause("RFC6275-OPT-1", "DMM-HA-12")
+@pytest.mark.parametrize("position", ["first", "after-another-option"])
+def test_multicast_state_option_is_taken_in_any_position(
+    home_agent: HomeAgentUnderTest, wire: Wire, position: str
+) -> None:
+    """RFC 6275 §6.2: options other than the authorization data may come in any order. The
+    Multicast State option is taken before and after an Alternate Care-of Address option
+    (naming the BU's own source, so that it changes nothing): the group's data reaches the
+    CoA either way."""
+    ha = home_agent
+    group = GROUPS["position-first" if position == "first" else "position-later"]
+    option, alt = state((IS_EX, group, ())), MIP6OptAltCoA(acoa=ha.coa)
+    options = (option, alt) if position == "first" else (alt, option)
+    with binding(ha, wire.mn, *options):
+        wire.expect_tunnelled(wire.cdn, ha.coa, group, f"position-{position}")
 
 
 @pytest.mark.clause("RFC3810-5", "DMM-HA-12")

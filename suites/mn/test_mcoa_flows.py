@@ -66,6 +66,7 @@ def test_a_new_interface_without_a_home_agent_in_use_is_used_natively(
     "RFC5648-3",
     "RFC5648-4",
     "RFC5648-11",
+    "DMM-INTRO-3",
 )
 def test_a_new_interface_is_registered_under_a_bid_of_its_own(
     multi_mn: MobileNodeUnderTest,
