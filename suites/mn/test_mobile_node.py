@@ -12,6 +12,7 @@ import ipaddress
 from typing import Any
 
 import pytest
+from scapy.layers.inet import TCP
 from scapy.layers.inet6 import IPv6
 
 from harness.tester.conversation import Predicate, mobility_message
@@ -229,9 +230,16 @@ def test_application_keeps_receiving_through_the_tunnel(mn: MobileNodeUnderTest)
 
 @pytest.mark.clause("DMM-OVW-9")
 def test_session_traffic_leaves_through_the_home_agent(mn: MobileNodeUnderTest) -> None:
-    session_then_move(mn)
+    """The segments of this test's own session (its local port: a socket an earlier test
+    left behind may still retransmit from the same home address) leave through the HA."""
+    session = session_then_move(mn)
     mn.expect_bu(to=mn.ha_address(1))
     ha, home, cn = mn.ha_address(1), str(mn.home), str(mn.lab.plan.cn.host6)
+    lport = int(session.events("connected")[0]["lport"])
+
+    def ours(ip: Any) -> bool:
+        tcp = ip.getlayer(TCP)
+        return ip.src == home and ip.dst == cn and tcp is not None and tcp.sport == lport
 
     def upstream(pkt: Any) -> bool:
         ip = pkt.getlayer(IPv6)
@@ -239,9 +247,11 @@ def test_session_traffic_leaves_through_the_home_agent(mn: MobileNodeUnderTest) 
             return False
         if ip.nh == 41 and ip.dst == ha:  # reverse-tunnelled (RFC 6275 §11.3.1)
             inner = ip.payload.getlayer(IPv6)
-            return inner is not None and inner.src == home and inner.dst == cn
+            return inner is not None and ours(inner)
         msg_hao = home_address_option(pkt)
-        return ip.dst == cn and msg_hao == home  # route optimisation style (draft §3)
+        # route optimisation style (draft §3): from the CoA with the home address option
+        tcp = pkt.getlayer(TCP)
+        return ip.dst == cn and msg_hao == home and tcp is not None and tcp.sport == lport
 
     # TCP keeps (re)sending the session's segments; within a few of its retransmission
     # timeouts one must leave the MN this way
