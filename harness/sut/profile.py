@@ -131,6 +131,10 @@ class Timers:
     # Not an RFC timer: how long the HA waits for its DNS server before a BA says 130 (RFC
     # 5026 §8.1); not scaled. Default: a resolver's (resolv.conf(5) timeout, 5 s).
     dns_update_timeout: float = 5.0
+    # Not an RFC timer: RFC 6275 gives a home agent no time to answer a BU in, so the HA says
+    # how long it takes at most (its DAD and neighbour discovery included); not scaled. A BA
+    # later than this fails as "reacted after X ms, allowed Y ms" (INT-15).
+    answer_time: float = 2.0
 
     def as_values(self) -> dict[str, str]:
         return {f.name: _fmt_number(getattr(self, f.name)) for f in fields(self)}
@@ -929,6 +933,12 @@ FIELD_DOCS: tuple[tuple[str, str, str, str], ...] = (
         "seconds",
         "no",
         "how long an HA waits for its DNS server before its BA says 130 (5; not scaled)",
+    ),
+    (
+        "[timers].answer_time",
+        "seconds",
+        "no",
+        "the longest an HA takes to answer a BU, DAD included (2; not scaled)",
     ),
     (
         "[keys].spi",

@@ -145,7 +145,7 @@ class MultiHomed:
         self.link.send(
             self.ha.bu(self.hoa, self.seq, lifetime, options, coa=self.sender, flags=flags)
         )
-        return answer(expect_ba(self.link, self.sender, self.seq))
+        return answer(expect_ba(self.ha, self.link, self.sender, self.seq))
 
     def keep(self) -> tuple[Packet, ...]:
         """Length-4 BID options of every binding: a refresh that keeps them all (RFC 5648
@@ -179,7 +179,7 @@ def multi_homed(
         mh.seq += 1
         link.send(ha.bu(mh.hoa, mh.seq, 0, coa=mh.sender))  # RFC 5648 §6.2: removes them all
         with contextlib.suppress(ExpectationFailed):
-            expect_ba(link, mh.sender, mh.seq)
+            expect_ba(ha, link, mh.sender, mh.seq)
 
 
 # --- Probes from the correspondent ---------------------------------------------------------------

@@ -28,7 +28,6 @@ from harness.tester.home_agent import HomeAgentUnderTest
 from harness.wire import compact
 from harness.wire.numbers import MobOpt
 
-WITHIN = 2.0  # seconds for an answer (the first one may wait for neighbour discovery)
 REQUESTED = 25  # lifetime units (4 s each) the tester asks for
 NTP_EPOCH = 2208988800  # seconds from 1900 (NTP, RFC 1305) to 1970
 BARRIER_SEQ = 4242  # the valid BU sent after a quiet window (expect_silence)
@@ -39,8 +38,11 @@ BARRIER_SEQ = 4242  # the valid BU sent after a quiet window (expect_silence)
 ANSWER = inbound & (is_mh("BA") | is_mh("BE") | is_icmp6(type=4, code=0) | is_icmp6(type=4, code=1))
 
 
-def expect_ba_seq(mn_link: Link, seq: int, status: int | None = None) -> Any:
-    return mn_link.expect(inbound & is_mh("BA", seq=seq, status=status), within=WITHIN)
+def expect_ba_seq(
+    ha: HomeAgentUnderTest, mn_link: Link, seq: int, status: int | None = None
+) -> Any:
+    """The HA's BA for `seq` (of `status`) within its answer time."""
+    return mn_link.expect(inbound & is_mh("BA", seq=seq, status=status), within=ha.answer_within)
 
 
 def for_hoa(hoa: str) -> Predicate:
@@ -59,7 +61,7 @@ def message(pkt: Any) -> compact.MobilityMessage:
 
 def register_hoa(ha: HomeAgentUnderTest, mn_link: Link, hoa: str, seq: int) -> None:
     mn_link.send(ha.bu(hoa, seq, REQUESTED))
-    expect_ba_seq(mn_link, seq, 0)
+    expect_ba_seq(ha, mn_link, seq, 0)
 
 
 def no_binding_was_made(
@@ -70,7 +72,7 @@ def no_binding_was_made(
     entry (which holds the last accepted number, §9.1) would have answered 135."""
     mn_link.send(ha.bu(hoa, seq, REQUESTED, options))
     # A 135 carries the last accepted number, not this one: any BA for the home address.
-    ba = message(mn_link.expect(inbound & is_mh("BA") & for_hoa(hoa), within=WITHIN))
+    ba = message(mn_link.expect(inbound & is_mh("BA") & for_hoa(hoa), within=ha.answer_within))
     assert (ba.body[6], ba.seq) == (0, seq), (
         f"a first registration (seq {seq}) after it got status {ba.body[6]} with seq {ba.seq}: "
         "the HA kept state for the home address"
@@ -90,7 +92,7 @@ def expect_silence(
     barrier = inbound & is_mh("BA") & for_hoa(hoa)
     mn_link.send(ha.bu(hoa, BARRIER_SEQ, REQUESTED))
     try:
-        mn_link.expect(barrier, within=WITHIN + ha.reaction_window, since=since)
+        mn_link.expect(barrier, within=ha.answer_within + ha.reaction_window, since=since)
     except ExpectationFailed:
         mn_link.note("the barrier BU got no BA: only the reaction window was watched")
         return

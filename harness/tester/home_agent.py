@@ -39,7 +39,6 @@ COA = "2001:db8:2::10"  # the care-of address of vectors/ (generate.py MN_COA)
 # More care-of addresses on the tester's interface: other mobile nodes, or tunnels of their own.
 OTHER_COAS = ("2001:db8:2::11", "2001:db8:2::12", "2001:db8:2::13", "2001:db8:2::14")
 FLAG_A, FLAG_H = 0x200, 0x100
-WITHIN = 2.0  # seconds for a BA (the first one may wait for neighbour discovery)
 LIFETIME = 25  # units of 4 s: longer than any test of the suite
 LIFETIME_UNIT = 4.0  # seconds per unit of the BU/BA Lifetime (RFC 6275 §6.1.7)
 
@@ -69,6 +68,12 @@ class HomeAgentUnderTest:
         """Seconds the HA has to react to a message or to forward a packet, and the quiet
         window that makes a silent discard or a packet not forwarded (INT-15)."""
         return INITIAL_BINDACK_TIMEOUT * self.timers.time_scale + MARGIN
+
+    @property
+    def answer_within(self) -> float:
+        """Seconds the HA has to answer a BU: its profile's `[timers].answer_time` (RFC 6275
+        sets none), plus the lab's MARGIN."""
+        return self.timers.answer_time + MARGIN
 
     def fresh_hoa(self) -> str:
         """A home address in the HA's prefix that no other test used (no shared state)."""
@@ -162,9 +167,12 @@ def expect_in_time(
         ) from None
 
 
-def expect_ba(link: Link, coa: str, seq: int, status: int | None = None) -> compact.MobilityMessage:
-    """The HA's BA to `coa` for `seq` (of `status`), within WITHIN seconds."""
-    pkt = link.expect(inbound & to_dst(coa) & is_mh("BA", seq=seq, status=status), within=WITHIN)
+def expect_ba(
+    ha: HomeAgentUnderTest, link: Link, coa: str, seq: int, status: int | None = None
+) -> compact.MobilityMessage:
+    """The HA's BA to `coa` for `seq` (of `status`), within the HA's answer time."""
+    wanted = inbound & to_dst(coa) & is_mh("BA", seq=seq, status=status)
+    pkt = link.expect(wanted, within=ha.answer_within)
     msg = mobility_message(pkt)
     assert msg is not None
     return msg
@@ -182,7 +190,7 @@ def register(
     """Send a BU and return its BA, which must accept it (status 0)."""
     coa = coa or ha.coa
     link.send(ha.bu(hoa, seq, lifetime, options, coa=coa))
-    return expect_ba(link, coa, seq, 0)
+    return expect_ba(ha, link, coa, seq, 0)
 
 
 def deregister(ha: HomeAgentUnderTest, link: Link, hoa: str, seq: int, coa: str) -> None:
@@ -190,7 +198,7 @@ def deregister(ha: HomeAgentUnderTest, link: Link, hoa: str, seq: int, coa: str)
     (the test has its verdict already), a refusal is the test's own mistake."""
     link.send(ha.bu(hoa, seq, 0, coa=coa))
     with contextlib.suppress(ExpectationFailed):
-        ba = expect_ba(link, coa, seq)
+        ba = expect_ba(ha, link, coa, seq)
         assert ba.ba_status == 0, f"the deregistration of {hoa} got status {ba.ba_status}"
 
 

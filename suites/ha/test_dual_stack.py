@@ -57,7 +57,6 @@ from harness.tester.home_agent import (
     FOREIGN_LINK,
     LIFETIME,
     MARGIN,
-    WITHIN,
     HomeAgentUnderTest,
     binding,
     deregister,
@@ -104,7 +103,7 @@ def asked(
         link.send(vector_frame(link, ha.resign(unsigned, hoa, seq), router))
     else:
         link.send(ha.bu(hoa, seq, options=tuple(options)))
-    ba = expect_ba(link, ha.coa, seq)
+    ba = expect_ba(ha, link, ha.coa, seq)
     if ba.ba_status < 128:
         hoas[:] = [h for h in hoas if h[0] != hoa] + [(hoa, seq)]
     return ba
@@ -424,7 +423,7 @@ def test_home_link_neighbours_reach_the_ipv4_home_address(
 
 
 def udp_ba(mn: Udp4Mn, ha: HomeAgentUnderTest, bu: bytes, seq: int) -> compact.MobilityMessage:
-    ba = mn.exchange(bu, seq, WITHIN + ha.reaction_window)
+    ba = mn.exchange(bu, seq, ha.answer_within + ha.reaction_window)
     assert ba is not None, (
         f"no BA in UDP from {mn.ha4} port {DSMIP_PORT} to a BU that came so (RFC 5555 §4.2: "
         "the BA goes in UDP whenever the BU did)"
@@ -489,7 +488,7 @@ def test_bu_with_both_ipv4_options_gets_an_ipv4_home_address(
                 "IPv4 home address set for a request of 0.0.0.0 (draft §6)"
             )
         finally:
-            mn.exchange(mn.bu(hoa, 2, 0, own), 2, WITHIN)
+            mn.exchange(mn.bu(hoa, 2, 0, own), 2, ha.answer_within)
 
 
 @pytest.mark.clause("RFC5555-9")
@@ -511,7 +510,7 @@ def test_nat_in_the_path_is_detected(home_agent: HomeAgentUnderTest) -> None:
                 f"({ha.lab.plan.mn_address4(FOREIGN_LINK)}; §3.2.2: all ones means no NAT)"
             )
         finally:
-            mn.exchange(mn.bu(hoa, 2, 0, "192.168.77.5"), 2, WITHIN)
+            mn.exchange(mn.bu(hoa, 2, 0, "192.168.77.5"), 2, ha.answer_within)
 
 
 @pytest.mark.clause("RFC5555-8", "DMM-HA-24")
@@ -563,7 +562,7 @@ def packets_reach_an_ipv4_care_of_address(
                 expect_in_time(mn_link, in_ipv4(mn.ha4, own, hoa, payload),
                                ha.reaction_window, since=mark)  # fmt: skip
         finally:
-            mn.exchange(mn.bu(hoa, 2, 0, named), 2, WITHIN)
+            mn.exchange(mn.bu(hoa, 2, 0, named), 2, ha.answer_within)
 
 
 @pytest.mark.clause("DMM-HA-1", "RFC6275-HA-14", "DMM-HA-24")
@@ -614,7 +613,7 @@ def test_the_mn_reaches_the_correspondent_from_an_ipv4_care_of_address(
                 "forwarded"
             )
         finally:
-            mn.exchange(mn.bu(hoa, 2, 0, named), 2, WITHIN)
+            mn.exchange(mn.bu(hoa, 2, 0, named), 2, ha.answer_within)
 
 
 @pytest.mark.clause("DMM-HA-24", "DMM-HA-25", "RFC5555-5", "RFC5555-8")
@@ -660,7 +659,7 @@ def test_ipv4_traffic_of_an_mn_in_an_ipv4_network(
                 f"correspondent (it got {len(got)})"
             )
         finally:
-            mn.exchange(mn.bu(hoa, 2, 0, named), 2, WITHIN)
+            mn.exchange(mn.bu(hoa, 2, 0, named), 2, ha.answer_within)
 
 
 @pytest.mark.clause("DMM-HA-2", "DMM-HA-7")

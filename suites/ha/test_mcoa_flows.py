@@ -133,7 +133,7 @@ def test_a_bu_without_bid_option_replaces_every_binding(
         plain = ha.other_coas[2]
         mh.seq += 1
         mn_link.send(ha.bu(mh.hoa, mh.seq, 25, coa=plain))
-        expect_ba(mn_link, plain, mh.seq, 0)
+        expect_ba(ha, mn_link, plain, mh.seq, 0)
         mh.coas[0] = plain  # the old CoAs stay in view: nothing may reach them
         cn.check(mh, {PORT_BASE: {plain}, NO_ROUTE: {plain}}, "replaced")
         mh.coas = {0: plain}

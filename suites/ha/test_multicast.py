@@ -33,7 +33,6 @@ from harness.tester.home_agent import (
     LIFETIME,
     LIFETIME_UNIT,
     MARGIN,
-    WITHIN,
     HomeAgentUnderTest,
     binding,
     deregister,
@@ -390,7 +389,7 @@ def test_multicast_state_lives_only_with_a_binding(
     else:
         wire.mn.send(ha.bu("2001:db8:3::6c", 1, LIFETIME, (option,), coa=coa))
     with contextlib.suppress(ExpectationFailed):  # a discard installs nothing either
-        ba = expect_ba(wire.mn, coa, 1)
+        ba = expect_ba(ha, wire.mn, coa, 1)
         assert ba.ba_status >= 128, "the HA accepted a BU it had to reject"
         assert not echoed(ba), "a rejected BU's BA echoes multicast state"
     # Answered or not, the rejected BU's group is not served (its data reaches the HA).
@@ -399,7 +398,7 @@ def test_multicast_state_lives_only_with_a_binding(
     hoa = ha.fresh_hoa()
     wire.mn.send(ha.bu(hoa, 1, 0, (option,), coa=coa))
     with contextlib.suppress(ExpectationFailed):
-        ba = expect_ba(wire.mn, coa, 1)
+        ba = expect_ba(ha, wire.mn, coa, 1)
         assert not echoed(ba), "a deregistration's BA echoes multicast state"
     # A binding that is served, then deregistered.
     hoa = ha.fresh_hoa()
@@ -408,7 +407,7 @@ def test_multicast_state_lives_only_with_a_binding(
         wire.expect_tunnelled(wire.cdn, coa, group, "while-bound")
     finally:
         wire.mn.send(ha.bu(hoa, 2, 0, coa=coa))
-        expect_ba(wire.mn, coa, 2, 0)
+        expect_ba(ha, wire.mn, coa, 2, 0)
     wire.expect_not_tunnelled(wire.cdn, coa, group, "no-binding")
 
 
@@ -458,7 +457,9 @@ def test_no_queries_to_a_binding_without_multicast_state(
         seq = bound.next_seq()
         options = (MIP6OptMulticastState(records=[]),)
         mn_link.send(ha.bu(bound.hoa, seq, LIFETIME, options, coa=coa))
-        ba = mn_link.expect(inbound & to_dst(coa) & is_mh("BA", seq=seq, status=0), within=WITHIN)
+        ba = mn_link.expect(
+            inbound & to_dst(coa) & is_mh("BA", seq=seq, status=0), within=ha.answer_within
+        )
         # A query the HA had under way when the BU arrived may still come; none after that.
         cleared = float(ba.time) + SLACK
         late = Predicate(lambda p: float(p.time) > cleared, f"sent {SLACK:g} s after the BA")

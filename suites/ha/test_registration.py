@@ -34,7 +34,6 @@ from harness.tester.conversation import (
 from harness.tester.fixtures import Captures
 from harness.tester.ha_registration import (
     REQUESTED,
-    WITHIN,
     dad_ns_bytes,
     echoed_timestamps,
     expect_ba_seq,
@@ -72,7 +71,7 @@ def test_valid_home_registration_is_accepted(home_agent: HomeAgentUnderTest, mn_
     number, a lifetime no longer than requested, back to the care-of address."""
     hoa, seq = home_agent.fresh_hoa(), 40000
     mn_link.send(home_agent.bu(hoa, seq, REQUESTED))
-    ba = message(expect_ba_seq(mn_link, seq))
+    ba = message(expect_ba_seq(home_agent, mn_link, seq))
     assert ba.body[6] == 0, f"BA status {ba.body[6]}, expected 0 (accepted)"
     assert ba.seq == seq
     assert 0 < ba.lifetime <= REQUESTED, f"lifetime {ba.lifetime} units, asked {REQUESTED}"
@@ -82,7 +81,7 @@ def test_valid_home_registration_is_accepted(home_agent: HomeAgentUnderTest, mn_
     hoa, seq = home_agent.fresh_hoa(), 40100
     mn_link.send(home_agent.bu(hoa, seq, REQUESTED, flags=FLAG_H))
     try:
-        ba = message(expect_ba_seq(mn_link, seq))
+        ba = message(expect_ba_seq(home_agent, mn_link, seq))
     except ExpectationFailed:
         raise AssertionError("no BA for an accepted home registration with A = 0") from None
     assert ba.body[6] == 0, f"BA status {ba.body[6]} for a home registration with A = 0"
@@ -95,7 +94,7 @@ def test_ba_is_authenticated_like_the_bu(home_agent: HomeAgentUnderTest, mn_link
         pytest.skip("the profile has no [keys]: RFC 4285 is not configured")
     hoa, seq = home_agent.fresh_hoa(), 11
     mn_link.send(home_agent.bu(hoa, seq))
-    pkt = expect_ba_seq(mn_link, seq, 0)
+    pkt = expect_ba_seq(home_agent, mn_link, seq, 0)
     ba = message(pkt)
     assert any(o.otype == MobOpt.MESSAGE_AUTH for o in ba.options), "BA without MN-HA auth"
     raw = ipv6_bytes(pkt)
@@ -111,7 +110,7 @@ def test_stale_sequence_number_is_refused_with_the_last_accepted(
     register_hoa(home_agent, mn_link, hoa, 100)
     for stale in (100, 99, 100 + 32768):
         mn_link.send(home_agent.bu(hoa, stale))
-        ba = message(expect_ba_seq(mn_link, 100, 135))
+        ba = message(expect_ba_seq(home_agent, mn_link, 100, 135))
         assert ba.seq == 100, f"stale seq {stale}: BA carries {ba.seq}, not the last accepted"
 
 
@@ -124,16 +123,18 @@ def test_sequence_numbers_wrap_around_modulo_2_16(
     hoa = home_agent.fresh_hoa()
     register_hoa(home_agent, mn_link, hoa, 65535)
     mn_link.send(home_agent.bu(hoa, 0))
-    ba = message(mn_link.expect(inbound & is_mh("BA") & for_hoa(hoa), within=WITHIN))
+    ba = message(
+        mn_link.expect(inbound & is_mh("BA") & for_hoa(hoa), within=home_agent.answer_within)
+    )
     assert (ba.body[6], ba.seq) == (0, 0), (
         f"BU seq 0 after 65535 got status {ba.body[6]} with seq {ba.seq}: 0 is greater modulo 2**16"
     )
     mn_link.send(home_agent.bu(hoa, 65535))
-    ba = message(expect_ba_seq(mn_link, 0, 135))
+    ba = message(expect_ba_seq(home_agent, mn_link, 0, 135))
     assert ba.seq == 0, f"a stale 65535 after 0: BA carries {ba.seq}, not the last accepted 0"
     mn_link.send(home_agent.bu(hoa, 1, lifetime=0))
     with contextlib.suppress(ExpectationFailed):
-        expect_ba_seq(mn_link, 1)
+        expect_ba_seq(home_agent, mn_link, 1)
 
 
 @pytest.mark.clause("RFC6275-HA-3")
@@ -142,7 +143,7 @@ def test_home_address_outside_the_prefix_is_refused(
 ) -> None:
     hoa = "2001:db8:3::1234"  # ar3's prefix, not the HA's
     mn_link.send(home_agent.bu(hoa, 5))
-    expect_ba_seq(mn_link, 5, 132)
+    expect_ba_seq(home_agent, mn_link, 5, 132)
 
 
 @pytest.mark.clause("RFC4285-1")
@@ -166,7 +167,7 @@ def test_wrong_authenticator_gets_146(home_agent: HomeAgentUnderTest, mn_link: L
     hoa = home_agent.fresh_hoa()
     wrong = bytes(b ^ 0x5A for b in home_agent.keys.key)
     mn_link.send(home_agent.bu(hoa, 9, key=wrong))
-    expect_ba_seq(mn_link, 9, 146)
+    expect_ba_seq(home_agent, mn_link, 9, 146)
 
 
 @pytest.mark.clause("RFC6275-BU-2")
@@ -176,7 +177,7 @@ def test_deregistration_gets_status_0_lifetime_0(
     hoa = home_agent.fresh_hoa()
     register_hoa(home_agent, mn_link, hoa, 20)
     mn_link.send(home_agent.bu(hoa, 21, lifetime=0))
-    ba = message(expect_ba_seq(mn_link, 21, 0))
+    ba = message(expect_ba_seq(home_agent, mn_link, 21, 0))
     assert ba.lifetime == 0, f"deregistration answered with lifetime {ba.lifetime}"
 
 
@@ -189,7 +190,7 @@ def test_multicast_state_is_echoed_in_the_ba(home_agent: HomeAgentUnderTest, mn_
         records=[MldAddressRecord(rtype=1, maddr=GROUP, sources=[SOURCE])]
     )
     mn_link.send(home_agent.bu(hoa, seq, options=(option,)))
-    ba = message(expect_ba_seq(mn_link, seq, 0))
+    ba = message(expect_ba_seq(home_agent, mn_link, seq, 0))
     wire = WireConfig.from_env()
     states = [
         compact.parse_multicast_state(o.data)
@@ -221,7 +222,7 @@ def test_packets_for_the_home_address_are_tunnelled_to_the_coa(
         for _ in range(3):  # the first may wait for neighbour discovery on the way
             s.sendto(b"to the home address", (hoa, 9999))
             try:
-                mn_link.expect(tunnelled, within=WITHIN / 2)
+                mn_link.expect(tunnelled, within=home_agent.answer_within / 2)
                 return
             except ExpectationFailed:
                 continue
@@ -248,7 +249,10 @@ def test_reverse_tunnelled_packets_are_forwarded(
     for _ in range(3):
         mn_link.send(packet)
         try:
-            cn_link.expect(from_src(hoa) & is_udp_to(cn, 9998, tunnelled=False), within=WITHIN / 2)
+            cn_link.expect(
+                from_src(hoa) & is_udp_to(cn, 9998, tunnelled=False),
+                within=home_agent.answer_within / 2,
+            )
             return
         except ExpectationFailed:
             continue
@@ -286,7 +290,7 @@ def test_reverse_tunnelled_packets_from_the_wrong_pair_are_not_forwarded(
         for _ in range(3):
             mn_link.send(tunnelled(ha.coa, hoa, 9990))
             try:
-                cn_link.expect(from_src(hoa) & arrives(9990), within=WITHIN / 2)
+                cn_link.expect(from_src(hoa) & arrives(9990), within=home_agent.answer_within / 2)
                 break
             except ExpectationFailed:
                 continue
@@ -301,7 +305,7 @@ def test_reverse_tunnelled_packets_from_the_wrong_pair_are_not_forwarded(
     finally:
         mn_link.send(ha.bu(hoa, 76, lifetime=0))
         with contextlib.suppress(ExpectationFailed):
-            expect_ba_seq(mn_link, 76)
+            expect_ba_seq(home_agent, mn_link, 76)
 
 
 @pytest.mark.clause("DMM-HA-19", "RFC6275-HA-11")
@@ -320,14 +324,14 @@ def test_subscribed_multicast_data_is_tunnelled_to_the_coa(
         ]
     )
     mn_link.send(home_agent.bu(hoa, seq, options=(option,)))
-    expect_ba_seq(mn_link, seq, 0)
+    expect_ba_seq(home_agent, mn_link, seq, 0)
     try:
         wire.expect_tunnelled(wire.src, home_agent.coa, group, "subscribed")
         wire.expect_not_tunnelled(wire.cdn, home_agent.coa, other, "not-subscribed")
     finally:  # leave the group again, and let its BA come before the next test's capture
         mn_link.send(home_agent.bu(hoa, seq + 1, lifetime=0))
         with contextlib.suppress(ExpectationFailed):
-            expect_ba_seq(mn_link, seq + 1)
+            expect_ba_seq(home_agent, mn_link, seq + 1)
 
 
 @pytest.mark.clause("DMM-HA-12", "DMM-HA-19")
@@ -345,7 +349,7 @@ def test_a_group_left_in_a_newer_bu_is_no_longer_tunnelled(
         records=[MldAddressRecord(rtype=1, maddr=group, sources=[source])]
     )
     mn_link.send(home_agent.bu(hoa, seq, options=(state,)))
-    expect_ba_seq(mn_link, seq, 0)
+    expect_ba_seq(home_agent, mn_link, seq, 0)
     tunnelled = inbound & from_src(home_agent.address) & is_udp_to(group, 5004, tunnelled=True)
     try:
         with lab.socket("src", socket.AF_INET6, socket.SOCK_DGRAM) as sender:
@@ -364,7 +368,7 @@ def test_a_group_left_in_a_newer_bu_is_no_longer_tunnelled(
                 verdicts.inconclusive(f"data for {group} never reached the CoA while subscribed")
             # The refresh lists no group any more (an option with zero records, INT-7).
             mn_link.send(home_agent.bu(hoa, seq + 1, options=(MIP6OptMulticastState(records=[]),)))
-            expect_ba_seq(mn_link, seq + 1, 0)
+            expect_ba_seq(home_agent, mn_link, seq + 1, 0)
             after = mn_link.mark()
             for _ in range(5):
                 sender.sendto(b"left", (group, 5004))
@@ -372,7 +376,7 @@ def test_a_group_left_in_a_newer_bu_is_no_longer_tunnelled(
     finally:
         mn_link.send(home_agent.bu(hoa, seq + 2, lifetime=0))
         with contextlib.suppress(ExpectationFailed):
-            expect_ba_seq(mn_link, seq + 2)
+            expect_ba_seq(home_agent, mn_link, seq + 2)
 
 
 # --- Deregistration, Reserved bits, care-of addresses (RFC 6275 §6.1.7, §10.3.2) -----------
@@ -386,7 +390,7 @@ def test_deregistration_without_a_binding_gets_133_and_changes_nothing(
     binding for is rejected with status 133, and leaves nothing behind."""
     hoa = home_agent.fresh_hoa()
     mn_link.send(home_agent.bu(hoa, 500, lifetime=0))
-    ba = message(expect_ba_seq(mn_link, 500))
+    ba = message(expect_ba_seq(home_agent, mn_link, 500))
     assert ba.body[6] == 133, f"BA status {ba.body[6]}, expected 133 (not home agent for it)"
     no_binding_was_made(home_agent, mn_link, hoa, 10)
 
@@ -396,7 +400,7 @@ def test_reserved_bits_of_a_bu_are_ignored(home_agent: HomeAgentUnderTest, mn_li
     """RFC 6275 §6.1.7: a BU whose Reserved bits are all set is accepted as without them."""
     hoa, seq = home_agent.fresh_hoa(), 41000
     mn_link.send(home_agent.bu(hoa, seq, REQUESTED, reserved=0x3F))
-    ba = message(expect_ba_seq(mn_link, seq))
+    ba = message(expect_ba_seq(home_agent, mn_link, seq))
     assert ba.body[6] == 0, f"BA status {ba.body[6]} for a BU with Reserved bits set"
     assert 0 < ba.lifetime <= REQUESTED and ba.rh2_hoa == hoa
 
@@ -439,7 +443,7 @@ def test_dad_for_the_home_address_comes_before_the_ba(
     hoa, seq = ha.fresh_hoa(), 43
     start = home.mark()
     mn_link.send(ha.bu(hoa, seq, REQUESTED))
-    ba = expect_ba_seq(mn_link, seq, 0)
+    ba = expect_ba_seq(home_agent, mn_link, seq, 0)
     ns = home.expect(is_dad_ns(hoa), within=ha.reaction_window, since=start)
     assert ns.time < ba.time, (
         f"the DAD NS for {hoa} came {ns.time - ba.time:.3f} s after the BA, not before it"
@@ -479,7 +483,7 @@ def test_home_address_in_use_on_the_home_link_gets_134(
         unsubscribe = home.capture.subscribe(defend)
         try:
             mn_link.send(ha.bu(hoa, seq, REQUESTED))
-            ba = expect_ba_seq(mn_link, seq)
+            ba = expect_ba_seq(home_agent, mn_link, seq)
         finally:
             unsubscribe()
     status = message(ba).body[6]
@@ -507,7 +511,7 @@ def test_replay_protection_option_is_echoed_in_the_ba(
     needs_keys(home_agent)
     hoa, seq, stamp = home_agent.fresh_hoa(), 42, ntp(time.time())
     mn_link.send(home_agent.bu(hoa, seq, REQUESTED, (replay(stamp),)))
-    pkt = expect_ba_seq(mn_link, seq, 0)
+    pkt = expect_ba_seq(home_agent, mn_link, seq, 0)
     echoed = echoed_timestamps(pkt)
     assert echoed, "the BA carries no replay protection option"
     assert echoed == [stamp], f"Timestamp {[hex(e) for e in echoed]} is not the BU's {stamp:#x}"
@@ -516,7 +520,7 @@ def test_replay_protection_option_is_echoed_in_the_ba(
     assert auth.verify(IPv6(raw), home_agent.keys.key), "BA authenticator wrong"
     stale = ntp(time.time() - 3600)
     mn_link.send(home_agent.bu(home_agent.fresh_hoa(), seq, REQUESTED, (replay(stale),)))
-    echoed = echoed_timestamps(expect_ba_seq(mn_link, seq, 144))
+    echoed = echoed_timestamps(expect_ba_seq(home_agent, mn_link, seq, 144))
     assert len(echoed) == 1, "the BA of status 144 carries no replay protection option"
     assert echoed[0] & 0xFFFFFFFF == stale & 0xFFFFFFFF, "the low-order 32 bits are not the BU's"
     drift = (echoed[0] >> 32) - (ntp(time.time()) >> 32)
@@ -533,12 +537,12 @@ def test_invalid_timestamp_gets_144_and_no_binding(
     needs_keys(home_agent)
     hoa = home_agent.fresh_hoa()
     mn_link.send(home_agent.bu(hoa, 1000, REQUESTED, (replay(ntp(time.time() - 3600)),)))
-    ba = message(expect_ba_seq(mn_link, 1000))
+    ba = message(expect_ba_seq(home_agent, mn_link, 1000))
     assert ba.body[6] == 144, f"a stale Timestamp got status {ba.body[6]}, expected 144"
     stamp = ntp(time.time())
     no_binding_was_made(home_agent, mn_link, hoa, 10, (replay(stamp),))
     mn_link.send(home_agent.bu(hoa, 11, REQUESTED, (replay(stamp),)))
-    ba = message(expect_ba_seq(mn_link, 11))
+    ba = message(expect_ba_seq(home_agent, mn_link, 11))
     assert ba.body[6] == 144, f"a replayed Timestamp got status {ba.body[6]}, expected 144"
 
 
@@ -606,7 +610,7 @@ def test_malformed_message_gets_its_reaction(
     if kind == "discard":
         expect_silence(home_agent, mn_link, since=mark)
     elif kind == "binding-error":
-        pkt = mn_link.expect(inbound & is_mh("BE"), within=WITHIN)
+        pkt = mn_link.expect(inbound & is_mh("BE"), within=home_agent.answer_within)
         assert pkt is not None and message(pkt).body[6] == reaction["status"]
     elif kind == "icmp-parameter-problem":
         want = Predicate(
@@ -616,10 +620,13 @@ def test_malformed_message_gets_its_reaction(
             ),
             f"pointer {reaction['pointer']}",
         )
-        mn_link.expect(inbound & is_icmp6(type=4, code=reaction["status"]) & want, within=WITHIN)
+        mn_link.expect(
+            inbound & is_icmp6(type=4, code=reaction["status"]) & want,
+            within=home_agent.answer_within,
+        )
     else:
         assert seq is not None
-        ba = message(expect_ba_seq(mn_link, seq, reaction["status"]))
+        ba = message(expect_ba_seq(home_agent, mn_link, seq, reaction["status"]))
         if reaction.get("option_status", {}).get("FID") is not None:
             # RFC 6089 §5.3.5: the Flow Identification option copied with its Status
             want = reaction["option_status"]["FID"]

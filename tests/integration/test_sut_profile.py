@@ -247,6 +247,21 @@ def test_bad_profile_is_refused_naming_the_field(text: str, expected: str | None
     assert isinstance(info.value, UserError) and info.value.exit_status == 2
 
 
+def test_the_ba_deadline_is_the_has_answer_time() -> None:
+    """RFC 6275 gives a home agent no time to answer a BU in: the profile says it, and the
+    HA suite waits that long (plus the lab's margin) for every BA."""
+    from harness.tester.home_agent import MARGIN, HomeAgentUnderTest
+
+    def within(text: str) -> float:
+        timers = profile.parse(text, "x.toml").timers
+        ha = HomeAgentUnderTest(None, None, "2001:db8:1::1", None, None, timers)  # type: ignore[arg-type]
+        return ha.answer_within
+
+    assert within(GOOD) == pytest.approx(2.0 + MARGIN)  # the default
+    slow = sub("time_scale = 0.1\n", "time_scale = 0.1\nanswer_time = 4.5\n")
+    assert within(slow) == pytest.approx(4.5 + MARGIN)
+
+
 def test_load_reads_a_file_and_names_it(tmp_path: Path) -> None:
     path = tmp_path / "acme.toml"
     path.write_text(GOOD, encoding="utf-8")
