@@ -342,6 +342,14 @@ def interpretation_ids(item: pytest.Item) -> list[str]:
     return list(dict.fromkeys(ids))
 
 
+def _leaves(group: BaseExceptionGroup[Any]) -> list[BaseException]:
+    """The exceptions of a (nested) exception group."""
+    out: list[BaseException] = []
+    for e in group.exceptions:
+        out.extend(_leaves(e) if isinstance(e, BaseExceptionGroup) else [e])
+    return out
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
@@ -354,6 +362,11 @@ def pytest_runtest_makereport(
         ids: list[str] = []
         if isinstance(exc, InterpretationFailure):
             ids = list(exc.interpretations)
+        elif isinstance(exc, BaseExceptionGroup):  # hypothesis's report_multiple_bugs
+            leaves = _leaves(exc)
+            readings = [e for e in leaves if isinstance(e, InterpretationFailure)]
+            if leaves and len(readings) == len(leaves):  # any other failure is a fail
+                ids = list(dict.fromkeys(i for e in readings for i in e.interpretations))
         elif isinstance(exc, AssertionError):
             ids = interpretation_ids(item)
         if ids:

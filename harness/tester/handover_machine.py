@@ -63,6 +63,7 @@ from harness.tester.handover_state import (
     MulticastOnlyNotRegistered,
     Session,
     fail,
+    fail_by_reading,
     noted,
 )
 from harness.tester.packets import binding_ack, binding_update, refused, tunnelled, udp_to
@@ -127,7 +128,10 @@ class Steps(Invariants):
                 if x == old and not sessions and not self.config.groups_bind:
                     raise MulticastOnlyNotRegistered(str(exc)) from None
                 what = "DMM-OVW-5" if x == old else "DMM-OVW-6"
-                fail(what, f"after the move {old}->{to}: {str(exc).splitlines()[0]}")
+                why = f"after the move {old}->{to}: {str(exc).splitlines()[0]}"
+                if x != old and not sessions:  # only groups joined on x call for it: INT-14
+                    fail_by_reading("INT-14", what, why)
+                fail(what, why)
             try:
                 link.expect(binding_ack(m.ha(x), hoa), SIGNALLING, since=marks[to])
             except AssertionError as exc:

@@ -23,6 +23,7 @@ from harness.tester.conversation import Link
 from harness.tester.findings import Side
 from harness.tester.roaming import Mobility, Sides, open_world
 from harness.tester.world import MCAST_PORT, MN_IFACE, World
+from harness.verdicts import InterpretationFailure
 
 GROUPS = ("ff3e::8000:21", "ff3e::8000:22")  # SSM groups of the machine (RFC 4607)
 SOURCES = ("src", "cdn")  # behind the core / on access link 1 (draft §1's local CDN)
@@ -55,6 +56,16 @@ class MulticastOnlyNotRegistered(AssertionError):
 class PeerViolation(Exception):
     """A check of the reference peer's behaviour failed in a run against one SUT (role-true
     verdicts): not the SUT's fail; the test ends inconclusive, naming the peer's clause."""
+
+
+def fail_by_reading(
+    reading: str, clause: str, text: str, about: Side | None = None, sut: Side | None = None
+) -> NoReturn:
+    """Like `fail`, for a check that rests on the suite's reading `reading` (an INT-n), not on
+    the clause's text: the SUT's failure is verdict *interpretation*, never *fail*."""
+    if about is not None and sut is not None and about != sut:
+        raise PeerViolation(f"[{clause}] the reference {about.upper()} ({reading}): {text}")
+    raise InterpretationFailure([reading], f"[{clause}] {text}")
 
 
 def fail(clause: str, text: str, about: Side | None = None, sut: Side | None = None) -> NoReturn:
@@ -187,7 +198,9 @@ class MachineState(RuleBasedStateMachine):
         self.groups: dict[str, Joined] = {}
         self.sessions: list[Session] = []
         # the model over time: (when, links that need a binding, group -> its link)
-        self.history: list[tuple[float, frozenset[int], dict[str, int]]] = []
+        # (when, links needing a binding, group -> link joined on, links needing one for a
+        # session alone): the last tells INT-14's share of a need (groups) from the draft's
+        self.history: list[tuple[float, frozenset[int], dict[str, int], frozenset[int]]] = []
         self.checked_bas: set[tuple[float, str, str]] = set()
         self.checked_bus = 0
         self.rx_seen: dict[str, int] = {}
@@ -236,12 +249,14 @@ class MachineState(RuleBasedStateMachine):
         assert self.m is not None
         return self.m
 
-    def need(self, here: int | None = None) -> frozenset[int]:
-        """Links (other than the MN's, or `here`) with a live session or a joined group."""
+    def need(self, here: int | None = None, *, groups: bool = True) -> frozenset[int]:
+        """Links (other than the MN's, or `here`) with a live session or (`groups`) a group
+        joined on them (INT-14)."""
         if here is None:
             here = self.m.link if self.m is not None else 1
         links = {s.link for s in self.sessions if s.link is not None}
-        links |= {j.link for j in self.groups.values()}
+        if groups:
+            links |= {j.link for j in self.groups.values()}
         return frozenset(link for link in links if link != here)
 
     def record(self, when: float | None = None, here: int | None = None) -> None:
@@ -249,7 +264,7 @@ class MachineState(RuleBasedStateMachine):
         if self.history:
             t = max(t, self.history[-1][0])
         groups = {g: j.link for g, j in self.groups.items()}
-        self.history.append((t, self.need(here), groups))
+        self.history.append((t, self.need(here), groups, self.need(here, groups=False)))
 
     def _state_at(self, t: float) -> int:
         times = [h[0] for h in self.history]
@@ -263,6 +278,16 @@ class MachineState(RuleBasedStateMachine):
     def needed_throughout(self, link: int, start: float, end: float) -> bool:
         lo, hi = self._state_at(start), self._state_at(end)
         return all(link in self.history[i][1] for i in range(lo, hi + 1))
+
+    def sessions_need_throughout(self, link: int, start: float, end: float) -> bool:
+        """Did `link` need a binding for its sessions alone all through [start, end]?"""
+        lo, hi = self._state_at(start), self._state_at(end)
+        return all(link in self.history[i][3] for i in range(lo, hi + 1))
+
+    def groups_live_between(self, start: float, end: float) -> bool:
+        """Was any group joined at some moment of [start, end]?"""
+        lo, hi = self._state_at(start), self._state_at(end)
+        return any(self.history[i][2] for i in range(lo, hi + 1))
 
     # ------------------------------------------------------------------ set-up
 

@@ -163,6 +163,38 @@ def test_interpretation_failures_are_their_own_verdict(lab: pytest.Pytester) -> 
     assert (skipped.get("message") or "").startswith("INTERPRETATION (the suite's reading INT-4")
 
 
+GROUPS = """
+    import pytest
+    from harness.verdicts import InterpretationFailure
+
+    @pytest.mark.clause("T-MUST-1")
+    def test_readings_only():
+        raise ExceptionGroup("two bugs", [
+            InterpretationFailure(["INT-14"], "a group served twice"),
+            ExceptionGroup("nested", [InterpretationFailure(["INT-6"], "echo differs")]),
+        ])
+
+    @pytest.mark.clause("T-MUST-2")
+    def test_a_reading_and_a_requirement():
+        raise ExceptionGroup("two bugs", [
+            InterpretationFailure(["INT-14"], "a group served twice"),
+            AssertionError("no BU after the move"),
+        ])
+"""
+
+
+def test_several_failures_are_an_interpretation_only_when_all_are(lab: pytest.Pytester) -> None:
+    """Hypothesis reports several distinct failures as one exception group (the handover
+    machine's report_multiple_bugs): by the suite's readings alone it is *interpretation*;
+    with a failure of a requirement among them it is *fail*."""
+    write(lab, "suites/test_groups.py", GROUPS)
+    _, doc = run(lab)
+    tests = _tests(doc)
+    assert tests["test_readings_only"]["verdict"] == "interpretation"
+    assert tests["test_readings_only"]["interpretations"] == ["INT-14", "INT-6"]
+    assert tests["test_a_reading_and_a_requirement"]["verdict"] == "fail"
+
+
 def test_strict_interpretations_make_them_gate(lab: pytest.Pytester) -> None:
     write(lab, "suites/test_interp.py", INTERP.replace("raise KeyError", "return None  #"))
     result, doc = run(lab)
