@@ -133,6 +133,10 @@ class Fault(Enum):
     HA_FORCED_UDP_IGNORED = ("ha", "forced-udp-ignored")
     HA_NAT_DET_ONLY_BEHIND_NAT = ("ha", "nat-det-only-behind-nat")
     HA_DNS_NO_A_RECORD = ("ha", "dns-no-a-record")
+    # the Home Agent: control and data plane separation (draft §9, suites/ha/test_cp_dp_split.py)
+    HA_DP_NOT_IN_BA = ("ha", "dp-not-in-ba")
+    HA_TUNNEL_FROM_CP = ("ha", "tunnel-from-cp")
+    HA_DP_MISSES_MOVES = ("ha", "dp-misses-moves")
     # the Mobile Node (suites/mn/test_mobile_node.py, suites/interop)
     MN_NO_MCAST_OPTION = ("mn", "no-mcast-option")
     MN_NO_HAO = ("mn", "no-hao")
@@ -359,6 +363,20 @@ CATALOGUE: dict[Fault, FaultSpec] = {
         "DMM-HA-22",
         "tunnels a group's data to the binding that holds its multicast state even when a "
         "flow binding's traffic selector matches the data (OPEN-8; RFC 6089 §5.3.6)",
+    ),
+    Fault.HA_DP_NOT_IN_BA: FaultSpec(
+        "DMM-CPDP-9",
+        "started split, its BAs do not name the data plane function's address (draft §9)",
+    ),
+    Fault.HA_TUNNEL_FROM_CP: FaultSpec(
+        "DMM-CPDP-4",
+        "started split, it names the data plane's address in the BA but tunnels from the "
+        "control plane's (draft §9)",
+    ),
+    Fault.HA_DP_MISSES_MOVES: FaultSpec(
+        "DMM-CPDP-2",
+        "the data plane keeps tunnelling to a binding's first care-of address after the "
+        "control plane accepted a move: no common binding cache (draft §9)",
     ),
     Fault.HA_NO_TUNNEL: FaultSpec(
         "RFC6275-HA-9", "tunnels nothing to the care-of address (RFC 6275 §10.4.1)"

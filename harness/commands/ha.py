@@ -42,6 +42,14 @@ def register(sub: Any) -> None:
     p.add_argument("--prefix", required=True, help="the home network prefix (IPv6 /64)")
     p.add_argument("--address", required=True, help="the home agent's own IPv6 address")
     p.add_argument(
+        "--data-plane",
+        default=None,
+        metavar="ADDRESS",
+        help="separate the control and data plane functions (draft §9): the data plane "
+        "tunnels from ADDRESS (added to --iface while it runs), and each BA names it in an "
+        "Alternate Home Agent Tunnel Address option; BUs still go to --address",
+    )
+    p.add_argument(
         "--address4",
         default=None,
         help="its IPv4 address on the home link (dual stack, RFC 5555): with it the HA hands "
@@ -121,6 +129,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         prefix = ipaddress.IPv6Network(args.prefix, strict=False)
         address = ipaddress.IPv6Address(args.address)
+        data_plane = ipaddress.IPv6Address(args.data_plane) if args.data_plane else None
     except ValueError as exc:
         raise UserError(str(exc)) from None
     keys: dict[int, bytes] = {}
@@ -181,6 +190,7 @@ def run(args: argparse.Namespace) -> int:
         dns_remove_on_expiry=args.dns_remove_on_expiry,
         address4=address4,
         ipv4_pool=pool,
+        data_plane=data_plane,
     )
     return ha_daemon.main(opts)
 

@@ -45,6 +45,13 @@ class AccessLink:
     def ha_fqdn(self) -> str:
         return f"ha{self.index}.{DOMAIN}"
 
+    @property
+    def data_plane6(self) -> ipaddress.IPv6Address:
+        """The address an HA on this link whose control and data planes are separate (draft
+        §9) gives its data plane function: clear of the router (1), the MN's (0x100..) and
+        the tester's home addresses (0x1000..)."""
+        return self.prefix6[0xD0]
+
 
 @dataclass(frozen=True)
 class ServiceLink:

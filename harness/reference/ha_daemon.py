@@ -94,6 +94,7 @@ import select
 import signal
 import socket
 import struct
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -156,6 +157,16 @@ class Options:
     dns_remove_on_expiry: bool = False  # draft §6 MAY
     address4: ipaddress.IPv4Address | None = None  # on the home link (RFC 5555 dual stack)
     ipv4_pool: ipaddress.IPv4Network | None = None  # RFC 5555 §4.5 dynamic IPv4 home addresses
+    # draft §9: the data plane function's address (None: one address for both functions)
+    data_plane: ipaddress.IPv6Address | None = None
+
+    @property
+    def tunnel_address(self) -> ipaddress.IPv6Address:
+        """Where the tunnels end at the HA: the data plane function's address when the
+        functions are separate (draft §9), else the HA's own."""
+        if self.data_plane is None or self.faults.has(Fault.HA_TUNNEL_FROM_CP):
+            return self.address
+        return self.data_plane
 
     @property
     def dad_wait(self) -> float:
@@ -204,6 +215,8 @@ class HomeAgentDaemon:
             and not opts.faults.has(Fault.HA_DNS_EXPIRY_KEEPS),
             ipv4_pool=opts.ipv4_pool,
             ipv4_address=opts.address4,
+            # draft §9: each BA names the data plane function (INT-9)
+            data_plane_address=None if opts.faults.has(Fault.HA_DP_NOT_IN_BA) else opts.data_plane,
             faults=opts.faults,
         )
         self.faults = opts.faults
@@ -214,7 +227,7 @@ class HomeAgentDaemon:
         self._nd: socket.socket | None = None  # Neighbor Advertisements on the access link
         self._dads: dict[int, tuple[float, ipaddress.IPv6Address]] = {}  # id: (deadline, hoa)
         self._dad_bus = ha_hooks.BuMemory()  # the BU each DAD answers, for the faults
-        self.tunnels = Tunnels(opts.address, None, self.log, self.faults)
+        self.tunnels = Tunnels(opts.tunnel_address, None, self.log, self.faults)
         self.multicast = MulticastForwarder(opts.uplink, opts.iface, self.log, self.faults)
         self.querier = QuerySchedule(
             opts.mld_query_interval, opts.mld_query_response_interval, self.faults
@@ -233,6 +246,7 @@ class HomeAgentDaemon:
         self._udp4: socket.socket | None = None  # RFC 5555 §4.2, the DSMIPv6 port
         self._raw4: socket.socket | None = None  # IPv6 in IPv4 to IPv4 care-of addresses
         self._raw44: socket.socket | None = None  # IPv4 in IPv4 likewise
+        self._data_plane_added = False  # the data plane's address was put on --iface by us
 
     # ------------------------------------------------------------------ sockets
 
@@ -268,7 +282,8 @@ class HomeAgentDaemon:
             raw44.setblocking(False)
             self._raw44 = raw44
             self._rx.append((raw44, RAW4))
-        self.tunnels = Tunnels(self.opts.address, self._tx, self.log, self.faults)
+        self._open_data_plane()
+        self.tunnels = Tunnels(self.opts.tunnel_address, self._tx, self.log, self.faults)
         self.tunnels.node_of = self.core.nodes.get
         self.tunnels.udp_path = self.core.udp4_path
         self.tunnels.udp4, self.tunnels.raw4 = self._udp4, self._raw4
@@ -277,6 +292,35 @@ class HomeAgentDaemon:
         self._open_access_link()
         if self.opts.address4 is not None and not self.faults.has(Fault.HA_NO_PROXY_ARP):
             self._proxy_arp()
+
+    def _open_data_plane(self) -> None:
+        """Draft §9: the data plane function's address on the access interface (the two
+        functions share this process, and with it the binding cache, §9's common database)."""
+        if self.opts.data_plane is None:
+            return
+        argv = ["ip", "-6", "addr", "add", f"{self.opts.data_plane}/128", "dev", self.opts.iface]
+        done = subprocess.run([*argv, "nodad"], capture_output=True, text=True, timeout=5)
+        if done.returncode == 0:
+            self._data_plane_added = True
+        elif "exists" not in done.stderr:
+            self.log(f"cannot add the data plane address: {done.stderr.strip()}")
+        self.log(
+            f"data plane function at {self.opts.data_plane} (control plane {self.opts.address})"
+        )
+
+    def _close_data_plane(self) -> None:
+        if self._data_plane_added:
+            argv = [
+                "ip",
+                "-6",
+                "addr",
+                "del",
+                f"{self.opts.data_plane}/128",
+                "dev",
+                self.opts.iface,
+            ]
+            subprocess.run(argv, capture_output=True, timeout=5)
+            self._data_plane_added = False
 
     def _proxy_arp(self) -> None:
         """RFC 5555 §4.5: the HA answers ARP on the home link for the IPv4 home addresses
@@ -358,6 +402,7 @@ class HomeAgentDaemon:
         self._nd = nd
 
     def close(self) -> None:
+        self._close_data_plane()
         if self._proxy_arp_was is not None:  # the next HA on this link starts as we did
             self._set_proxy_arp(self._proxy_arp_was)
             self._proxy_arp_was = None
@@ -701,7 +746,8 @@ class HomeAgentDaemon:
                 self.tunnels.up(action.hoa, action.bid, action.coa)
             elif isinstance(action, TunnelMoved):
                 self.log(f"tunnel moved: {action.hoa} (bid {action.bid}) -> {action.coa}")
-                self.tunnels.up(action.hoa, action.bid, action.coa)  # re-points the entry
+                if not self.faults.has(Fault.HA_DP_MISSES_MOVES):
+                    self.tunnels.up(action.hoa, action.bid, action.coa)  # re-points the entry
             elif isinstance(action, TunnelDown):
                 self.log(f"tunnel down: {action.hoa} (bid {action.bid}) -> {action.coa}")
                 self.tunnels.down(action.hoa, action.bid)

@@ -282,7 +282,10 @@ class ProfileSut(SutAdapter):
 
     # ------------------------------------------------------------------ start
 
-    def start(self, placement: Placement, *, python: str | None = None) -> None:
+    def start(
+        self, placement: Placement, *, python: str | None = None, split: bool = False
+    ) -> None:
+        """`split`: with `[commands].split_args`, control and data planes apart (draft §9)."""
         if self._proc is not None:
             raise SutError(f"{self.name}: already started (pid {self._proc.pid})")
         self.profile.check_placement(placement)
@@ -296,7 +299,7 @@ class ProfileSut(SutAdapter):
             log_file=str(self._log_path),
             python=python,
         )
-        command = self.profile.render("start", self._values)
+        command = self.profile.render("start", self._values, split=split)
         self._placement = placement
         self._log = open(self._log_path, "wb")  # noqa: SIM115 - closed in stop()
         self._log.write(f"# {self.name}: {command}\n".encode())

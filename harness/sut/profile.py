@@ -237,6 +237,9 @@ class Placement:
     # draft §7): none unless a test configures one; a start command without {ha_names}
     # cannot be given one
     ha_names: tuple[str, ...] = ()
+    # an HA whose control and data plane functions are separate (draft §9): the address
+    # its data plane function takes (for `[commands].split_args`)
+    data_plane6: str | None = None
 
     @classmethod
     def for_ha(
@@ -273,6 +276,7 @@ class Placement:
             uplink_address4=str(link.ar_uplink4),
             core_address6=str(link.core6),
             core_address4=str(link.core4),
+            data_plane6=str(link.data_plane6),
         )
 
     @classmethod
@@ -319,6 +323,7 @@ _HA_ONLY = frozenset(
         "uplink_address4",
         "core_address6",
         "core_address4",
+        "data_plane6",
     }
 )
 _KEY_PLACEHOLDERS = frozenset({"key_file", "spi", "mn_id"})
@@ -343,6 +348,9 @@ class Commands:
     stop: str | None = None
     stop_timeout: float = 5.0
     move_flows: str | None = None  # an MN told a new flow policy ({flows}) while it runs
+    # an HA: the words added to `start` to run it with its control and data plane functions
+    # separate (draft §9), the data plane at {data_plane6}
+    split_args: str | None = None
 
 
 @dataclass(frozen=True)
@@ -386,14 +394,23 @@ class Profile:
         return out
 
     def render(
-        self, which: Literal["start", "stop", "move_flows"], values: Mapping[str, Any]
+        self,
+        which: Literal["start", "stop", "move_flows"],
+        values: Mapping[str, Any],
+        *,
+        split: bool = False,
     ) -> str:
-        """The shell command for `which`, each value shell-quoted (a sequence: one word each)."""
+        """The shell command for `which`, each value shell-quoted (a sequence: one word each);
+        `split`: the start command with `[commands].split_args` (draft §9)."""
         template = {
             "start": self.commands.start,
             "stop": self.commands.stop,
             "move_flows": self.commands.move_flows,
         }[which]
+        if split:
+            if which != "start" or self.commands.split_args is None:
+                raise ValueError(f"profile {self.source}: [commands].split_args is not set")
+            template = f"{template} {self.commands.split_args}"
         if template is None:
             raise ValueError(f"profile {self.source}: [commands].{which} is not set")
         return render(template, values, where=f"profile {self.source}: [commands].{which}")
@@ -456,7 +473,7 @@ _TOP_FIELDS = {
     "keys",
 }
 _SECTIONS = ("commands", "ready", "features", "timers", "keys")
-_COMMAND_FIELDS = ("start", "stop", "stop_timeout", "move_flows")
+_COMMAND_FIELDS = ("start", "stop", "stop_timeout", "move_flows", "split_args")
 _KEY_FIELDS = ("spi", "key", "mn_id", "key_file_format")
 _PLACEMENT_RE = re.compile(r"^ar([1-9][0-9]?)$")
 
@@ -580,6 +597,12 @@ def parse(text: str, source: str = "<profile>") -> Profile:
     keys = _keys(r, doc, features)
     commands = _commands(r, doc, role, keys)
     ready = _ready(r, doc, role, keys)
+    if role == "ha" and features.claims("cp_dp_split") and commands.split_args is None:
+        raise r.fail(
+            "[commands].split_args",
+            "[features].cp_dp_split is claimed: say how to start it split (e.g. "
+            '"--data-plane {data_plane6}"), or do not claim it',
+        )
 
     return Profile(
         source=source,
@@ -624,7 +647,19 @@ def _commands(r: _Reader, doc: Mapping[str, Any], role: str, keys: Keys | None) 
     if "move_flows" in table:
         move_flows = r.string(table, "move_flows", "[commands].move_flows", required=True)
         _check_template(r, move_flows, "[commands].move_flows", role, keys)
-    return Commands(start=start, stop=stop, stop_timeout=stop_timeout, move_flows=move_flows)
+    split_args: str | None = None
+    if "split_args" in table:
+        if role != "ha":
+            raise r.fail("[commands].split_args", "only an HA separates control and data planes")
+        split_args = r.string(table, "split_args", "[commands].split_args", required=True)
+        _check_template(r, split_args, "[commands].split_args", role, keys)
+    return Commands(
+        start=start,
+        stop=stop,
+        stop_timeout=stop_timeout,
+        move_flows=move_flows,
+        split_args=split_args,
+    )
 
 
 def _ready(r: _Reader, doc: Mapping[str, Any], role: str, keys: Keys | None) -> Readiness:
@@ -896,6 +931,13 @@ FIELD_DOCS: tuple[tuple[str, str, str, str], ...] = (
     ("[commands].stop", "string", "no", "a command that stops it (default: SIGTERM)"),
     ("[commands].stop_timeout", "seconds", "no", "SIGKILL after this long (default 5)"),
     (
+        "[commands].split_args",
+        "string",
+        "with cp_dp_split",
+        "an HA: the words added to [commands].start to run it with its control and data plane "
+        "functions separate, the data plane at {data_plane6} (draft §9)",
+    ),
+    (
         "[commands].move_flows",
         "string",
         "no",
@@ -992,6 +1034,11 @@ PLACEHOLDER_DOCS: dict[str, tuple[str, str]] = {
     "uplink_address4": ("ha", "its IPv4 address on the uplink"),
     "core_address6": ("ha", "the core router's IPv6 address (next hop)"),
     "core_address4": ("ha", "the core router's IPv4 address (next hop)"),
+    "data_plane6": (
+        "ha",
+        "the IPv6 address its data plane function takes when started split (draft §9, "
+        "[commands].split_args), on its access link",
+    ),
     "spi": ("both", "[keys].spi (needs [keys])"),
     "mn_id": ("both", "[keys].mn_id (needs [keys])"),
     "key_file": ("both", "a file holding [keys].key (needs [keys])"),

@@ -14,6 +14,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from scapy.layers.inet6 import HAO, IPv6, IPv6ExtHdrDestOpt, MIP6OptMsgAuth
@@ -137,6 +138,43 @@ class HomeAgentUnderTest:
         checksum = compact.mh_checksum(hoa, msg.dst, bytes(pkt[off:]))
         struct.pack_into("!H", pkt, off + 4, checksum)
         return bytes(pkt)
+
+
+@contextlib.contextmanager
+def home_agent_started(
+    lab: Lab, sut: adapters.SutAdapter, workdir: Path, *, split: bool = False
+) -> Iterator[HomeAgentUnderTest]:
+    """The SUT home agent started on the home link's router of `lab` (`split`: with its
+    control and data planes apart, draft §9), the tester's MN interface moved to the foreign
+    link with the care-of addresses; the lab's own RAs on the home link paused meanwhile
+    (the SUT's are the ones seen there, RFC 6275 §7). The lab is reset afterwards."""
+    from harness.tester.world import ha_placement
+
+    placement = ha_placement(lab, HOME_LINK, workdir)
+    lab.move("mn0", FOREIGN_LINK)
+    coas = (COA, *OTHER_COAS)
+    for coa in coas:
+        ip_in_mn(lab, "addr", "add", f"{coa}/64", "dev", "mn0", "nodad")
+    try:
+        with lab.advertiser_paused(HOME_LINK):
+            if split:
+                assert isinstance(sut, adapters.ProfileSut), "only a profile says how to split"
+                sut.start(placement, split=True)
+            else:
+                sut.start(placement)
+            try:
+                keys = sut.profile.keys if isinstance(sut, adapters.ProfileSut) else None
+                link = lab.plan.link(HOME_LINK)
+                yield HomeAgentUnderTest(
+                    lab, sut, str(link.router6), link.prefix6, keys, timers=sut.timers
+                )
+            finally:
+                sut.stop()
+    finally:
+        for coa in coas:
+            with contextlib.suppress(subprocess.CalledProcessError):
+                ip_in_mn(lab, "addr", "del", f"{coa}/64", "dev", "mn0")
+        lab.reset()
 
 
 def ip_in_mn(lab: Lab, *args: str) -> None:

@@ -523,6 +523,20 @@ def required_alignment(opt: Option, config: WireConfig) -> tuple[int, int]:
     return _ALIGNMENT.get(opt.otype, (1, 0))
 
 
+def data_plane_address(
+    options: Iterable[Option], config: WireConfig | None = None
+) -> ipaddress.IPv6Address | None:
+    """The HA data plane function's address a BA names (draft §9, INT-9): an Alternate Home
+    Agent Tunnel Address option (the configured type), else an Alternate Care-of Address
+    option, each with a 16-octet address; None when it names none."""
+    config = config or WireConfig.from_env()
+    found = {o.otype: o.data for o in options if len(o.data) == 16}
+    for otype in (config.alt_ha_tunnel_address_type, MobOpt.ALTERNATE_COA):
+        if otype in found:
+            return ipaddress.IPv6Address(found[otype])
+    return None
+
+
 def misaligned(options: list[Option], config: WireConfig) -> list[str]:
     """Each option that does not start where its alignment rule puts it."""
     out = []

@@ -15,8 +15,6 @@ that the RAs seen there are the SUT's (RFC 6275 §7); they are restored afterwar
 
 from __future__ import annotations
 
-import contextlib
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,16 +26,8 @@ from harness.sut import adapters
 from harness.tester.conversation import Link
 from harness.tester.dns import LabDns
 from harness.tester.fixtures import Captures
-from harness.tester.home_agent import (
-    COA,
-    FOREIGN_LINK,
-    HOME_LINK,
-    OTHER_COAS,
-    HomeAgentUnderTest,
-    ip_in_mn,
-)
+from harness.tester.home_agent import HOME_LINK, HomeAgentUnderTest, home_agent_started
 from harness.tester.sources import Wire, open_source
-from harness.tester.world import ha_placement
 from harness.verdicts import not_applicable
 
 
@@ -50,27 +40,8 @@ def home_agent(
         not_applicable("the run tests the MN role (--sut-role mn)")
     workdir: Path = tmp_path_factory.mktemp("sut-ha")
     sut = adapters.open_sut(run_options.sut, "ha", workdir)
-    placement = ha_placement(lab, HOME_LINK, workdir)
-    lab.move("mn0", FOREIGN_LINK)
-    coas = (COA, *OTHER_COAS)
-    for coa in coas:
-        ip_in_mn(lab, "addr", "add", f"{coa}/64", "dev", "mn0", "nodad")
-    try:
-        with lab.advertiser_paused(HOME_LINK):
-            sut.start(placement)
-            try:
-                keys = sut.profile.keys if isinstance(sut, adapters.ProfileSut) else None
-                link = lab.plan.link(HOME_LINK)
-                yield HomeAgentUnderTest(
-                    lab, sut, str(link.router6), link.prefix6, keys, timers=sut.timers
-                )
-            finally:
-                sut.stop()
-    finally:
-        for coa in coas:
-            with contextlib.suppress(subprocess.CalledProcessError):
-                ip_in_mn(lab, "addr", "del", f"{coa}/64", "dev", "mn0")
-        lab.reset()
+    with home_agent_started(lab, sut, workdir) as ha:
+        yield ha
 
 
 @pytest.fixture

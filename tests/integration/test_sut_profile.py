@@ -230,6 +230,23 @@ BAD = [
         "[keys]: missing section: [features].auth_rfc4285 needs the MN-HA SPI and key",
         id="auth-without-keys",
     ),
+    pytest.param(
+        sub("mcoa = false", "cp_dp_split = true"),
+        "[commands].split_args: [features].cp_dp_split is claimed: say how to start it split",
+        id="split-without-args",
+    ),
+    pytest.param(
+        sub("stop_timeout = 2", 'stop_timeout = 2\nsplit_args = "--dp {data_plane}"'),
+        "[commands].split_args: unknown placeholder {data_plane}",
+        id="split-args-placeholder",
+    ),
+    pytest.param(
+        sub("mcoa = false", "cp_dp_split = true").replace(
+            "stop_timeout = 2", 'stop_timeout = 2\nsplit_args = "--dp {data_plane6}"'
+        ),
+        None,
+        id="split-good",
+    ),
 ]
 
 
@@ -260,6 +277,24 @@ def test_the_ba_deadline_is_the_has_answer_time() -> None:
     assert within(GOOD) == pytest.approx(2.0 + MARGIN)  # the default
     slow = sub("time_scale = 0.1\n", "time_scale = 0.1\nanswer_time = 4.5\n")
     assert within(slow) == pytest.approx(4.5 + MARGIN)
+
+
+def test_a_split_start_adds_the_split_args() -> None:
+    """Draft §9: started split, the start command gains [commands].split_args, with the
+    lab's data plane address (the plan's, one home for it)."""
+    from harness.lab import plan as lab_plan
+
+    text = sub("mcoa = false", "cp_dp_split = true").replace(
+        "stop_timeout = 2", 'stop_timeout = 2\nsplit_args = "--dp {data_plane6}"'
+    )
+    p = profile.parse(text, "x.toml")
+    lab = lab_plan.build()
+    placement = profile.Placement.for_ha(
+        lab, 1, netns=None, iface="acc0", uplink_iface="up0", workdir="/tmp"
+    )
+    values = p.values(placement, key_file="/k")
+    plain, split = p.render("start", values), p.render("start", values, split=True)
+    assert split == f"{plain} --dp {lab.link(1).data_plane6}"
 
 
 def test_load_reads_a_file_and_names_it(tmp_path: Path) -> None:

@@ -33,6 +33,7 @@ TIMESTAMPS = SUITE + "::test_invalid_timestamp_gets_144_and_no_binding"
 REPLAY_ECHO = SUITE + "::test_replay_protection_option_is_echoed_in_the_ba"
 DNS = "suites/ha/test_dns_update.py::"
 MCOA = "suites/ha/test_mcoa_flows.py::"
+SPLIT = "suites/ha/test_cp_dp_split.py::"
 FLOW_PROPERTY = MCOA + "test_packets_follow_the_flow_bindings"
 FLOW_STATUS = MCOA + "test_flow_identification_options_get_their_status"
 FLOW_SEQUENCES = MCOA + "test_random_binding_and_flow_changes_keep_every_packet_on_its_binding"
@@ -199,6 +200,10 @@ KILLS: dict[str, tuple[str, ...]] = {
         V4 + "test_packets_reach_an_ipv4_care_of_address[behind-a-nat]",
         V4 + "test_ipv4_traffic_of_an_mn_in_an_ipv4_network[behind-a-nat]",
     ),
+    # draft §9: control and data plane separation (suites/ha/test_cp_dp_split.py)
+    "dp-not-in-ba": (SPLIT + "test_the_ba_names_the_data_plane_function",),
+    "tunnel-from-cp": (SPLIT + "test_the_data_plane_serves_what_the_control_plane_registered",),
+    "dp-misses-moves": (SPLIT + "test_the_data_plane_serves_what_the_control_plane_registered",),
     # issue 12: multiple care-of addresses and flow bindings (suites/ha/test_mcoa_flows.py)
     "flows-ignored": (
         FLOW_PROPERTY,
