@@ -148,6 +148,8 @@ class Fault(Enum):
     MN_KEEP_OLD_SOURCE = ("mn", "keep-old-source")
     MN_STALE_MCAST = ("mn", "stale-mcast")
     MN_NO_REVERSE_TUNNEL = ("mn", "no-reverse-tunnel")
+    MN_IGNORES_DATA_PLANE = ("mn", "ignores-data-plane")
+    MN_BU_TO_DATA_PLANE = ("mn", "bu-to-data-plane")
     MN_NO_AUTH = ("mn", "no-auth")
     MN_MN_ID_AFTER_AUTH = ("mn", "mn-id-after-auth")
     MN_RO_COTI = ("mn", "ro-coti")
@@ -732,6 +734,16 @@ CATALOGUE: dict[Fault, FaultSpec] = {
     ),
     Fault.MN_STALE_MCAST: FaultSpec(
         "DMM-OPT-2", "keeps announcing a group the application left (INT-7)"
+    ),
+    Fault.MN_IGNORES_DATA_PLANE: FaultSpec(
+        "DMM-CPDP-9",
+        "tunnels to the HA's control plane address although the BA named its data plane "
+        "function's (draft §9)",
+    ),
+    Fault.MN_BU_TO_DATA_PLANE: FaultSpec(
+        "DMM-CPDP-7",
+        "sends its next BUs to the data plane function the BA named, not to the control "
+        "plane it registered with (draft §9)",
     ),
     Fault.MN_NO_REVERSE_TUNNEL: FaultSpec(
         "DMM-OVW-9",

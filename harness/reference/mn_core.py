@@ -175,6 +175,15 @@ class Binding:
     flows_sent: bool = False  # a BU of it carried flow bindings (the flows-once fault)
     sent_flows: tuple[tuple[int, IPv6], ...] = ()  # (port, CoA) of the last BU's flows
     acked_flows: tuple[tuple[int, IPv6], ...] = ()  # ... of the last BU the HA accepted
+    # draft §9: the HA's data plane function, as its last accepting BA named it (INT-9):
+    # the tunnel's end at the HA; BUs still go to `ha`, its control plane (DMM-CPDP-7)
+    data_plane: IPv6 | None = None
+
+    @property
+    def tunnel_end(self) -> IPv6:
+        """Where the tunnel ends at the HA: the data plane function the BA named, else the
+        HA's own address."""
+        return self.data_plane or self.ha
 
 
 @dataclass(frozen=True)
@@ -602,8 +611,11 @@ class MobileNodeCore:
         status: int,
         lifetime: int,
         ipv4: Ipv4Ack | None = None,
+        data_plane: IPv6 | None = None,
     ) -> list[Action]:
-        out = self._binding_ack(now, ha, hoa, seq, status, lifetime, ipv4)
+        """A BA from `ha`; `data_plane`: the HA data plane function's address it names
+        (draft §9, an Alternate HA Tunnel Address or Alternate Care-of Address option)."""
+        out = self._binding_ack(now, ha, hoa, seq, status, lifetime, ipv4, data_plane)
         if self.config.faults.has(Fault.MN_NO_REFRESH):
             for b in self.bindings.values():
                 b.refresh_at = None
@@ -618,6 +630,7 @@ class MobileNodeCore:
         status: int,
         lifetime: int,
         ipv4: Ipv4Ack | None = None,
+        data_plane: IPv6 | None = None,
     ) -> list[Action]:
         b = self.bindings.get(hoa)
         if self.config.faults.has(Fault.MN_ACCEPT_ANY_BA_SEQ) and b is not None:
@@ -645,6 +658,8 @@ class MobileNodeCore:
         b.phase = Phase.REGISTERED
         b.acked_coa = b.coa
         b.acked_flows = b.sent_flows
+        if not self.config.faults.has(Fault.MN_IGNORES_DATA_PLANE):
+            b.data_plane = data_plane  # draft §9; none named: the HA's own address
         granted = self.config.scaled(lifetime * LIFETIME_UNIT)
         b.expires_at = now + granted
         b.refresh_at = now + granted * self.config.refresh_share
@@ -1119,7 +1134,9 @@ class MobileNodeCore:
         return [
             SendBindingUpdate(
                 b.iface,
-                b.ha,
+                b.data_plane
+                if b.data_plane is not None and self.config.faults.has(Fault.MN_BU_TO_DATA_PLANE)
+                else b.ha,
                 b.hoa,
                 b.coa,
                 b.seq,
@@ -1162,7 +1179,7 @@ class MobileNodeCore:
         out: list[Action] = []
         routes = tuple(
             sorted(
-                (b.hoa, b.ha, b.acked_coa)
+                (b.hoa, b.tunnel_end, b.acked_coa)
                 for b in self.bindings.values()
                 if b.acked_coa is not None and b.phase is not Phase.DEREGISTERING and b.coa4 is None
             )
@@ -1185,7 +1202,7 @@ class MobileNodeCore:
             out.append(Udp4TunnelChanged(routes4))
         flows = tuple(
             sorted(
-                (b.hoa, port, b.ha, coa)
+                (b.hoa, port, b.tunnel_end, coa)
                 for b in self.bindings.values()
                 if b.acked_coa is not None and b.phase is Phase.REGISTERED
                 for port, coa in b.acked_flows

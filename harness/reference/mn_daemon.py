@@ -584,6 +584,7 @@ class MobileNodeDaemon:
             msg.ba_status,
             msg.lifetime,
             packets.ipv4_ack(msg) if udp4 else None,
+            compact.data_plane_address(msg.options),  # draft §9, INT-9
         )
         self.perform(actions)
         if self.faults.has(Fault.MN_RO_COTI) and msg.ba_status < 128:

@@ -82,10 +82,13 @@ class World:
         sut: str = "reference",
         links: tuple[int, ...] = (),
         also: Callable[[World], object] | None = None,
+        *,
+        split: bool = False,
     ) -> None:
         """A home agent on each access router but the IPv4-only ones, all started at once
-        (`sut`: "reference" or one HA profile, placed on every router in turn), and
-        `also(self)` alongside (e.g. the mobile node)."""
+        (`sut`: "reference" or one HA profile, placed on every router in turn; `split`: with
+        control and data planes apart, draft §9), and `also(self)` alongside (e.g. the
+        mobile node)."""
         profile = None
         if sut != "reference":
             profile = load_profile(sut)
@@ -95,13 +98,13 @@ class World:
         def one(i: int) -> object:
             workdir = self.workdir / f"ha{i}"
             workdir.mkdir(parents=True, exist_ok=True)
-            ha: adapters.SutAdapter
+            ha: adapters.ProfileSut
             if profile is None:
                 ha = adapters.ReferenceSut("ha", workdir, placement=f"ar{i}")
             else:
                 ha = adapters.ProfileSut(dataclasses.replace(profile, placement=f"ar{i}"), workdir)
             self.home_agents[i] = ha  # before start: close() stops it whatever happens
-            ha.start(ha_placement(self.lab, i, workdir))
+            ha.start(ha_placement(self.lab, i, workdir), split=split)
             return ha
 
         # an IPv4-only access link (draft §8) has no IPv6 for a home agent to serve on: its

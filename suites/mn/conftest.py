@@ -118,6 +118,26 @@ def named_ha_mn(
     )
 
 
+@pytest.fixture
+def split_ha_mn(
+    mobility_lab: Lab,
+    lab_dns_server: DnsServerState,
+    run_options: RunOptions,
+    captures: Captures,
+    tmp_path: Path,
+) -> Iterator[MobileNodeUnderTest]:
+    """As `mn`, among reference home agents whose control and data plane functions are
+    separate (draft §9: BUs to the router's address, tunnels to `plan.data_plane6`); not
+    applicable unless the SUT claims cp_dp_split (OPEN-14)."""
+
+    def claimed(sut: SutAdapter) -> None:
+        sut.features.require("cp_dp_split", "the SUT mobile node")
+
+    yield from _mobile_node(
+        mobility_lab, run_options, captures, tmp_path, before_start=claimed, split_has=True
+    )
+
+
 def _mobile_node(
     lab: Lab,
     run_options: RunOptions,
@@ -127,12 +147,13 @@ def _mobile_node(
     flows: tuple[str, ...] = (),
     before_start: Callable[[SutAdapter], None] | None = None,
     ha_names: tuple[str, ...] = (),
+    split_has: bool = False,
 ) -> Iterator[MobileNodeUnderTest]:
     if run_options.sut_role == "ha":
         not_applicable("the run tests the HA role (--sut-role ha)")
     w = mobility.World(lab, tmp_path)
     try:
-        w.start_home_agents()
+        w.start_home_agents(split=split_has)
         link = captures.watch_node(lab, "mn", mobility.MN_IFACE)
         sut = w.start_mobile_node(run_options.sut, ifaces, flows, before_start, ha_names)
         home = w.mn_address(1)

@@ -16,6 +16,7 @@ SUITE = "suites/mn/test_mobile_node.py::"
 REGISTRATION = SUITE + "test_move_with_a_session_registers_with_the_previous_ha"
 BOOT = "suites/mn/test_bootstrap.py::"
 MCOA = "suites/mn/test_mcoa_flows.py::"
+SPLIT = "suites/mn/test_cp_dp_split.py::"
 NEW_IFACE = MCOA + "test_a_new_interface_is_registered_under_a_bid_of_its_own"
 FLOWS = MCOA + "test_flows_are_bound_to_their_interfaces_in_every_bu"
 NATIVE = MCOA + "test_a_new_interface_without_a_home_agent_in_use_is_used_natively"
@@ -119,6 +120,9 @@ KILLS: dict[str, tuple[str, ...]] = {
     "move-ignored": (MCOA + "test_flows_moved_by_command_are_rebound_in_the_next_bu",),
     "returning-iface-ignored": (MCOA + "test_an_interface_back_on_its_link_is_registered_again",),
     "lost-iface-kept": (MCOA + "test_an_interface_that_loses_its_link_leaves_the_bindings",),
+    # draft §9: home agents with separate control and data planes (suites/mn/test_cp_dp_split.py)
+    "ignores-data-plane": (SPLIT + "test_data_goes_to_the_data_plane_the_ba_named",),
+    "bu-to-data-plane": (SPLIT + "test_later_bus_still_go_to_the_control_plane",),
     "lost-first-iface-kept": (
         MCOA + "test_the_first_interface_lost_leaves_the_binding_on_the_other",
     ),

@@ -377,3 +377,29 @@ def test_a_new_flow_policy_is_sent_at_once() -> None:
     [moved] = of(c.set_flows(2.1, swapped), m.SendBindingUpdate)
     assert moved.flows == (m.FlowEntry(1, 1, (1,), 7001), m.FlowEntry(2, 2, (2,), 7002))
     assert c.set_flows(2.2, swapped) == []  # the same policy: nothing to send
+
+
+DATA_PLANE = A("2001:db8:1::d0")
+
+
+@pytest.mark.parametrize(
+    ("faults", "tunnel_end", "bu_to"),
+    [
+        ((), DATA_PLANE, "ha"),
+        ((Fault.MN_IGNORES_DATA_PLANE,), "ha", "ha"),
+        ((Fault.MN_BU_TO_DATA_PLANE,), DATA_PLANE, DATA_PLANE),
+    ],
+    ids=["reference", "ignores-data-plane", "bu-to-data-plane"],
+)
+def test_a_named_data_plane_ends_the_tunnel_and_bus_stay_with_the_control_plane(
+    faults: tuple[Fault, ...], tunnel_end: object, bu_to: object
+) -> None:
+    """Draft §9: after a BA that names the HA's data plane function, the tunnel ends
+    there; the refresh still goes to the control plane (DMM-CPDP-4, -7, -9)."""
+    c = faulty(*faults)
+    bu = registering(c)
+    actions = c.binding_ack(1.5, bu.ha, bu.hoa, bu.seq, 0, 100, data_plane=DATA_PLANE)
+    [changed] = of(actions, m.TunnelChanged)
+    assert changed.routes == ((bu.hoa, bu.ha if tunnel_end == "ha" else tunnel_end, bu.coa),)
+    [refresh] = of(c.tick(1.5 + 3.9), m.SendBindingUpdate)
+    assert refresh.ha == (bu.ha if bu_to == "ha" else bu_to)
