@@ -58,6 +58,7 @@ class Fault(Enum):
     HA_FID_NOT_FOUND_UNANSWERED = ("ha", "fid-not-found-unanswered")
     HA_FLOWS_KEPT = ("ha", "flows-kept")
     HA_PLAIN_BU_KEEPS_BIDS = ("ha", "plain-bu-keeps-bids")
+    HA_BA_FID_WITHOUT_SUBOPTIONS = ("ha", "ba-fid-without-suboptions")
     HA_FLOWS_BEFORE_BIDS = ("ha", "flows-before-bids")
     HA_BAD_BID_LENGTH_ACCEPTED = ("ha", "bad-bid-length-accepted")
     HA_FID_PRI_TAKEN_ACCEPTED = ("ha", "fid-pri-taken-accepted")
@@ -379,6 +380,11 @@ CATALOGUE: dict[Fault, FaultSpec] = {
         "DMM-CPDP-2",
         "the data plane keeps tunnelling to a binding's first care-of address after the "
         "control plane accepted a move: no common binding cache (draft §9)",
+    ),
+    Fault.HA_BA_FID_WITHOUT_SUBOPTIONS: FaultSpec(
+        "RFC6089-12",
+        "copies FID, FID-PRI and a Status into the BA but not the FID option's sub-options "
+        "(RFC 6089 §5.3.5)",
     ),
     Fault.HA_NO_TUNNEL: FaultSpec(
         "RFC6275-HA-9", "tunnels nothing to the care-of address (RFC 6275 §10.4.1)"

@@ -9,7 +9,7 @@ import math
 import struct
 
 from scapy.layers.inet6 import IPv6, IPv6ExtHdrRouting, MIP6OptMsgAuth, MIP6OptReplayProtection
-from scapy.packet import Packet
+from scapy.packet import Packet, Raw
 
 from harness.reference.ha_core import HAConfig, SendBindingAck
 from harness.wire import auth, compact
@@ -72,8 +72,7 @@ def binding_ack_bytes(action: SendBindingAck, config: HAConfig) -> bytes:
 def _ba_options(action: SendBindingAck) -> list[Packet]:
     """The BA's options but the MN-HA authentication option, in their order."""
     options: list[Packet] = [
-        MIP6OptBindingIdentifier(bid=b.bid, status=b.status, bid_pri=b.bid_pri)
-        for b in action.bids
+        MIP6OptBindingIdentifier(bid=b.bid, status=b.status, bid_pri=b.bid_pri) for b in action.bids
     ]
     for echo in action.multicast:
         cls = MldAddressRecord if echo.report_type == MLDV2_REPORT else IgmpGroupRecord
@@ -82,7 +81,12 @@ def _ba_options(action: SendBindingAck) -> list[Packet]:
         ]
         options += multicast_state_options(records, echo.report_type)
     for f in action.flows:
-        options.append(MIP6OptFlowIdentification(fid=f.fid, fid_pri=f.fid_pri, status=f.status))
+        subs = [Raw(f.suboptions)] if f.suboptions else []  # as the BU had them, padding too
+        options.append(
+            MIP6OptFlowIdentification(
+                fid=f.fid, fid_pri=f.fid_pri, status=f.status, suboptions=subs
+            )
+        )
     if action.ipv4 is not None:
         options.append(
             MIP6OptIPv4AddressAck(

@@ -110,6 +110,7 @@ class FidStatus:
     fid: int
     fid_pri: int
     status: int
+    suboptions: bytes = b""  # the BU's, copied (RFC 6089 §5.3.5)
 
 
 @dataclass(frozen=True)
@@ -751,7 +752,13 @@ class HomeAgentCore:
             return ()
         bound = {b for b in node.bindings if b}
         node.flows, answers = ha_mcoa.flow_options(node.flows, bound, options)
-        return tuple(FidStatus(fid, pri, status) for fid, pri, status in answers)
+        # §5.3.5: the BA copies each FID option of the BU, sub-options too, with its Status
+        copied: dict[int, bytes] = {}
+        if not self.config.faults.has(Fault.HA_BA_FID_WITHOUT_SUBOPTIONS):
+            for o in options:
+                if o.otype == MobOpt.FLOW_IDENTIFICATION and len(o.data) >= 6:
+                    copied[struct.unpack_from("!H", o.data)[0]] = o.data[6:]
+        return tuple(FidStatus(f, pri, st, copied.get(f, b"")) for f, pri, st in answers)
 
     def _ipv4(self, node: MobileNode, options: list[Option], dereg: bool) -> IPv4Ack | None:
         """RFC 5555 §3.1.1, §3.2.1, §4.5: the IPv4 home address of an IPv4 Home Address

@@ -42,6 +42,8 @@ from harness.tester.sources import Wire, ip6_layers, tunnelled_to
 from harness.wire import compact
 from harness.wire.mobility import (
     FIDSubOptBindingReference,
+    FIDSubOptPad1,
+    FIDSubOptPadN,
     FIDSubOptTrafficSelector,
     IPv4BinaryTrafficSelector,
     IPv6BinaryTrafficSelector,
@@ -102,6 +104,8 @@ class Answer:
     status: int
     bids: list[tuple[int, int, int]]  # (BID, Status, BID-PRI), in order
     fids: list[tuple[int, int]]  # (FID, Status), in order
+    # (FID, FID-PRI, sub-options but padding) of each FID option, in order (§5.3.5)
+    fid_contents: list[FidContent] = field(default_factory=list)
 
     def bid_status(self) -> dict[int, int]:
         return {b: s for b, s, _ in self.bids}
@@ -110,8 +114,20 @@ class Answer:
         return next((s for f, s in self.fids if f == fid), None)
 
 
+FidContent = tuple[int, int, tuple[bytes, ...]]
+
+
+def fid_content(option: bytes) -> FidContent:
+    """(FID, FID-PRI, each sub-option but Pad1 and PadN) of a Flow Identification option
+    (RFC 6089 §4.2, §4.2.1), read with the scapy layer."""
+    layer = MIP6OptFlowIdentification(option)
+    pads = (FIDSubOptPad1, FIDSubOptPadN)
+    subs = tuple(bytes(s) for s in layer.suboptions if not isinstance(s, pads))
+    return (layer.fid, layer.fid_pri, subs)
+
+
 def answer(ba: compact.MobilityMessage) -> Answer:
-    bids, fids = [], []
+    bids, fids, contents = [], [], []
     for opt in ba.options:
         if opt.otype == MobOpt.BINDING_IDENTIFIER and len(opt.data) in (4, 8, 20):
             ident = compact.parse_binding_identifier(opt.data)
@@ -119,7 +135,8 @@ def answer(ba: compact.MobilityMessage) -> Answer:
         elif opt.otype == MobOpt.FLOW_IDENTIFICATION and len(opt.data) >= 6:
             fid, _pri, _res, status = struct.unpack_from("!HHBB", opt.data)
             fids.append((fid, status))
-    return Answer(ba.ba_status, bids, fids)
+            contents.append(fid_content(bytes([opt.otype, len(opt.data)]) + opt.data))
+    return Answer(ba.ba_status, bids, fids, contents)
 
 
 @dataclass

@@ -28,6 +28,7 @@ from harness.tester.flows import (
     bid,
     dports,
     expected_coas,
+    fid_content,
     flow,
     group_copies,
     group_copy_counts,
@@ -298,6 +299,34 @@ def test_flow_identification_options_get_their_status(
         seen = {fid: got.fid_status(fid) for fid in want}
         assert seen == want, f"FID statuses {got.fids}, expected {sorted(want.items())}"
         cn.check(mh, {PORT_BASE: {mh.coas[1]}}, "rejected")
+
+
+@pytest.mark.clause("RFC6089-12")
+def test_the_ba_copies_each_flow_identification_option(
+    home_agent: HomeAgentUnderTest, mn_link: Link
+) -> None:
+    """RFC 6089 §5.3.5: the BA holds a copy of each Flow Identification option of the BU,
+    its sub-options (the binding reference, the traffic selector) with it, and the Status;
+    accepted and refused flows alike."""
+    flows(home_agent)
+    ha = home_agent
+    sent = [
+        flow(1, 1, [2], dports(PORT_BASE)),
+        flow(2, 2, [1, 2], dports(PORT_BASE + 1, PORT_BASE + 2)),
+        flow(3, 3, [9], dports(PORT_BASE + 3)),  # BID 9 is not bound: refused, still copied
+    ]
+    with multi_homed(ha, mn_link, {1: 10, 2: 20}) as mh:
+        got = mh.send(*mh.keep(), *sent)
+        copies = {c[0]: c for c in got.fid_contents}
+        for option in sent:
+            want = fid_content(bytes(option))
+            have = copies.get(want[0])
+            assert have is not None, f"the BA holds no Flow Identification option for FID {want[0]}"
+            assert have == want, (
+                f"FID {want[0]}: the BA's copy has FID-PRI {have[1]} and sub-options "
+                f"{[s.hex() for s in have[2]]}; the BU's had FID-PRI {want[1]} and "
+                f"{[s.hex() for s in want[2]]}"
+            )
 
 
 @pytest.mark.clause("RFC6089-11", "DMM-HA-21")

@@ -237,6 +237,7 @@ KILLS: dict[str, tuple[str, ...]] = {
     "fid-unknown-bid-accepted": (FLOW_STATUS,),
     "fid-not-found-unanswered": (FLOW_STATUS,),
     "flows-kept": (MCOA + "test_flows_not_named_in_a_bu_are_removed", FLOW_SEQUENCES),
+    "ba-fid-without-suboptions": (MCOA + "test_the_ba_copies_each_flow_identification_option",),
     "plain-bu-keeps-bids": (MCOA + "test_a_bu_without_bid_option_replaces_every_binding",),
     "flows-before-bids": (FLOW_PROPERTY,),
     "bad-bid-length-accepted": (MALFORMED + "[bid-length-6]",),
