@@ -337,7 +337,7 @@ def test_ipv4_traffic_follows_the_ipv4_home_address(
             raise AssertionError(f"{hoa4} is still tunnelled after its deregistration")
 
 
-@pytest.mark.clause("DMM-V4-4", "DMM-V4-5", "DMM-HA-19")
+@pytest.mark.clause("DMM-V4-4", "DMM-V4-5", "DMM-HA-19", "DMM-V4-3")
 def test_igmpv3_state_admits_ipv4_multicast_into_the_tunnel(
     home_agent: HomeAgentUnderTest, mn_link: Link, wire: Wire
 ) -> None:
