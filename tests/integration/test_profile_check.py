@@ -157,7 +157,10 @@ def test_bundled_profiles_pass_the_check(name: str, capsys: pytest.CaptureFixtur
     assert cli.main(["sut", "check", str(adapters.PROFILES_DIR / name)]) == 0
     out = capsys.readouterr().out
     assert out.startswith(f"profile {adapters.PROFILES_DIR / name}: ok: ")
-    assert "claims: auth_rfc4285, deregistration" in out
+    claimed = out.rsplit("claims: ", 1)[1].strip().split(", ")
+    assert claimed == sorted(claimed), claimed  # the claims, in order
+    bundled = adapters.reference_profile(name.removeprefix("reference-").removesuffix(".toml"))
+    assert claimed == sorted(f for f in profile.FEATURES if bundled.features.claims(f))
 
 
 def test_program_of_finds_the_program() -> None:
