@@ -121,6 +121,7 @@ KILLS: dict[str, tuple[str, ...]] = {
     "lost-iface-kept": (MCOA + "test_an_interface_that_loses_its_link_leaves_the_bindings",),
     "lost-first-iface-kept": (
         MCOA + "test_the_first_interface_lost_leaves_the_binding_on_the_other",
+        MCOA + "test_an_application_keeps_its_stream_when_the_first_interface_is_lost",
     ),
     "moved-iface-old-coa": (
         MCOA + "test_an_added_interface_on_another_link_is_registered_with_its_new_care_of_address",
