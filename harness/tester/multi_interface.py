@@ -32,11 +32,12 @@ from harness.tester.mobile_node import (
     ba_for,
     bu_from_mn,
     in_time,
+    multicast_state,
     options_of,
     session_then_move,
     tunnelled_from,
 )
-from harness.tester.world import MN_IFACE
+from harness.tester.world import CN_PORT, MN_IFACE
 from harness.verdicts import inconclusive, not_applicable, not_run
 from harness.wire import compact
 from harness.wire.mobility import (
@@ -452,22 +453,22 @@ class Stream:
     group: str
 
 
-def stream_to_the_mn(mn: MobileNodeUnderTest) -> Stream:
-    """The application joins the lab's SSM group through mn0 on link 1 and the source sends
-    its numbered stream: the first datagram, natively on link 1, before anything moves.
-    Not run when an application does not start; inconclusive when the lab does not deliver
-    the group on link 1 (nothing of the mobility is judged yet)."""
+def stream_to_the_mn(mn: MobileNodeUnderTest, iface: str = MN_IFACE, link: int = 1) -> Stream:
+    """The application joins the lab's SSM group through `iface` on access link `link` and
+    the source sends its numbered stream: the first datagram, natively there, before
+    anything moves. Not run when an application does not start; inconclusive when the lab
+    does not deliver the group there (nothing of the mobility is judged yet)."""
     plan = mn.lab.plan
     group, src = str(plan.ssm_group6), str(plan.mcast_source.host6)
     try:
-        app = mn.world.receiver(group, src)
+        app = mn.world.receiver(group, src, iface=iface)
         mn.world.source("src", group, rate=STREAM_RATE)
     except AppExpectationFailed as exc:
         not_run(f"the stream's applications did not start: {exc}")
     try:
-        app.wait_for("data", mn.deadlines.data, f"{group} natively on link 1")
+        app.wait_for("data", mn.deadlines.data, f"{group} natively on link {link}")
     except AppExpectationFailed:
-        inconclusive(f"the lab did not deliver {group} to the application on link 1")
+        inconclusive(f"the lab did not deliver {group} to the application on link {link}")
     return Stream(app, group)
 
 
@@ -483,12 +484,15 @@ def sent_after(moment: float) -> Callable[[Event], bool]:
 
 @dataclass
 class Changeover:
-    """The first interface off its link (and, once the block ends, back on link
-    FIRST_VISITED): the moments (time.monotonic()) of both, the care-of address it lost,
-    and the captured links of both interfaces with their seq at the loss."""
+    """A change of the MN's interfaces (the first off its link and, once the block of
+    `first_interface_detached` ends, back on link FIRST_VISITED): the moments
+    (time.monotonic()) of both, the home agent the MN re-registers with, the BU it owes it
+    after the change (`owed`, what `_whose_loss` looks for), and the captured links of both
+    interfaces with their seq at the change."""
 
-    lost_at: float
-    gone: str
+    at: float
+    ha: str
+    owed: Predicate
     marks: dict[str, tuple[Link, int]]
     back_at: float | None = None
 
@@ -514,13 +518,74 @@ def first_interface_detached(
     second = captures.watch_node(mn.lab, "mn", SECOND_IFACE)
     _bulk_acknowledged(mn, seen)
     marks = {MN_IFACE: (mn.link, mn.link.mark()), SECOND_IFACE: (second, second.mark())}
-    lost_at = _lab_does(lambda: mn.lab.detach(MN_IFACE), f"take {MN_IFACE} off its link")
-    change = Changeover(lost_at, seen.coa[MN_IFACE], marks)
+    at = _lab_does(lambda: mn.lab.detach(MN_IFACE), f"take {MN_IFACE} off its link")
+    change = Changeover(at, mn.ha_address(1), bu_leaving(mn, seen.coa[MN_IFACE]), marks)
     yield change
     change.back_at = _lab_does(
         lambda: mn.lab.attach(MN_IFACE, FIRST_VISITED),
         f"put {MN_IFACE} back on link {FIRST_VISITED}",
     )
+
+
+def bu_carrying(ha: str, hoa: str, group: str) -> Predicate:
+    """A BU from the MN to `ha` for home address `hoa` whose Multicast State options carry
+    a record of `group` (draft §4.1)."""
+
+    def test(pkt: Any) -> bool:
+        msg = mobility_message(pkt)
+        return msg is not None and group in multicast_state(msg)
+
+    return bu_from_mn(to=ha, hoa=hoa) & Predicate(test, f"a Multicast State record of {group}")
+
+
+@dataclass(frozen=True)
+class GroupMoved:
+    """The added interface moved off the link where an application joined a group through
+    it: the stream, the change, the address the interface had there, and the MN's BU to
+    that link's home agent for it."""
+
+    stream: Stream
+    change: Changeover
+    hoa: str
+    bu: compact.MobilityMessage
+
+
+def added_interface_moves_with_a_group(mn: MobileNodeUnderTest, captures: Captures) -> GroupMoved:
+    """No home agent in use: the lab adds the second interface on link 3, an application
+    joins the group through it and gets the stream natively there, and a TCP session to
+    the correspondent runs from the address the interface formed there (so that the MN owes
+    that link's home agent a binding whatever it makes of multicast alone, OPEN-15). Then
+    the lab moves that interface to link FIRST_VISITED: the MN's BU to link 3's home agent
+    for that address, within the registration deadline (draft §3)."""
+    second, address = attach_second_interface(mn, captures)
+    stream = stream_to_the_mn(mn, SECOND_IFACE, SECOND_LINK)
+    cn = str(mn.lab.plan.cn.host6)
+    session = mn.world.app(
+        "mn",
+        "tcp_session",
+        "--connect",
+        cn,
+        "--port",
+        str(CN_PORT),
+        "--bind",
+        address,
+        "--interval",
+        "0.05",
+    )
+    session.wait_for("rtt", mn.deadlines.data, f"a round trip to {cn} from {address}")
+    ha = mn.ha_address(SECOND_LINK)
+    owed = bu_carrying(ha, address, stream.group)
+    marks = {MN_IFACE: (mn.link, mn.link.mark()), SECOND_IFACE: (second, second.mark())}
+    at = _lab_does(
+        lambda: mn.lab.move(SECOND_IFACE, FIRST_VISITED),
+        f"move {SECOND_IFACE} to link {FIRST_VISITED}",
+    )
+    change = Changeover(at, ha, owed, marks)
+    what = f"a BU to {ha} for {address} after {SECOND_IFACE} left link {SECOND_LINK}"
+    pkt = in_time(second, bu_from_mn(to=ha, hoa=address), mn.deadlines.registration, what)
+    msg = mobility_message(pkt)
+    assert msg is not None
+    return GroupMoved(stream, change, address, msg)
 
 
 def stream_kept(
@@ -547,7 +612,7 @@ def stream_kept(
         f"datagrams {native} of {stream.group} reached the application natively on an air "
         f"interface ({air}), not decapsulated from the HA's tunnel"
     )
-    ha = mn.ha_address(1)
+    ha = change.ha
     if not _tunnelled_from_now(change, tunnelled_from(ha, stream.group), d.data):
         raise AssertionError(
             f"the application got {stream.group} after the change, but no datagram of it "
@@ -590,19 +655,19 @@ def _whose_loss(
     missing: AssertionError,
 ) -> NoReturn:
     """The application did not get the stream sent at `settled` or later. The MN's failure
-    when no BU of it leaving the lost care-of address came before `settled`, or when the
-    home agent's tunnel carried the group to it after `settled` and the application still
-    did not get it; inconclusive when the (reference) home agent did not acknowledge the
-    MN's last BU before `settled`, or tunnelled nothing to the MN after acknowledging it."""
-    ha = mn.ha_address(1)
+    when the BU it owed the home agent after the change did not come before `settled`, or
+    when the home agent's tunnel carried the group to it after `settled` and the
+    application still did not get it; inconclusive when the (reference) home agent did not
+    acknowledge the MN's last BU before `settled`, or tunnelled nothing to the MN after
+    acknowledging it."""
+    ha = change.ha
     frames = [f for link, mark in change.marks.values() for f in link.frames(mark)]
-    bu = bu_from_mn(to=ha, hoa=str(mn.home))
+    bu = bu_from_mn(to=ha)
     due = [f for f in frames if f.mono <= settled and bu(f.packet)]
-    if not any(bu_leaving(mn, change.gone)(f.packet) for f in due):
+    if not any(change.owed(f.packet) for f in due):
         raise AssertionError(
-            f"{missing}\nthe MN sent no BU to {ha} leaving {change.gone} within its "
-            f"re-registration deadline after {MN_IFACE} lost its link: the home agent still "
-            "tunnels the group to the lost care-of address"
+            f"{missing}\nthe MN did not send {change.owed} within its re-registration "
+            "deadline: the home agent cannot tunnel the group to where the MN is"
         )
     last = mobility_message(max(due, key=lambda f: f.mono).packet)
     assert last is not None

@@ -126,6 +126,9 @@ KILLS: dict[str, tuple[str, ...]] = {
     "moved-iface-old-coa": (
         MCOA + "test_an_added_interface_on_another_link_is_registered_with_its_new_care_of_address",
     ),
+    "added-iface-groups-unwatched": (
+        MCOA + "test_a_group_joined_through_an_added_interface_moves_with_it",
+    ),
     "flow-from-coa": (NEW_SESSION,),
     "flow-tunnel-primary": (NEW_SESSION,),
 }
