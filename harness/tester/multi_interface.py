@@ -560,18 +560,8 @@ def added_interface_moves_with_a_group(mn: MobileNodeUnderTest, captures: Captur
     second, address = attach_second_interface(mn, captures)
     stream = stream_to_the_mn(mn, SECOND_IFACE, SECOND_LINK)
     cn = str(mn.lab.plan.cn.host6)
-    session = mn.world.app(
-        "mn",
-        "tcp_session",
-        "--connect",
-        cn,
-        "--port",
-        str(CN_PORT),
-        "--bind",
-        address,
-        "--interval",
-        "0.05",
-    )
+    args = ("--connect", cn, "--port", str(CN_PORT), "--bind", address, "--interval", "0.05")
+    session = mn.world.app("mn", "tcp_session", *args)
     session.wait_for("rtt", mn.deadlines.data, f"a round trip to {cn} from {address}")
     ha = mn.ha_address(SECOND_LINK)
     owed = bu_carrying(ha, address, stream.group)
