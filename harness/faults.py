@@ -221,6 +221,7 @@ class Fault(Enum):
     MN_MOVED_IFACE_OLD_COA = ("mn", "moved-iface-old-coa")
     MN_RETURNING_IFACE_IGNORED = ("mn", "returning-iface-ignored")
     MN_MOVE_IGNORED = ("mn", "move-ignored")
+    MN_ADDED_IFACE_GROUPS_UNWATCHED = ("mn", "added-iface-groups-unwatched")
 
     @property
     def role(self) -> Role:
@@ -1017,6 +1018,11 @@ CATALOGUE: dict[Fault, FaultSpec] = {
     Fault.MN_MOVE_IGNORED: FaultSpec(
         "DMM-MIF-9",
         "takes no notice of a new flow policy while it runs: no BU moves the flows (draft §7.1)",
+    ),
+    Fault.MN_ADDED_IFACE_GROUPS_UNWATCHED: FaultSpec(
+        "DMM-OVW-27",
+        "does not watch the listener state of an interface added while it runs: a group "
+        "joined through it is left out of the Multicast State option when it moves (draft §3)",
     ),
     Fault.MN_RETURNING_IFACE_IGNORED: FaultSpec(
         "DMM-MIF-4",

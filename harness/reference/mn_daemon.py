@@ -433,7 +433,10 @@ class MobileNodeDaemon:
         for iface in self.opts.ifaces:
             if iface not in self._ifindex and _exists(iface):
                 self.log(f"{iface} appeared")
-                self.perform(self._open_iface(iface))  # its listener state is not watched
+                self.perform(self._open_iface(iface))
+                watched = not self.faults.has(Fault.MN_ADDED_IFACE_GROUPS_UNWATCHED)
+                if self._listener is not None and watched:
+                    self._listener.watch(iface)  # its groups are the MN's too (draft §3)
 
     def _poll_carrier(self, now: float) -> None:
         """The carrier of the interfaces, looked at directly (IFF_RUNNING): rtnetlink's

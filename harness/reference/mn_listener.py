@@ -398,6 +398,16 @@ class KernelListenerWatch:
     def fileno(self) -> int:
         return self._sock.fileno()
 
+    def watch(self, name: str) -> bool:
+        """Watch interface `name` too (one that appeared since, draft §7.1): its Reports
+        and its /proc entries from now on, what it has joined already from the next
+        `refresh()`. True if it was not watched yet."""
+        if name in self._states:
+            return False
+        self.ifindex[name] = socket.if_nametoindex(name)
+        self._states[name] = InterfaceListenerState()
+        return True
+
     def drain(self) -> bool:
         """Apply the Reports waiting on the socket, then /proc's group list. True if any
         watched interface's state (known filters or unknown groups) changed."""

@@ -9,16 +9,19 @@ the flow policy `FLOWS`: what the tester asks it to move, checked on the wire af
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 from scapy.layers.inet import UDP
 from scapy.layers.inet6 import IPv6
 
+from harness.apps.control import App, AppExpectationFailed, Event
 from harness.lab.nodes import Unreachable
+from harness.lab.topology import LabError
 from harness.tester.conversation import Link, Predicate, mobility_message
 from harness.tester.fixtures import Captures
 from harness.tester.flows import FLAG_O, PORT_BASE
@@ -29,11 +32,13 @@ from harness.tester.mobile_node import (
     ba_for,
     bu_from_mn,
     in_time,
+    multicast_state,
     options_of,
     session_then_move,
+    tunnelled_from,
 )
-from harness.tester.world import MN_IFACE
-from harness.verdicts import inconclusive, not_applicable
+from harness.tester.world import CN_PORT, MN_IFACE
+from harness.verdicts import inconclusive, not_applicable, not_run
 from harness.wire import compact
 from harness.wire.mobility import (
     FIDSubOptBindingReference,
@@ -262,6 +267,23 @@ def care_of_address(msg: compact.MobilityMessage) -> str:
     return alt_coa(msg) or msg.src
 
 
+def bu_leaving(mn: MobileNodeUnderTest, gone: str) -> Predicate:
+    """A BU from the MN to the home agent in use that leaves care-of address `gone`: a
+    Lifetime-0 BU, or one that names it neither as its care-of address nor in a BID option."""
+
+    def leaves(pkt: Any) -> bool:
+        msg = mobility_message(pkt)
+        if msg is None:
+            return False
+        if msg.lifetime == 0:
+            return True
+        return care_of_address(msg) != gone and all(b.coa != gone for b in bids_of(msg))
+
+    return bu_from_mn(to=mn.ha_address(1), hoa=str(mn.home)) & Predicate(
+        leaves, f"a Lifetime 0, or no longer naming {gone}"
+    )
+
+
 def first_interface_lost(
     mn: MobileNodeUnderTest, seen: SecondInterface, captures: Captures
 ) -> compact.MobilityMessage:
@@ -276,18 +298,7 @@ def first_interface_lost(
     gone = seen.coa[MN_IFACE]
     second = captures.watch_node(mn.lab, "mn", SECOND_IFACE)
     _bulk_acknowledged(mn, seen)
-
-    def leaves(pkt: Any) -> bool:
-        msg = mobility_message(pkt)
-        if msg is None:
-            return False
-        if msg.lifetime == 0:
-            return True
-        return care_of_address(msg) != gone and all(b.coa != gone for b in bids_of(msg))
-
-    wanted = bu_from_mn(to=ha, hoa=str(mn.home)) & Predicate(
-        leaves, f"a Lifetime 0, or no longer naming {gone}"
-    )
+    wanted = bu_leaving(mn, gone)
     mark = second.mark()
     mn.lab.detach(MN_IFACE)
     what = f"a BU to {ha} on {SECOND_IFACE} leaving {gone} after {MN_IFACE} lost its link"
@@ -424,3 +435,243 @@ def new_session_of_the_flow(
     outer = pkt.getlayer(IPv6)
     inner = _innermost(pkt)
     return FlowSeen(str(outer.src), str(outer.dst), outer is not inner, str(inner.src))
+
+
+# ------------------------------------------------------------ a stream through the changes
+
+STREAM_RATE = 100.0  # datagrams a second from the source behind the core
+STREAM_COUNT = 20  # datagrams sent once the SUT has re-registered that must be delivered
+TUNNEL_SLICE = 0.05  # how long each of the MN's links is waited on in turn
+
+
+@dataclass(frozen=True)
+class Stream:
+    """A real receiver application on the MN and the group a real numbered source behind
+    the core sends it."""
+
+    app: App
+    group: str
+
+
+def stream_to_the_mn(mn: MobileNodeUnderTest, iface: str = MN_IFACE, link: int = 1) -> Stream:
+    """The application joins the lab's SSM group through `iface` on access link `link` and
+    the source sends its numbered stream: the first datagram, natively there, before
+    anything moves. Not run when an application does not start; inconclusive when the lab
+    does not deliver the group there (nothing of the mobility is judged yet)."""
+    plan = mn.lab.plan
+    group, src = str(plan.ssm_group6), str(plan.mcast_source.host6)
+    try:
+        app = mn.world.receiver(group, src, iface=iface)
+        mn.world.source("src", group, rate=STREAM_RATE)
+    except AppExpectationFailed as exc:
+        not_run(f"the stream's applications did not start: {exc}")
+    try:
+        app.wait_for("data", mn.deadlines.data, f"{group} natively on link {link}")
+    except AppExpectationFailed:
+        inconclusive(f"the lab did not deliver {group} to the application on link {link}")
+    return Stream(app, group)
+
+
+def sent_after(moment: float) -> Callable[[Event], bool]:
+    """Selects a receiver's data events of the datagrams the source sent at `moment` or
+    later (time.monotonic() of this machine, which the payload's send time is read on)."""
+
+    def test(e: Event) -> bool:
+        return e.get("event") == "data" and float(e.get("sent_mono", -1.0)) >= moment
+
+    return test
+
+
+@dataclass
+class Changeover:
+    """A change of the MN's interfaces (the first off its link and, once the block of
+    `first_interface_detached` ends, back on link FIRST_VISITED): the moments
+    (time.monotonic()) of both, the home agent the MN re-registers with, the BU it owes it
+    after the change (`owed`, what `_whose_loss` looks for), and the captured links of both
+    interfaces with their seq at the change."""
+
+    at: float
+    ha: str
+    owed: Predicate
+    marks: dict[str, tuple[Link, int]]
+    back_at: float | None = None
+
+
+def _lab_does(act: Callable[[], object], what: str) -> float:
+    """The lab's change `act`, and when it was made; a lab that cannot: not run."""
+    at = time.monotonic()
+    try:
+        act()
+    except LabError as exc:
+        not_run(f"the lab could not {what}: {exc}")
+    return at
+
+
+@contextlib.contextmanager
+def first_interface_detached(
+    mn: MobileNodeUnderTest, seen: SecondInterface, captures: Captures
+) -> Iterator[Changeover]:
+    """After the home agent's BA to the BU of both interfaces, the lab takes the first
+    interface off its link (carrier down) while the second stays on link 3; when the block
+    ends (without an error), it puts the first back on link FIRST_VISITED, where its
+    care-of address was."""
+    second = captures.watch_node(mn.lab, "mn", SECOND_IFACE)
+    _bulk_acknowledged(mn, seen)
+    marks = {MN_IFACE: (mn.link, mn.link.mark()), SECOND_IFACE: (second, second.mark())}
+    at = _lab_does(lambda: mn.lab.detach(MN_IFACE), f"take {MN_IFACE} off its link")
+    change = Changeover(at, mn.ha_address(1), bu_leaving(mn, seen.coa[MN_IFACE]), marks)
+    yield change
+    change.back_at = _lab_does(
+        lambda: mn.lab.attach(MN_IFACE, FIRST_VISITED),
+        f"put {MN_IFACE} back on link {FIRST_VISITED}",
+    )
+
+
+def bu_carrying(ha: str, hoa: str, group: str) -> Predicate:
+    """A BU from the MN to `ha` for home address `hoa` whose Multicast State options carry
+    a record of `group` (draft §4.1)."""
+
+    def test(pkt: Any) -> bool:
+        msg = mobility_message(pkt)
+        return msg is not None and group in multicast_state(msg)
+
+    return bu_from_mn(to=ha, hoa=hoa) & Predicate(test, f"a Multicast State record of {group}")
+
+
+@dataclass(frozen=True)
+class GroupMoved:
+    """The added interface moved off the link where an application joined a group through
+    it: the stream, the change, the address the interface had there, and the MN's BU to
+    that link's home agent for it."""
+
+    stream: Stream
+    change: Changeover
+    hoa: str
+    bu: compact.MobilityMessage
+
+
+def added_interface_moves_with_a_group(mn: MobileNodeUnderTest, captures: Captures) -> GroupMoved:
+    """No home agent in use: the lab adds the second interface on link 3, an application
+    joins the group through it and gets the stream natively there, and a TCP session to
+    the correspondent runs from the address the interface formed there (so that the MN owes
+    that link's home agent a binding whatever it makes of multicast alone, OPEN-15). Then
+    the lab moves that interface to link FIRST_VISITED: the MN's BU to link 3's home agent
+    for that address, within the registration deadline (draft §3)."""
+    second, address = attach_second_interface(mn, captures)
+    stream = stream_to_the_mn(mn, SECOND_IFACE, SECOND_LINK)
+    cn = str(mn.lab.plan.cn.host6)
+    args = ("--connect", cn, "--port", str(CN_PORT), "--bind", address, "--interval", "0.05")
+    session = mn.world.app("mn", "tcp_session", *args)
+    session.wait_for("rtt", mn.deadlines.data, f"a round trip to {cn} from {address}")
+    ha = mn.ha_address(SECOND_LINK)
+    owed = bu_carrying(ha, address, stream.group)
+    marks = {MN_IFACE: (mn.link, mn.link.mark()), SECOND_IFACE: (second, second.mark())}
+    at = _lab_does(
+        lambda: mn.lab.move(SECOND_IFACE, FIRST_VISITED),
+        f"move {SECOND_IFACE} to link {FIRST_VISITED}",
+    )
+    change = Changeover(at, ha, owed, marks)
+    what = f"a BU to {ha} for {address} after {SECOND_IFACE} left link {SECOND_LINK}"
+    pkt = in_time(second, bu_from_mn(to=ha, hoa=address), mn.deadlines.registration, what)
+    msg = mobility_message(pkt)
+    assert msg is not None
+    return GroupMoved(stream, change, address, msg)
+
+
+def stream_kept(
+    mn: MobileNodeUnderTest, stream: Stream, change: Changeover, since: float
+) -> list[Event]:
+    """After a change at `since`, the SUT's re-registration is due by its registration
+    deadline and the home agent's BA (both from the profile's timers, INT-16): STREAM_COUNT
+    datagrams the source sent after that must reach the application, none of them read
+    from an air interface (decapsulated from the tunnel), and the home agent's tunnel must
+    carry the group to one of the MN's interfaces. Datagrams sent during the change itself
+    are not judged. When the application does not get them, the wire says whose fault it
+    is (`_whose_loss`)."""
+    d = mn.deadlines
+    settled = since + d.registration + d.ba
+    within = max(settled - time.monotonic(), 0.0) + d.data + STREAM_COUNT / STREAM_RATE
+    what = f"datagrams of {stream.group} sent once the MN had re-registered"
+    try:
+        got = stream.app.wait_count(sent_after(settled), STREAM_COUNT, within, what)
+    except AppExpectationFailed as missing:
+        _whose_loss(mn, stream, change, settled, missing)
+    air = {iface: mn.lab.ifindex("mn", iface) for iface in (MN_IFACE, SECOND_IFACE)}
+    native = [e.get("seq") for e in got if e.get("ifindex") in air.values()]
+    assert not native, (
+        f"datagrams {native} of {stream.group} reached the application natively on an air "
+        f"interface ({air}), not decapsulated from the HA's tunnel"
+    )
+    ha = change.ha
+    if not _tunnelled_from_now(change, tunnelled_from(ha, stream.group), d.data):
+        raise AssertionError(
+            f"the application got {stream.group} after the change, but no datagram of it "
+            f"tunnelled from {ha} reached {MN_IFACE} or {SECOND_IFACE} within {d.data:g} s"
+        )
+    return got
+
+
+def _tunnelled_seen(change: Changeover, wanted: Predicate, after: float) -> bool:
+    """Was a frame matching `wanted` captured at `after` or later on either interface's
+    link (since the change)?"""
+    return any(
+        f.mono >= after and wanted(f.packet)
+        for link, mark in change.marks.values()
+        for f in link.frames(mark)
+    )
+
+
+def _tunnelled_from_now(change: Changeover, wanted: Predicate, within: float) -> bool:
+    """Does a frame matching `wanted` come on either interface's link within `within`
+    seconds from now (the links waited on in turn, a slice at a time)?"""
+    links = [(link, link.mark()) for link, _ in change.marks.values()]
+    deadline = time.monotonic() + within
+    while True:
+        for link, mark in links:
+            try:
+                link.expect(wanted, TUNNEL_SLICE, since=mark)
+                return True
+            except AssertionError:
+                pass
+        if time.monotonic() >= deadline:
+            return False
+
+
+def _whose_loss(
+    mn: MobileNodeUnderTest,
+    stream: Stream,
+    change: Changeover,
+    settled: float,
+    missing: AssertionError,
+) -> NoReturn:
+    """The application did not get the stream sent at `settled` or later. The MN's failure
+    when the BU it owed the home agent after the change did not come before `settled`, or
+    when the home agent's tunnel carried the group to it after `settled` and the
+    application still did not get it; inconclusive when the (reference) home agent did not
+    acknowledge the MN's last BU before `settled`, or tunnelled nothing to the MN after
+    acknowledging it."""
+    ha = change.ha
+    frames = [f for link, mark in change.marks.values() for f in link.frames(mark)]
+    bu = bu_from_mn(to=ha)
+    due = [f for f in frames if f.mono <= settled and bu(f.packet)]
+    if not any(change.owed(f.packet) for f in due):
+        raise AssertionError(
+            f"{missing}\nthe MN did not send {change.owed} within its re-registration "
+            "deadline: the home agent cannot tunnel the group to where the MN is"
+        )
+    last = mobility_message(max(due, key=lambda f: f.mono).packet)
+    assert last is not None
+    if not any(ba_for(last.seq)(f.packet) for f in frames):
+        inconclusive(
+            f"the reference HA did not acknowledge the MN's last BU (seq {last.seq}) before "
+            "its re-registration deadline: the stream's loss is not the MN's to answer for"
+        )
+    if not _tunnelled_seen(change, tunnelled_from(ha, stream.group), settled):
+        inconclusive(
+            f"the reference HA acknowledged the MN's BU (seq {last.seq}) but tunnelled no "
+            f"datagram of {stream.group} to the MN's interfaces after its deadline"
+        )
+    raise AssertionError(
+        f"{missing}\nthe HA's tunnel carried {stream.group} to the MN after it re-registered, "
+        "yet the application did not get the datagrams"
+    )

@@ -217,8 +217,8 @@ class World:
         args = ("--connect", cn, "--port", str(CN_PORT), "--interval", str(interval))
         return self.app("mn", app, *args)
 
-    def receiver(self, group: str, *sources: str) -> App:
-        args = ["--group", group, "--port", str(MCAST_PORT), "--iface", MN_IFACE]
+    def receiver(self, group: str, *sources: str, iface: str = MN_IFACE) -> App:
+        args = ["--group", group, "--port", str(MCAST_PORT), "--iface", iface]
         for s in sources:
             args += ["--source", s]
         return self.app("mn", "mcast_recv", *args)

@@ -5,9 +5,11 @@ with Flow Identification options (RFC 6089), judged on the wire.
 The SUT MN starts on access link 1, keeps a session while its first interface moves to link
 2 (so the home agent of link 1 is in use), then the lab gives it a second interface on link
 3 (harness/tester/multi_interface.py). The MN is told the flows to bind (`FLOWS`: one
-correspondent port per interface) through its profile's {flows}. Deadlines: INT-16. Not
-applicable unless the profile claims multi_interface (and mcoa, flow_bindings where a test
-needs them).
+correspondent port per interface) through its profile's {flows}. A real receiver's stream
+is judged through the interfaces' changes too (DMM-OVW-31: the first lost, and back; a
+group joined through the added interface, carried when it leaves its link, DMM-OVW-27).
+Deadlines: INT-16. Not applicable unless the profile claims multi_interface (and mcoa,
+flow_bindings where a test needs them).
 """
 
 from __future__ import annotations
@@ -16,14 +18,23 @@ import pytest
 
 from harness.tester.conversation import mobility_message
 from harness.tester.fixtures import Captures
-from harness.tester.mobile_node import MobileNodeUnderTest, bu_any, bu_from_mn, in_time
+from harness.tester.mobile_node import (
+    MobileNodeUnderTest,
+    bu_any,
+    bu_from_mn,
+    in_time,
+    multicast_state,
+)
 from harness.tester.multi_interface import (
     FLOW_PORTS,
     MOVED_FLOW_PORTS,
     SECOND_IFACE,
+    SECOND_LINK,
+    added_interface_moves_with_a_group,
     attach_second_interface,
     bids_of,
     care_of_address,
+    first_interface_detached,
     first_interface_lost,
     flows_moved,
     flows_of,
@@ -36,6 +47,8 @@ from harness.tester.multi_interface import (
     second_interface_comes_up,
     second_interface_lost,
     second_interface_moves,
+    stream_kept,
+    stream_to_the_mn,
 )
 from harness.tester.world import MN_IFACE
 
@@ -216,6 +229,61 @@ def test_the_first_interface_lost_leaves_the_binding_on_the_other(
         )
     stale = [f for f in flows_of(after) if f.bids is not None and gone_bid in f.bids]
     assert not stale, f"flows still bound to the lost interface's BID {gone_bid}: {stale}"
+
+
+@pytest.mark.clause("DMM-OVW-31")
+def test_an_application_keeps_its_stream_when_the_first_interface_is_lost(
+    multi_mn: MobileNodeUnderTest, captures: Captures
+) -> None:
+    """A real receiver joined the group on link 1 and keeps it through the move to link 2
+    (its binding with the home agent of link 1 carries the group, draft §3), the lab adds
+    the second interface, then the first loses its link: once the MN's re-registration is
+    due (its registration deadline and the HA's BA, from the profile's timers), the
+    datagrams the source sends still reach the application, decapsulated from the HA's
+    tunnel (draft §3: the group's state points to the tunnel, not to an air interface).
+    Datagrams lost during the changeover are not judged."""
+    mcoa(multi_mn)
+    stream = stream_to_the_mn(multi_mn)
+    seen = second_interface_comes_up(multi_mn)
+    with first_interface_detached(multi_mn, seen, captures) as change:
+        stream_kept(multi_mn, stream, change, change.at)
+
+
+@pytest.mark.clause("DMM-OVW-31")
+def test_an_application_keeps_its_stream_while_its_interfaces_come_and_go(
+    multi_mn: MobileNodeUnderTest, captures: Captures
+) -> None:
+    """As above, then the first interface comes back to link 2: the stream is judged again
+    once the MN's re-registration after each change is due (the interface added, the first
+    lost, the first back), from the application and the HA's tunnel."""
+    mcoa(multi_mn)
+    stream = stream_to_the_mn(multi_mn)
+    seen = second_interface_comes_up(multi_mn)
+    with first_interface_detached(multi_mn, seen, captures) as change:
+        stream_kept(multi_mn, stream, change, change.at)
+    assert change.back_at is not None
+    stream_kept(multi_mn, stream, change, change.back_at)
+
+
+@pytest.mark.clause("DMM-OVW-27", "DMM-OVW-31")
+def test_a_group_joined_through_an_added_interface_moves_with_it(
+    multi_mn: MobileNodeUnderTest, captures: Captures
+) -> None:
+    """No home agent in use: the lab adds the second interface on link 3, an application
+    joins the group through it and a session runs from its address there; then that
+    interface moves to link 2. The MN registers the address with link 3's home agent, the
+    BU's Multicast State carrying the group (draft §3: all ongoing subscriptions, an added
+    interface's too; INT-14: the group belongs to the link it was joined on), and the
+    application keeps its stream, decapsulated from the tunnel, once the registration is
+    due."""
+    moved = added_interface_moves_with_a_group(multi_mn, captures)
+    group = moved.stream.group
+    state = multicast_state(moved.bu)
+    assert group in state, (
+        f"the BU to {moved.change.ha} for {moved.hoa}, the address {SECOND_IFACE} had on link "
+        f"{SECOND_LINK} where an application joined {group}, carries no record of it: {state}"
+    )
+    stream_kept(multi_mn, moved.stream, moved.change, moved.change.at)
 
 
 @pytest.mark.clause("DMM-MIF-9", "RFC6089-2", "RFC6089-3", "RFC6089-5")

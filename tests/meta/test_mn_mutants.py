@@ -125,9 +125,13 @@ KILLS: dict[str, tuple[str, ...]] = {
     "bu-to-data-plane": (SPLIT + "test_later_bus_still_go_to_the_control_plane",),
     "lost-first-iface-kept": (
         MCOA + "test_the_first_interface_lost_leaves_the_binding_on_the_other",
+        MCOA + "test_an_application_keeps_its_stream_when_the_first_interface_is_lost",
     ),
     "moved-iface-old-coa": (
         MCOA + "test_an_added_interface_on_another_link_is_registered_with_its_new_care_of_address",
+    ),
+    "added-iface-groups-unwatched": (
+        MCOA + "test_a_group_joined_through_an_added_interface_moves_with_it",
     ),
     "flow-from-coa": (NEW_SESSION,),
     "flow-tunnel-primary": (NEW_SESSION,),
