@@ -947,8 +947,8 @@ class MobileNodeDaemon:
             if port != DSMIP_PORT or not data:
                 continue
             if data[0] >> 4 == 4 and len(data) >= 20:  # §4.5.1: to an IPv4 home address
-                dst = ipaddress.IPv4Address(data[16:20])
-                if dst in self._hoa4.values() and ipaddress.IPv4Address(src) in self._has4.values():
+                from_ha = ipaddress.IPv4Address(src) in self._has4.values()
+                if from_ha and packets.ipv4_for_device(data, self._hoa4.values(), self.faults):
                     with contextlib.suppress(OSError):
                         os.write(self._tun_fd, data)
                 continue

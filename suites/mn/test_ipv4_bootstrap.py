@@ -41,7 +41,8 @@ from harness.tester.bootstrap import DnsServerState
 from harness.tester.dns import LabDns, dns_answer
 from harness.tester.mobile_node import TCP_INITIAL_RTO, MobileNodeUnderTest, in_time
 from harness.verdicts import by_interpretation, inconclusive
-from harness.wire import dhcp
+from harness.wire import compact, dhcp
+from harness.wire.numbers import McastRecordType
 
 V4_ONLY = 3
 POLL = 0.05  # how often the MN's kernel state and the zone are looked at (seconds)
@@ -419,4 +420,62 @@ def test_the_nat_binding_is_refreshed_at_the_bas_refresh_time(
         f"{', '.join(f'{t - at:+.2f}' for t in sent[1:-1]) or 'none'} s after the BA), allowed "
         f"{allowed:.2f} s: the NAT Detection option's refresh time ({refresh} s, "
         f"{mn.deadlines.scaled(refresh):.2f} s scaled) was not used (RFC 5555 §4.3)"
+    )
+
+
+# ------------------------------------------------------------------- draft §8: IPv4 multicast
+# An IPv4 application of the MN joined a group on link 1; the MN moves, with a session
+# open, onto the IPv4-only link. Its registration in UDP/IPv4 hands the group to link 1's
+# home agent in a Multicast State option of IGMPv3 form (one option per family), and the
+# stream then reaches the application through that home agent.
+
+
+def _joined4(mn: MobileNodeUnderTest) -> tuple[str, str, Any]:
+    """An IPv4 application of the MN joined to the lab's IPv4 SSM group, INCLUDE {the remote
+    source} (RFC 3678 §5.2 through the kernel's IGMPv3 host stack): group, source, app."""
+    _claims_ipv4(mn)
+    mn.sut.features.require("igmp", "the SUT mobile node")
+    plan = mn.lab.plan
+    group, source = str(plan.ssm_group4), str(plan.mcast_source.host4)
+    app = mn.world.receiver(group, source)
+    try:
+        app.wait_for("joined", mn.deadlines.data, f"the join of {group}", since=0)
+    except AssertionError as exc:
+        inconclusive(f"the IPv4 application could not join {group} on the MN: {exc}")
+    return group, source, app
+
+
+@pytest.mark.clause("DMM-V4-5", "DMM-OVW-27")
+def test_the_bu_in_udp_carries_the_ipv4_groups_in_igmpv3_form(
+    visited_kea: KeaDhcp4Server, mn: MobileNodeUnderTest
+) -> None:
+    """The BU in UDP/IPv4 after the move carries a Multicast State option whose body is an
+    IGMPv3 Membership Report (type 0x22, RFC 3376 §4.2) naming the IPv4 group the
+    application joined on link 1 with its source (draft §8; §3: all ongoing subscriptions),
+    read with the suite's one report parser."""
+    group, source, _app = _joined4(mn)
+    _address, pkt = _registered4(mn, visited_kea)
+    bodies = v4.igmp_state_options(v4.mobility(pkt))
+    assert bodies, (
+        f"the BU in UDP/IPv4 carries no Multicast State option of IGMPv3 form (type 0x22), "
+        f"though an IPv4 application listens to {group} (draft §8)"
+    )
+    records: list[compact.McastRecord] = []
+    for body in bodies:
+        try:
+            state = compact.parse_multicast_state(body)
+        except compact.Malformed as exc:
+            raise AssertionError(f"a malformed IGMPv3 Multicast State option: {exc}") from None
+        assert state.checksum_ok, f"IGMPv3 option with a bad checksum {state.checksum:#06x}"
+        records += state.records
+    named = {r.maddr: r for r in records}
+    assert group in named, (
+        f"the IGMPv3 option's records name {sorted(named) or 'no group'}, not {group}, "
+        "which an IPv4 application joined on link 1 (draft §3, §8)"
+    )
+    rec = named[group]
+    want = (int(McastRecordType.MODE_IS_INCLUDE), (source,))
+    assert (rec.rtype, rec.sources) == want, (
+        f"the record of {group} is type {rec.rtype} with sources {list(rec.sources)}, not "
+        f"MODE_IS_INCLUDE {{{source}}}, the application's filter (RFC 3376 §4.2.12)"
     )
