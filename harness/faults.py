@@ -195,6 +195,7 @@ class Fault(Enum):
     MN_NO_UDP_TUNNEL = ("mn", "no-udp-tunnel")
     MN_IPV4_HOA_NOT_TUNNELLED = ("mn", "ipv4-hoa-not-tunnelled")
     MN_NO_IGMP_OPTION = ("mn", "no-igmp-state-in-bu")
+    MN_V4_MCAST_NOT_DELIVERED = ("mn", "v4-mcast-not-delivered")
     # the Mobile Node: several interfaces and flows (suites/mn/test_mcoa_flows.py)
     MN_NEW_IFACE_UNREGISTERED = ("mn", "new-iface-unregistered")
     MN_NO_BID_OPTION = ("mn", "no-bid-option")
@@ -906,6 +907,11 @@ CATALOGUE: dict[Fault, FaultSpec] = {
         "DMM-V4-5",
         "its BUs carry no Multicast State option of IGMPv3 form (type 0x22): the IPv4 groups "
         "its applications joined are not handed to the home agent (draft §8)",
+    ),
+    Fault.MN_V4_MCAST_NOT_DELIVERED: FaultSpec(
+        "DMM-OVW-31",
+        "drops the IPv4 multicast the home agent tunnels to it in UDP: the IPv4 groups moved "
+        "to the tunnel reach no application (draft §3, §8)",
     ),
     Fault.MN_NO_DNS_UPDATE: FaultSpec(
         "DMM-MN-16",

@@ -110,6 +110,9 @@ class Copies:
     group: IPv6 | IPv4
     coas: tuple[IPv6, ...]  # one copy each
     native: bool  # a copy on the access link too (a fault only)
+    # (home address, IPv4 care-of address): one copy each, the way RFC 5555 §4.5.1 has
+    # the home address's packets go there (in UDP behind a NAT)
+    coas4: tuple[tuple[IPv6, IPv4], ...] = ()
 
 
 def copies4(
@@ -119,7 +122,8 @@ def copies4(
     faults: Faults = NO_FAULTS,
 ) -> Copies | None:
     """What becomes of an IPv4 packet seen on the uplink or the access link (draft §8: the
-    reception state of the IGMPv3 form; RFC 5555 §4.5.1: IPv4 in IPv6 to an IPv6 CoA)."""
+    reception state of the IGMPv3 form; RFC 5555 §4.5.1: IPv4 in IPv6 to an IPv6 CoA, and
+    to an IPv4 CoA the way that binding's packets go)."""
     if len(packet) < 20 or packet[0] >> 4 != 4 or not 224 <= packet[16] < 240:
         return None
     group, source = IPv4(packet[16:20]), IPv4(packet[12:16])
@@ -127,12 +131,16 @@ def copies4(
         return None  # 224.0.0.0/24 stays on its link
     if checksum_not_ready:
         packet = ipv4.complete_checksum(packet)
-    coas = tuple(
-        coa
-        for coa, state, _node in served
-        if isinstance(coa, IPv6) and state.igmp.admits(group, source)
-    )
-    return Copies(packet, group, coas, False)
+    coas: list[IPv6] = []
+    coas4: list[tuple[IPv6, IPv4]] = []
+    for coa, state, node in served:
+        if not state.igmp.admits(group, source):
+            continue
+        if isinstance(coa, IPv6):
+            coas.append(coa)
+        elif node is not None:
+            coas4.append((node.hoa, coa))
+    return Copies(packet, group, tuple(coas), False, tuple(coas4))
 
 
 def copies(

@@ -329,6 +329,20 @@ def mld_report_records(records: Iterable[Any], src: str) -> bytes:
     return bytes(pkt)
 
 
+def igmp_report(records: Iterable[Any]) -> bytes:
+    """An IGMPv3 Membership Report (RFC 3376 §4.2) of the given records (rtype, group,
+    sources), checksum filled in; the kernel adds the IPv4 header."""
+    from harness.wire.ipv4 import internet_checksum
+
+    recs = list(records)
+    body = struct.pack("!BBHHH", IGMPV3_REPORT, 0, 0, 0, len(recs)) + b"".join(
+        struct.pack("!BBH4s", r.rtype, 0, len(r.sources), r.group.packed)
+        + b"".join(s.packed for s in r.sources)
+        for r in recs
+    )
+    return body[:2] + struct.pack("!H", internet_checksum(body)) + body[4:]
+
+
 def ipv6_header(payload_len: int, nh: int, src: str, dst: str, hlim: int = 64) -> bytes:
     return struct.pack(
         "!IHBB16s16s",
@@ -400,7 +414,7 @@ def ipv4_for_device(
     if dst.is_multicast:
         from harness.netproto import igmp
 
-        return igmp.routable(dst)
+        return igmp.routable(dst) and not faults.has(Fault.MN_V4_MCAST_NOT_DELIVERED)
     return dst in set(home4)
 
 

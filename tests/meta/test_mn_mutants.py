@@ -104,6 +104,9 @@ KILLS: dict[str, tuple[str, ...]] = {
         V4 + "test_an_application_reaches_the_correspondent_from_the_ipv4_home_address",
     ),
     "no-igmp-state-in-bu": (V4 + "test_the_bu_in_udp_carries_the_ipv4_groups_in_igmpv3_form",),
+    "v4-mcast-not-delivered": (
+        V4 + "test_an_ipv4_application_keeps_its_stream_through_the_home_agent",
+    ),
     # issue 12: several interfaces and flows (draft §7.1, RFC 5648, RFC 6089)
     "new-iface-unregistered": (NEW_IFACE, FLOWS),
     "no-bid-option": (NEW_IFACE,),

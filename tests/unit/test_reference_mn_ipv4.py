@@ -191,3 +191,28 @@ def test_no_igmpv3_option_without_ipv4_groups_and_an_empty_one_after_the_last() 
     [bu] = _of(_moved_listening(_core(Fault.MN_NO_IGMP_OPTION)), m.SendBindingUpdate)
     assert bu.multicast4 is None
 
+
+def test_tunnelled_ipv4_multicast_goes_to_the_device_unless_the_fault() -> None:
+    def packet(dst: str) -> bytes:
+        return bytes([0x45]) + bytes(11) + SOURCE4.packed + V4(dst).packed
+
+    assert mn_packets.ipv4_for_device(packet(str(GROUP4)), [HOA4])
+    assert mn_packets.ipv4_for_device(packet(str(HOA4)), [HOA4])
+    assert not mn_packets.ipv4_for_device(packet("224.0.0.1"), [HOA4])
+    assert not mn_packets.ipv4_for_device(packet("10.9.9.9"), [HOA4])
+    broken = Faults.of(Fault.MN_V4_MCAST_NOT_DELIVERED)
+    assert not mn_packets.ipv4_for_device(packet(str(GROUP4)), [HOA4], broken)
+
+
+def test_the_igmpv3_report_sent_on_air_keeps_only_the_groups_not_moved() -> None:
+    """Draft §3 last paragraph, for IPv4 (§8): the records of moved groups stay off the air;
+    the report of the rest reads back the same (RFC 3376 §4.2, checksum included)."""
+    from harness.netproto import igmp
+    from harness.netproto.mld import Record
+    from harness.reference.mn_kernel import nft_script
+
+    local = V4("239.1.1.1")
+    records = [Record(1, GROUP4, (SOURCE4,)), Record(2, local, ())]
+    keep = mn_packets.air_records(records, {GROUP4})
+    assert igmp.parse_report(mn_packets.igmp_report(keep)) == [Record(2, local, ())]
+    assert "igmp type membership-report-v3" in nft_script("t", ("mn0",), 1, 2)
