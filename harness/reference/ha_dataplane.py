@@ -10,7 +10,8 @@ due for an MLD General Query. The daemon (ha_daemon.py, ha_io.py) does the socke
   state admits (group, source), one copy per binding, none natively on the access link,
   never for a group of link-local scope; a checksum its sender left to offload is completed.
   IPv4 groups likewise by the state of the option's IGMPv3 form (draft §8), joined on the
-  uplink and copied IPv4-in-IPv6 (copies4; RFC 5555 §4.5.1).
+  uplink and copied IPv4-in-IPv6, or to an IPv4 care-of address the way that binding's
+  packets go (copies4; RFC 5555 §4.5.1).
   A binding whose mobile node has flow bindings sends its copy where the first active flow
   binding whose traffic selector matches the packet says (OPEN-8; RFC 6089 §5.3.6 applies
   to every packet forwarded to the MN): to that flow's BIDs' CoAs, one copy per CoA for the

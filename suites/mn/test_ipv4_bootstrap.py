@@ -15,7 +15,13 @@ carries, the IPv4 home address of the HA's BA in the MN's kernel and in an appli
 use, the session's packets in UDP to the HA, the A record at the lab's named, and the NAT
 keepalives.
 
-A profile that does not claim `ipv4` makes these not-applicable; a
+With an IPv4 application of the MN joined to the remote IPv4 source's group on link 1, the
+same BU carries that group in a Multicast State option of IGMPv3 form (draft §8, DMM-V4-5),
+and the source's numbered stream reaches the application through the home agent after the
+registration, from the tunnel rather than the air interface (draft §3, DMM-OVW-31).
+
+A profile that does not claim `ipv4` (and, for the multicast tests, `igmp`) makes these
+not-applicable; a
 kea-dhcp4 that is missing or does not start, not-run; a server that does not answer the MN,
 or a reference home agent that does not answer or assign, inconclusive (the lab's failure,
 never the SUT's).
