@@ -18,7 +18,8 @@ keepalives.
 With an IPv4 application of the MN joined to the remote IPv4 source's group on link 1, the
 same BU carries that group in a Multicast State option of IGMPv3 form (draft §8, DMM-V4-5),
 and the source's numbered stream reaches the application through the home agent after the
-registration, from the tunnel rather than the air interface (draft §3, DMM-OVW-31).
+registration, from the tunnel rather than the air interface, and no IGMP Report names the
+group on the IPv4-only link any more (draft §3, DMM-OVW-31).
 
 A profile that does not claim `ipv4` (and, for the multicast tests, `igmp`) makes these
 not-applicable; a
@@ -45,7 +46,12 @@ from harness.tester import dhcpv4 as v4
 from harness.tester import world as mobility
 from harness.tester.bootstrap import DnsServerState
 from harness.tester.dns import LabDns, dns_answer
-from harness.tester.mobile_node import TCP_INITIAL_RTO, MobileNodeUnderTest, in_time
+from harness.tester.mobile_node import (
+    TCP_INITIAL_RTO,
+    MobileNodeUnderTest,
+    in_time,
+    mld_report_with,
+)
 from harness.verdicts import by_interpretation, inconclusive
 from harness.wire import compact, dhcp
 from harness.wire.numbers import McastRecordType
@@ -549,3 +555,21 @@ def test_an_ipv4_application_keeps_its_stream_through_the_home_agent(
                 "after the registration: the lab's or the reference's failure"
             )
         raise
+
+
+@pytest.mark.clause("DMM-OVW-31")
+def test_moved_ipv4_groups_are_not_reported_on_the_ipv4_only_link(
+    visited_kea: KeaDhcp4Server, mn: MobileNodeUnderTest
+) -> None:
+    """Draft §3, for IPv4 (§8): once the IPv4 group joined on link 1 is served through the
+    home agent (its BA), the IPv4-only link's querier hears no IGMP Report naming it, for
+    as long as the MN takes to answer two of its General Queries."""
+    group, _source, _app = _joined4(mn)
+    _address, pkt = _registered4(mn, visited_kea)
+    _accepted4(mn, pkt)
+    mn.link.expect_none(
+        mld_report_with(group),
+        mn.deadlines.report_after_query,
+        f"IGMP Report for {group} on the IPv4-only link, where it is served through the "
+        "home agent's tunnel",
+    )
