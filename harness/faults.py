@@ -201,6 +201,8 @@ class Fault(Enum):
     MN_NAT_KEEPALIVE_IGNORED = ("mn", "nat-keepalive-ignored")
     MN_NO_UDP_TUNNEL = ("mn", "no-udp-tunnel")
     MN_IPV4_HOA_NOT_TUNNELLED = ("mn", "ipv4-hoa-not-tunnelled")
+    MN_NO_IGMP_OPTION = ("mn", "no-igmp-state-in-bu")
+    MN_V4_MCAST_NOT_DELIVERED = ("mn", "v4-mcast-not-delivered")
     # the Mobile Node: several interfaces and flows (suites/mn/test_mcoa_flows.py)
     MN_NEW_IFACE_UNREGISTERED = ("mn", "new-iface-unregistered")
     MN_NO_BID_OPTION = ("mn", "no-bid-option")
@@ -937,6 +939,16 @@ CATALOGUE: dict[Fault, FaultSpec] = {
         "DMM-V4-8",
         "what an application sends from the assigned IPv4 home address is not tunnelled in "
         "UDP to the home agent (RFC 5555 §4.1): the address cannot be used",
+    ),
+    Fault.MN_NO_IGMP_OPTION: FaultSpec(
+        "DMM-V4-5",
+        "its BUs carry no Multicast State option of IGMPv3 form (type 0x22): the IPv4 groups "
+        "its applications joined are not handed to the home agent (draft §8)",
+    ),
+    Fault.MN_V4_MCAST_NOT_DELIVERED: FaultSpec(
+        "DMM-OVW-31",
+        "drops the IPv4 multicast the home agent tunnels to it in UDP: the IPv4 groups moved "
+        "to the tunnel reach no application (draft §3, §8)",
     ),
     Fault.MN_NO_DNS_UPDATE: FaultSpec(
         "DMM-MN-16",

@@ -10,7 +10,8 @@ due for an MLD General Query. The daemon (ha_daemon.py, ha_io.py) does the socke
   state admits (group, source), one copy per binding, none natively on the access link,
   never for a group of link-local scope; a checksum its sender left to offload is completed.
   IPv4 groups likewise by the state of the option's IGMPv3 form (draft §8), joined on the
-  uplink and copied IPv4-in-IPv6 (copies4; RFC 5555 §4.5.1).
+  uplink and copied IPv4-in-IPv6, or to an IPv4 care-of address the way that binding's
+  packets go (copies4; RFC 5555 §4.5.1).
   A binding whose mobile node has flow bindings sends its copy where the first active flow
   binding whose traffic selector matches the packet says (OPEN-8; RFC 6089 §5.3.6 applies
   to every packet forwarded to the MN): to that flow's BIDs' CoAs, one copy per CoA for the
@@ -110,6 +111,9 @@ class Copies:
     group: IPv6 | IPv4
     coas: tuple[IPv6, ...]  # one copy each
     native: bool  # a copy on the access link too (a fault only)
+    # (home address, IPv4 care-of address): one copy each, the way RFC 5555 §4.5.1 has
+    # the home address's packets go there (in UDP behind a NAT)
+    coas4: tuple[tuple[IPv6, IPv4], ...] = ()
 
 
 def copies4(
@@ -119,7 +123,8 @@ def copies4(
     faults: Faults = NO_FAULTS,
 ) -> Copies | None:
     """What becomes of an IPv4 packet seen on the uplink or the access link (draft §8: the
-    reception state of the IGMPv3 form; RFC 5555 §4.5.1: IPv4 in IPv6 to an IPv6 CoA)."""
+    reception state of the IGMPv3 form; RFC 5555 §4.5.1: IPv4 in IPv6 to an IPv6 CoA, and
+    to an IPv4 CoA the way that binding's packets go)."""
     if len(packet) < 20 or packet[0] >> 4 != 4 or not 224 <= packet[16] < 240:
         return None
     group, source = IPv4(packet[16:20]), IPv4(packet[12:16])
@@ -127,12 +132,16 @@ def copies4(
         return None  # 224.0.0.0/24 stays on its link
     if checksum_not_ready:
         packet = ipv4.complete_checksum(packet)
-    coas = tuple(
-        coa
-        for coa, state, _node in served
-        if isinstance(coa, IPv6) and state.igmp.admits(group, source)
-    )
-    return Copies(packet, group, coas, False)
+    coas: list[IPv6] = []
+    coas4: list[tuple[IPv6, IPv4]] = []
+    for coa, state, node in served:
+        if not state.igmp.admits(group, source):
+            continue
+        if isinstance(coa, IPv6):
+            coas.append(coa)
+        elif node is not None:
+            coas4.append((node.hoa, coa))
+    return Copies(packet, group, tuple(coas), False, tuple(coas4))
 
 
 def copies(

@@ -451,6 +451,8 @@ class MulticastForwarder:
                 if plan4 is not None:
                     for coa in plan4.coas:
                         tunnels.encapsulate(plan4.packet, coa, IPPROTO_IPV4_IN_IPV6)
+                    for hoa, coa4 in plan4.coas4:
+                        tunnels.to_ipv4_coa(plan4.packet, hoa, coa4)
                 continue
             plan = ha_dataplane.copies(packet, checksum_left_to_offload(anc), served, self.faults)
             if plan is None:

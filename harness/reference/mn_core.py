@@ -173,6 +173,7 @@ class Binding:
     hoa4: IPv4 | None = None  # the IPv4 home address the HA assigned (RFC 5555 §3.2.1)
     keepalive: float | None = None  # the NAT binding's refresh time, real seconds (§4.3)
     flows_sent: bool = False  # a BU of it carried flow bindings (the flows-once fault)
+    igmp_sent: bool = False  # its last BU gave the HA IPv4 groups (draft §8)
     sent_flows: tuple[tuple[int, IPv6], ...] = ()  # (port, CoA) of the last BU's flows
     acked_flows: tuple[tuple[int, IPv6], ...] = ()  # ... of the last BU the HA accepted
     # draft §9: the HA's data plane function, as its last accepting BA named it (INT-9):
@@ -297,7 +298,7 @@ class SendBindingUpdate:
     coa: IPv6
     seq: int
     lifetime: int  # 4 s units; 0 deregisters
-    multicast: ListenerState | None  # None: no Multicast State option
+    multicast: ListenerState | None  # IPv6 groups; None: no Multicast State option
     dns: DnsUpdate | None = None  # None: no DNS Update option
     bids: tuple[BidEntry, ...] = ()  # none: a plain RFC 6275 BU (Alternate CoA option)
     flows: tuple[FlowEntry, ...] = ()
@@ -308,6 +309,9 @@ class SendBindingUpdate:
     coa4: IPv4 | None = None
     ha4: IPv4 | None = None
     hoa4: IPv4 | None = None
+    # draft §8: the IPv4 groups, for a Multicast State option of IGMPv3 form (one option
+    # per family); None: no such option
+    multicast4: ListenerState | None = None
 
 
 @dataclass(frozen=True)
@@ -448,6 +452,10 @@ def restrict(state: ListenerState, groups: set[ipaddress.IPv4Address | IPv6]) ->
     return ListenerState({g: s for g, s in state.groups.items() if g in groups})
 
 
+def of_version(state: ListenerState, version: int) -> ListenerState:
+    return ListenerState({g: s for g, s in state.groups.items() if g.version == version})
+
+
 class MobileNodeCore:
     def __init__(self, config: MNConfig | None = None) -> None:
         self.config = config or MNConfig()
@@ -566,7 +574,9 @@ class MobileNodeCore:
         self, now: float, iface: str, old: AttachedLink, coa4: IPv4, ha4: dict[IPv6, IPv4]
     ) -> list[Action]:
         """The MN left `old` for an IPv4-only link: draft §8, it registers the address of
-        `old` with that link's (dual-stack) home agent only if it has open sessions."""
+        `old` with that link's (dual-stack) home agent only if it has open sessions; the
+        groups joined on `old`, of either family, go with that binding (draft §3, §8)."""
+        self._attribute_native(old.prefix)
         entry = self.ha_cache.get(old.prefix)
         if entry is not None and entry.expires is not None and entry.expires <= now:
             entry = None
@@ -937,9 +947,7 @@ class MobileNodeCore:
     def _leave_link(self, now: float, iface: str, old: AttachedLink, coa: IPv6) -> list[Action]:
         """The MN left `old`: register its address with that link's HA if it is still in
         use (draft §3), else forget that HA (draft §7)."""
-        native = [g for g in self.listening.groups if g not in self.group_home]
-        for group in native:
-            self.group_home[group] = old.prefix  # joined on the link being left
+        self._attribute_native(old.prefix)
         entry = self.ha_cache.get(old.prefix)
         if entry is not None and entry.expires is not None and entry.expires <= now:
             entry = None
@@ -965,6 +973,11 @@ class MobileNodeCore:
         b.multicast = self._binding_state(b)
         self.bindings[b.hoa] = b
         return [HomeAddressToTunnel(iface, b.hoa), *self._send_bu(now, b, fresh=True)]
+
+    def _attribute_native(self, prefix: Prefix) -> None:
+        """The groups not served through a tunnel were joined on the link being left."""
+        for group in [g for g in self.listening.groups if g not in self.group_home]:
+            self.group_home[group] = prefix
 
     def _register_interface(self, now: float, b: Binding, iface: str) -> list[Action]:
         """Draft §7.1: a new interface's care-of address is registered with the home agent
@@ -1120,7 +1133,8 @@ class MobileNodeCore:
         b.sent_at = now
         b.retransmit_at = now + b.timeout
         units = self.config.bu_lifetime if lifetime is None else lifetime
-        multicast = b.multicast if units else None
+        multicast = of_version(b.multicast, 6) if units else None
+        multicast4 = self._igmp_state(b) if units else None
         dns = self._dns_update(b, units)
         bids = self._bid_entries(b) if units else ()
         flows = self._flow_entries(bids)
@@ -1151,8 +1165,21 @@ class MobileNodeCore:
                 # RFC 5555 §4.4.2: the IPv4 home address it has (in every BU, from an
                 # IPv6 care-of address too), else 0.0.0.0 for one on an IPv4-only link
                 hoa4=b.hoa4 or (UNSPECIFIED4 if b.coa4 is not None else None),
+                multicast4=multicast4,
             )
         ]
+
+    def _igmp_state(self, b: Binding) -> ListenerState | None:
+        """Draft §8: the binding's IPv4 groups go in an option of IGMPv3 form of their own
+        (one option per family, DMM-V4-5); none without IPv4 groups, but an empty one
+        once more after the last is left, so that the HA drops what it holds (INT-7)."""
+        state = of_version(b.multicast, 4)
+        if self.config.faults.has(Fault.MN_NO_IGMP_OPTION):
+            return None
+        if not state.groups and not b.igmp_sent:
+            return None
+        b.igmp_sent = bool(state.groups)
+        return state
 
     def _dns_update(self, b: Binding, units: int) -> DnsUpdate | None:
         """Draft §7: the registration BU asks the HA to register the home address under the

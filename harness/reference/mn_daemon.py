@@ -104,7 +104,7 @@ FLOW_RULE_PRIORITY = 999
 IFACE_TABLE = 4300  # + rank: what an added interface's address sends leaves through it
 IFACE_RULE_PRIORITY = 1001
 NFT_TABLE = "dmmconf_mn"
-NFLOG_GROUP = 4242  # the kernel's MLD Reports on the air interfaces, held back for us
+NFLOG_GROUP = 4242  # the kernel's MLD and IGMPv3 Reports on the air interfaces, held back for us
 MARK = 0x444D  # what this daemon sends; the nftables rules let it pass
 POLL_INTERVAL = 0.05  # how often sessions and listener state are looked at (seconds)
 ND_RS, ND_RA = 133, 134
@@ -167,6 +167,7 @@ class MobileNodeDaemon:
         self._ra_socks: dict[str, socket.socket] = {}
         self._ba: dict[int, tuple[socket.socket, str]] = {}
         self._tx: socket.socket | None = None
+        self._igmp_tx: socket.socket | None = None
         self._tunnel_rx: socket.socket | None = None
         self._tun_fd: int | None = None
         self._tun_index = 0
@@ -224,6 +225,7 @@ class MobileNodeDaemon:
             self._dhcp.setblocking(False)
         self._tx = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_RAW)
         self._tx.setsockopt(socket.SOL_SOCKET, SO_MARK, MARK)
+        self._igmp_tx = self._igmp_socket()
         self._air = nflog.NflogGroup(NFLOG_GROUP)
         self._tunnel_rx = socket.socket(socket.AF_INET6, socket.SOCK_RAW, IPPROTO_IPV6_IN_IPV6)
         self._tunnel_rx.setblocking(False)
@@ -238,6 +240,19 @@ class MobileNodeDaemon:
         self._listener = mn_listener.KernelListenerWatch(list(self._ifindex))
         self._mirror = mn_listener.TunnelMirror(self._tun_index)
         return actions
+
+    @staticmethod
+    def _igmp_socket() -> socket.socket:
+        """What the kernel would send an IGMPv3 Report with (RFC 3376 §4: TTL 1, the IP
+        Router Alert option), marked to pass this daemon's own nftables rule."""
+        from harness.netproto import igmp
+
+        sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_IGMP)
+        sock.setsockopt(socket.SOL_SOCKET, SO_MARK, MARK)
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_OPTIONS, igmp.ROUTER_ALERT)
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 1)
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 0)
+        return sock
 
     def _open_iface(self, iface: str) -> list[mn_core.Action]:
         from harness.netproto import icmp6
@@ -311,7 +326,7 @@ class MobileNodeDaemon:
             sock.close()
         for sock, _ in [*self._ba.values(), *self._v4_socks.values()]:
             sock.close()
-        for s in (self._tx, self._tunnel_rx, self._dns, self._dhcp, self._udp4):
+        for s in (self._tx, self._igmp_tx, self._tunnel_rx, self._dns, self._dhcp, self._udp4):
             if s is not None:
                 s.close()
         if self._nl is not None:
@@ -511,6 +526,9 @@ class MobileNodeDaemon:
         changed = False
         for outdev, packet in self._air.packets():
             iface = names.get(outdev)
+            if packet[:1] and packet[0] >> 4 == 4:
+                self._air_report4(outdev, packet)
+                continue
             message = mn_listener.report_from_packet(packet)
             if iface is None or message is None or len(packet) < 40:
                 continue
@@ -527,6 +545,25 @@ class MobileNodeDaemon:
             changed |= self._listener.refresh()  # as drain() does: /proc settles the rest
         if changed:
             self.observe(now)
+
+    def _air_report4(self, outdev: int, packet: bytes) -> None:
+        """An IGMPv3 Report of the kernel's on an air interface (draft §8, as MLD's above):
+        the records of the IPv4 groups served through a tunnel are not sent there."""
+        from harness.netproto import igmp, sockopts
+
+        message = igmp.message_of(packet)
+        if message is None or self._igmp_tx is None:
+            return
+        moved = set(self.core.group_home)
+        keep = packets.air_records(igmp.parse_report(message), moved, self.faults)
+        if keep:
+            try:
+                self._igmp_tx.setsockopt(
+                    socket.IPPROTO_IP, socket.IP_MULTICAST_IF, sockopts.ip_mreqn(outdev)
+                )
+                self._igmp_tx.sendto(packets.igmp_report(keep), (str(igmp.ALL_IGMPV3_ROUTERS), 0))
+            except OSError as exc:
+                self.log(f"cannot send an IGMPv3 Report on {outdev}: {exc}")
 
     def _read_ra(self, sock: socket.socket, iface: str) -> None:
         while True:
@@ -951,8 +988,8 @@ class MobileNodeDaemon:
             if port != DSMIP_PORT or not data:
                 continue
             if data[0] >> 4 == 4 and len(data) >= 20:  # §4.5.1: to an IPv4 home address
-                dst = ipaddress.IPv4Address(data[16:20])
-                if dst in self._hoa4.values() and ipaddress.IPv4Address(src) in self._has4.values():
+                from_ha = ipaddress.IPv4Address(src) in self._has4.values()
+                if from_ha and packets.ipv4_for_device(data, self._hoa4.values(), self.faults):
                     with contextlib.suppress(OSError):
                         os.write(self._tun_fd, data)
                 continue

@@ -180,19 +180,25 @@ def _ifname(attrs: bytes) -> str | None:
 
 
 def nft_script(table: str, ifaces: tuple[str, ...], mark: int, group: int) -> str:
-    """The MN's nftables table, replaced (no `ifaces`: removed): type 2 routing headers
-    dropped before the input hook, and the kernel's MLDv2 Reports on `ifaces` that do not
-    carry `mark` logged to NFLOG `group` and dropped."""
+    """The MN's nftables tables, replaced (no `ifaces`: removed): type 2 routing headers
+    dropped before the input hook, and the kernel's MLDv2 Reports and IGMPv3 Membership
+    Reports (draft §8) on `ifaces` that do not carry `mark` logged to NFLOG `group` and
+    dropped."""
     script = f"table ip6 {table} {{}}\ndelete table ip6 {table}\n"
+    script += f"table ip {table} {{}}\ndelete table ip {table}\n"
     if ifaces:
         names = ", ".join(f'"{i}"' for i in ifaces)
+        held = f"meta mark != {mark:#x} log group {group} drop; }}\n"
         script += (
             f"table ip6 {table} {{\n"
             "  chain in { type filter hook prerouting priority -300; policy accept;\n"
             "    rt type 2 drop; }\n"
             "  chain out { type filter hook output priority 0; policy accept;\n"
-            f"    oifname {{ {names} }} icmpv6 type mld2-listener-report "
-            f"meta mark != {mark:#x} log group {group} drop; }}\n"
+            f"    oifname {{ {names} }} icmpv6 type mld2-listener-report {held}"
+            "}\n"
+            f"table ip {table} {{\n"
+            "  chain out { type filter hook output priority 0; policy accept;\n"
+            f"    oifname {{ {names} }} igmp type membership-report-v3 {held}"
             "}\n"
         )
     return script

@@ -31,7 +31,13 @@ the rest stays "unknown" until a Report says (a Current-State record answering t
 querier's next General Query at the latest).
 
 MLDv1 messages are ignored (an MLDv1 querier makes the kernel drop source filters; the
-lab's queriers speak MLDv2). IPv4 (IGMPv3) groups are not watched here.
+lab's queriers speak MLDv2).
+
+IPv4 groups (draft §8: the IGMPv3 form of the Multicast State option) come from
+/proc/net/igmp and /proc/net/mcfilter alone, with the same `infer_filter` (the kernel's
+IGMPv3 Reports are not read): a group whose counts do not determine its filter stays
+unknown, and so is not carried, until they do. Their filter is inferred afresh at every
+look, since no Report tells its changes.
 """
 
 from __future__ import annotations
@@ -48,7 +54,7 @@ from typing import Any
 
 from scapy.packet import Packet
 
-from harness.netproto import mld, sockopts
+from harness.netproto import igmp, mld, sockopts
 from harness.reference.multicast import (
     Address,
     GroupState,
@@ -59,10 +65,11 @@ from harness.reference.multicast import (
 )
 from harness.wire import compact
 from harness.wire.compact import McastRecord
-from harness.wire.mobility import MldAddressRecord
+from harness.wire.mobility import IgmpGroupRecord, MldAddressRecord
 from harness.wire.numbers import MLDV2_ALL_ROUTERS, MLDV2_REPORT
 
 IPv6 = ipaddress.IPv6Address
+IPv4 = ipaddress.IPv4Address
 
 # Linux ABI (linux/in.h, linux/if_packet.h, linux/filter.h, asm-generic/socket.h)
 MCAST_MSFILTER = 48
@@ -75,14 +82,20 @@ SKF_AD_OFF, SKF_AD_PROTOCOL, SKF_AD_PKTTYPE = -0x1000, 0, 4
 PROC_IGMP6 = "/proc/thread-self/net/igmp6"  # the calling thread's namespace, not the process's
 PROC_MCFILTER6 = "/proc/thread-self/net/mcfilter6"
 PROC_MLD_MAX_MSF = "/proc/sys/net/ipv6/mld_max_msf"
+PROC_IGMP = "/proc/thread-self/net/igmp"  # IPv4 (draft §8)
+PROC_MCFILTER = "/proc/thread-self/net/mcfilter"
+PROC_IGMP_MAX_MSF = "/proc/sys/net/ipv4/igmp_max_msf"
 
 # Record types that state a whole filter: IS_IN, IS_EX, TO_IN, TO_EX (RFC 3810 §5.2.12)
 _SETS_FILTER = frozenset(range(1, 5))
 
 
 def carried(group: Address) -> bool:
-    """Is this group part of the state the MN moves (scope wider than link-local)?"""
-    return group.version == 6 and mld.routable(ipaddress.IPv6Address(group))
+    """Is this group part of the state the MN moves (scope wider than link-local; for
+    IPv4, outside the Local Network Control Block, RFC 5771 §4)?"""
+    if isinstance(group, IPv4):
+        return igmp.routable(group)
+    return mld.routable(group)
 
 
 def merge_filters(filters: Iterable[GroupState]) -> GroupState | None:
@@ -116,13 +129,15 @@ def merge_states(states: Iterable[ListenerState]) -> ListenerState:
     return ListenerState(out)
 
 
-def option_records(state: ListenerState) -> list[Packet]:
-    """The state as Current-State records (types 1 and 2), sorted, for
-    harness.wire.mobility.multicast_state_options (draft §4.1)."""
+def option_records(state: ListenerState, version: int = 6) -> list[Packet]:
+    """The state's groups of one IP version as Current-State records (types 1 and 2),
+    sorted, for harness.wire.mobility.multicast_state_options: MLDv2 records (draft
+    §4.1), or with `version` 4 IGMPv3 Group Records (draft §8, RFC 3376 §4.2.4)."""
+    record = MldAddressRecord if version == 6 else IgmpGroupRecord
     return [
-        MldAddressRecord(rtype=r.rtype, maddr=r.maddr, sources=list(r.sources))
+        record(rtype=r.rtype, maddr=r.maddr, sources=list(r.sources))
         for r in echo_records(state)
-        if ipaddress.ip_address(r.maddr).version == 6  # MLD records only
+        if ipaddress.ip_address(r.maddr).version == version
     ]
 
 
@@ -131,22 +146,24 @@ def option_records(state: ListenerState) -> list[Packet]:
 
 @dataclass(frozen=True)
 class Igmp6Entry:
-    """One line of /proc/net/igmp6: a group an interface has joined, and its users."""
+    """One group an interface has joined, and its users: a line of /proc/net/igmp6 (or,
+    an IPv4 group, of /proc/net/igmp)."""
 
     ifindex: int
     ifname: str
-    group: IPv6
+    group: Address
     users: int
 
 
 @dataclass(frozen=True)
 class McFilter6Entry:
-    """One line of /proc/net/mcfilter6: how many sockets include / exclude one source."""
+    """How many sockets include / exclude one source: a line of /proc/net/mcfilter6 (or
+    /proc/net/mcfilter)."""
 
     ifindex: int
     ifname: str
-    group: IPv6
-    source: IPv6
+    group: Address
+    source: Address
     include: int
     exclude: int
 
@@ -156,7 +173,7 @@ class ProcGroup:
     """What /proc says about one group on one interface."""
 
     users: int
-    counts: Mapping[IPv6, tuple[int, int]] = field(default_factory=dict)  # (include, exclude)
+    counts: Mapping[Address, tuple[int, int]] = field(default_factory=dict)  # (include, exclude)
 
 
 def _hex_address(text: str) -> IPv6:
@@ -190,11 +207,46 @@ def parse_mcfilter6(text: str) -> list[McFilter6Entry]:
     return out
 
 
+def _be32(text: str) -> IPv4:
+    """/proc/net/igmp's group: the network-order word printed as a host-order number."""
+    return IPv4(struct.pack("=I", int(text, 16)))
+
+
+def parse_igmp(text: str) -> list[Igmp6Entry]:
+    """/proc/net/igmp: a line `idx name : count querier` per interface, then one
+    `group(8 hex) users timer reporter` line per group it joined (RFC 3376 §3's
+    interface state); the header and malformed lines are skipped."""
+    out: list[Igmp6Entry] = []
+    iface: tuple[int, str] | None = None
+    for line in text.splitlines():
+        f = line.split()
+        if not f:
+            continue
+        if not line[:1].isspace():
+            iface = (int(f[0]), f[1]) if f[0].isdigit() and len(f) >= 2 else None
+            continue
+        if iface is not None and len(f) >= 2:
+            with contextlib.suppress(ValueError):
+                out.append(Igmp6Entry(iface[0], iface[1], _be32(f[0]), int(f[1])))
+    return out
+
+
+def parse_mcfilter(text: str) -> list[McFilter6Entry]:
+    """/proc/net/mcfilter: `idx name 0xGROUP 0xSOURCE inc exc` (host-order numbers of the
+    addresses) after a header line, which is skipped."""
+    out = []
+    for f in _fields(text, 6):
+        with contextlib.suppress(ValueError):
+            g, s = IPv4(int(f[2], 16)), IPv4(int(f[3], 16))
+            out.append(McFilter6Entry(int(f[0]), f[1], g, s, int(f[4]), int(f[5])))
+    return out
+
+
 def proc_groups(
     igmp6: Iterable[Igmp6Entry], mcfilter6: Iterable[McFilter6Entry], ifindex: int
-) -> dict[IPv6, ProcGroup]:
+) -> dict[Address, ProcGroup]:
     """One interface's groups with their users and source counts."""
-    counts: dict[IPv6, dict[IPv6, tuple[int, int]]] = {}
+    counts: dict[Address, dict[Address, tuple[int, int]]] = {}
     for m in mcfilter6:
         if m.ifindex == ifindex:
             counts.setdefault(m.group, {})[m.source] = (m.include, m.exclude)
@@ -249,7 +301,7 @@ class Snapshot:
     kernel lists whose filter no Report nor /proc has told yet."""
 
     state: ListenerState
-    unknown: frozenset[IPv6]
+    unknown: frozenset[Address]
 
 
 class InterfaceListenerState:
@@ -265,8 +317,8 @@ class InterfaceListenerState:
     """
 
     def __init__(self) -> None:
-        self._known: dict[IPv6, GroupState] = {}
-        self._unknown: set[IPv6] = set()
+        self._known: dict[Address, GroupState] = {}
+        self._unknown: set[Address] = set()
 
     @property
     def state(self) -> ListenerState:
@@ -274,7 +326,7 @@ class InterfaceListenerState:
         return ListenerState(groups)
 
     @property
-    def unknown(self) -> frozenset[IPv6]:
+    def unknown(self) -> frozenset[Address]:
         return frozenset(self._unknown)
 
     def snapshot(self) -> Snapshot:
@@ -308,23 +360,27 @@ class InterfaceListenerState:
                 self._known[group] = new
         return self.snapshot() != before
 
-    def reconcile(self, present: Mapping[IPv6, ProcGroup], infer: bool = True) -> bool:
+    def reconcile(self, present: Mapping[Address, ProcGroup], infer: bool = True) -> bool:
         """Bring the group list in line with /proc's (`proc_groups`): groups gone there are
         dropped; groups there that no Report described get the filter `infer_filter`
-        finds (with `infer`), or are unknown. True if the state changed."""
+        finds (with `infer`), or are unknown. IPv4 groups, of which no Report is read,
+        get it at every call (a known one keeps its filter while the counts do not tell).
+        True if the state changed."""
         before = self.snapshot()
         listed = {g for g in present if carried(g)}
         for group in list(self._known):
             if group not in listed:
                 del self._known[group]
         self._unknown &= listed
-        for group in listed - self._known.keys():
+        for group in listed:
+            if group in self._known and group.version == 6:
+                continue  # its Reports tell its changes
             guess = infer_filter(present[group]) if infer else None
-            if guess is None:
-                self._unknown.add(group)
-            else:
+            if guess is not None:
                 self._unknown.discard(group)
                 self._known[group] = guess
+            elif group not in self._known:
+                self._unknown.add(group)
         return self.snapshot() != before
 
     def forget(self) -> bool:
@@ -361,6 +417,17 @@ def _outgoing_reports_filter() -> list[tuple[int, int, int, int]]:
     return [*prog, (ret, 0, 0, 0xFFFF), (ret, 0, 0, 0)]
 
 
+def _one_moment(groups: int, filters: int) -> tuple[str, str, bool]:
+    """A group file and its filter file read as of one moment: the group list the same
+    before and after the filters (else, after five tries, False)."""
+    for _ in range(5):
+        first = _read_all(groups)
+        counts = _read_all(filters)
+        if _read_all(groups) == first:
+            return first, counts, True
+    return first, counts, False
+
+
 def _read_all(fd: int) -> str:
     os.lseek(fd, 0, os.SEEK_SET)
     chunks = []
@@ -389,6 +456,8 @@ class KernelListenerWatch:
             self._sock.setblocking(False)
             self._igmp6 = os.open(PROC_IGMP6, os.O_RDONLY | os.O_CLOEXEC)
             self._mcfilter6 = os.open(PROC_MCFILTER6, os.O_RDONLY | os.O_CLOEXEC)
+            self._igmp = os.open(PROC_IGMP, os.O_RDONLY | os.O_CLOEXEC)
+            self._mcfilter = os.open(PROC_MCFILTER, os.O_RDONLY | os.O_CLOEXEC)
         except BaseException:
             self._sock.close()
             raise
@@ -435,19 +504,18 @@ class KernelListenerWatch:
         return state.feed(message) if state is not None else False
 
     def refresh(self) -> bool:
-        """Reconcile with /proc (groups gone, groups no Report described). True if changed."""
-        stable = False
-        for _ in range(5):  # igmp6 the same before and after mcfilter6: one moment's counts
-            first = _read_all(self._igmp6)
-            filters = _read_all(self._mcfilter6)
-            if _read_all(self._igmp6) == first:
-                stable = True
-                break
-        igmp6, mcfilter6 = parse_igmp6(first), parse_mcfilter6(filters)
+        """Reconcile with /proc (groups gone, groups no Report described; IPv4 groups from
+        /proc alone). True if changed."""
+        groups6, filters6, stable6 = _one_moment(self._igmp6, self._mcfilter6)
+        groups4, filters4, stable4 = _one_moment(self._igmp, self._mcfilter)
+        igmp6, mcfilter6 = parse_igmp6(groups6), parse_mcfilter6(filters6)
+        igmp4, mcfilter4 = parse_igmp(groups4), parse_mcfilter(filters4)
         changed = False
         for name, state in self._states.items():
-            present = proc_groups(igmp6, mcfilter6, self.ifindex[name])
-            changed |= state.reconcile(present, infer=stable)
+            index = self.ifindex[name]
+            present = proc_groups(igmp6, mcfilter6, index)
+            present.update(proc_groups(igmp4, mcfilter4, index))
+            changed |= state.reconcile(present, infer=stable6 and stable4)
         return changed
 
     def snapshot(self, iface: str) -> Snapshot:
@@ -457,7 +525,7 @@ class KernelListenerWatch:
         """The known filters of all watched interfaces, merged (`merge_states`)."""
         return merge_states(s.state for s in self._states.values())
 
-    def unknown(self) -> frozenset[IPv6]:
+    def unknown(self) -> frozenset[Address]:
         """Groups some watched interface has joined with a filter not known yet."""
         return frozenset().union(*(s.unknown for s in self._states.values()))
 
@@ -471,7 +539,7 @@ class KernelListenerWatch:
 
     def close(self) -> None:
         self._sock.close()
-        for fd in (self._igmp6, self._mcfilter6):
+        for fd in (self._igmp6, self._mcfilter6, self._igmp, self._mcfilter):
             with contextlib.suppress(OSError):
                 os.close(fd)
 
@@ -485,14 +553,16 @@ class KernelListenerWatch:
 # ---------------------------------------------------------------- the tunnel device (I/O)
 
 
-def _sockaddr(addr: IPv6) -> bytes:
+def _sockaddr(addr: Address) -> bytes:
     return sockopts.group_req(0, addr)[8:]  # its struct sockaddr_storage part
 
 
-def group_filter(ifindex: int, group: IPv6, f: GroupState) -> bytes:
-    """struct group_filter for MCAST_MSFILTER (RFC 3678 §5.2.1, linux/in.h)."""
+def group_filter(ifindex: int, group: Address, f: GroupState) -> bytes:
+    """struct group_filter for MCAST_MSFILTER (RFC 3678 §5.2.1, linux/in.h), of either
+    family (the sources of the group's)."""
     mode = MCAST_INCLUDE if f.mode is Mode.INCLUDE else MCAST_EXCLUDE
-    sources = sorted((IPv6(str(s)) for s in f.sources), key=lambda a: a.packed)
+    same = [a for a in f.sources if a.version == group.version]
+    sources = sorted(same, key=lambda a: a.packed)
     return (
         sockopts.group_req(ifindex, group)
         + struct.pack("=II", mode, len(sources))
@@ -500,12 +570,12 @@ def group_filter(ifindex: int, group: IPv6, f: GroupState) -> bytes:
     )
 
 
-def _max_sources() -> int:
+def _max_sources(path: str = PROC_MLD_MAX_MSF, default: int = 64) -> int:
     try:
-        with open(PROC_MLD_MAX_MSF, encoding="ascii") as f:
+        with open(path, encoding="ascii") as f:
             return int(f.read())
     except (OSError, ValueError):
-        return 64  # the kernel's default
+        return default  # the kernel's default
 
 
 class TunnelMirror:
@@ -517,44 +587,51 @@ class TunnelMirror:
     with MCAST_MSFILTER, the full-state API (RFC 3678 §5.2), which changes mode and sources
     in one step, so the device never listens to nothing or to everything in between; a
     group no longer wanted is left with MCAST_LEAVE_GROUP. A filter over the kernel's
-    per-socket limit (net.ipv6.mld_max_msf) is widened, never narrowed: EXCLUDE keeps the
-    first sources it can, INCLUDE becomes EXCLUDE {}; the application's own socket
-    filter still drops what it did not ask for.
+    per-socket limit (net.ipv6.mld_max_msf, net.ipv4.igmp_max_msf) is widened, never
+    narrowed: EXCLUDE keeps the first sources it can, INCLUDE becomes EXCLUDE {}; the
+    application's own socket filter still drops what it did not ask for. IPv4 groups
+    (draft §8) are held the same way on a socket of their own.
     """
 
     def __init__(self, ifindex: int) -> None:
         self.ifindex = ifindex
-        self._sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
-        self._limit = _max_sources()
-        self._installed: dict[IPv6, GroupState] = {}
+        self._socks = {
+            6: socket.socket(socket.AF_INET6, socket.SOCK_DGRAM),
+            4: socket.socket(socket.AF_INET, socket.SOCK_DGRAM),
+        }
+        self._limits = {6: _max_sources(), 4: _max_sources(PROC_IGMP_MAX_MSF, 10)}
+        self._installed: dict[Address, GroupState] = {}
 
     @property
     def installed(self) -> ListenerState:
         groups: dict[Address, GroupState] = {g: f for g, f in self._installed.items()}
         return ListenerState(groups)
 
-    def _fit(self, f: GroupState) -> GroupState:
-        if len(f.sources) <= self._limit:
+    def _fit(self, group: Address, f: GroupState) -> GroupState:
+        if len(f.sources) <= self._limits[group.version]:
             return f
         if f.mode is Mode.INCLUDE:
             return GroupState(Mode.EXCLUDE, frozenset())
-        keep = sorted(f.sources, key=lambda a: a.packed)[: self._limit]
+        keep = sorted(f.sources, key=lambda a: a.packed)[: self._limits[group.version]]
         return GroupState(Mode.EXCLUDE, frozenset(keep))
 
-    def _set(self, opt: int, value: bytes) -> None:
-        self._sock.setsockopt(socket.IPPROTO_IPV6, opt, value)
+    def _set(self, group: Address, opt: int, value: bytes) -> None:
+        level = socket.IPPROTO_IPV6 if group.version == 6 else socket.IPPROTO_IP
+        self._socks[group.version].setsockopt(level, opt, value)  # MCAST_*: same numbers
 
-    def sync(self, desired: ListenerState) -> dict[IPv6, OSError]:
-        """Make the memberships equal `desired` (its carried IPv6 groups), touching only
-        the groups that differ. Returns the groups the kernel refused, with why; those
-        are retried by the next sync."""
-        want: dict[IPv6, GroupState] = {
-            IPv6(str(g)): self._fit(f) for g, f in desired.groups.items() if carried(g)
+    def sync(self, desired: ListenerState) -> dict[Address, OSError]:
+        """Make the memberships equal `desired` (its carried groups), touching only the
+        groups that differ. Returns the groups the kernel refused, with why; those are
+        retried by the next sync."""
+        want: dict[Address, GroupState] = {
+            g: self._fit(g, f) for g, f in desired.groups.items() if carried(g)
         }
-        failed: dict[IPv6, OSError] = {}
+        failed: dict[Address, OSError] = {}
         for group in [g for g in self._installed if g not in want]:
             try:
-                self._set(sockopts.MCAST_LEAVE_GROUP, sockopts.group_req(self.ifindex, group))
+                self._set(
+                    group, sockopts.MCAST_LEAVE_GROUP, sockopts.group_req(self.ifindex, group)
+                )
             except OSError as exc:
                 failed[group] = exc
             del self._installed[group]  # a failed leave: the membership is gone anyway
@@ -566,35 +643,39 @@ class TunnelMirror:
                 if old is None:
                     self._join(group, f)
                 else:
-                    self._set(MCAST_MSFILTER, group_filter(self.ifindex, group, f))
+                    self._set(group, MCAST_MSFILTER, group_filter(self.ifindex, group, f))
                 self._installed[group] = f
             except OSError as exc:
                 failed[group] = exc
         return failed
 
-    def _join(self, group: IPv6, f: GroupState) -> None:
-        first = min((IPv6(str(s)) for s in f.sources), key=lambda a: a.packed, default=None)
+    def _join(self, group: Address, f: GroupState) -> None:
+        same = [s for s in f.sources if s.version == group.version]
+        first = min(same, key=lambda a: a.packed, default=None)
         if f.mode is Mode.INCLUDE and first is not None:
             self._set(
+                group,
                 sockopts.MCAST_JOIN_SOURCE_GROUP,
                 sockopts.group_source_req(self.ifindex, group, first),
             )
             joined = GroupState(Mode.INCLUDE, frozenset([first]))
         else:
-            self._set(sockopts.MCAST_JOIN_GROUP, sockopts.group_req(self.ifindex, group))
+            self._set(group, sockopts.MCAST_JOIN_GROUP, sockopts.group_req(self.ifindex, group))
             joined = GroupState(Mode.EXCLUDE, frozenset())
         if joined != f:
             try:
-                self._set(MCAST_MSFILTER, group_filter(self.ifindex, group, f))
+                self._set(group, MCAST_MSFILTER, group_filter(self.ifindex, group, f))
             except OSError:
+                leave = sockopts.group_req(self.ifindex, group)
                 with contextlib.suppress(OSError):
-                    self._set(sockopts.MCAST_LEAVE_GROUP, sockopts.group_req(self.ifindex, group))
+                    self._set(group, sockopts.MCAST_LEAVE_GROUP, leave)
                 raise
 
     def close(self) -> None:
-        """Leave every group (closing the socket drops its memberships)."""
+        """Leave every group (closing the sockets drops their memberships)."""
         self._installed.clear()
-        self._sock.close()
+        for sock in self._socks.values():
+            sock.close()
 
     def __enter__(self) -> TunnelMirror:
         return self

@@ -15,6 +15,7 @@ from harness.faults import NO_FAULTS, Fault, Faults
 from harness.reference import mn_core
 from harness.reference.multicast import ListenerState, Mode
 from harness.wire import ipv6, traffic_selector
+from harness.wire.numbers import IGMPV3_REPORT
 
 IPPROTO_IPV6_IN_IPV6 = 41
 ND_RA = 134
@@ -53,6 +54,9 @@ def binding_update(
     options += [*mcoa_options(bids), *flow_options(bu.flows)]
     if bu.multicast is not None and not faults.has(Fault.MN_NO_MCAST_OPTION):
         options += multicast_state_options(option_records(bu.multicast))
+    if bu.multicast4 is not None:  # draft §8: the IPv4 groups, IGMPv3 form (RFC 3376 §4.2)
+        records4 = option_records(bu.multicast4, version=4)
+        options += multicast_state_options(records4, report_type=IGMPV3_REPORT)
     dns_option = dns_update_option(bu, faults)
     if dns_option is not None:
         options.append(dns_option)  # no alignment rule (RFC 5026 §8.1): after the others
@@ -296,7 +300,7 @@ def mld_report(state: ListenerState, src: str) -> bytes:
     from harness.netproto.mld import Record
 
     records = []
-    for group in sorted(state.groups, key=lambda a: a.packed):
+    for group in sorted((g for g in state.groups if g.version == 6), key=lambda a: a.packed):
         g = state.groups[group]
         sources = tuple(sorted(g.sources, key=lambda a: a.packed))
         records.append(Record(1 if g.mode is Mode.INCLUDE else 2, group, sources))  # type: ignore[type-var]
@@ -323,6 +327,20 @@ def mld_report_records(records: Iterable[Any], src: str) -> bytes:
         / ICMPv6MLReport2(records=recs)
     )
     return bytes(pkt)
+
+
+def igmp_report(records: Iterable[Any]) -> bytes:
+    """An IGMPv3 Membership Report (RFC 3376 §4.2) of the given records (rtype, group,
+    sources), checksum filled in; the kernel adds the IPv4 header."""
+    from harness.wire.ipv4 import internet_checksum
+
+    recs = list(records)
+    body = struct.pack("!BBHHH", IGMPV3_REPORT, 0, 0, 0, len(recs)) + b"".join(
+        struct.pack("!BBH4s", r.rtype, 0, len(r.sources), r.group.packed)
+        + b"".join(s.packed for s in r.sources)
+        for r in recs
+    )
+    return body[:2] + struct.pack("!H", internet_checksum(body)) + body[4:]
 
 
 def ipv6_header(payload_len: int, nh: int, src: str, dst: str, hlim: int = 64) -> bytes:
@@ -381,6 +399,23 @@ def ipv4_ack(msg: Any) -> mn_core.Ipv4Ack:
         elif opt.otype == MobOpt.NAT_DETECTION and len(opt.data) == 6:
             refresh = struct.unpack_from("!I", opt.data, 2)[0]
     return mn_core.Ipv4Ack(status, address, prefixlen, refresh)
+
+
+def ipv4_for_device(
+    packet: bytes, home4: Iterable[ipaddress.IPv4Address], faults: Faults = NO_FAULTS
+) -> bool:
+    """Does an IPv4 packet the home agent tunnelled in UDP go to the tunnel device? One to
+    an IPv4 home address (RFC 5555 §4.5.1), or multicast data beyond the Local Network
+    Control Block (draft §8: the IPv4 groups moved to the tunnel; the device's
+    memberships then decide which reach a socket)."""
+    if len(packet) < 20 or packet[0] >> 4 != 4:
+        return False
+    dst = ipaddress.IPv4Address(packet[16:20])
+    if dst.is_multicast:
+        from harness.netproto import igmp
+
+        return igmp.routable(dst) and not faults.has(Fault.MN_V4_MCAST_NOT_DELIVERED)
+    return dst in set(home4)
 
 
 def ba_ignored(msg: Any, faults: Faults = NO_FAULTS) -> bool:

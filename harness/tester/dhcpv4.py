@@ -270,6 +270,22 @@ def option_data(msg: Any, otype: int) -> list[bytes]:
     return [o.data for o in compact.parse_options(msg.body, fixed) if o.otype == otype]
 
 
+def igmp_state_options(msg: Any) -> list[bytes]:
+    """The data of the BU's Multicast State options of IGMPv3 form (draft §8: the body an
+    IGMPv3 Membership Report, type 0x22, RFC 3376 §4.2), for compact.parse_multicast_state."""
+    from harness.config import WireConfig
+    from harness.wire import compact
+    from harness.wire.numbers import IGMPV3_REPORT
+
+    config = WireConfig.from_env()
+    fixed = compact.FIXED_PART[compact.MHType(msg.mhtype)]
+    return [
+        o.data
+        for o in compact.parse_options(msg.body, fixed)
+        if compact.is_multicast_state(o, config) and o.data[:1] == bytes([IGMPV3_REPORT])
+    ]
+
+
 @dataclass(frozen=True)
 class Ipv4HoaOption:
     """An IPv4 Home Address option (RFC 5555 §3.1.1): Prefix-len (6 bits), P, the address."""

@@ -336,19 +336,27 @@ def aux_lengths(bu: Any) -> list[int]:
 
 
 def mld_report_with(group: str) -> Predicate:
-    """An MLDv2 Report with a record for `group` (every record, read by the project's one
-    report parser through the lab's MLD code)."""
+    """An MLDv2 Report with a record for `group`, or for an IPv4 group an IGMP Report (every
+    record, read by the project's one report parser through the lab's MLD and IGMP code)."""
+    from scapy.layers.inet import IP
+
+    from harness.netproto import igmp
     from harness.netproto.mld import parse_report
     from harness.reference.mn_listener import report_from_packet
 
-    want = ipaddress.IPv6Address(group)
+    want = ipaddress.ip_address(group)
 
     def test(pkt: Any) -> bool:
+        if want.version == 4:
+            ip4 = pkt.getlayer(IP)
+            found = igmp.message_of(bytes(ip4)) if ip4 is not None else None
+            return found is not None and any(r.group == want for r in igmp.parse_report(found))
         ip = pkt.getlayer(IPv6)
         message = report_from_packet(bytes(ip)) if ip is not None else None
         return message is not None and any(r.group == want for r in parse_report(message))
 
-    return Predicate(test, f"an MLDv2 Report naming {group}")
+    kind = "an IGMP Report" if want.version == 4 else "an MLDv2 Report"
+    return Predicate(test, f"{kind} naming {group}")
 
 
 def ba_for(seq: int) -> Predicate:

@@ -218,9 +218,15 @@ class World:
         return self.app("mn", app, *args)
 
     def receiver(self, group: str, *sources: str, iface: str = MN_IFACE) -> App:
+        """A receiving application on the MN, joined on `iface`. An IPv4 one keeps
+        IP_MULTICAST_ALL on (Linux's default): the kernel matches an IPv4 socket's
+        memberships by interface too, so without it a datagram that reaches the MN
+        through another device (a mobile node's tunnel, draft §8) would reach no socket."""
         args = ["--group", group, "--port", str(MCAST_PORT), "--iface", iface]
         for s in sources:
             args += ["--source", s]
+        if ipaddress.ip_address(group).version == 4:
+            args.append("--multicast-all")
         return self.app("mn", "mcast_recv", *args)
 
     def source(self, node: str, group: str, rate: float = 100.0, stream: str = "") -> App:

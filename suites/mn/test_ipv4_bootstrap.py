@@ -15,7 +15,14 @@ carries, the IPv4 home address of the HA's BA in the MN's kernel and in an appli
 use, the session's packets in UDP to the HA, the A record at the lab's named, and the NAT
 keepalives.
 
-A profile that does not claim `ipv4` makes these not-applicable; a
+With an IPv4 application of the MN joined to the remote IPv4 source's group on link 1, the
+same BU carries that group in a Multicast State option of IGMPv3 form (draft §8, DMM-V4-5),
+and the source's numbered stream reaches the application through the home agent after the
+registration, from the tunnel rather than the air interface, and no IGMP Report names the
+group on the IPv4-only link any more (draft §3, DMM-OVW-31).
+
+A profile that does not claim `ipv4` (and, for the multicast tests, `igmp`) makes these
+not-applicable; a
 kea-dhcp4 that is missing or does not start, not-run; a server that does not answer the MN,
 or a reference home agent that does not answer or assign, inconclusive (the lab's failure,
 never the SUT's).
@@ -39,9 +46,15 @@ from harness.tester import dhcpv4 as v4
 from harness.tester import world as mobility
 from harness.tester.bootstrap import DnsServerState
 from harness.tester.dns import LabDns, dns_answer
-from harness.tester.mobile_node import TCP_INITIAL_RTO, MobileNodeUnderTest, in_time
+from harness.tester.mobile_node import (
+    TCP_INITIAL_RTO,
+    MobileNodeUnderTest,
+    in_time,
+    mld_report_with,
+)
 from harness.verdicts import by_interpretation, inconclusive
-from harness.wire import dhcp
+from harness.wire import compact, dhcp
+from harness.wire.numbers import McastRecordType
 
 V4_ONLY = 3
 POLL = 0.05  # how often the MN's kernel state and the zone are looked at (seconds)
@@ -419,4 +432,144 @@ def test_the_nat_binding_is_refreshed_at_the_bas_refresh_time(
         f"{', '.join(f'{t - at:+.2f}' for t in sent[1:-1]) or 'none'} s after the BA), allowed "
         f"{allowed:.2f} s: the NAT Detection option's refresh time ({refresh} s, "
         f"{mn.deadlines.scaled(refresh):.2f} s scaled) was not used (RFC 5555 §4.3)"
+    )
+
+
+# ------------------------------------------------------------------- draft §8: IPv4 multicast
+# An IPv4 application of the MN joined a group on link 1; the MN moves, with a session
+# open, onto the IPv4-only link. Its registration in UDP/IPv4 hands the group to link 1's
+# home agent in a Multicast State option of IGMPv3 form (one option per family), and the
+# stream then reaches the application through that home agent.
+
+
+def _joined4(mn: MobileNodeUnderTest) -> tuple[str, str, Any]:
+    """An IPv4 application of the MN joined to the lab's IPv4 SSM group, INCLUDE {the remote
+    source} (RFC 3678 §5.2 through the kernel's IGMPv3 host stack): group, source, app."""
+    _claims_ipv4(mn)
+    mn.sut.features.require("igmp", "the SUT mobile node")
+    plan = mn.lab.plan
+    group, source = str(plan.ssm_group4), str(plan.mcast_source.host4)
+    app = mn.world.receiver(group, source)
+    try:
+        app.wait_for("joined", mn.deadlines.data, f"the join of {group}", since=0)
+    except AssertionError as exc:
+        inconclusive(f"the IPv4 application could not join {group} on the MN: {exc}")
+    return group, source, app
+
+
+def _igmp_records(msg: Any) -> dict[str, compact.McastRecord]:
+    """The group records of a BU's Multicast State options of IGMPv3 form, by group, read
+    with the suite's one report parser; a malformed option or a bad checksum fails."""
+    records: list[compact.McastRecord] = []
+    for body in v4.igmp_state_options(msg):
+        try:
+            state = compact.parse_multicast_state(body)
+        except compact.Malformed as exc:
+            raise AssertionError(f"a malformed IGMPv3 Multicast State option: {exc}") from None
+        assert state.checksum_ok, f"IGMPv3 option with a bad checksum {state.checksum:#06x}"
+        records += state.records
+    return {r.maddr: r for r in records}
+
+
+@pytest.mark.clause("DMM-V4-5", "DMM-OVW-27")
+def test_the_bu_in_udp_carries_the_ipv4_groups_in_igmpv3_form(
+    visited_kea: KeaDhcp4Server, mn: MobileNodeUnderTest
+) -> None:
+    """The BU in UDP/IPv4 after the move carries a Multicast State option whose body is an
+    IGMPv3 Membership Report (type 0x22, RFC 3376 §4.2) naming the IPv4 group the
+    application joined on link 1 with its source (draft §8; §3: all ongoing subscriptions),
+    read with the suite's one report parser."""
+    group, source, _app = _joined4(mn)
+    _address, pkt = _registered4(mn, visited_kea)
+    msg = v4.mobility(pkt)
+    assert v4.igmp_state_options(msg), (
+        f"the BU in UDP/IPv4 carries no Multicast State option of IGMPv3 form (type 0x22), "
+        f"though an IPv4 application listens to {group} (draft §8)"
+    )
+    named = _igmp_records(msg)
+    assert group in named, (
+        f"the IGMPv3 option's records name {sorted(named) or 'no group'}, not {group}, "
+        "which an IPv4 application joined on link 1 (draft §3, §8)"
+    )
+    rec = named[group]
+    want = (int(McastRecordType.MODE_IS_INCLUDE), (source,))
+    assert (rec.rtype, rec.sources) == want, (
+        f"the record of {group} is type {rec.rtype} with sources {list(rec.sources)}, not "
+        f"MODE_IS_INCLUDE {{{source}}}, the application's filter (RFC 3376 §4.2.12)"
+    )
+
+
+STREAM_RATE = 100.0  # datagrams per second of the remote IPv4 source
+STREAM_AFTER = 20  # datagrams sent after the registration that must reach the application
+
+
+@pytest.mark.clause("DMM-OVW-31")
+def test_an_ipv4_application_keeps_its_stream_through_the_home_agent(
+    visited_kea: KeaDhcp4Server, mn: MobileNodeUnderTest
+) -> None:
+    """A real IPv4 application joined on link 1 to a real IPv4 source's numbered stream keeps
+    receiving it after the move onto the IPv4-only link: of the datagrams sent after the
+    registration completed (the HA's BA on the MN's interface), STREAM_AFTER reach it, and
+    from the tunnel, not from the air interface (draft §3: the moved state points to the
+    tunnel; §8). Losses during the changeover are not judged. A home agent that tunnels
+    none of the stream to the MN although a BU named the group is the reference's or the
+    lab's failure (inconclusive); if no BU named it, the MN never asked for it (fail)."""
+    group, _source, app = _joined4(mn)
+    air = mn.lab.ifindex("mn", mobility.MN_IFACE)
+    mn.world.source("src", group, rate=STREAM_RATE)
+    start = mn.link.mark()
+    _address, pkt = _registered4(mn, visited_kea)
+    _frame, _ba = _accepted4(mn, pkt)
+    registered = mn.link.frames(mn.link.cursor - 1)[0].mono  # the BA's frame
+    mark = mn.link.mark()
+
+    def after_registration(e: dict[str, Any]) -> bool:
+        return (
+            e["event"] == "data"
+            and e.get("group") == group
+            and e.get("ifindex") != air
+            and float(e.get("sent_mono", 0.0)) > registered
+        )
+
+    try:
+        app.wait_count(
+            after_registration,
+            STREAM_AFTER,
+            mn.deadlines.ba + mn.deadlines.data,
+            f"{STREAM_AFTER} datagrams of {group} sent after the registration, delivered from "
+            "the tunnel (not from the air interface)",
+            since=0,
+        )
+    except AssertionError:
+        tunnelled = v4.ipv4_in_udp4_from(_ha4(mn), group)
+        if not any(tunnelled(p) for p in mn.link.packets(mark)):
+            bu = v4.bu_in_udp4(_ha4(mn))
+            sent = [v4.mobility(p) for p in mn.link.packets(start) if bu(p)]
+            assert any(group in _igmp_records(m) for m in sent), (
+                f"none of the MN's {len(sent)} BU(s) in UDP/IPv4 names {group} in a Multicast "
+                "State option of IGMPv3 form: the home agent was never asked for the stream "
+                "(draft §8)"
+            )
+            inconclusive(
+                f"link 1's reference home agent tunnelled none of {group}'s stream to the MN "
+                "after the registration: the lab's or the reference's failure"
+            )
+        raise
+
+
+@pytest.mark.clause("DMM-OVW-31")
+def test_moved_ipv4_groups_are_not_reported_on_the_ipv4_only_link(
+    visited_kea: KeaDhcp4Server, mn: MobileNodeUnderTest
+) -> None:
+    """Draft §3, for IPv4 (§8): once the IPv4 group joined on link 1 is served through the
+    home agent (its BA), the IPv4-only link's querier hears no IGMP Report naming it, for
+    as long as the MN takes to answer two of its General Queries."""
+    group, _source, _app = _joined4(mn)
+    _address, pkt = _registered4(mn, visited_kea)
+    _accepted4(mn, pkt)
+    mn.link.expect_none(
+        mld_report_with(group),
+        mn.deadlines.report_after_query,
+        f"IGMP Report for {group} on the IPv4-only link, where it is served through the "
+        "home agent's tunnel",
     )

@@ -42,7 +42,9 @@ from harness.reference.mn_listener import (
     merge_filters,
     merge_states,
     option_records,
+    parse_igmp,
     parse_igmp6,
+    parse_mcfilter,
     parse_mcfilter6,
     proc_groups,
     report_from_packet,
@@ -56,7 +58,7 @@ IS_IN, IS_EX, TO_IN, TO_EX, ALLOW, BLOCK = 1, 2, 3, 4, 5, 6
 MCAST_BLOCK_SOURCE, MCAST_UNBLOCK_SOURCE = 43, 44  # linux/in.h
 
 
-def f(mode: Mode, *sources: IPv6) -> GroupState:
+def f(mode: Mode, *sources: Address) -> GroupState:
     return GroupState(mode, frozenset(sources))
 
 
@@ -97,6 +99,39 @@ def test_proc_parsers_read_the_kernel_format() -> None:
     assert groups[G_ASM] == ProcGroup(2, {S10: (0, 1), S11: (1, 0)})
     assert groups[G_SSM] == ProcGroup(1, {S11: (1, 0)})
     assert proc_groups(igmp6, mcf, 4) == {G_ASM: ProcGroup(1, {})}
+
+
+# /proc/net/igmp and /proc/net/mcfilter as a 6.x kernel prints them (d0: an SSM socket on
+# 232.1.1.1 with source 198.51.100.10, an ASM socket on 239.1.1.1)
+IGMP_SAMPLE = """Idx\tDevice    : Count Querier\tGroup    Users Timer\tReporter
+1\tlo        :     1      V3
+\t\t\t\t010000E0     1 0:00000000\t\t0
+3\td0        :     3      V3
+\t\t\t\t010101EF     1 0:00000000\t\t0
+\t\t\t\t010101E8     1 0:00000000\t\t0
+\t\t\t\t010000E0     1 0:00000000\t\t0
+"""
+MCFILTER_SAMPLE = """Idx Device        MCA        SRC    INC    EXC
+  3     d0 0xe8010101 0xc633640a      1      0
+"""
+
+
+def test_ipv4_proc_parsers_and_reconcile() -> None:
+    """Draft §8: the IPv4 groups from /proc alone; 224.0.0.1 is not carried (RFC 5771)."""
+    g_ssm, g_asm, src = (ipaddress.IPv4Address(a) for a in ("232.1.1.1", "239.1.1.1",
+                                                          "198.51.100.10"))  # fmt: skip
+    igmp, mcf = parse_igmp(IGMP_SAMPLE), parse_mcfilter(MCFILTER_SAMPLE)
+    assert [(e.ifindex, e.ifname, str(e.group), e.users) for e in igmp][1:3] == [
+        (3, "d0", "239.1.1.1", 1),
+        (3, "d0", "232.1.1.1", 1),
+    ]
+    assert [(m.group, m.source, m.include, m.exclude) for m in mcf] == [(g_ssm, src, 1, 0)]
+    state = InterfaceListenerState()
+    assert state.reconcile(proc_groups(igmp, mcf, 3))
+    assert state.state == ListenerState({g_ssm: f(IN, src), g_asm: f(EX)})
+    # no Report tells an IPv4 group's change: the next look at /proc does
+    assert state.reconcile(proc_groups(igmp, [], 3))
+    assert state.state.groups[g_ssm] == f(EX)
 
 
 def test_reconcile_with_proc_infers_what_the_counts_determine() -> None:
@@ -242,7 +277,7 @@ class Host:
         elif op == "close":
             sock.clear()
 
-    def proc(self) -> dict[IPv6, ProcGroup]:
+    def proc(self) -> dict[Address, ProcGroup]:
         """The interface's groups as /proc shows them, through the parsers."""
         igmp6, mcf = self.proc_text()
         return proc_groups(parse_igmp6(igmp6), parse_mcfilter6(mcf), 3)
@@ -330,7 +365,7 @@ def test_watch_equals_the_model_host(
         truth = carried_model(host.interface())
         for group, proc in host.proc().items():  # what /proc is said to determine, it does
             guess = infer_filter(proc)
-            assert guess is None or guess == host.interface()[group]
+            assert guess is None or guess == host.interface()[IPv6(str(group))]
         if watch is None:
             continue
         if proc_first:

@@ -178,6 +178,12 @@ def test_igmpv3_state_gives_ipv4_joins_and_copies() -> None:
     ]:
         plan = ha_dataplane.copies4(_udp4(src, dst), False, served)
         assert (plan.coas if plan is not None else ()) == want, (src, dst)
+    # a binding to an IPv4 care-of address (RFC 5555 §4.5.1) gets its copy that way
+    node = ha.nodes[ipaddress.IPv6Address(hoa(1))]
+    coa4 = ipaddress.IPv4Address("192.0.2.7")
+    via4 = [ha_dataplane.Served(coa4, b.multicast, node) for b in ha.bindings()]
+    plan = ha_dataplane.copies4(_udp4("198.51.100.18", "232.1.1.1"), False, via4)
+    assert plan is not None and (plan.coas, plan.coas4) == ((), ((node.hoa, coa4),))
     ignored = Faults.of(Fault.HA_IGMP_STATE_IGNORED)
     assert not ha_dataplane.join_set(served, ignored)
     assert ha_dataplane.copies4(_udp4("198.51.100.18", "232.1.1.1"), False, served, ignored) is None

@@ -144,3 +144,75 @@ def test_the_home_agents_ipv4_addresses_from_the_home_network_information() -> N
     home = dhcp.HomeInfo(ha_addresses=("2001:db8:1::1", "64:ff9b::a00:101"))
     assert mn_dhcp4.ha_ipv4_addresses(home) == {HA1: HA1_V4}
     assert mn_dhcp4.ha_ipv4_addresses(dhcp.HomeInfo(ha_addresses=("2001:db8:1::1",))) == {}
+
+
+GROUP4, SOURCE4, GROUP6 = V4("232.1.1.1"), V4("198.51.100.10"), A("ff3e::8000:1")
+
+
+def _listening() -> ListenerState:
+    from harness.reference.multicast import GroupState, Mode
+
+    return ListenerState(
+        {
+            GROUP4: GroupState(Mode.INCLUDE, frozenset({SOURCE4})),
+            GROUP6: GroupState(Mode.EXCLUDE, frozenset()),
+        }
+    )
+
+
+def _moved_listening(c: m.MobileNodeCore) -> list[m.Action]:
+    c.observed(0.5, {HOME}, _listening())
+    return c.ipv4_link(1.0, "mn0", COA4, HAS)
+
+
+def test_the_ipv4_groups_go_in_an_igmpv3_option_of_their_own() -> None:
+    """Draft §8: the groups joined on link 1 go with the binding, one option per family."""
+    [bu] = _of(_moved_listening(_core()), m.SendBindingUpdate)
+    assert bu.multicast is not None and set(bu.multicast.groups) == {GROUP6}
+    assert bu.multicast4 is not None and set(bu.multicast4.groups) == {GROUP4}
+    msg = compact.parse_packet(mn_packets.binding_update(bu))
+    fixed = compact.FIXED_PART[compact.MHType.BU]
+    bodies = [o.data for o in compact.parse_options(msg.body, fixed) if o.data[:1] == b"\x22"]
+    [state] = [compact.parse_multicast_state(b) for b in bodies]
+    assert state.checksum_ok
+    assert [(r.rtype, r.maddr, r.sources) for r in state.records] == [
+        (1, str(GROUP4), (str(SOURCE4),))
+    ]
+
+
+def test_no_igmpv3_option_without_ipv4_groups_and_an_empty_one_after_the_last() -> None:
+    c = _core()
+    [bu] = _of(_moved(c), m.SendBindingUpdate)
+    assert bu.multicast4 is None
+    c = _core()
+    _moved_listening(c)
+    [later] = _of(c.observed(1.5, {HOME}, ListenerState()), m.SendBindingUpdate)
+    assert later.multicast4 == ListenerState()  # INT-7: clears what the HA holds
+    [bu] = _of(_moved_listening(_core(Fault.MN_NO_IGMP_OPTION)), m.SendBindingUpdate)
+    assert bu.multicast4 is None
+
+
+def test_tunnelled_ipv4_multicast_goes_to_the_device_unless_the_fault() -> None:
+    def packet(dst: str) -> bytes:
+        return bytes([0x45]) + bytes(11) + SOURCE4.packed + V4(dst).packed
+
+    assert mn_packets.ipv4_for_device(packet(str(GROUP4)), [HOA4])
+    assert mn_packets.ipv4_for_device(packet(str(HOA4)), [HOA4])
+    assert not mn_packets.ipv4_for_device(packet("224.0.0.1"), [HOA4])
+    assert not mn_packets.ipv4_for_device(packet("10.9.9.9"), [HOA4])
+    broken = Faults.of(Fault.MN_V4_MCAST_NOT_DELIVERED)
+    assert not mn_packets.ipv4_for_device(packet(str(GROUP4)), [HOA4], broken)
+
+
+def test_the_igmpv3_report_sent_on_air_keeps_only_the_groups_not_moved() -> None:
+    """Draft §3 last paragraph, for IPv4 (§8): the records of moved groups stay off the air;
+    the report of the rest reads back the same (RFC 3376 §4.2, checksum included)."""
+    from harness.netproto import igmp
+    from harness.netproto.mld import Record
+    from harness.reference.mn_kernel import nft_script
+
+    local = V4("239.1.1.1")
+    records = [Record(1, GROUP4, (SOURCE4,)), Record(2, local, ())]
+    keep = mn_packets.air_records(records, {GROUP4})
+    assert igmp.parse_report(mn_packets.igmp_report(keep)) == [Record(2, local, ())]
+    assert "igmp type membership-report-v3" in nft_script("t", ("mn0",), 1, 2)
