@@ -89,6 +89,7 @@ LATE_REGISTER = 2.0  # seconds the late-register fault holds a needless BU back
 BU_BURST = 8  # copies of each BU the bu-burst fault sends
 
 IPPROTO_IPV6_IN_IPV6, IPPROTO_ROUTING, IPPROTO_MH = 41, 43, 135
+IPPROTO_IPV4_IN_IPV6 = 4  # RFC 2473 with IPv4 inside: an IPv4 home address's or group's data
 SO_MARK = 36
 ETH_P_IPV6 = 0x86DD
 ETH_P_IP = 0x0800
@@ -169,6 +170,7 @@ class MobileNodeDaemon:
         self._tx: socket.socket | None = None
         self._igmp_tx: socket.socket | None = None
         self._tunnel_rx: socket.socket | None = None
+        self._tunnel4_rx: socket.socket | None = None  # IPv4 in IPv6 from the HAs (draft §8)
         self._tun_fd: int | None = None
         self._tun_index = 0
         self._ifindex: dict[str, int] = {}
@@ -229,6 +231,8 @@ class MobileNodeDaemon:
         self._air = nflog.NflogGroup(NFLOG_GROUP)
         self._tunnel_rx = socket.socket(socket.AF_INET6, socket.SOCK_RAW, IPPROTO_IPV6_IN_IPV6)
         self._tunnel_rx.setblocking(False)
+        self._tunnel4_rx = socket.socket(socket.AF_INET6, socket.SOCK_RAW, IPPROTO_IPV4_IN_IPV6)
+        self._tunnel4_rx.setblocking(False)
         self._open_tun()
         self._nft(add=True)
         self._nl = LinkEvents()
@@ -326,7 +330,15 @@ class MobileNodeDaemon:
             sock.close()
         for sock, _ in [*self._ba.values(), *self._v4_socks.values()]:
             sock.close()
-        for s in (self._tx, self._igmp_tx, self._tunnel_rx, self._dns, self._dhcp, self._udp4):
+        for s in (
+            self._tx,
+            self._igmp_tx,
+            self._tunnel_rx,
+            self._tunnel4_rx,
+            self._dns,
+            self._dhcp,
+            self._udp4,
+        ):
             if s is not None:
                 s.close()
         if self._nl is not None:
@@ -380,6 +392,7 @@ class MobileNodeDaemon:
                     *self._ra_socks.values(),
                     *(s for s, _ in self._ba.values()),
                     self._tunnel_rx,
+                    self._tunnel4_rx,
                     self._tun_fd,
                     self._nl,
                     self._listener,
@@ -424,7 +437,9 @@ class MobileNodeDaemon:
             if self._listener.drain():
                 self.observe(now)
         elif r is self._tunnel_rx:
-            self._from_home_agents()
+            self._from_home_agents(self._tunnel_rx, IPPROTO_IPV6_IN_IPV6)
+        elif r is self._tunnel4_rx:
+            self._from_home_agents(self._tunnel4_rx, IPPROTO_IPV4_IN_IPV6)
         elif r is self._dns:
             self._read_dns()
         elif r is self._dhcp:
@@ -667,18 +682,24 @@ class MobileNodeDaemon:
                 # leaves through that interface (its rule, IFACE_TABLE)
                 self._send(outer, str(ipaddress.IPv6Address(outer[24:40])), src=outer[8:24])
 
-    def _from_home_agents(self) -> None:
-        assert self._tunnel_rx is not None and self._tun_fd is not None
+    def _from_home_agents(self, sock: socket.socket, proto: int) -> None:
+        """What a home agent tunnels to the MN (RFC 2473): IPv6 in IPv6, or IPv4 in IPv6 (an
+        IPv4 group's data or an IPv4 home address's packets, draft §8, RFC 5555 §4.5.1), from
+        the tunnel's end at an HA the MN has a binding with, into the tunnel device."""
+        assert self._tun_fd is not None
         home_agents = {ha for ha, _ in self._has.values()}
+        version, least = (6, 40) if proto == IPPROTO_IPV6_IN_IPV6 else (4, 20)
         while True:
             try:
-                data, addr = self._tunnel_rx.recvfrom(65535)
+                data, addr = sock.recvfrom(65535)
             except (BlockingIOError, InterruptedError):
                 return
-            if len(data) >= 40 and data[0] >> 4 == 6 and data[6] == IPPROTO_IPV6_IN_IPV6:
+            if len(data) >= 40 and data[0] >> 4 == 6 and data[6] == proto:
                 data = data[40:]
             src = ipaddress.IPv6Address(addr[0].split("%", 1)[0])
-            if src not in home_agents or len(data) < 40 or data[0] >> 4 != 6:
+            if src not in home_agents or len(data) < least or data[0] >> 4 != version:
+                continue
+            if version == 4 and not packets.ipv4_for_device(data, self._hoa4.values(), self.faults):
                 continue
             with contextlib.suppress(OSError):
                 os.write(self._tun_fd, data)

@@ -390,19 +390,22 @@ def newer(a: int, b: int) -> bool:
     return (a - b) & 0xFFFF in range(1, 0x8000)
 
 
-def expect_latest_ba(mn: MobileNodeUnderTest, bu: compact.MobilityMessage, what: str) -> None:
+def expect_latest_ba(mn: MobileNodeUnderTest, bu: compact.MobilityMessage, what: str) -> float:
     """The HA's BA to `bu`, or to the newest BU the MN sent the same HA for the same home
     address since: an MN that retransmitted (a new sequence number, RFC 6275 §11.8) before
     the first BA reached it matches only the BA of its latest BU (§11.7.3), so its state
-    follows that one. Waits for each in turn, a few times at most."""
+    follows that one. Waits for each in turn, a few times at most; the monotonic time the
+    last BA was captured at."""
     seq, to_ha = bu.seq, bu_from_mn(to=bu.dst, hoa=bu.hoa)
     for _ in range(4):
-        mn.link.expect(ba_for(seq), mn.deadlines.ba, what, since=0)
+        ba = mn.link.expect(ba_for(seq), mn.deadlines.ba, what, since=0)
+        at = next(f.mono for f in mn.link.frames() if f.packet is ba)
         sent = [mobility_message(f.packet) for f in mn.link.frames() if to_ha(f.packet)]
         later = [m.seq for m in sent if m is not None and newer(m.seq, seq)]
         if not later:
-            return
+            return at
         seq = later[-1]
+    return at
 
 
 @dataclass(frozen=True)

@@ -49,8 +49,10 @@ from harness.tester.dns import LabDns, dns_answer
 from harness.tester.mobile_node import (
     TCP_INITIAL_RTO,
     MobileNodeUnderTest,
+    expect_latest_ba,
     in_time,
     mld_report_with,
+    session_then_move,
 )
 from harness.verdicts import by_interpretation, inconclusive
 from harness.wire import compact, dhcp
@@ -555,6 +557,67 @@ def test_an_ipv4_application_keeps_its_stream_through_the_home_agent(
                 "after the registration: the lab's or the reference's failure"
             )
         raise
+
+
+@pytest.mark.clause("DMM-OVW-31", "DMM-V4-5")
+def test_an_ipv4_application_keeps_its_stream_after_a_move_to_an_ipv6_link(
+    mn: MobileNodeUnderTest,
+) -> None:
+    """The same IPv4 application, the MN moving with a session to link 2, which has IPv6:
+    the BU to link 1's home agent (over IPv6) carries the group in IGMPv3 form (draft §8),
+    and the data the HA then tunnels IPv4-in-IPv6 (RFC 5555 §4.5.1) reaches the application
+    from the tunnel: STREAM_AFTER datagrams sent after the BA. Changeover losses are not
+    judged; a home agent that tunnels none of it although the BU asked is inconclusive."""
+    group, _source, app = _joined4(mn)
+    air = mn.lab.ifindex("mn", mobility.MN_IFACE)
+    mn.world.source("src", group, rate=STREAM_RATE)
+    session_then_move(mn)
+    bu = mn.expect_bu(to=mn.ha_address(1))
+    assert group in _igmp_records(bu), (
+        f"the BU to link 1's home agent names no {group} in a Multicast State option of IGMPv3 "
+        f"form (its IGMPv3 records: {sorted(_igmp_records(bu))}); the application still listens"
+    )
+    registered = expect_latest_ba(mn, bu, "link 1's home agent's BA")
+    mark = mn.link.mark()
+
+    def after_registration(e: dict[str, Any]) -> bool:
+        return (
+            e["event"] == "data"
+            and e.get("group") == group
+            and e.get("ifindex") != air
+            and float(e.get("sent_mono", 0.0)) > registered
+        )
+
+    try:
+        app.wait_count(
+            after_registration,
+            STREAM_AFTER,
+            mn.deadlines.ba + mn.deadlines.data,
+            f"{STREAM_AFTER} datagrams of {group} sent after the registration, delivered from "
+            "the tunnel (not from the air interface)",
+            since=0,
+        )
+    except AssertionError:
+        ha = mn.ha_address(1)
+        if not any(ipv4_in_ipv6_from(ha, group)(p) for p in mn.link.packets(mark)):
+            inconclusive(
+                f"link 1's reference home agent tunnelled none of {group}'s stream to the MN "
+                "after the registration: the lab's or the reference's failure"
+            )
+        raise
+
+
+def ipv4_in_ipv6_from(ha: str, group: str) -> Any:
+    """IPv4 multicast to `group` inside IPv6 from `ha` (RFC 2473, next header 4)."""
+    from scapy.layers.inet import IP
+    from scapy.layers.inet6 import IPv6
+
+    def test(pkt: Any) -> bool:
+        outer = pkt.getlayer(IPv6)
+        inner = pkt.getlayer(IP)
+        return outer is not None and outer.src == ha and inner is not None and inner.dst == group
+
+    return test
 
 
 @pytest.mark.clause("DMM-OVW-31")

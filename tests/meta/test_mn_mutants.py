@@ -110,9 +110,11 @@ KILLS: dict[str, tuple[str, ...]] = {
     "no-igmp-state-in-bu": (
         V4 + "test_the_bu_in_udp_carries_the_ipv4_groups_in_igmpv3_form",
         V4 + "test_an_ipv4_application_keeps_its_stream_through_the_home_agent",
+        V4 + "test_an_ipv4_application_keeps_its_stream_after_a_move_to_an_ipv6_link",
     ),
     "v4-mcast-not-delivered": (
         V4 + "test_an_ipv4_application_keeps_its_stream_through_the_home_agent",
+        V4 + "test_an_ipv4_application_keeps_its_stream_after_a_move_to_an_ipv6_link",
     ),
     # issue 12: several interfaces and flows (draft §7.1, RFC 5648, RFC 6089)
     "new-iface-unregistered": (NEW_IFACE, FLOWS),
