@@ -997,9 +997,7 @@ class MobileNodeCore:
         gone = self.links[iface].address
         live = [b for b in self.bindings.values() if b.phase is not Phase.DEREGISTERING]
         named = [
-            b
-            for b in live
-            if b.iface != iface and any(e.coa == gone for e in self._bid_entries(b))
+            b for b in live if b.iface != iface and any(e.coa == gone for e in self._bid_entries(b))
         ]
         if self.config.faults.has(Fault.MN_LOST_IFACE_KEPT):
             named = []
@@ -1066,9 +1064,7 @@ class MobileNodeCore:
         if self.config.faults.has(Fault.MN_MOVED_IFACE_OLD_COA):
             # the fault: an added interface's BID keeps the care-of address it was first
             # registered with, wherever the interface has gone since
-            coas = [
-                (i, c if i == b.iface else self._first_coa.setdefault(i, c)) for i, c in coas
-            ]
+            coas = [(i, c if i == b.iface else self._first_coa.setdefault(i, c)) for i, c in coas]
         return tuple(
             BidEntry(
                 self.bid_of(iface),

@@ -93,7 +93,7 @@ class TsigKey:
         """The key of a key statement as named_conf() writes it (and tsig-keygen)."""
         m = _KEY_STATEMENT.search(text)
         if m is None:
-            raise ValueError("no key statement (key \"name\" { algorithm ...; secret ...; };)")
+            raise ValueError('no key statement (key "name" { algorithm ...; secret ...; };)')
         return cls(m["name"], m["secret"], m["algorithm"])
 
 

@@ -177,8 +177,7 @@ def test_an_added_interface_on_another_link_is_registered_with_its_new_care_of_a
     new = next(b for b in bids if b.coa == moved.coa)
     assert new.length == 20, f"the BID option of the new care-of address has Length {new.length}"
     assert all(b.coa != old_coa for b in bids), (
-        f"the BU after the move still names {SECOND_IFACE}'s old care-of address {old_coa}: "
-        f"{bids}"
+        f"the BU after the move still names {SECOND_IFACE}'s old care-of address {old_coa}: {bids}"
     )
     numbers = [b.bid for b in bids]
     assert len(set(numbers)) == len(numbers), f"BIDs not unique: {numbers}"

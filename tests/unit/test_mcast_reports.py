@@ -231,9 +231,7 @@ def test_mld_proxy_takes_the_parsers_records(report: Report, cut: int) -> None:
     message = report.message()
     message = message[: max(8, cut % (len(message) + 1))]
     want = [(r.rtype, r.maddr, r.sources) for r in compact.records_before_overrun(message)]
-    got = [
-        (r.rtype, str(r.group), tuple(map(str, r.sources))) for r in mld.parse_report(message)
-    ]
+    got = [(r.rtype, str(r.group), tuple(map(str, r.sources))) for r in mld.parse_report(message)]
     assert got == want
 
 
