@@ -398,25 +398,28 @@ def test_moved_groups_are_not_reported_on_the_new_link(mn: MobileNodeUnderTest) 
     )
 
 
+HOLD_BA = 0.2  # seconds the tester, as the HA, holds its BA back: the window judged
+
+
 @pytest.mark.clause("DMM-OVW-7")
 def test_tunnel_is_used_only_after_the_ba(mn: MobileNodeUnderTest) -> None:
+    """Draft §3: the MN sends through the tunnel only once the BA has come. The tester
+    answers as link 1's home agent and holds its BA back for HOLD_BA seconds (a home agent
+    may be that slow, e.g. doing DAD), while a UDP flow keeps sending every 2 ms: nothing
+    may reach the tunnel then. After the valid BA the flow must take to the tunnel (the
+    control; an MN that does not is inconclusive here). The window is the tester's, so the
+    verdict does not hang on how fast a reference home agent answers."""
+    mn.world.home_agents.pop(1).stop()  # the tester answers as ar1's HA
     flow = mn.world.udp_session(interval=0.002)  # keeps sending through the move
     flow.wait_for("rtt", mn.deadlines.data, "a first round trip on link 1")
-    mn.link.mark()
+    start = mn.link.mark()
     mn.world.move(2)
-    bu = mn.expect_bu(to=mn.ha_address(1))
-    mn.link.expect(ba_for(bu.seq), mn.deadlines.ba, "the HA's BA")
     ha = mn.ha_address(1)
-
-    def from_mn_in_tunnel(pkt: Any) -> bool:
-        ip = pkt.getlayer(IPv6)
-        return ip is not None and ip.nh == 41 and ip.dst == ha and ip.src == bu.src
-
-    mn.link.expect(Predicate(from_mn_in_tunnel, "a packet tunnelled to the HA"), mn.deadlines.data)
-    frames = mn.link.frames()
-    ba_at = next(f.seq for f in frames if ba_for(bu.seq)(f.packet))
-    early = [f.seq for f in frames if f.seq < ba_at and from_mn_in_tunnel(f.packet)]
-    assert not early, f"packets tunnelled to the HA (frames {early}) before its BA (frame {ba_at})"
+    bu = mn.expect_bu(to=ha)
+    tunnel = tunnelled_to(ha, bu.src)
+    mn.link.expect_none(tunnel, HOLD_BA, "packet tunnelled to the HA before any BA", since=start)
+    if not _ba_is_taken(mn, bu, tunnel):
+        inconclusive("the MN did not take the tester's valid BA (the control)")
 
 
 @pytest.mark.clause("RFC6275-BU-1", "RFC6275-OPT-4")
