@@ -87,6 +87,13 @@ class Captures:
         self.links: dict[str, Link] = {}
         self.transcript_path = directory / f"{stem}.transcript.txt"
         self._t0 = time.monotonic()
+        self.logs: list[Path] = []  # kept as evidence only if the test failed
+
+    def keep_if_failed(self, path: str | os.PathLike[str] | None) -> None:
+        """A log (a SUT's, a reference peer's) to attach to the test's report entry if the
+        test fails: what the node under test did, beside the captures."""
+        if path is not None:
+            self.logs.append(Path(path))
 
     def watch(self, ns: str | None, iface: str, label: str | None = None) -> Link:
         """Capture every frame on `iface` in namespace `ns` from now on; the link to talk on.
@@ -213,5 +220,9 @@ def captures(request: pytest.FixtureRequest) -> Iterator[Captures]:
         if policy == "always" or failed:
             for path in caps.files():
                 attach(path)
+        if failed:
+            for path in caps.logs:
+                if path.is_file():
+                    attach(path)
         else:
             shutil.rmtree(directory, ignore_errors=True)

@@ -160,6 +160,9 @@ def _mobile_node(
         w.echo_server()
         yield MobileNodeUnderTest(w, sut, link, home)
     finally:
+        # the logs of the MN and the reference HAs, evidence beside the captures if it fails
+        for node in [*([w.mn] if w.mn is not None else []), *w.home_agents.values()]:
+            captures.keep_if_failed(node.log_path)
         w.close()
         lab.reset()
         lab.exec_in("mn", ["ip", "-6", "addr", "flush", "dev", "mn0", "scope", "global"]).wait()

@@ -629,3 +629,35 @@ def test_the_reaper_removes_what_a_killed_run_left(pair: Pair) -> None:
     finally:
         if name in netns.list_names():
             netns.delete(name)
+
+
+LOGS = """
+    def test_passes(captures, tmp_path):
+        log = tmp_path / "sut-mn.log"
+        log.write_text("all well\\n")
+        captures.keep_if_failed(log)
+
+    def test_fails(captures, tmp_path):
+        log = tmp_path / "sut-mn.log"
+        log.write_text("what the SUT did\\n")
+        captures.keep_if_failed(log)
+        captures.keep_if_failed(None)  # a SUT that never started has no log
+        raise AssertionError("judged on the wire")
+"""
+
+
+def test_a_failed_tests_report_keeps_the_logs_it_was_given(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The logs of the nodes a test ran (the SUT's, the reference peers') are evidence in
+    the report entry of a test that failed, and only then (they can be large)."""
+    monkeypatch.delenv("DMMCONF_KEEP_CAPTURES", raising=False)
+    pytester.makeini("[pytest]\n")
+    pytester.makepyfile(test_logs=LOGS)
+    result = pytester.runpytest(*INNER_PLUGINS)
+    result.assert_outcomes(passed=1, failed=1)
+    tests = _report(pytester)
+    assert not any(p.endswith(".log") for p in tests["test_passes"]["attachments"])
+    logs = [p for p in tests["test_fails"]["attachments"] if p.endswith(".log")]
+    assert len(logs) == 1, tests["test_fails"]["attachments"]
+    assert (pytester.path / "out" / logs[0]).read_text() == "what the SUT did\n"
