@@ -220,9 +220,9 @@ def captures(request: pytest.FixtureRequest) -> Iterator[Captures]:
         if policy == "always" or failed:
             for path in caps.files():
                 attach(path)
-        if failed:
+        else:
+            shutil.rmtree(directory, ignore_errors=True)
+        if failed:  # the nodes' logs: evidence of a failure only (they can be large)
             for path in caps.logs:
                 if path.is_file():
                     attach(path)
-        else:
-            shutil.rmtree(directory, ignore_errors=True)

@@ -654,7 +654,9 @@ def test_a_failed_tests_report_keeps_the_logs_it_was_given(
     monkeypatch.delenv("DMMCONF_KEEP_CAPTURES", raising=False)
     pytester.makeini("[pytest]\n")
     pytester.makepyfile(test_logs=LOGS)
-    result = pytester.runpytest(*INNER_PLUGINS)
+    # in a process of its own: an in-process run leaves the report plugin's state to the
+    # inner runs that follow it in this worker
+    result = pytester.runpytest_subprocess(*INNER_PLUGINS)
     result.assert_outcomes(passed=1, failed=1)
     tests = _report(pytester)
     assert not any(p.endswith(".log") for p in tests["test_passes"]["attachments"])
