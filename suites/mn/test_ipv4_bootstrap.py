@@ -505,6 +505,30 @@ STREAM_RATE = 100.0  # datagrams per second of the remote IPv4 source
 STREAM_AFTER = 20  # datagrams sent after the registration that must reach the application
 
 
+def _stream_from_the_tunnel(
+    mn: MobileNodeUnderTest, app: Any, group: str, air: int, registered: float
+) -> None:
+    """STREAM_AFTER datagrams of `group` sent after `registered` (the BA's capture time)
+    reach the application, not from the air interface `air`; AssertionError otherwise."""
+
+    def after_registration(e: dict[str, Any]) -> bool:
+        return (
+            e["event"] == "data"
+            and e.get("group") == group
+            and e.get("ifindex") != air
+            and float(e.get("sent_mono", 0.0)) > registered
+        )
+
+    app.wait_count(
+        after_registration,
+        STREAM_AFTER,
+        mn.deadlines.ba + mn.deadlines.data,
+        f"{STREAM_AFTER} datagrams of {group} sent after the registration, delivered from "
+        "the tunnel (not from the air interface)",
+        since=0,
+    )
+
+
 @pytest.mark.clause("DMM-OVW-31")
 def test_an_ipv4_application_keeps_its_stream_through_the_home_agent(
     visited_kea: KeaDhcp4Server, mn: MobileNodeUnderTest
@@ -525,23 +549,8 @@ def test_an_ipv4_application_keeps_its_stream_through_the_home_agent(
     registered = mn.link.frames(mn.link.cursor - 1)[0].mono  # the BA's frame
     mark = mn.link.mark()
 
-    def after_registration(e: dict[str, Any]) -> bool:
-        return (
-            e["event"] == "data"
-            and e.get("group") == group
-            and e.get("ifindex") != air
-            and float(e.get("sent_mono", 0.0)) > registered
-        )
-
     try:
-        app.wait_count(
-            after_registration,
-            STREAM_AFTER,
-            mn.deadlines.ba + mn.deadlines.data,
-            f"{STREAM_AFTER} datagrams of {group} sent after the registration, delivered from "
-            "the tunnel (not from the air interface)",
-            since=0,
-        )
+        _stream_from_the_tunnel(mn, app, group, air, registered)
     except AssertionError:
         tunnelled = v4.ipv4_in_udp4_from(_ha4(mn), group)
         if not any(tunnelled(p) for p in mn.link.packets(mark)):
@@ -580,23 +589,8 @@ def test_an_ipv4_application_keeps_its_stream_after_a_move_to_an_ipv6_link(
     registered = expect_latest_ba(mn, bu, "link 1's home agent's BA")
     mark = mn.link.mark()
 
-    def after_registration(e: dict[str, Any]) -> bool:
-        return (
-            e["event"] == "data"
-            and e.get("group") == group
-            and e.get("ifindex") != air
-            and float(e.get("sent_mono", 0.0)) > registered
-        )
-
     try:
-        app.wait_count(
-            after_registration,
-            STREAM_AFTER,
-            mn.deadlines.ba + mn.deadlines.data,
-            f"{STREAM_AFTER} datagrams of {group} sent after the registration, delivered from "
-            "the tunnel (not from the air interface)",
-            since=0,
-        )
+        _stream_from_the_tunnel(mn, app, group, air, registered)
     except AssertionError:
         ha = mn.ha_address(1)
         if not any(ipv4_in_ipv6_from(ha, group)(p) for p in mn.link.packets(mark)):
